@@ -1,0 +1,47 @@
+# banger: build, test, install. `make help` lists the targets.
+PREFIX ?= /usr/local
+BINDIR := $(PREFIX)/bin
+MANDIR := $(PREFIX)/share/man
+RUNTIMEDIR := $(PREFIX)/lib/banger/runtime
+CARGO ?= cargo
+TOOLS := banger banger-vm banger-fc banger-qemu banger-net banger-image \
+         banger-health banger-ssh banger-doctor banger-tui
+AGENT_TARGET := x86_64-unknown-linux-gnu
+AGENT := target/$(AGENT_TARGET)/agent/banger-vsock-agent
+
+.PHONY: help build agent test test-live man install clean runtime-bundle \
+        runtime-local rootfs rootfs-void verify-void bench-create
+
+help:
+	@echo "make build | agent | test | test-live | man | install | clean"
+	@echo "make runtime-bundle RUNTIME_MANIFEST=path | runtime-local | rootfs | rootfs-void | bench-create"
+
+build: agent
+	$(CARGO) build --release --workspace --bins
+
+# The guest agent: static (no glibc version tie to the guest) and small.
+agent:
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build \
+		-p banger-vsock-agent --profile agent --target $(AGENT_TARGET)
+
+test:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace
+
+man:
+	BANGER_UPDATE_MAN=1 $(CARGO) test --workspace man_page
+
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7 \
+		$(DESTDIR)$(RUNTIMEDIR)
+	for t in $(TOOLS); do \
+		[ -f target/release/$$t ] && install -m 0755 target/release/$$t $(DESTDIR)$(BINDIR)/; \
+	done; true
+	install -m 0644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	-install -m 0644 man/*.7 $(DESTDIR)$(MANDIR)/man7/ 2>/dev/null
+	[ -f $(DESTDIR)$(RUNTIMEDIR)/bundle.json ] || install -m 0644 runtime/bundle.json $(DESTDIR)$(RUNTIMEDIR)/
+	install -m 0755 $(AGENT) $(DESTDIR)$(RUNTIMEDIR)/banger-vsock-agent
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,79 @@
+//! Host programs banger runs: find them, or fail with exit 4 naming the
+//! Debian package that provides them.
+
+use crate::error::{Error, Result};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Find an executable: a path with a slash is taken as is, a bare name is
+/// looked up on PATH (plus the sbin dirs, which a non-login root shell may
+/// lack).
+pub fn which(tool: impl AsRef<Path>) -> Option<PathBuf> {
+    let tool = tool.as_ref();
+    if tool.components().count() > 1 || tool.is_absolute() {
+        return is_executable(tool).then(|| tool.to_path_buf());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(tool))
+        .find(|p| is_executable(p))
+}
+
+pub fn is_executable(p: &Path) -> bool {
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Find `tool` or fail with exit 4: what needs it and how to install it.
+pub fn require(tool: &str, needed_for: &str, debian_package: &str) -> Result<PathBuf> {
+    which(tool).ok_or_else(|| {
+        Error::prereq(format!("{tool} is missing; it is needed for {needed_for}"))
+            .with_hint(format!("install it: apt-get install {debian_package}"))
+    })
+}
+
+/// Whether this process may change the host's network: root, or
+/// CAP_NET_ADMIN in its effective set.
+pub fn has_net_admin() -> bool {
+    const CAP_NET_ADMIN: u32 = 12;
+    cap_effective().is_some_and(|caps| caps & (1 << CAP_NET_ADMIN) != 0)
+}
+
+fn cap_effective() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("CapEff:"))?;
+    u64::from_str_radix(line.split_whitespace().nth(1)?, 16).ok()
+}
+
+/// Fail with exit 4 unless this process may change the host's network.
+pub fn require_net_admin(needed_for: &str) -> Result<()> {
+    if has_net_admin() {
+        Ok(())
+    } else {
+        Err(
+            Error::prereq(format!("{needed_for} needs root or CAP_NET_ADMIN"))
+                .with_hint("run it with sudo"),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_sh_and_not_nonsense() {
+        assert!(which("sh").is_some());
+        assert!(which("/bin/sh").is_some());
+        assert!(which("no-such-tool-banger").is_none());
+        let e = require("no-such-tool-banger", "testing", "banger-test").unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("install it: apt-get install banger-test")
+        );
+        assert!(e.message.contains("needed for testing"));
+    }
+}

@@ -1,0 +1,21 @@
+//! banger-lib: what two or more banger tools need, and nothing else.
+//!
+//! Paths, the runtime bundle and user config, locked atomic state files,
+//! JSON-lines output, errors with exit codes, host-tool checks, running
+//! sibling tools, name validation, process identity, the VM spec that
+//! banger-vm hands to a VMM driver, and HTTP over Unix sockets.
+
+pub mod config;
+pub mod error;
+pub mod hosttools;
+pub mod names;
+pub mod output;
+pub mod paths;
+pub mod proc;
+pub mod run;
+pub mod sibling;
+pub mod state;
+pub mod uds_http;
+pub mod vmspec;
+
+pub use error::{Error, Kind, Result};

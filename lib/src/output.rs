@@ -1,0 +1,93 @@
+//! The output contract: results on stdout as one JSON object per line;
+//! porcelain listings as an aligned table when stdout is a terminal.
+
+use serde::Serialize;
+use serde_json::Value;
+use std::io::{IsTerminal, Write};
+
+/// Write one JSON line to stdout.
+pub fn emit<T: Serialize + ?Sized>(value: &T) {
+    let mut out = std::io::stdout().lock();
+    let line = serde_json::to_string(value).expect("records always serialize");
+    // A closed pipe ends the program through SIGPIPE (see run::main).
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Whether porcelain output should be a table: stdout is a terminal and
+/// `--json` was not given.
+pub fn want_table(force_json: bool) -> bool {
+    !force_json && std::io::stdout().is_terminal()
+}
+
+/// Print a listing: a table on a terminal, JSON lines otherwise.
+/// `columns` are the record keys shown, in order, as (key, header).
+pub fn print_list<T: Serialize>(items: &[T], columns: &[(&str, &str)], force_json: bool) {
+    if want_table(force_json) {
+        let rows: Vec<Value> = items
+            .iter()
+            .map(|i| serde_json::to_value(i).expect("records always serialize"))
+            .collect();
+        print!("{}", table(&rows, columns));
+    } else {
+        for item in items {
+            emit(item);
+        }
+    }
+}
+
+/// Render records as an aligned table, headers upper-cased, missing and
+/// null fields as `-`.
+pub fn table(rows: &[Value], columns: &[(&str, &str)]) -> String {
+    let cell = |row: &Value, key: &str| -> String {
+        match row.get(key) {
+            None | Some(Value::Null) => "-".into(),
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Bool(b)) => if *b { "yes" } else { "no" }.into(),
+            Some(v) => v.to_string(),
+        }
+    };
+    let mut grid: Vec<Vec<String>> =
+        vec![columns.iter().map(|(_, h)| h.to_uppercase()).collect()];
+    for row in rows {
+        grid.push(columns.iter().map(|(k, _)| cell(row, k)).collect());
+    }
+    let widths: Vec<usize> = (0..columns.len())
+        .map(|c| grid.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in grid {
+        let mut line = String::new();
+        for (c, text) in r.iter().enumerate() {
+            if c + 1 == columns.len() {
+                line.push_str(text);
+            } else {
+                line.push_str(&format!("{text:<w$}  ", w = widths[c]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn table_aligns_and_fills_blanks() {
+        let rows = vec![
+            json!({"name": "box", "state": "running", "nat": true}),
+            json!({"name": "longer-name", "state": null, "nat": false}),
+        ];
+        let t = table(&rows, &[("name", "name"), ("state", "state"), ("nat", "nat")]);
+        assert_eq!(
+            t,
+            "NAME         STATE    NAT\n\
+             box          running  yes\n\
+             longer-name  -        no\n"
+        );
+    }
+}

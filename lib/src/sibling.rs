@@ -1,0 +1,180 @@
+//! Running another banger tool as a process and reading its JSON lines.
+//! Tools compose this way, never by linking each other's code.
+
+use crate::error::{Error, Kind, Result};
+use serde_json::Value;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// Find `banger-X`: in `BANGER_LIBEXEC` when set (tests use it to put a
+/// failing stand-in in front of a real tool), next to the current
+/// executable, then on PATH.
+pub fn find(tool: &str) -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("BANGER_LIBEXEC").filter(|d| !d.is_empty()) {
+        let p = PathBuf::from(dir).join(tool);
+        if crate::hosttools::is_executable(&p) {
+            return Some(p);
+        }
+    }
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.to_path_buf()))
+    {
+        let p = dir.join(tool);
+        if crate::hosttools::is_executable(&p) {
+            return Some(p);
+        }
+        // Test binaries live in target/*/deps; the tools one level up.
+        if dir.ends_with("deps") {
+            let p = dir.parent().unwrap().join(tool);
+            if crate::hosttools::is_executable(&p) {
+                return Some(p);
+            }
+        }
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| crate::hosttools::is_executable(p))
+}
+
+/// A `Command` for sibling `tool`, or exit 4 when it is not installed.
+pub fn command(tool: &str) -> Result<Command> {
+    let path = find(tool).ok_or_else(|| {
+        Error::prereq(format!("{tool} is not installed next to this program or on PATH"))
+            .with_hint("run `make install`, or put the banger tools on PATH")
+    })?;
+    Ok(Command::new(path))
+}
+
+/// Run `tool ARGS`, optionally with `stdin` written as one JSON document,
+/// and return the JSON lines it printed. A non-zero exit becomes an error
+/// with the same kind (exit code) and the tool's own message and hint.
+pub fn run_json(tool: &str, args: &[&str], stdin: Option<&Value>) -> Result<Vec<Value>> {
+    let mut cmd = command(tool)?;
+    cmd.args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::failed(format!("running {tool}: {e}")))?;
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("piped stdin");
+        let body = serde_json::to_vec(input).expect("JSON values serialize");
+        // The tool may exit before reading everything; its exit status
+        // tells what went wrong, so a broken pipe here is not the story.
+        let _ = pipe.write_all(&body);
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::failed(format!("running {tool}: {e}")))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines = parse_lines(tool, &stdout)?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let code = out.status.code().unwrap_or(1);
+        return Err(tool_error(tool, args, code, &stderr));
+    }
+    Ok(lines)
+}
+
+/// Like `run_json` but for a tool that prints exactly one record.
+pub fn run_one(tool: &str, args: &[&str], stdin: Option<&Value>) -> Result<Value> {
+    let mut lines = run_json(tool, args, stdin)?;
+    match lines.len() {
+        1 => Ok(lines.remove(0)),
+        n => Err(Error::failed(format!(
+            "{tool} {} printed {n} records, expected one",
+            args.join(" ")
+        ))),
+    }
+}
+
+fn parse_lines(tool: &str, stdout: &str) -> Result<Vec<Value>> {
+    stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).map_err(|e| {
+                Error::failed(format!("{tool} printed a line that is not JSON ({e}): {l}"))
+            })
+        })
+        .collect()
+}
+
+/// Turn a failed tool's exit code and stderr into our error: keep its kind,
+/// its message (the `error:` line) and its hint.
+pub fn tool_error(tool: &str, args: &[&str], code: i32, stderr: &str) -> Error {
+    let mut message = None;
+    let mut hint = None;
+    for line in stderr.lines() {
+        if let Some((_, m)) = line.split_once(": error: ") {
+            message = Some(m.to_string());
+        } else if let Some(h) = line.strip_prefix("hint: ") {
+            hint = Some(h.to_string());
+        }
+    }
+    let message = message.unwrap_or_else(|| {
+        let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        if tail.is_empty() {
+            format!("exited with status {code}")
+        } else {
+            tail.join(" / ")
+        }
+    });
+    let verb = args.iter().take_while(|a| !a.starts_with('-')).take(2);
+    let what = std::iter::once(tool)
+        .chain(verb.copied())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut e = Error::new(Kind::from_exit_code(code), format!("{what} failed: {message}"));
+    e.hint = hint;
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_error_keeps_kind_message_and_hint() {
+        let e = tool_error(
+            "banger-net",
+            &["tap", "acquire", "--vm", "x"],
+            4,
+            "banger-net: error: nft is missing\nhint: install it: apt-get install nftables\n",
+        );
+        assert_eq!(e.exit_code(), 4);
+        assert_eq!(e.message, "banger-net tap acquire failed: nft is missing");
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("install it: apt-get install nftables")
+        );
+    }
+
+    #[test]
+    fn tool_error_without_banger_format() {
+        let e = tool_error("banger-x", &[], 139, "Segmentation fault\n");
+        assert_eq!(e.exit_code(), 1);
+        assert!(e.message.contains("Segmentation fault"));
+    }
+
+    #[test]
+    fn parse_lines_rejects_garbage() {
+        assert_eq!(parse_lines("t", "{\"a\":1}\n\n{\"b\":2}\n").unwrap().len(), 2);
+        assert!(parse_lines("t", "{\"a\":1}\nnot json\n").is_err());
+    }
+
+    #[test]
+    fn missing_sibling_is_prereq() {
+        let e = command("banger-no-such-tool").unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+    }
+}

@@ -1,0 +1,253 @@
+//! State files: JSON records written atomically (temp file, fsync, rename,
+//! fsync dir) under an exclusive `flock`.
+//!
+//! A lock lives in a sidecar file (`NAME.lock`) so that the rename of the
+//! record never swaps the inode a waiter has locked. The kernel drops a
+//! `flock` when its holder dies, so a killed command never leaves a stale
+//! lock; waiters still give up after a deadline in case the holder hangs.
+
+use crate::error::{io, Error, Result};
+use serde::{de::DeserializeOwned, Serialize};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The state format this build reads and writes.
+pub const SCHEMA: u64 = 1;
+
+/// How long a command waits for another one holding the same lock.
+pub fn default_lock_timeout() -> Duration {
+    std::env::var("BANGER_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(300))
+}
+
+/// An exclusive lock held until dropped.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl Lock {
+    /// Take the lock at `path` (created if needed), waiting up to `timeout`.
+    pub fn acquire(path: &Path, timeout: Duration) -> Result<Lock> {
+        if let Some(dir) = path.parent() {
+            crate::paths::ensure_dir(dir)?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| io(format!("opening lock {}", path.display()), e))?;
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_millis(2);
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) => {
+                    if Instant::now() >= deadline {
+                        let mut holder = String::new();
+                        let _ = file.read_to_string(&mut holder);
+                        let holder = holder.trim();
+                        return Err(Error::conflict(format!(
+                            "{} is locked by another banger command{}",
+                            path.display(),
+                            if holder.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" (pid {holder})")
+                            }
+                        ))
+                        .with_hint("wait for it to finish, or set BANGER_LOCK_TIMEOUT"));
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                Err(TryLockError::Error(e)) => {
+                    return Err(io(format!("locking {}", path.display()), e))
+                }
+            }
+        }
+        // Who holds it, for the message a waiter prints on timeout.
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = write!(file, "{}", std::process::id());
+        Ok(Lock {
+            _file: file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The lock file that guards `record`.
+pub fn lock_path(record: &Path) -> PathBuf {
+    let mut name = record.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    record.with_file_name(name)
+}
+
+/// Lock the record at `path` for the default timeout.
+pub fn lock(path: &Path) -> Result<Lock> {
+    Lock::acquire(&lock_path(path), default_lock_timeout())
+}
+
+/// Read a record; `None` when the file does not exist.
+pub fn load<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(format!("reading {}", path.display()), e)),
+    };
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::failed(format!("{} is corrupt: {e}", path.display())))?;
+    match value.get("schema").and_then(|s| s.as_u64()) {
+        Some(s) if s <= SCHEMA => {}
+        Some(s) => {
+            return Err(Error::prereq(format!(
+                "{} has schema {s}; this banger reads up to {SCHEMA}",
+                path.display()
+            ))
+            .with_hint("upgrade banger"))
+        }
+        None => {
+            return Err(Error::failed(format!(
+                "{} has no schema number",
+                path.display()
+            )))
+        }
+    }
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|e| Error::failed(format!("{} is corrupt: {e}", path.display())))
+}
+
+/// Write `value` to `path` atomically: a reader sees the old record or the
+/// new one, never a torn one, and a crash never loses both.
+pub fn store<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::failed(format!("{} has no parent dir", path.display())))?;
+    crate::paths::ensure_dir(dir)?;
+    let mut json = serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::failed(format!("encoding {}: {e}", path.display())))?;
+    json.push(b'\n');
+    let tmp = dir.join(format!(
+        ".{}.tmp.{}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(&json)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(format!("writing {}", path.display()), e));
+    }
+    Ok(())
+}
+
+/// Read-modify-write a record under its lock. `init` makes the record when
+/// the file does not exist yet.
+pub fn update<T, R>(
+    path: &Path,
+    init: impl FnOnce() -> T,
+    f: impl FnOnce(&mut T) -> Result<R>,
+) -> Result<R>
+where
+    T: DeserializeOwned + Serialize,
+{
+    let _lock = lock(path)?;
+    let mut rec = load(path)?.unwrap_or_else(init);
+    let out = f(&mut rec)?;
+    store(path, &rec)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Serialize, Deserialize, Default, Debug, PartialEq)]
+    struct Rec {
+        schema: u64,
+        n: u32,
+    }
+
+    #[test]
+    fn store_then_load() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("x/rec.json");
+        assert_eq!(load::<Rec>(&p).unwrap(), None);
+        store(&p, &Rec { schema: 1, n: 3 }).unwrap();
+        assert_eq!(load::<Rec>(&p).unwrap(), Some(Rec { schema: 1, n: 3 }));
+        // No temp files left beside it.
+        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("rec.json")]);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("rec.json");
+        std::fs::write(&p, r#"{"schema": 99, "n": 1}"#).unwrap();
+        assert_eq!(load::<Rec>(&p).unwrap_err().exit_code(), 4);
+        std::fs::write(&p, r#"{"n": 1}"#).unwrap();
+        assert_eq!(load::<Rec>(&p).unwrap_err().exit_code(), 1);
+    }
+
+    #[test]
+    fn lock_times_out_with_conflict() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("a.lock");
+        let _held = Lock::acquire(&p, Duration::from_secs(1)).unwrap();
+        let err = Lock::acquire(&p, Duration::from_millis(50)).unwrap_err();
+        assert_eq!(err.exit_code(), 5);
+        assert!(
+            err.message.contains(&std::process::id().to_string()),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn update_serializes_threads() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("counter.json");
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..25 {
+                        update(
+                            &p,
+                            || Rec { schema: 1, n: 0 },
+                            |r: &mut Rec| {
+                                r.n += 1;
+                                Ok(())
+                            },
+                        )
+                        .unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(load::<Rec>(&p).unwrap().unwrap().n, 200);
+    }
+}

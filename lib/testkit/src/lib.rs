@@ -1,0 +1,149 @@
+//! Test helpers shared by every banger crate: network namespaces that
+//! clean up after themselves, root gating, the workspace's built binaries,
+//! an isolated banger home, and the man-page drift check.
+
+pub mod man;
+pub mod netns;
+
+use std::path::{Path, PathBuf};
+
+pub use netns::NetNs;
+
+/// The workspace root (where the top Cargo.toml is).
+pub fn workspace_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .find(|d| d.join("Cargo.lock").is_file() || d.join("runtime/bundle.json").is_file())
+        .unwrap_or(here)
+        .to_path_buf()
+}
+
+/// `../shared` beside the project root: the Firecracker API document.
+pub fn shared_dir() -> PathBuf {
+    let root = workspace_root();
+    let s = root.join("../shared");
+    s.canonicalize().unwrap_or(s)
+}
+
+/// The target dir the tests were built into (target/debug or similar).
+pub fn target_dir() -> PathBuf {
+    // A test binary lives in target/PROFILE/deps/.
+    let exe = std::env::current_exe().expect("current exe");
+    let deps = exe.parent().expect("deps dir");
+    if deps.ends_with("deps") {
+        deps.parent().unwrap().to_path_buf()
+    } else {
+        deps.to_path_buf()
+    }
+}
+
+/// A workspace binary built by `cargo test --workspace` / `cargo build`,
+/// for cross-tool tests (assert_cmd only sees its own package's binaries).
+/// Panics with a clear message when it was not built.
+pub fn bin(name: &str) -> PathBuf {
+    let p = target_dir().join(name);
+    if !p.is_file() {
+        // Build it on demand so a single-package `cargo test -p` works too.
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--workspace", "--bins"])
+            .current_dir(workspace_root())
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "cargo build for {name} failed");
+    }
+    assert!(p.is_file(), "{} was not built", p.display());
+    p
+}
+
+/// Whether we run under CI, where gated tests must run rather than skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").map(|v| v == "true").unwrap_or(false)
+}
+
+/// Skip (return false, with a visible reason) unless root; under CI=true a
+/// missing privilege is a failure instead.
+pub fn require_root(test: &str) -> bool {
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    skip_or_fail(test, "needs root")
+}
+
+/// Skip with a printed reason, or panic under CI=true.
+pub fn skip_or_fail(test: &str, why: &str) -> bool {
+    if in_ci() {
+        panic!("{test}: {why}, and CI=true requires it to run");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+    false
+}
+
+/// Skip unless `tool` is on PATH (see `skip_or_fail`).
+pub fn require_tool(test: &str, tool: &str) -> bool {
+    if banger_lib::hosttools::which(tool).is_some() {
+        return true;
+    }
+    skip_or_fail(test, &format!("needs {tool}"))
+}
+
+/// A private banger home: XDG dirs and a runtime dir in a temp dir, to set
+/// on every command a test runs.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Home {
+        // Short, because Unix socket paths live under it.
+        let dir = tempfile::Builder::new()
+            .prefix("bgr")
+            .tempdir_in("/tmp")
+            .expect("temp home");
+        Home { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The environment for a banger command that uses this home.
+    pub fn envs(&self) -> Vec<(String, PathBuf)> {
+        let p = self.path();
+        vec![
+            ("XDG_CONFIG_HOME".into(), p.join("config")),
+            ("XDG_DATA_HOME".into(), p.join("data")),
+            ("XDG_STATE_HOME".into(), p.join("state")),
+            ("XDG_RUNTIME_DIR".into(), p.join("run")),
+        ]
+    }
+
+    /// Apply `envs` to a command.
+    pub fn apply<'a>(&self, cmd: &'a mut std::process::Command) -> &'a mut std::process::Command {
+        for (k, v) in self.envs() {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+}
+
+impl Default for Home {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Poll `f` until it returns Some or the deadline passes.
+pub fn poll<T>(timeout: std::time::Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(200));
+    }
+}
