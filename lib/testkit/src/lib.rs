@@ -147,3 +147,14 @@ pub fn poll<T>(timeout: std::time::Duration, mut f: impl FnMut() -> Option<T>) -
         pause = (pause * 2).min(std::time::Duration::from_millis(200));
     }
 }
+
+/// Take the machine-wide lock for heavy live tests (guest boots, image
+/// builds), so tests from parallel threads and binaries run them one at a
+/// time on a small machine. Held until the guard drops.
+pub fn serial() -> banger_lib::state::Lock {
+    banger_lib::state::Lock::acquire(
+        std::path::Path::new("/tmp/banger-tests-serial.lock"),
+        std::time::Duration::from_secs(3600),
+    )
+    .expect("taking the serial test lock")
+}
