@@ -65,7 +65,8 @@ struct Layer {
 }
 
 impl Bundle {
-    fn defaults(dir: PathBuf) -> Bundle {
+    /// The built-in defaults, as if `dir` held an empty bundle.json.
+    pub fn defaults(dir: PathBuf) -> Bundle {
         Bundle {
             dir,
             schema: 1,

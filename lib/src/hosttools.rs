@@ -7,15 +7,20 @@ use std::path::{Path, PathBuf};
 
 /// Find an executable: a path with a slash is taken as is, a bare name is
 /// looked up on PATH (plus the sbin dirs, which a non-login root shell may
-/// lack).
+/// lack, unless `BANGER_PATH_ONLY=1`: tests use it to hide a host tool).
 pub fn which(tool: impl AsRef<Path>) -> Option<PathBuf> {
     let tool = tool.as_ref();
     if tool.components().count() > 1 || tool.is_absolute() {
         return is_executable(tool).then(|| tool.to_path_buf());
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
+    let sbin: &[&str] = if std::env::var("BANGER_PATH_ONLY").is_ok_and(|v| v == "1") {
+        &[]
+    } else {
+        &["/usr/local/sbin", "/usr/sbin", "/sbin"]
+    };
     std::env::split_paths(&path)
-        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+        .chain(sbin.iter().map(PathBuf::from))
         .map(|d| d.join(tool))
         .find(|p| is_executable(p))
 }

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod error;
+pub mod host;
 pub mod hosttools;
 pub mod names;
 pub mod output;

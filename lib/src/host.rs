@@ -1,0 +1,321 @@
+//! Facts about this host and the checks built on them: one implementation
+//! that banger-doctor reports in full and every other tool calls for its own
+//! prerequisite errors (`Check::require`).
+
+use crate::config::Bundle;
+use crate::error::{Error, Result};
+use crate::hosttools::which;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// What `/dev/kvm` is on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kvm {
+    /// vmx/svm in /proc/cpuinfo and /dev/kvm readable and writable:
+    /// Firecracker and QEMU's `-accel kvm` can boot a guest.
+    Hardware,
+    /// Software KVM (`/sys/module/kvm_pvm`): a stock guest kernel cannot boot
+    /// in Firecracker, and QEMU runs it with TCG.
+    Pvm,
+    /// /dev/kvm exists but cannot be used, and why.
+    Unusable(String),
+    /// No /dev/kvm at all.
+    Absent,
+}
+
+impl Kvm {
+    /// A short name for records: `hardware`, `pvm`, `unusable`, `absent`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kvm::Hardware => "hardware",
+            Kvm::Pvm => "pvm",
+            Kvm::Unusable(_) => "unusable",
+            Kvm::Absent => "absent",
+        }
+    }
+}
+
+const DEV_KVM: &str = "/dev/kvm";
+const PVM_MODULE: &str = "/sys/module/kvm_pvm";
+
+/// Classify this host's KVM.
+pub fn kvm() -> Kvm {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    kvm_from(&cpuinfo, Path::new(DEV_KVM), Path::new(PVM_MODULE))
+}
+
+/// `kvm()` with its inputs given, for tests.
+pub fn kvm_from(cpuinfo: &str, dev_kvm: &Path, pvm_module: &Path) -> Kvm {
+    // PVM first: it also provides /dev/kvm, and a nested host may even show
+    // vmx, but guests still cannot boot in Firecracker there.
+    if pvm_module.exists() {
+        return Kvm::Pvm;
+    }
+    if !dev_kvm.exists() {
+        return Kvm::Absent;
+    }
+    if !read_write(dev_kvm) {
+        return Kvm::Unusable(format!(
+            "{} is not readable and writable by this user",
+            dev_kvm.display()
+        ));
+    }
+    match cpu_virt_flag(cpuinfo) {
+        Some(_) => Kvm::Hardware,
+        None => Kvm::Unusable("the CPU shows neither vmx nor svm in /proc/cpuinfo".into()),
+    }
+}
+
+/// `vmx` (Intel) or `svm` (AMD) when a `flags` line of /proc/cpuinfo has it.
+pub fn cpu_virt_flag(cpuinfo: &str) -> Option<&'static str> {
+    for line in cpuinfo.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        if key.trim() != "flags" {
+            continue;
+        }
+        for flag in value.split_whitespace() {
+            match flag {
+                "vmx" => return Some("vmx"),
+                "svm" => return Some("svm"),
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+fn read_write(p: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: access(2) only reads the NUL-terminated path.
+    unsafe { libc::access(c.as_ptr(), libc::R_OK | libc::W_OK) == 0 }
+}
+
+/// The firecracker program: `BANGER_FIRECRACKER` when set, else the
+/// bundle's `firecracker` (a file in the runtime dir, or a name on PATH).
+pub fn firecracker_program(bundle: &Bundle) -> PathBuf {
+    match std::env::var_os("BANGER_FIRECRACKER").filter(|v| !v.is_empty()) {
+        Some(v) => PathBuf::from(v),
+        None => bundle.program(&bundle.firecracker),
+    }
+}
+
+/// The firecracker executable, when there is one.
+pub fn find_firecracker(bundle: &Bundle) -> Option<PathBuf> {
+    which(firecracker_program(bundle))
+}
+
+/// Which VMM to use: the bundle's explicit `firecracker` or `qemu`, or for
+/// `auto` Firecracker where it can boot a guest (hardware KVM and a
+/// firecracker binary), QEMU otherwise.
+pub fn pick_vmm(bundle: &Bundle) -> Result<&'static str> {
+    pick_vmm_with(&bundle.vmm, || {
+        kvm() == Kvm::Hardware && find_firecracker(bundle).is_some()
+    })
+}
+
+fn pick_vmm_with(
+    setting: &str,
+    firecracker_can_boot: impl FnOnce() -> bool,
+) -> Result<&'static str> {
+    match setting {
+        "firecracker" => Ok("firecracker"),
+        "qemu" => Ok("qemu"),
+        "auto" if firecracker_can_boot() => Ok("firecracker"),
+        "auto" => Ok("qemu"),
+        other => Err(Error::usage(format!(
+            "vmm is {other:?}; it must be auto, firecracker or qemu"
+        ))),
+    }
+}
+
+/// One readiness check: what was checked, whether it passed, whether banger
+/// cannot work without it, what was found, and the command that fixes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    pub check: String,
+    pub ok: bool,
+    pub required: bool,
+    pub detail: String,
+    pub hint: Option<String>,
+}
+
+impl Check {
+    pub fn pass(check: &str, required: bool, detail: impl Into<String>) -> Check {
+        Check {
+            check: check.into(),
+            ok: true,
+            required,
+            detail: detail.into(),
+            hint: None,
+        }
+    }
+
+    pub fn fail(
+        check: &str,
+        required: bool,
+        detail: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Check {
+        Check {
+            check: check.into(),
+            ok: false,
+            required,
+            detail: detail.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    /// Make the check required or not (a tool needing it makes it so).
+    pub fn required(mut self, required: bool) -> Check {
+        self.required = required;
+        self
+    }
+
+    /// The check as a tool's prerequisite: exit 4 with its detail and hint
+    /// when it failed.
+    pub fn require(self) -> Result<Check> {
+        if self.ok {
+            return Ok(self);
+        }
+        let mut e = Error::prereq(format!("{}: {}", self.check, self.detail));
+        e.hint = self.hint.clone();
+        Err(e)
+    }
+}
+
+/// Whether files in `dir` can be cloned with FICLONE: probe with two
+/// temporary files, removed again. Filesystems without reflink answer
+/// `Ok(false)`; an error means the probe itself could not run.
+pub fn reflink_supported(dir: &Path) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let base = format!(".banger-reflink-{}-{n}", std::process::id());
+    let src_path = dir.join(format!("{base}.src"));
+    let dst_path = dir.join(format!("{base}.dst"));
+    let result = (|| {
+        let open = |p: &Path| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(p)
+        };
+        let src = open(&src_path)?;
+        std::io::Write::write_all(&mut &src, &[0x42; 4096])?;
+        let dst = open(&dst_path)?;
+        // SAFETY: FICLONE takes the source fd as its argument; both fds are
+        // open for the duration of the call.
+        let rc = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let err = std::io::Error::last_os_error();
+        if clone_unsupported(err.raw_os_error().unwrap_or(0)) {
+            Ok(false)
+        } else {
+            Err(err)
+        }
+    })();
+    let _ = std::fs::remove_file(&src_path);
+    let _ = std::fs::remove_file(&dst_path);
+    result
+}
+
+/// The errors FICLONE gives when the filesystem cannot share extents.
+pub fn clone_unsupported(errno: i32) -> bool {
+    matches!(
+        errno,
+        libc::EOPNOTSUPP | libc::EINVAL | libc::EXDEV | libc::ENOTTY | libc::ENOSYS
+    )
+}
+
+mod checks;
+pub use checks::*;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INTEL: &str =
+        "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu vme de pse vmx ssse3\n\n";
+    const AMD: &str = "processor\t: 0\nflags\t\t: fpu svm lm\n";
+    const NONE: &str = "processor\t: 0\nflags\t\t: fpu vme hypervisor\nvmx flags\t: vnmi\n";
+
+    #[test]
+    fn cpu_flags() {
+        assert_eq!(cpu_virt_flag(INTEL), Some("vmx"));
+        assert_eq!(cpu_virt_flag(AMD), Some("svm"));
+        // `vmx flags` is its own line, not the `flags` line.
+        assert_eq!(cpu_virt_flag(NONE), None);
+        assert_eq!(cpu_virt_flag(""), None);
+        // A flag that merely contains the letters does not count.
+        assert_eq!(cpu_virt_flag("flags : vmxe svm_lock\n"), None);
+    }
+
+    #[test]
+    fn kvm_classification() {
+        let t = tempfile::tempdir().unwrap();
+        let dev = t.path().join("kvm");
+        let pvm = t.path().join("kvm_pvm");
+        assert_eq!(kvm_from(INTEL, &dev, &pvm), Kvm::Absent);
+        std::fs::write(&dev, "").unwrap();
+        assert_eq!(kvm_from(INTEL, &dev, &pvm), Kvm::Hardware);
+        assert!(matches!(kvm_from(NONE, &dev, &pvm), Kvm::Unusable(_)));
+        std::fs::create_dir(&pvm).unwrap();
+        assert_eq!(kvm_from(INTEL, &dev, &pvm), Kvm::Pvm);
+    }
+
+    #[test]
+    fn vmm_choice() {
+        assert_eq!(pick_vmm_with("auto", || true).unwrap(), "firecracker");
+        assert_eq!(pick_vmm_with("auto", || false).unwrap(), "qemu");
+        // An explicit choice is honoured without looking at the host.
+        assert_eq!(pick_vmm_with("qemu", || panic!()).unwrap(), "qemu");
+        assert_eq!(
+            pick_vmm_with("firecracker", || panic!()).unwrap(),
+            "firecracker"
+        );
+        assert_eq!(pick_vmm_with("xen", || true).unwrap_err().exit_code(), 2);
+    }
+
+    fn is_fs(dir: &Path, magic: i64) -> bool {
+        let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == magic }
+    }
+
+    #[test]
+    fn reflink_probe_on_tmpfs_and_a_dir() {
+        const TMPFS: i64 = 0x0102_1994;
+        const BTRFS: i64 = 0x9123_683e;
+        const XFS: i64 = 0x5846_5342;
+        let shm = Path::new("/dev/shm");
+        if shm.is_dir() && is_fs(shm, TMPFS) {
+            let t = tempfile::tempdir_in(shm).unwrap();
+            assert!(!reflink_supported(t.path()).unwrap());
+            assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
+        }
+        let t = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let expect = is_fs(t.path(), BTRFS) || is_fs(t.path(), XFS);
+        assert_eq!(reflink_supported(t.path()).unwrap(), expect);
+        // The probe leaves nothing behind.
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
+        assert!(reflink_supported(&t.path().join("missing")).is_err());
+        assert!(clone_unsupported(libc::EOPNOTSUPP));
+        assert!(!clone_unsupported(libc::EACCES));
+    }
+
+    #[test]
+    fn require_turns_failure_into_prereq() {
+        let c = Check::fail("nft", true, "nft is missing", "apt-get install nftables");
+        let e = c.require().unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+        assert_eq!(e.hint.as_deref(), Some("apt-get install nftables"));
+        assert!(Check::pass("nft", true, "/usr/sbin/nft").require().is_ok());
+    }
+}

@@ -1,0 +1,449 @@
+//! One function per readiness check. Each returns a `Check` whose hint, on
+//! failure, is the command that fixes it.
+
+use super::{find_firecracker, firecracker_program, kvm, Check, Kvm};
+use crate::config::Bundle;
+use crate::hosttools::which;
+use crate::{paths, sibling};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const RUNTIME_FIX: &str = "make runtime-local";
+
+/// The runtime bundle: bundle.json (and the user's config over it) loads,
+/// and the files it names that every VM needs (ssh key, guest agent) exist.
+/// The loaded bundle comes back for the checks that need it.
+pub fn runtime_bundle() -> (Check, Option<Bundle>) {
+    const NAME: &str = "runtime bundle";
+    let b = match Bundle::load() {
+        Ok(b) => b,
+        Err(e) => {
+            let hint = e.hint.unwrap_or_else(|| RUNTIME_FIX.into());
+            // A broken user config is fixed by editing it, not by rebuilding.
+            let hint = if e.kind == crate::Kind::Usage {
+                hint
+            } else {
+                RUNTIME_FIX.into()
+            };
+            return (Check::fail(NAME, true, e.message, hint), None);
+        }
+    };
+    (bundle_complete(&b), Some(b))
+}
+
+/// The bundle's own files: private key, its public half, the guest agent.
+pub fn bundle_complete(b: &Bundle) -> Check {
+    const NAME: &str = "runtime bundle";
+    let wanted = [
+        b.ssh_key.clone(),
+        format!("{}.pub", b.ssh_key),
+        b.agent_path.clone(),
+    ];
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|f| !b.path(f).is_file())
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        Check::pass(NAME, true, format!("{}", b.dir.display()))
+    } else {
+        Check::fail(
+            NAME,
+            true,
+            format!("{} lacks {}", b.dir.display(), missing.join(", ")),
+            RUNTIME_FIX,
+        )
+    }
+}
+
+fn bundle_file(name: &str, b: &Bundle, value: &str) -> Check {
+    let p = b.path(value);
+    if value.is_empty() {
+        Check::pass(name, false, "none configured")
+    } else if p.is_file() {
+        Check::pass(name, true, p.display().to_string())
+    } else {
+        Check::fail(
+            name,
+            true,
+            format!("{} does not exist", p.display()),
+            RUNTIME_FIX,
+        )
+    }
+}
+
+/// The guest kernel (ELF vmlinux) named by the bundle.
+pub fn kernel(b: &Bundle) -> Check {
+    bundle_file("kernel", b, &b.kernel)
+}
+
+/// The initrd named by the bundle (none configured is fine).
+pub fn initrd(b: &Bundle) -> Check {
+    bundle_file("initrd", b, &b.initrd)
+}
+
+/// The default image: its name from `banger-image default` when that tool
+/// answers, else the bundle's `default_image`; present per `banger-image
+/// show`, else per its image.json.
+pub fn default_image(b: &Bundle) -> Check {
+    const NAME: &str = "default image";
+    let has_tool = sibling::find("banger-image").is_some();
+    let name = has_tool
+        .then(|| sibling::run_one("banger-image", &["default"], None).ok())
+        .flatten()
+        .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_string))
+        .unwrap_or_else(|| b.default_image.clone());
+    let hint = format!("banger-image build --name {name}");
+    let file = paths::images_dir().join(&name).join("image.json");
+    let shown = has_tool.then(|| sibling::run_one("banger-image", &["show", &name], None));
+    match shown {
+        Some(Ok(_)) => Check::pass(NAME, true, format!("{name} ({})", file.display())),
+        Some(Err(e)) if e.kind == crate::Kind::NotFound => {
+            Check::fail(NAME, true, format!("image {name} does not exist"), hint)
+        }
+        // No tool, or it failed for another reason: the record decides.
+        _ if file.is_file() => Check::pass(NAME, true, format!("{name} ({})", file.display())),
+        _ => Check::fail(
+            NAME,
+            true,
+            format!("image {name} does not exist: no {}", file.display()),
+            hint,
+        ),
+    }
+}
+
+/// The firecracker binary and its version. Required only when the bundle
+/// says `vmm: firecracker`.
+pub fn firecracker(b: &Bundle) -> Check {
+    const NAME: &str = "firecracker";
+    let required = b.vmm == "firecracker";
+    let Some(path) = find_firecracker(b) else {
+        let wanted = firecracker_program(b);
+        let dest = b.dir.join("firecracker");
+        return Check::fail(
+            NAME,
+            required,
+            format!("no firecracker binary ({} not found)", wanted.display()),
+            format!(
+                "install -m 0755 /path/to/firecracker {} (a release binary), or export BANGER_FIRECRACKER=/path/to/firecracker",
+                dest.display()
+            ),
+        );
+    };
+    match version_of(&path) {
+        Ok(v) => Check::pass(NAME, required, format!("{v} at {}", path.display())),
+        Err(why) => Check::fail(
+            NAME,
+            required,
+            format!("{} --version failed: {why}", path.display()),
+            format!(
+                "replace {} with a working firecracker release binary",
+                path.display()
+            ),
+        ),
+    }
+}
+
+fn version_of(path: &Path) -> Result<String, String> {
+    let out = Command::new(path)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text.lines().next().unwrap_or("").trim().to_string();
+    if out.status.success() && !first.is_empty() {
+        Ok(first)
+    } else {
+        Err(format!("exit status {}", out.status))
+    }
+}
+
+/// /dev/kvm: hardware, PVM or unusable, and hence which VMM `auto` picks.
+/// Required only when the bundle says `vmm: firecracker`.
+pub fn kvm_check(b: &Bundle) -> Check {
+    const NAME: &str = "kvm";
+    let required = b.vmm == "firecracker";
+    let k = kvm();
+    let picks = match super::pick_vmm(b) {
+        Ok(v) => v,
+        Err(e) => return Check::fail(NAME, true, e.message, "set vmm to auto in config.json"),
+    };
+    let choice = if b.vmm == "auto" {
+        format!("vmm auto picks {picks}")
+    } else {
+        format!("vmm is set to {picks}")
+    };
+    match k {
+        Kvm::Hardware => {
+            let why = if picks == "qemu" && b.vmm == "auto" {
+                " (no firecracker binary)"
+            } else {
+                ""
+            };
+            Check::pass(
+                NAME,
+                required,
+                format!("hardware KVM; {choice}{why}"),
+            )
+        }
+        Kvm::Pvm => Check::fail(
+            NAME,
+            required,
+            format!("PVM (software KVM): Firecracker cannot boot a stock guest; QEMU uses TCG; {choice}"),
+            "none on this host: keep vmm auto (or qemu); Firecracker needs a host with VT-x/AMD-V",
+        ),
+        Kvm::Unusable(why) => Check::fail(
+            NAME,
+            required,
+            format!("{why}; {choice}"),
+            "sudo -i (or: usermod -aG kvm $USER, then log in again)",
+        ),
+        Kvm::Absent => {
+            let module = match super::cpu_virt_flag(
+                &std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default(),
+            ) {
+                Some("svm") => "kvm_amd",
+                _ => "kvm_intel",
+            };
+            Check::fail(
+                NAME,
+                required,
+                format!("no /dev/kvm; {choice}"),
+                format!("modprobe {module}"),
+            )
+        }
+    }
+}
+
+/// /dev/net/tun, needed for every VM's TAP device.
+pub fn tun() -> Check {
+    const NAME: &str = "tun";
+    let p = Path::new("/dev/net/tun");
+    if !p.exists() {
+        Check::fail(NAME, true, "no /dev/net/tun", "modprobe tun")
+    } else if !super::read_write(p) {
+        Check::fail(
+            NAME,
+            true,
+            "/dev/net/tun is not readable and writable by this user",
+            "sudo -i",
+        )
+    } else {
+        Check::pass(NAME, true, "/dev/net/tun")
+    }
+}
+
+/// A host program, by name or path, with the Debian package that has it.
+pub fn tool(check: &str, program: impl AsRef<Path>, package: &str, required: bool) -> Check {
+    let program = program.as_ref();
+    match which(program) {
+        Some(p) => Check::pass(check, required, p.display().to_string()),
+        None => Check::fail(
+            check,
+            required,
+            format!("{} not found", program.display()),
+            format!("apt-get install {package}"),
+        ),
+    }
+}
+
+/// QEMU, required when it is the VMM that will run guests.
+pub fn qemu(b: &Bundle, required: bool) -> Check {
+    tool(
+        "qemu-system-x86_64",
+        b.program(&b.qemu),
+        "qemu-system-x86",
+        required,
+    )
+}
+
+/// vhost-device-vsock (vsock for QEMU guests), from crates.io.
+pub fn vhost_vsock(b: &Bundle, required: bool) -> Check {
+    let program = b.program(&b.vhost_vsock);
+    match which(&program) {
+        Some(p) => Check::pass("vhost-device-vsock", required, p.display().to_string()),
+        None => Check::fail(
+            "vhost-device-vsock",
+            required,
+            format!("{} not found", program.display()),
+            "cargo install --locked vhost-device-vsock",
+        ),
+    }
+}
+
+/// Root or CAP_NET_ADMIN: bridge, TAPs and NAT change the host's network.
+pub fn net_admin() -> Check {
+    const NAME: &str = "net admin";
+    if crate::hosttools::has_net_admin() {
+        let who = if unsafe { libc::geteuid() } == 0 {
+            "root"
+        } else {
+            "CAP_NET_ADMIN"
+        };
+        Check::pass(NAME, true, who)
+    } else {
+        Check::fail(NAME, true, "neither root nor CAP_NET_ADMIN", "sudo -i")
+    }
+}
+
+/// IPv4 forwarding, needed for guests' NAT to the outside.
+pub fn ip_forward() -> Check {
+    ip_forward_from(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").ok())
+}
+
+fn ip_forward_from(value: Option<String>) -> Check {
+    const NAME: &str = "ipv4 forwarding";
+    match value.as_deref().map(str::trim) {
+        Some("1") => Check::pass(NAME, false, "on"),
+        Some(v) => Check::fail(
+            NAME,
+            false,
+            format!("off (net.ipv4.ip_forward = {v}); guests' NAT needs it"),
+            "sysctl -w net.ipv4.ip_forward=1",
+        ),
+        None => Check::fail(
+            NAME,
+            false,
+            "cannot read /proc/sys/net/ipv4/ip_forward",
+            "sysctl -w net.ipv4.ip_forward=1",
+        ),
+    }
+}
+
+/// The bridge guests attach to. `banger-net setup` (which `vm create`
+/// runs) makes it, so its absence is not fatal.
+pub fn bridge(b: &Bundle) -> Check {
+    const NAME: &str = "bridge";
+    let dir = PathBuf::from("/sys/class/net").join(&b.bridge);
+    if dir.join("bridge").is_dir() {
+        Check::pass(NAME, false, format!("{} is up", b.bridge))
+    } else if dir.exists() {
+        Check::fail(
+            NAME,
+            false,
+            format!("{} exists but is not a bridge", b.bridge),
+            format!("ip link delete {} && banger-net setup", b.bridge),
+        )
+    } else {
+        Check::fail(
+            NAME,
+            false,
+            format!("{} does not exist yet", b.bridge),
+            "banger-net setup",
+        )
+    }
+}
+
+/// The .vm DNS server, per `banger-net dns status`.
+pub fn dns() -> Check {
+    const NAME: &str = "dns";
+    if sibling::find("banger-net").is_none() {
+        return Check::fail(NAME, false, "banger-net is not installed", "make install");
+    }
+    match sibling::run_json("banger-net", &["dns", "status"], None) {
+        Ok(lines) => {
+            let rec = lines.into_iter().next().unwrap_or_default();
+            let running = rec.get("running").and_then(|v| v.as_bool()) == Some(true);
+            let detail = rec.to_string();
+            if running {
+                Check::pass(NAME, false, detail)
+            } else {
+                Check::fail(NAME, false, detail, "banger-net dns ensure")
+            }
+        }
+        Err(e) => Check::fail(
+            NAME,
+            false,
+            e.message,
+            e.hint.unwrap_or_else(|| "banger-net dns ensure".into()),
+        ),
+    }
+}
+
+/// Whether the data dir clones files with FICLONE (btrfs, xfs): then VM
+/// disks cost nothing to make; otherwise they are sparse copies.
+pub fn reflink() -> Check {
+    const NAME: &str = "reflink";
+    let data = paths::data_dir();
+    // Probe where disks will go; before the data dir exists, the nearest
+    // existing parent is the filesystem it will be made on.
+    let Some(dir) = data.ancestors().find(|d| d.is_dir()) else {
+        return Check::fail(
+            NAME,
+            false,
+            "no existing directory to probe",
+            "mkdir -p ~/.local/share",
+        );
+    };
+    match super::reflink_supported(dir) {
+        Ok(true) => Check::pass(
+            NAME,
+            false,
+            format!(
+                "{} supports reflink: VM disks are instant clones",
+                dir.display()
+            ),
+        ),
+        Ok(false) => Check::fail(
+            NAME,
+            false,
+            format!(
+                "{} does not support reflink: VM disks are sparse copies",
+                dir.display()
+            ),
+            "export XDG_DATA_HOME=/a/dir/on/btrfs-or-xfs (optional: only speed)",
+        ),
+        Err(e) => Check::fail(
+            NAME,
+            false,
+            format!("probing {}: {e}", dir.display()),
+            format!("chmod u+w {}", dir.display()),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_forward_values() {
+        assert!(ip_forward_from(Some("1\n".into())).ok);
+        let off = ip_forward_from(Some("0\n".into()));
+        assert!(!off.ok);
+        assert_eq!(off.hint.as_deref(), Some("sysctl -w net.ipv4.ip_forward=1"));
+        assert!(!ip_forward_from(None).ok);
+    }
+
+    #[test]
+    fn missing_tool_hint_names_package() {
+        let c = tool("nft", "no-such-tool-banger", "nftables", true);
+        assert!(!c.ok);
+        assert_eq!(c.hint.as_deref(), Some("apt-get install nftables"));
+        assert!(tool("sh", "sh", "dash", true).ok);
+    }
+
+    #[test]
+    fn bundle_files() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("bundle.json"), "{}").unwrap();
+        let b = Bundle::load_from(t.path(), &t.path().join("none.json")).unwrap();
+        let c = bundle_complete(&b);
+        assert!(!c.ok);
+        assert!(c.detail.contains("id_ed25519"), "{}", c.detail);
+        assert_eq!(c.hint.as_deref(), Some(RUNTIME_FIX));
+        for f in [
+            "id_ed25519",
+            "id_ed25519.pub",
+            "banger-vsock-agent",
+            "vmlinux",
+        ] {
+            std::fs::write(t.path().join(f), "").unwrap();
+        }
+        assert!(bundle_complete(&b).ok);
+        assert!(kernel(&b).ok);
+        let initrd = initrd(&b);
+        assert!(!initrd.ok && initrd.required);
+    }
+}
