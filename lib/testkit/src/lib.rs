@@ -2,6 +2,7 @@
 //! clean up after themselves, root gating, the workspace's built binaries,
 //! an isolated banger home, and the man-page drift check.
 
+pub mod fakefc;
 pub mod man;
 pub mod netns;
 

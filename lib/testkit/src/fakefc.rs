@@ -1,0 +1,170 @@
+//! The fake firecracker: a stand-in for Firecracker v1.16.1 that serves
+//! its API on the `--api-sock` socket, keeps its state machine, and checks
+//! every request against Firecracker's own OpenAPI document
+//! (`../shared/firecracker/firecracker.yaml`, or `BANGER_FC_OPENAPI`).
+//!
+//! A request that does not validate gets Firecracker's 400
+//! `{"fault_message"}` and a line in the violations file, which the test
+//! then asserts is empty ([`FakeFc::assert_valid`]).
+//!
+//! Behaviour is steered by environment variables (see [`env`]); a
+//! `PATTERN` is `METHOD PATH` optionally followed by a word that must occur
+//! in the body, e.g. `PUT /actions InstanceStart` or `PUT /drives/rootfs`.
+//!
+//! ```no_run
+//! let fake = banger_testkit::fakefc::FakeFc::new();
+//! let mut cmd = std::process::Command::new("banger-fc");
+//! fake.apply(&mut cmd).env(banger_testkit::fakefc::env::FAIL, "PUT /vsock");
+//! // ... run it, then:
+//! fake.assert_valid();
+//! ```
+
+pub mod openapi;
+pub mod vmm;
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// The environment variables the fake reads.
+pub mod env {
+    /// Append one line per schema violation to this file.
+    pub const VIOLATIONS: &str = "FAKE_FC_VIOLATIONS";
+    /// Append one JSON line `{"method","path","body"}` per request.
+    pub const REQUESTS: &str = "FAKE_FC_REQUESTS";
+    /// `PATTERN[,PATTERN]`: answer these with 400 and an injected fault.
+    pub const FAIL: &str = "FAKE_FC_FAIL";
+    /// `PATTERN`: exit(1) on this request without answering.
+    pub const DIE: &str = "FAKE_FC_DIE";
+    /// `PATTERN`: never answer this request (keep running);
+    /// `startup`: never create the API socket.
+    pub const HANG: &str = "FAKE_FC_HANG";
+    /// `1`: answer InstanceStart, then exit as if the guest crashed.
+    pub const EXIT_AFTER_START: &str = "FAKE_FC_EXIT_AFTER_START";
+    /// `1`: accept SendCtrlAltDel but keep running (a guest that ignores it).
+    pub const IGNORE_CTRL_ALT_DEL: &str = "FAKE_FC_IGNORE_CTRL_ALT_DEL";
+    /// `1`: ignore SIGTERM too, so only SIGKILL ends it.
+    pub const IGNORE_SIGTERM: &str = "FAKE_FC_IGNORE_SIGTERM";
+    /// The guest port the fake's "agent" answers on the hybrid vsock
+    /// (default 52): `CONNECT 52\n` gets `OK N\n`, then `GET /healthz`.
+    pub const AGENT_PORT: &str = "FAKE_FC_AGENT_PORT";
+}
+
+/// The fake-firecracker binary, (re)built once per test process so it is
+/// never stale.
+pub fn binary() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let status = std::process::Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "banger-testkit",
+                    "--bin",
+                    "fake-firecracker",
+                ])
+                .current_dir(crate::workspace_root())
+                .status()
+                .expect("running cargo build for fake-firecracker");
+            assert!(status.success(), "building fake-firecracker failed");
+            let p = crate::target_dir().join("fake-firecracker");
+            assert!(p.is_file(), "{} was not built", p.display());
+            p
+        })
+        .clone()
+}
+
+/// One fake's bookkeeping for one test: where violations and requests are
+/// written, and the environment that points a driver at the fake.
+pub struct FakeFc {
+    pub dir: tempfile::TempDir,
+    pub violations: PathBuf,
+    pub requests: PathBuf,
+    pub binary: PathBuf,
+}
+
+impl FakeFc {
+    pub fn new() -> FakeFc {
+        let dir = tempfile::Builder::new()
+            .prefix("fakefc")
+            .tempdir()
+            .expect("temp dir");
+        FakeFc {
+            violations: dir.path().join("violations.txt"),
+            requests: dir.path().join("requests.jsonl"),
+            binary: binary(),
+            dir,
+        }
+    }
+
+    /// `BANGER_FIRECRACKER` (the fake), the violations and request files,
+    /// and the API document's path.
+    pub fn envs(&self) -> Vec<(String, PathBuf)> {
+        vec![
+            ("BANGER_FIRECRACKER".into(), self.binary.clone()),
+            (env::VIOLATIONS.into(), self.violations.clone()),
+            (env::REQUESTS.into(), self.requests.clone()),
+            ("BANGER_FC_OPENAPI".into(), openapi::default_path()),
+        ]
+    }
+
+    pub fn apply<'a>(&self, cmd: &'a mut std::process::Command) -> &'a mut std::process::Command {
+        for (k, v) in self.envs() {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Every request the fake got, in order: (method, path, body).
+    pub fn requests(&self) -> Vec<(String, String, Option<Value>)> {
+        read_lines(&self.requests)
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|v| {
+                (
+                    v["method"].as_str().unwrap_or_default().to_string(),
+                    v["path"].as_str().unwrap_or_default().to_string(),
+                    Some(v["body"].clone()).filter(|b| !b.is_null()),
+                )
+            })
+            .collect()
+    }
+
+    /// `METHOD PATH` of every request, for asserting the sequence.
+    pub fn request_lines(&self) -> Vec<String> {
+        self.requests()
+            .into_iter()
+            .map(|(m, p, _)| format!("{m} {p}"))
+            .collect()
+    }
+
+    /// The schema violations recorded so far.
+    pub fn violations(&self) -> Vec<String> {
+        read_lines(&self.violations)
+    }
+
+    /// Panic if any request failed the schema check.
+    pub fn assert_valid(&self) {
+        let v = self.violations();
+        assert!(
+            v.is_empty(),
+            "requests that do not validate against firecracker.yaml:\n{}",
+            v.join("\n")
+        );
+    }
+}
+
+impl Default for FakeFc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn read_lines(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
