@@ -1,6 +1,70 @@
+//! banger-vm: the porcelain. It keeps VM records and composes the plumbing
+//! tools (banger-image, banger-net, banger-fc/banger-qemu, banger-health,
+//! banger-ssh) as processes.
+
+mod boot;
+mod cli;
+mod create;
+mod disks;
+mod fanout;
+mod interrupt;
+mod lifecycle;
+mod record;
+mod tools;
+mod view;
+mod vmm;
+
+use clap::Parser;
+use cli::{Cli, Cmd};
+
 fn main() {
-    clap::Command::new("banger-vm").get_matches();
+    let cli = Cli::parse();
     banger_lib::run::main("banger-vm", || {
-        Err(banger_lib::Error::failed("banger-vm is not built yet").into())
+        // Every command sees VMs whose VMM died as crashed.
+        record::reconcile_all();
+        Ok(match cli.cmd {
+            Cmd::Create(a) => {
+                let v = create::create(&a)?;
+                banger_lib::output::emit(&v);
+                0
+            }
+            Cmd::Start(a) => {
+                interrupt::install();
+                fanout::run(&a.names, |n| lifecycle::start(n, a.no_wait, a.timeout))
+            }
+            Cmd::Stop(a) => fanout::run(&a.names, |n| lifecycle::stop(n, a.timeout)),
+            Cmd::Restart(a) => {
+                interrupt::install();
+                fanout::run(&a.names, |n| {
+                    lifecycle::restart(n, a.no_wait, a.timeout, a.stop_timeout)
+                })
+            }
+            Cmd::Delete(a) => fanout::run(&a.names, |n| lifecycle::delete(n, a.force, a.timeout)),
+            Cmd::List { json } => view::list(json)?,
+            Cmd::Show { name } => view::show(&name)?,
+            Cmd::Set(a) => {
+                let s = lifecycle::Settings {
+                    nat: if a.nat {
+                        Some(true)
+                    } else if a.no_nat {
+                        Some(false)
+                    } else {
+                        None
+                    },
+                    vcpus: a.vcpus,
+                    memory: a.memory,
+                };
+                if s.nat.is_none() && s.vcpus.is_none() && s.memory.is_none() {
+                    return Err(banger_lib::Error::usage(
+                        "set needs --nat, --no-nat, --vcpus or --memory",
+                    )
+                    .into());
+                }
+                fanout::run(&a.names, |n| lifecycle::set(n, &s))
+            }
+            Cmd::Ssh { name, cmd } => view::ssh(&name, &cmd)?,
+            Cmd::Health { names } => view::health(&names)?,
+            Cmd::Logs { name, follow } => view::logs(&name, follow)?,
+        })
     })
 }

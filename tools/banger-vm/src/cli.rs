@@ -1,0 +1,237 @@
+//! banger-vm's command line. The man page is generated from this file.
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+const AFTER: &str = "\
+RECORDS:
+  A VM record ($XDG_STATE_HOME/banger/vms/NAME/vm.json; printed by create,
+  show, list, start, restart and set) has these keys:
+    schema          record format, 1
+    name            the VM's name (also its hostname and NAME.vm)
+    image           the image it was made from
+    vmm             firecracker or qemu
+    state           created (never booted), running, stopped, or crashed
+                    (its VMM process died without a stop)
+    ip, prefix, gateway, dns, mac, tap
+                    its network lease from banger-net
+    nat             whether guest traffic is masqueraded out of the host
+    vsock_cid       guest vsock CID (1000 + host part of the IP)
+    vsock_uds       host side of the hybrid vsock (banger-health uses it)
+    pid, pid_start_time
+                    the VMM process (null when not running)
+    vcpus, memory_mib
+    disk_size       bytes of the work disk
+    disks           {rootfs, work}: the VM's own copies of the image disks
+    kernel, initrd, cmdline
+                    what it boots (cmdline without root=)
+    created_at, started_at
+                    RFC 3339 UTC (started_at null when never started)
+  list and show add uptime_s (null unless running); create --timings adds
+  timings_ms {image, disks, tap, vmm_start, dns, nat, healthy, ssh, total}.
+
+  Verbs over several names (start, stop, restart, delete, set --nat/--no-nat)
+  run concurrently and print one line per VM:
+    {\"name\": \"box\", \"ok\": true, \"state\": \"stopped\"}
+    {\"name\": \"web\", \"ok\": false, \"error\": \"no VM named web\"}
+
+HOW CREATE WORKS:
+  image (banger-image show) -> disks (FICLONE reflink, else a sparse copy;
+  the work disk grown to --disk with resize2fs) -> TAP and lease (banger-net
+  tap acquire) -> VMM (banger-fc start or banger-qemu start) -> .vm DNS
+  (banger-net dns ensure; a failure is only a warning) -> NAT (--nat) ->
+  guest agent healthy (banger-health wait) -> sshd up (banger-ssh wait).
+  A failing step, or Ctrl-C, undoes every step before it (VMM process,
+  sockets, NAT element, TAP and lease, disks, record) and the error names the
+  step. Every command first marks VMs whose VMM process died as crashed;
+  `start` boots a crashed VM again. Commands on the same VM wait for each
+  other (a lock beside vm.json; BANGER_LOCK_TIMEOUT seconds, default 300);
+  a killed command never leaves the lock held.
+
+ENVIRONMENT:
+  BANGER_LIBEXEC    a directory searched first for the banger-* tools
+  BANGER_RUNTIME    the runtime bundle directory (bundle.json)
+  BANGER_LOCK_TIMEOUT
+                    seconds to wait for a VM's lock before exit 5
+
+EXIT STATUS:
+  0 ok; 1 failed (for several names: any of them failed); 2 usage (bad name,
+  bad size); 3 not found (no such VM or image); 4 prerequisite missing (a
+  banger tool, resize2fs, the runtime bundle); 5 conflict (the VM exists, is
+  running when it must be stopped, or is locked). With one name, a failure
+  exits with that failure's own code.
+
+EXAMPLES:
+  banger vm create --name box && banger vm ssh box
+  banger vm create --name web --nat --vcpus 4 --memory 4096 --disk 20G
+  banger vm ssh box -- uname -r
+  banger vm list | jq -r 'select(.state == \"running\") | .name'
+  banger vm show box | jq -r .ip
+  banger vm stop box web; banger vm start box
+  banger vm delete $(banger vm list | jq -r .name)";
+
+/// Create, start, stop, ssh into and delete microVMs
+#[derive(Parser, Debug)]
+#[command(
+    name = "banger-vm",
+    version,
+    about = "Create, start, stop, ssh into and delete microVMs",
+    after_long_help = AFTER,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Create a VM from an image, boot it and wait until ssh works
+    Create(CreateArgs),
+    /// Boot stopped or crashed VMs
+    Start(StartArgs),
+    /// Shut VMs down, keeping their disks and lease
+    Stop(StopArgs),
+    /// Stop, then start VMs
+    Restart(StartArgs),
+    /// Stop VMs and remove their disks, lease, NAT entry, known_hosts entry and record
+    Delete(DeleteArgs),
+    /// List VMs (a table on a terminal, JSON lines otherwise)
+    List {
+        /// Print JSON lines even on a terminal
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one VM's record
+    Show { name: String },
+    /// Change settings: NAT on several VMs, vCPUs/memory of a stopped VM
+    Set(SetArgs),
+    /// ssh into a running VM as root, or run CMD there (exit code passes through)
+    Ssh {
+        name: String,
+        /// The command to run instead of a shell
+        #[arg(last = true)]
+        cmd: Vec<String>,
+    },
+    /// Ask the guest agent of each VM whether it is healthy (banger-health check)
+    Health {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Print a VM's serial console log
+    Logs {
+        name: String,
+        /// Keep printing what the console writes (until Ctrl-C)
+        #[arg(long, short)]
+        follow: bool,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CreateArgs {
+    /// The VM's name: 1-32 of a-z, 0-9, '-'
+    #[arg(long)]
+    pub name: String,
+    /// Image to make it from (default: the bundle's default image)
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Virtual CPUs (default: bundle vcpus)
+    #[arg(long)]
+    pub vcpus: Option<u32>,
+    /// Memory in MiB (default: bundle memory_mib)
+    #[arg(long)]
+    pub memory: Option<u32>,
+    /// Size of the work disk mounted at /root, e.g. 8G, 512M (default: bundle disk_size)
+    #[arg(long)]
+    pub disk: Option<String>,
+    /// Let the guest reach the outside through the host (masquerade)
+    #[arg(long)]
+    pub nat: bool,
+    /// Which VMM runs it (default: bundle vmm; auto picks firecracker where it can boot a guest)
+    #[arg(long, value_enum)]
+    pub vmm: Option<VmmChoice>,
+    /// Make the disks, lease and record but do not boot it
+    #[arg(long)]
+    pub no_start: bool,
+    /// Boot it but do not wait for the guest agent and sshd
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Seconds to wait for the guest agent and then for sshd
+    #[arg(long, default_value_t = 180)]
+    pub timeout: u64,
+    /// Add per-step timings (timings_ms) to the printed record
+    #[arg(long)]
+    pub timings: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StartArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Do not wait for the guest agent and sshd
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Seconds to wait for the guest agent and then for sshd
+    #[arg(long, default_value_t = 180)]
+    pub timeout: u64,
+    /// Seconds a stop waits for a clean shutdown before killing (restart)
+    #[arg(long, default_value_t = 30)]
+    pub stop_timeout: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StopArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Seconds to wait for a clean shutdown before the VMM is killed
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DeleteArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Remove the record even when a cleanup step fails (the failures are printed)
+    #[arg(long)]
+    pub force: bool,
+    /// Seconds to wait for a clean shutdown before the VMM is killed
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SetArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Masquerade the guests' traffic out of the host
+    #[arg(long, conflicts_with = "no_nat")]
+    pub nat: bool,
+    /// Stop masquerading the guests' traffic
+    #[arg(long)]
+    pub no_nat: bool,
+    /// Virtual CPUs (the VM must be stopped)
+    #[arg(long)]
+    pub vcpus: Option<u32>,
+    /// Memory in MiB (the VM must be stopped)
+    #[arg(long)]
+    pub memory: Option<u32>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmmChoice {
+    Auto,
+    Firecracker,
+    Qemu,
+}
+
+impl VmmChoice {
+    pub fn parse(s: &str) -> Option<VmmChoice> {
+        <VmmChoice as ValueEnum>::from_str(s, true).ok()
+    }
+}
+
+#[allow(dead_code)] // used by tests/man.rs
+pub fn command() -> clap::Command {
+    Cli::command()
+}

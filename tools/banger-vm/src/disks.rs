@@ -1,0 +1,288 @@
+//! The VM's own disks, made from the image's: a reflink (FICLONE) where the
+//! filesystem shares blocks, else a sparse copy that only reads and writes
+//! the data extents (SEEK_DATA/SEEK_HOLE). The image is never written.
+
+use banger_lib::{error::io, hosttools, Error, Result};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+use std::process::Command;
+
+/// How a disk was made, for progress and timings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Reflink,
+    Sparse,
+}
+
+/// Copy `src` to a new file `dst` (which must not exist).
+pub fn copy(src: &Path, dst: &Path) -> Result<Method> {
+    let mut from = File::open(src).map_err(|e| io(format!("opening {}", src.display()), e))?;
+    let mut to = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dst)
+        .map_err(|e| io(format!("creating {}", dst.display()), e))?;
+    let result = (|| {
+        if reflink(&from, &to) {
+            return Ok(Method::Reflink);
+        }
+        sparse_copy(&mut from, &mut to)?;
+        to.sync_all()?;
+        Ok(Method::Sparse)
+    })();
+    result.map_err(|e: std::io::Error| {
+        let _ = std::fs::remove_file(dst);
+        let mut err = io(format!("copying {} to {}", src.display(), dst.display()), e);
+        if err.message.contains("No space left") {
+            err = err.with_hint("free space in the banger state dir, or use a smaller --disk");
+        }
+        err
+    })
+}
+
+fn reflink(from: &File, to: &File) -> bool {
+    // FICLONE = _IOW(0x94, 9, int)
+    const FICLONE: libc::c_ulong = 0x4004_9409;
+    unsafe { libc::ioctl(to.as_raw_fd(), FICLONE as _, from.as_raw_fd()) == 0 }
+}
+
+fn sparse_copy(from: &mut File, to: &mut File) -> std::io::Result<()> {
+    let len = from.metadata()?.len();
+    to.set_len(len)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos: u64 = 0;
+    while pos < len {
+        let data = match seek(from, pos, libc::SEEK_DATA) {
+            Ok(d) => d,
+            // ENXIO: no data after pos, the rest is a hole.
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => break,
+            // A filesystem without SEEK_DATA: copy everything from here.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => pos,
+            Err(e) => return Err(e),
+        };
+        let hole = seek(from, data, libc::SEEK_HOLE).unwrap_or(len).min(len);
+        from.seek(SeekFrom::Start(data))?;
+        to.seek(SeekFrom::Start(data))?;
+        let mut left = hole - data;
+        while left > 0 {
+            let n = (left as usize).min(buf.len());
+            from.read_exact(&mut buf[..n])?;
+            // Zero blocks inside a data extent stay holes in the copy.
+            if buf[..n].iter().all(|b| *b == 0) {
+                to.seek(SeekFrom::Current(n as i64))?;
+            } else {
+                to.write_all(&buf[..n])?;
+            }
+            left -= n as u64;
+        }
+        pos = hole;
+    }
+    Ok(())
+}
+
+fn seek(f: &File, offset: u64, whence: libc::c_int) -> std::io::Result<u64> {
+    let r = unsafe { libc::lseek(f.as_raw_fd(), offset as libc::off_t, whence) };
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(r as u64)
+    }
+}
+
+/// Grow an ext4 image file to `size` bytes and its filesystem with it.
+/// A file already that big is left as it is (disks never shrink).
+pub fn grow(path: &Path, size: u64) -> Result<bool> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| io(format!("reading {}", path.display()), e))?
+        .len();
+    if len >= size {
+        return Ok(false);
+    }
+    let resize2fs = hosttools::require("resize2fs", "growing a VM's work disk", "e2fsprogs")?;
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_len(size))
+        .map_err(|e| io(format!("growing {}", path.display()), e))?;
+    let out = run(Command::new(&resize2fs).arg(path))?;
+    if !out.0 {
+        // resize2fs asks for a forced check of a filesystem that was
+        // mounted since its last one; do it and try once more.
+        if out.1.contains("e2fsck") {
+            let e2fsck = hosttools::require("e2fsck", "growing a VM's work disk", "e2fsprogs")?;
+            run(Command::new(e2fsck).arg("-fy").arg(path))?;
+            let again = run(Command::new(&resize2fs).arg(path))?;
+            if again.0 {
+                return Ok(true);
+            }
+            return Err(resize_failed(path, &again.1));
+        }
+        return Err(resize_failed(path, &out.1));
+    }
+    Ok(true)
+}
+
+fn resize_failed(path: &Path, stderr: &str) -> Error {
+    Error::failed(format!(
+        "resize2fs {} failed: {}",
+        path.display(),
+        stderr.trim()
+    ))
+    .with_hint(
+        "is the image's work seed an ext4 filesystem? check it with: banger-image verify IMAGE",
+    )
+}
+
+fn run(cmd: &mut Command) -> Result<(bool, String)> {
+    let out = cmd
+        .output()
+        .map_err(|e| Error::failed(format!("running {:?}: {e}", cmd.get_program())))?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    ))
+}
+
+/// Make an empty ext4 work disk of `size` bytes (an image without a work seed).
+pub fn make_empty(path: &Path, size: u64) -> Result<()> {
+    let mkfs = hosttools::require("mkfs.ext4", "making a VM's work disk", "e2fsprogs")?;
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .and_then(|f| f.set_len(size))
+        .map_err(|e| io(format!("creating {}", path.display()), e))?;
+    let out = run(Command::new(mkfs)
+        .args(["-q", "-F", "-L", "work"])
+        .arg(path))?;
+    if !out.0 {
+        let _ = std::fs::remove_file(path);
+        return Err(Error::failed(format!(
+            "mkfs.ext4 {}: {}",
+            path.display(),
+            out.1.trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Parse a size: bytes, or with K, M, G, T (powers of 1024; `iB`/`B` optional).
+pub fn parse_size(s: &str) -> Result<u64> {
+    let bad = || {
+        Error::usage(format!("bad size {s:?}"))
+            .with_hint("give a size like 8G, 512M or 20GiB (at least 1M)")
+    };
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (num, mult) = match t.chars().last() {
+        Some(c) if c.is_ascii_alphabetic() => {
+            let m: u64 = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => return Err(bad()),
+            };
+            (&t[..t.len() - 1], m)
+        }
+        _ => (t, 1),
+    };
+    let n: u64 = num.trim().parse().map_err(|_| bad())?;
+    let size = n.checked_mul(mult).ok_or_else(bad)?;
+    if size < 1 << 20 {
+        return Err(bad());
+    }
+    Ok(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("8G").unwrap(), 8 << 30);
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("20GiB").unwrap(), 20 << 30);
+        assert_eq!(parse_size("1048576").unwrap(), 1 << 20);
+        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
+        for bad in ["", "G", "8X", "-1G", "1K", "10", "99999999999T", "1.5G"] {
+            assert_eq!(parse_size(bad).unwrap_err().exit_code(), 2, "{bad}");
+        }
+    }
+
+    #[test]
+    fn sparse_copy_keeps_data_and_holes() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        {
+            let mut f = File::create(&src).unwrap();
+            f.set_len(64 << 20).unwrap();
+            f.seek(SeekFrom::Start(4096)).unwrap();
+            f.write_all(b"hello").unwrap();
+            f.seek(SeekFrom::Start(40 << 20)).unwrap();
+            f.write_all(&[7u8; 10000]).unwrap();
+        }
+        let dst = t.path().join("dst");
+        copy(&src, &dst).unwrap();
+        assert_eq!(std::fs::read(&src).unwrap(), std::fs::read(&dst).unwrap());
+        // Not 64 MiB of blocks: the holes stayed holes.
+        let blocks = std::fs::metadata(&dst).unwrap().blocks() * 512;
+        assert!(blocks < 4 << 20, "copy allocated {blocks} bytes");
+    }
+
+    #[test]
+    fn copy_refuses_an_existing_destination_and_a_missing_source() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        std::fs::write(&src, b"x").unwrap();
+        let dst = t.path().join("dst");
+        std::fs::write(&dst, b"keep").unwrap();
+        assert_eq!(copy(&src, &dst).unwrap_err().exit_code(), 5);
+        assert_eq!(std::fs::read(&dst).unwrap(), b"keep");
+        let e = copy(&t.path().join("nope"), &t.path().join("d2")).unwrap_err();
+        assert_eq!(e.exit_code(), 3);
+        assert!(!t.path().join("d2").exists());
+    }
+
+    #[test]
+    fn grow_resizes_an_ext4_image() {
+        if !banger_testkit::require_tool("grow_resizes_an_ext4_image", "mkfs.ext4") {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("work.ext4");
+        make_empty(&p, 8 << 20).unwrap();
+        assert!(grow(&p, 16 << 20).unwrap());
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 16 << 20);
+        let out = Command::new(hosttools::which("dumpe2fs").unwrap())
+            .arg("-h")
+            .arg(&p)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let blocks: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Block count:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let bsize: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Block size:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(blocks * bsize, 16 << 20);
+        // Never shrinks.
+        assert!(!grow(&p, 8 << 20).unwrap());
+    }
+}

@@ -1,0 +1,164 @@
+//! Reading VMs: list, show, logs; and handing over to banger-ssh and
+//! banger-health.
+
+use crate::record::{self, State};
+use banger_lib::{output, sibling, Error, Result};
+use serde_json::Value;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::process::CommandExt;
+use std::time::Duration;
+
+pub fn list(json: bool) -> Result<i32> {
+    let mut rows: Vec<Value> = Vec::new();
+    for name in record::names()? {
+        match record::load(&name) {
+            Ok(Some(r)) => rows.push(r.view()),
+            Ok(None) => {}
+            Err(e) => eprintln!("banger-vm: warning: {name}: {e}"),
+        }
+    }
+    if output::want_table(json) {
+        for r in rows.iter_mut() {
+            r["uptime"] = r["uptime_s"].as_u64().map(human_duration).into();
+        }
+    }
+    output::print_list(
+        &rows,
+        &[
+            ("name", "name"),
+            ("state", "state"),
+            ("vmm", "vmm"),
+            ("ip", "ip"),
+            ("nat", "nat"),
+            ("image", "image"),
+            ("uptime", "uptime"),
+        ],
+        json,
+    );
+    Ok(0)
+}
+
+fn human_duration(s: u64) -> String {
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+        _ => format!("{}d{:02}h", s / 86_400, s / 3600 % 24),
+    }
+}
+
+pub fn show(name: &str) -> Result<i32> {
+    banger_lib::names::validate("VM", name)?;
+    output::emit(&record::load_existing(name)?.view());
+    Ok(0)
+}
+
+/// Replace this process with `banger-ssh NAME [-- CMD]`, so the exit code,
+/// stdin and the terminal pass through untouched.
+pub fn ssh(name: &str, cmd: &[String]) -> Result<i32> {
+    banger_lib::names::validate("VM", name)?;
+    let rec = record::load_existing(name)?;
+    if rec.state != State::Running {
+        return Err(
+            Error::conflict(format!("{name} is {}, not running", state_word(rec.state)))
+                .with_hint(format!("start it: banger vm start {name}")),
+        );
+    }
+    let mut c = sibling::command("banger-ssh")?;
+    c.arg(name);
+    if !cmd.is_empty() {
+        c.arg("--").args(cmd);
+    }
+    let e = c.exec();
+    Err(Error::failed(format!("running banger-ssh: {e}")))
+}
+
+fn state_word(s: State) -> &'static str {
+    match s {
+        State::Created => "created (never started)",
+        State::Running => "running",
+        State::Stopped => "stopped",
+        State::Crashed => "crashed",
+    }
+}
+
+/// `banger-health check NAMES..`: its fan-out lines are ours.
+pub fn health(names: &[String]) -> Result<i32> {
+    for n in names {
+        banger_lib::names::validate("VM", n)?;
+    }
+    let mut c = sibling::command("banger-health")?;
+    c.arg("check").args(names);
+    let e = c.exec();
+    Err(Error::failed(format!("running banger-health: {e}")))
+}
+
+/// Print the console log; with `follow`, keep printing what is appended.
+pub fn logs(name: &str, follow: bool) -> Result<i32> {
+    banger_lib::names::validate("VM", name)?;
+    record::load_existing(name)?;
+    let path = record::vm_dir(name).join("console.log");
+    let mut f = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !follow => return Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            wait_for(&path)?;
+            std::fs::File::open(&path)
+                .map_err(|e| banger_lib::error::io(format!("opening {}", path.display()), e))?
+        }
+        Err(e) => {
+            return Err(banger_lib::error::io(
+                format!("opening {}", path.display()),
+                e,
+            ))
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| banger_lib::error::io(format!("reading {}", path.display()), e))?;
+        if n > 0 {
+            let _ = out.write_all(&buf[..n]);
+            continue;
+        }
+        let _ = out.flush();
+        if !follow {
+            return Ok(0);
+        }
+        // A new boot truncates or replaces the log: start over.
+        let pos = f.stream_position().unwrap_or(0);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.len() < pos => {
+                let _ = f.seek(SeekFrom::Start(0));
+            }
+            Err(_) => {
+                wait_for(&path)?;
+                if let Ok(nf) = std::fs::File::open(&path) {
+                    f = nf;
+                }
+            }
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn wait_for(path: &std::path::Path) -> Result<()> {
+    while !path.exists() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations() {
+        assert_eq!(super::human_duration(5), "5s");
+        assert_eq!(super::human_duration(125), "2m05s");
+        assert_eq!(super::human_duration(7300), "2h01m");
+        assert_eq!(super::human_duration(90_000), "1d01h");
+    }
+}

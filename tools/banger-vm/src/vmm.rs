@@ -1,0 +1,122 @@
+//! Which VMM driver runs a VM, and the spec handed to it on stdin.
+
+use crate::cli::VmmChoice;
+use crate::record::VmRecord;
+use banger_lib::{config::Bundle, vmspec, Error, Result};
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+/// `firecracker` or `qemu` for a choice; `auto` asks what this host can boot.
+pub fn pick(choice: VmmChoice, bundle: &Bundle) -> String {
+    match choice {
+        VmmChoice::Firecracker => "firecracker".into(),
+        VmmChoice::Qemu => "qemu".into(),
+        VmmChoice::Auto => auto(bundle),
+    }
+}
+
+fn auto(bundle: &Bundle) -> String {
+    // Firecracker needs hardware KVM; under PVM or without /dev/kvm a stock
+    // guest kernel only boots in QEMU.
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let hw = !Path::new("/sys/module/kvm_pvm").exists()
+        && Path::new("/dev/kvm").exists()
+        && cpuinfo
+            .lines()
+            .filter(|l| l.starts_with("flags"))
+            .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
+    let fc = std::env::var_os("BANGER_FIRECRACKER")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| bundle.program(&bundle.firecracker));
+    if hw && banger_lib::hosttools::which(fc).is_some() {
+        "firecracker".into()
+    } else {
+        "qemu".into()
+    }
+}
+
+/// The driver tool for a VMM name.
+pub fn tool(vmm: &str) -> &'static str {
+    if vmm == "firecracker" {
+        "banger-fc"
+    } else {
+        "banger-qemu"
+    }
+}
+
+/// The guest's vsock CID: unique per lease, since addresses are.
+pub fn cid_for(ip: &str, prefix: u8) -> Result<u32> {
+    let addr: Ipv4Addr = ip
+        .parse()
+        .map_err(|_| Error::failed(format!("banger-net gave a bad address {ip:?}")))?;
+    let host = u32::from(addr) & !mask_bits(prefix);
+    Ok(1000 + host)
+}
+
+fn mask_bits(prefix: u8) -> u32 {
+    if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix.min(32) as u32)
+    }
+}
+
+/// The kernel command line (without root=, which the driver adds): serial
+/// console and the static address in the `ip=` form the image applies.
+pub fn cmdline(name: &str, ip: &str, gateway: &str, prefix: u8, dns: &str) -> String {
+    let mask = Ipv4Addr::from(mask_bits(prefix));
+    format!(
+        "console=ttyS0 reboot=k panic=1 pci=off ip={ip}::{gateway}:{mask}:{name}:eth0:off:{dns}"
+    )
+}
+
+/// The spec for the driver's `start`.
+pub fn spec(rec: &VmRecord) -> vmspec::VmSpec {
+    vmspec::VmSpec {
+        id: rec.name.clone(),
+        kernel: rec.kernel.clone(),
+        initrd: rec.initrd.clone(),
+        cmdline: rec.cmdline.clone(),
+        vcpus: rec.vcpus,
+        mem_mib: rec.memory_mib,
+        drives: vec![
+            vmspec::Drive {
+                id: "rootfs".into(),
+                path: rec.disks.rootfs.clone(),
+                read_only: false,
+                root: true,
+            },
+            vmspec::Drive {
+                id: "work".into(),
+                path: rec.disks.work.clone(),
+                read_only: false,
+                root: false,
+            },
+        ],
+        tap: rec.tap.clone(),
+        mac: rec.mac.clone(),
+        vsock_cid: rec.vsock_cid,
+        vsock_uds: None,
+        api_socket: None,
+        vmm_log: None,
+        console_log: None,
+        binary: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cid_and_cmdline() {
+        assert_eq!(cid_for("172.30.0.5", 24).unwrap(), 1005);
+        assert_eq!(cid_for("10.1.2.3", 16).unwrap(), 1000 + 2 * 256 + 3);
+        assert!(cid_for("nope", 24).is_err());
+        assert_eq!(
+            cmdline("box", "172.30.0.5", "172.30.0.1", 24, "172.30.0.1"),
+            "console=ttyS0 reboot=k panic=1 pci=off \
+             ip=172.30.0.5::172.30.0.1:255.255.255.0:box:eth0:off:172.30.0.1"
+        );
+    }
+}
