@@ -1,6 +1,35 @@
+//! banger-doctor: is this host ready to run banger VMs?
+
+mod cli;
+mod report;
+
+use clap::Parser;
+
+const COLUMNS: &[(&str, &str)] = &[
+    ("check", "check"),
+    ("ok", "ok"),
+    ("required", "required"),
+    ("detail", "detail"),
+    ("hint", "hint"),
+];
+
 fn main() {
-    clap::Command::new("banger-doctor").get_matches();
+    let cli = cli::Cli::parse();
     banger_lib::run::main("banger-doctor", || {
-        Err(banger_lib::Error::failed("banger-doctor is not built yet").into())
+        let checks = report::run();
+        banger_lib::output::print_list(&checks, COLUMNS, cli.json);
+        let code = report::exit_code(&checks);
+        let failed: Vec<&str> = checks
+            .iter()
+            .filter(|c| c.required && !c.ok)
+            .map(|c| c.check.as_str())
+            .collect();
+        if !failed.is_empty() {
+            eprintln!(
+                "banger-doctor: not ready: required checks failed: {}",
+                failed.join(", ")
+            );
+        }
+        Ok(code)
     })
 }

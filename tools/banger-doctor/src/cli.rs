@@ -1,0 +1,90 @@
+//! banger-doctor's command line.
+
+use clap::{CommandFactory, Parser};
+
+const AFTER: &str = "\
+CHECKS (in order; * required, ? required in some set-ups):
+  runtime bundle *  bundle.json and config load; the ssh key,
+                    its .pub and the guest agent exist
+  kernel *          the guest kernel the bundle names
+  initrd *          the initrd the bundle names
+  default image *   `banger-image default` (else the bundle's
+                    default_image) exists: `banger-image show`,
+                    else its image.json
+  kvm ?             /dev/kvm: hardware (vmx/svm), PVM
+                    (/sys/module/kvm_pvm), unusable or absent,
+                    and which VMM `vmm: auto` picks: Firecracker
+                    only with hardware KVM and its binary;
+                    required when vmm is firecracker
+  firecracker ?     the binary (BANGER_FIRECRACKER, else the
+                    bundle's) and its --version; required when
+                    vmm is firecracker
+  qemu-system-x86_64 ?
+  vhost-device-vsock ?
+                    required when the VMM picked is QEMU
+  tun *             /dev/net/tun readable and writable
+  ip *, ssh *, mkfs.ext4 *
+  nft               NAT (--nat) only
+  debootstrap       image builds only
+  net admin *       root or CAP_NET_ADMIN
+  ipv4 forwarding   NAT only (`banger-net setup` turns it on)
+  bridge            the bundle's bridge (`banger-net setup`)
+  dns               `banger-net dns status` says running
+  reflink           the data dir clones files (FICLONE: btrfs,
+                    xfs); else VM disks are sparse copies
+
+  A failed check's hint is the command that fixes it, e.g.
+    make runtime-local
+    banger-image build --name debian
+    apt-get install nftables
+    cargo install --locked vhost-device-vsock
+    sysctl -w net.ipv4.ip_forward=1
+  No check changes the host.
+
+RECORDS:
+  One line per check:
+  {\"check\": \"nft\", \"ok\": false, \"required\": false,
+   \"detail\": \"nft not found\", \"hint\": \"apt-get install nftables\"}
+  check     the check's name (above)
+  ok        whether it passed
+  required  whether banger cannot run VMs on this host without it
+  detail    what was found: a path, a version, what is missing
+  hint      on failure, the command that fixes it; null when ok
+
+EXIT STATUS:
+  0 every required check passed (others may have failed),
+  1 a required check failed, 2 usage.
+
+ENVIRONMENT:
+  BANGER_RUNTIME      the runtime dir (else the checkout's
+                      runtime/, else /usr/local/lib/banger/runtime)
+  BANGER_FIRECRACKER  the firecracker binary to use
+  BANGER_PATH_ONLY=1  look for host programs only on PATH, not
+                      also in the sbin dirs
+
+EXAMPLES:
+  banger-doctor
+  banger-doctor --json |
+    jq -r 'select(.ok|not) | \"\\(.check): \\(.hint)\"'
+  banger-doctor --json | jq -r 'select(.check==\"kvm\") | .detail'
+  banger-doctor > /dev/null && echo ready";
+
+/// Is this host ready to run banger VMs? One line per check.
+#[derive(Parser, Debug)]
+#[command(
+    name = "banger-doctor",
+    version,
+    about = "Is this host ready to run banger VMs? One JSON line per check",
+    after_long_help = AFTER
+)]
+pub struct Cli {
+    /// Print JSON lines even on a terminal
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The clap command, for the man page test.
+#[allow(dead_code)]
+pub fn command() -> clap::Command {
+    Cli::command()
+}

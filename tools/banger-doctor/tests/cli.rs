@@ -1,0 +1,314 @@
+//! banger-doctor against a test home and a runtime dir made here. Nothing
+//! here changes the host: the checks only look.
+
+use assert_cmd::Command;
+use banger_testkit::Home;
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+struct Setup {
+    home: Home,
+    runtime: PathBuf,
+    libexec: PathBuf,
+}
+
+impl Setup {
+    /// A home, an empty runtime dir, and a libexec dir of stand-in sibling
+    /// tools (empty until a test adds some).
+    fn new() -> Setup {
+        let home = Home::new();
+        let runtime = home.path().join("runtime");
+        let libexec = home.path().join("libexec");
+        std::fs::create_dir_all(&runtime).unwrap();
+        std::fs::create_dir_all(&libexec).unwrap();
+        // Siblings found next to the test binaries would be the real tools;
+        // stand-ins decide what they answer.
+        script(&libexec.join("banger-image"), "exit 1");
+        script(&libexec.join("banger-net"), "echo '{\"running\":false}'");
+        Setup {
+            home,
+            runtime,
+            libexec,
+        }
+    }
+
+    /// A runtime bundle with every file it names.
+    fn complete(self, bundle_json: &str) -> Setup {
+        std::fs::write(self.runtime.join("bundle.json"), bundle_json).unwrap();
+        for f in [
+            "id_ed25519",
+            "id_ed25519.pub",
+            "banger-vsock-agent",
+            "vmlinux",
+            "initrd.img",
+        ] {
+            std::fs::write(self.runtime.join(f), "x").unwrap();
+        }
+        self
+    }
+
+    fn image(&self, name: &str) {
+        let dir = self.home.path().join("data/banger/images").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("image.json"), "{}").unwrap();
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("banger-doctor").unwrap();
+        for (k, v) in self.home.envs() {
+            c.env(k, v);
+        }
+        c.env("BANGER_RUNTIME", &self.runtime)
+            .env("BANGER_LIBEXEC", &self.libexec)
+            .env_remove("BANGER_FIRECRACKER")
+            .arg("--json");
+        c
+    }
+}
+
+fn script(path: &Path, body: &str) {
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Run and parse: (exit code, checks by name in order).
+fn run(mut c: Command) -> (i32, Vec<Value>) {
+    let out = c.output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (out.status.code().unwrap(), lines)
+}
+
+fn get<'a>(checks: &'a [Value], name: &str) -> &'a Value {
+    checks
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| panic!("no {name} check in {checks:?}"))
+}
+
+#[test]
+fn every_line_has_the_record_fields() {
+    let s = Setup::new();
+    let (_, checks) = run(s.cmd());
+    assert!(checks.len() >= 15, "{checks:?}");
+    for c in &checks {
+        for key in ["check", "ok", "required", "detail", "hint"] {
+            assert!(c.get(key).is_some(), "{key} missing in {c}");
+        }
+        // A failed check always says how to fix it; a passed one does not.
+        assert_eq!(c["ok"].as_bool().unwrap(), c["hint"].is_null(), "{c}");
+    }
+}
+
+#[test]
+fn missing_bundle_fails_with_its_hint() {
+    let s = Setup::new();
+    let (code, checks) = run(s.cmd());
+    assert_eq!(code, 1);
+    let b = get(&checks, "runtime bundle");
+    assert_eq!(b["ok"], false);
+    assert_eq!(b["required"], true);
+    assert_eq!(b["hint"], "make runtime-local");
+    assert!(b["detail"].as_str().unwrap().contains("bundle.json"), "{b}");
+    // The host checks still ran, against the defaults.
+    let k = get(&checks, "kernel");
+    assert_eq!(k["ok"], false);
+    assert!(k["detail"].as_str().unwrap().contains("vmlinux"), "{k}");
+    get(&checks, "tun");
+}
+
+#[test]
+fn incomplete_bundle_names_what_is_missing() {
+    let s = Setup::new();
+    std::fs::write(s.runtime.join("bundle.json"), "{}").unwrap();
+    std::fs::write(s.runtime.join("id_ed25519"), "x").unwrap();
+    let (code, checks) = run(s.cmd());
+    assert_eq!(code, 1);
+    let b = get(&checks, "runtime bundle");
+    let detail = b["detail"].as_str().unwrap();
+    assert!(detail.contains("id_ed25519.pub"), "{detail}");
+    assert!(detail.contains("banger-vsock-agent"), "{detail}");
+    assert_eq!(b["hint"], "make runtime-local");
+}
+
+#[test]
+fn complete_bundle_and_image_pass() {
+    let s = Setup::new().complete("{\"vmm\": \"qemu\"}");
+    s.image("debian");
+    let (_, checks) = run(s.cmd());
+    for name in ["runtime bundle", "kernel", "initrd", "default image"] {
+        assert_eq!(get(&checks, name)["ok"], true, "{name}: {checks:?}");
+    }
+    // vmm qemu: firecracker is not needed, QEMU is.
+    assert_eq!(get(&checks, "firecracker")["required"], false);
+    assert_eq!(get(&checks, "qemu-system-x86_64")["required"], true);
+    assert_eq!(get(&checks, "vhost-device-vsock")["required"], true);
+}
+
+#[test]
+fn missing_default_image_says_how_to_build_it() {
+    let s = Setup::new().complete("{\"default_image\": \"trixie\"}");
+    let (code, checks) = run(s.cmd());
+    assert_eq!(code, 1);
+    let i = get(&checks, "default image");
+    assert_eq!(i["ok"], false);
+    assert_eq!(i["required"], true);
+    assert_eq!(i["hint"], "banger-image build --name trixie");
+}
+
+#[test]
+fn default_image_follows_banger_image() {
+    let s = Setup::new().complete("{}");
+    // banger-image says the default is `mine` and that it exists; no
+    // image.json is needed when the tool answers.
+    script(
+        &s.libexec.join("banger-image"),
+        r#"case "$1 $2" in
+  "default ") echo '{"name":"mine"}' ;;
+  "show mine") echo '{"name":"mine"}' ;;
+  *) echo "banger-image: error: image $2 does not exist" >&2; exit 3 ;;
+esac"#,
+    );
+    let (_, checks) = run(s.cmd());
+    let i = get(&checks, "default image");
+    assert_eq!(i["ok"], true, "{i}");
+    assert!(i["detail"].as_str().unwrap().starts_with("mine"), "{i}");
+
+    // The tool says not found: that wins over a stray image.json.
+    script(
+        &s.libexec.join("banger-image"),
+        r#"[ "$1" = default ] && { echo '{"name":"debian"}'; exit 0; }
+echo "banger-image: error: image debian does not exist" >&2; exit 3"#,
+    );
+    s.image("debian");
+    let (_, checks) = run(s.cmd());
+    let i = get(&checks, "default image");
+    assert_eq!(i["ok"], false, "{i}");
+    assert_eq!(i["hint"], "banger-image build --name debian");
+}
+
+#[test]
+fn path_without_nft_fails_the_nft_check() {
+    let s = Setup::new();
+    let bin = s.home.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let ip = banger_lib::hosttools::which("ip");
+    if let Some(ip) = &ip {
+        std::os::unix::fs::symlink(ip, bin.join("ip")).unwrap();
+    }
+    let mut c = s.cmd();
+    c.env("PATH", &bin).env("BANGER_PATH_ONLY", "1");
+    let (_, checks) = run(c);
+    let nft = get(&checks, "nft");
+    assert_eq!(nft["ok"], false);
+    assert_eq!(nft["hint"], "apt-get install nftables");
+    let deb = get(&checks, "debootstrap");
+    assert_eq!(deb["hint"], "apt-get install debootstrap");
+    assert_eq!(get(&checks, "ip")["ok"], ip.is_some());
+    assert_eq!(
+        get(&checks, "mkfs.ext4")["hint"],
+        "apt-get install e2fsprogs"
+    );
+}
+
+#[test]
+fn explicit_firecracker_requires_it_and_records_its_version() {
+    let s = Setup::new().complete("{\"vmm\": \"firecracker\"}");
+    let mut c = s.cmd();
+    c.env("BANGER_FIRECRACKER", s.home.path().join("no-firecracker"));
+    let (code, checks) = run(c);
+    assert_eq!(code, 1);
+    let fc = get(&checks, "firecracker");
+    assert_eq!(fc["ok"], false);
+    assert_eq!(fc["required"], true);
+    assert!(
+        fc["hint"].as_str().unwrap().contains("BANGER_FIRECRACKER"),
+        "{fc}"
+    );
+    assert_eq!(get(&checks, "kvm")["required"], true);
+    // QEMU is not the VMM then.
+    assert_eq!(get(&checks, "qemu-system-x86_64")["required"], false);
+
+    let fake = s.home.path().join("firecracker");
+    script(
+        &fake,
+        "echo 'Firecracker v1.16.1'; echo; echo 'Supported snapshot data format versions: 8.0.0'",
+    );
+    let mut c = s.cmd();
+    c.env("BANGER_FIRECRACKER", &fake);
+    let (_, checks) = run(c);
+    let fc = get(&checks, "firecracker");
+    assert_eq!(fc["ok"], true, "{fc}");
+    let detail = fc["detail"].as_str().unwrap();
+    assert!(detail.starts_with("Firecracker v1.16.1 at "), "{detail}");
+
+    // A binary that fails --version is reported, not trusted.
+    script(&fake, "exit 1");
+    let mut c = s.cmd();
+    c.env("BANGER_FIRECRACKER", &fake);
+    let (_, checks) = run(c);
+    assert_eq!(get(&checks, "firecracker")["ok"], false);
+}
+
+#[test]
+fn kvm_says_what_auto_picks() {
+    let s = Setup::new().complete("{}");
+    let mut c = s.cmd();
+    c.env("BANGER_FIRECRACKER", s.home.path().join("no-firecracker"));
+    let (_, checks) = run(c);
+    let k = get(&checks, "kvm");
+    let detail = k["detail"].as_str().unwrap();
+    assert!(detail.contains("vmm auto picks "), "{detail}");
+    // No firecracker binary here, so auto can only pick QEMU.
+    assert!(detail.contains("picks qemu"), "{detail}");
+    assert_eq!(k["required"], false);
+    assert_eq!(get(&checks, "qemu-system-x86_64")["required"], true);
+}
+
+#[test]
+fn dns_state_comes_from_banger_net() {
+    let s = Setup::new();
+    let (_, checks) = run(s.cmd());
+    let d = get(&checks, "dns");
+    assert_eq!(d["ok"], false);
+    assert_eq!(d["required"], false);
+    assert_eq!(d["hint"], "banger-net dns ensure");
+    script(
+        &s.libexec.join("banger-net"),
+        "echo '{\"running\":true,\"listen\":\"172.30.0.1:53\"}'",
+    );
+    let (_, checks) = run(s.cmd());
+    assert_eq!(get(&checks, "dns")["ok"], true);
+}
+
+#[test]
+fn reflink_probe_leaves_nothing_behind() {
+    let s = Setup::new();
+    let before: Vec<_> = std::fs::read_dir(s.home.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let (_, checks) = run(s.cmd());
+    let r = get(&checks, "reflink");
+    assert_eq!(r["required"], false);
+    let after: Vec<_> = std::fs::read_dir(s.home.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(before, after);
+    // The data dir is probed where it would be made, not created.
+    assert!(!s.home.path().join("data").exists());
+}
+
+#[test]
+fn bad_flag_is_usage() {
+    Command::cargo_bin("banger-doctor")
+        .unwrap()
+        .arg("--nope")
+        .assert()
+        .code(2);
+}
