@@ -1,6 +1,22 @@
+//! banger-tui: a terminal UI over banger-vm, banger-image and banger-health,
+//! which it runs as processes.
+
+mod app;
+mod backend;
+mod cli;
+mod records;
+mod term;
+#[cfg(test)]
+mod tests;
+mod ui;
+
+use clap::Parser;
+
 fn main() {
-    clap::Command::new("banger-tui").get_matches();
+    let cli = cli::Cli::parse();
     banger_lib::run::main("banger-tui", || {
-        Err(banger_lib::Error::failed("banger-tui is not built yet").into())
+        let backend = std::sync::Arc::new(backend::Tools);
+        term::run(backend, std::time::Duration::from_secs(cli.interval))?;
+        Ok(0)
     })
 }

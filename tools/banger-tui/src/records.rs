@@ -1,0 +1,264 @@
+//! The records the TUI reads from the tools' JSON lines. Parsed leniently
+//! (missing or oddly typed fields become "-") so that a field added or
+//! changed in a tool degrades one cell, never the whole UI.
+
+use serde_json::Value;
+
+/// One line of `banger-vm list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vm {
+    pub name: String,
+    pub state: String,
+    pub vmm: String,
+    pub ip: String,
+    pub nat: bool,
+    pub image: String,
+    /// RFC 3339, set while running.
+    pub started_at: Option<String>,
+}
+
+/// One line of `banger-image list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub name: String,
+    pub default: bool,
+    pub managed: String,
+    pub size: String,
+    pub from: String,
+    pub created_at: String,
+}
+
+/// One line of `banger-health check`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub name: String,
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
+/// A scalar field as display text; absent, null and structured values
+/// are "-".
+pub fn text(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Bool(b)) => if *b { "yes" } else { "no" }.into(),
+        _ => "-".into(),
+    }
+}
+
+fn flag(v: &Value, key: &str) -> bool {
+    matches!(v.get(key), Some(Value::Bool(true)))
+}
+
+impl Vm {
+    /// None when the line has no name: such a line cannot be acted on.
+    pub fn from_json(v: &Value) -> Option<Vm> {
+        let name = v.get("name")?.as_str()?.to_string();
+        Some(Vm {
+            name,
+            state: text(v, "state"),
+            vmm: text(v, "vmm"),
+            ip: text(v, "ip"),
+            nat: flag(v, "nat"),
+            image: text(v, "image"),
+            started_at: v
+                .get("started_at")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        })
+    }
+
+    pub fn running(&self) -> bool {
+        self.state == "running"
+    }
+
+    /// How long the VM has run, for the table; "-" unless running.
+    pub fn uptime(&self, now_unix: u64) -> String {
+        match (
+            self.running(),
+            self.started_at.as_deref().and_then(parse_rfc3339),
+        ) {
+            (true, Some(start)) => human_duration(now_unix.saturating_sub(start)),
+            _ => "-".into(),
+        }
+    }
+}
+
+impl Image {
+    pub fn from_json(v: &Value) -> Option<Image> {
+        let name = v.get("name")?.as_str()?.to_string();
+        let size = match v.get("size") {
+            Some(Value::Number(n)) => n.as_u64().map(human_bytes).unwrap_or_else(|| n.to_string()),
+            _ => text(v, "size"),
+        };
+        Some(Image {
+            name,
+            default: flag(v, "default"),
+            managed: text(v, "managed"),
+            size,
+            from: text(v, "from"),
+            created_at: text(v, "created_at"),
+        })
+    }
+}
+
+impl Health {
+    pub fn from_json(v: &Value) -> Option<Health> {
+        let name = v.get("name")?.as_str()?.to_string();
+        let error = ["error", "reason"]
+            .iter()
+            .find_map(|k| v.get(*k).and_then(Value::as_str))
+            .map(str::to_string);
+        Some(Health {
+            name,
+            ok: flag(v, "ok"),
+            error,
+        })
+    }
+}
+
+/// Seconds since the epoch of a UTC RFC 3339 timestamp
+/// (`2026-11-28T12:00:00Z`, fractional seconds and offsets allowed).
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    let num = |a: usize, b: usize| -> Option<i64> { s.get(a..b)?.parse().ok() };
+    let b = s.as_bytes();
+    if s.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hh, mm, ss) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // The zone: after optional fractional seconds, Z or ±HH:MM.
+    let rest = s[19..].trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let offset = match rest {
+        "Z" | "z" => 0,
+        r if r.len() == 6 && (r.starts_with('+') || r.starts_with('-')) => {
+            let h: i64 = r.get(1..3)?.parse().ok()?;
+            let mi: i64 = r.get(4..6)?.parse().ok()?;
+            let o = h * 3600 + mi * 60;
+            if r.starts_with('+') {
+                o
+            } else {
+                -o
+            }
+        }
+        _ => return None,
+    };
+    // Days-from-civil, after Howard Hinnant's algorithm.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let t = days * 86_400 + hh * 3600 + mm * 60 + ss - offset;
+    u64::try_from(t).ok()
+}
+
+/// `42s`, `5m07s`, `3h04m`, `2d03h`: short enough for a table cell.
+pub fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s if s < 86_400 => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+        s => format!("{}d{:02}h", s / 86_400, s / 3600 % 24),
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 || v >= 10.0 {
+        format!("{v:.0}{}", UNITS[u])
+    } else {
+        format!("{v:.1}{}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn vm_from_full_and_sparse_lines() {
+        let vm = Vm::from_json(&json!({
+            "name": "box", "state": "running", "vmm": "qemu", "ip": "172.30.0.2",
+            "nat": true, "image": "debian", "started_at": "2026-01-01T00:00:00Z",
+            "vcpus": 2
+        }))
+        .unwrap();
+        assert_eq!(vm.name, "box");
+        assert!(vm.nat && vm.running());
+        assert_eq!(
+            vm.uptime(parse_rfc3339("2026-01-01T01:02:03Z").unwrap()),
+            "1h02m"
+        );
+
+        let sparse = Vm::from_json(&json!({"name": "x", "ip": null, "nat": "weird"})).unwrap();
+        assert_eq!((sparse.state.as_str(), sparse.ip.as_str()), ("-", "-"));
+        assert!(!sparse.nat);
+        assert_eq!(sparse.uptime(0), "-");
+        assert!(Vm::from_json(&json!({"state": "running"})).is_none());
+    }
+
+    #[test]
+    fn stopped_vm_has_no_uptime() {
+        let vm = Vm::from_json(&json!({
+            "name": "b", "state": "stopped", "started_at": "2026-01-01T00:00:00Z"
+        }))
+        .unwrap();
+        assert_eq!(vm.uptime(u64::MAX), "-");
+    }
+
+    #[test]
+    fn rfc3339_parses_what_lib_writes() {
+        for t in [0, 951_782_400, 1_795_869_138] {
+            assert_eq!(parse_rfc3339(&banger_lib::proc::rfc3339(t)), Some(t));
+        }
+        assert_eq!(
+            parse_rfc3339("2026-11-28T12:32:18.123+01:00"),
+            Some(1_795_869_138 - 3600)
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "2026-01-01 00:00:00",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(human_duration(42), "42s");
+        assert_eq!(human_duration(307), "5m07s");
+        assert_eq!(human_duration(2 * 86_400 + 3 * 3600 + 5), "2d03h");
+        assert_eq!(human_bytes(512), "512B");
+        assert_eq!(human_bytes(4 << 30), "4.0G");
+        assert_eq!(human_bytes(20 << 20), "20M");
+    }
+
+    #[test]
+    fn image_and_health_lines() {
+        let i = Image::from_json(&json!({
+            "name": "debian", "default": true, "managed": true, "size": 4294967296u64,
+            "from": "debian:bookworm"
+        }))
+        .unwrap();
+        assert!(i.default);
+        assert_eq!((i.size.as_str(), i.created_at.as_str()), ("4.0G", "-"));
+        let h = Health::from_json(&json!({"name": "b", "ok": false, "error": "no agent"})).unwrap();
+        assert_eq!(h.error.as_deref(), Some("no agent"));
+    }
+}
