@@ -40,6 +40,12 @@ install: build
 	done; true
 	install -m 0644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	-install -m 0644 man/*.7 $(DESTDIR)$(MANDIR)/man7/ 2>/dev/null
+# Completions come from the dispatcher just built, so they offer the tools installed with it.
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	target/release/banger completions bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/banger
+	target/release/banger completions zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_banger
+	target/release/banger completions fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/banger.fish
 	[ -f $(DESTDIR)$(RUNTIMEDIR)/bundle.json ] || install -m 0644 runtime/bundle.json $(DESTDIR)$(RUNTIMEDIR)/
 	install -m 0755 $(AGENT) $(DESTDIR)$(RUNTIMEDIR)/banger-vsock-agent
 
