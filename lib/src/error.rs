@@ -164,7 +164,10 @@ mod tests {
     fn io_error_kinds() {
         let nf = io("x", std::io::Error::from(std::io::ErrorKind::NotFound));
         assert_eq!(nf.kind, Kind::NotFound);
-        let pd = io("x", std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        let pd = io(
+            "x",
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        );
         assert_eq!(pd.kind, Kind::Prereq);
     }
 }

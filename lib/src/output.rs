@@ -47,8 +47,7 @@ pub fn table(rows: &[Value], columns: &[(&str, &str)]) -> String {
             Some(v) => v.to_string(),
         }
     };
-    let mut grid: Vec<Vec<String>> =
-        vec![columns.iter().map(|(_, h)| h.to_uppercase()).collect()];
+    let mut grid: Vec<Vec<String>> = vec![columns.iter().map(|(_, h)| h.to_uppercase()).collect()];
     for row in rows {
         grid.push(columns.iter().map(|(k, _)| cell(row, k)).collect());
     }
@@ -82,7 +81,10 @@ mod tests {
             json!({"name": "box", "state": "running", "nat": true}),
             json!({"name": "longer-name", "state": null, "nat": false}),
         ];
-        let t = table(&rows, &[("name", "name"), ("state", "state"), ("nat", "nat")]);
+        let t = table(
+            &rows,
+            &[("name", "name"), ("state", "state"), ("nat", "nat")],
+        );
         assert_eq!(
             t,
             "NAME         STATE    NAT\n\

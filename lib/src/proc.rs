@@ -89,7 +89,10 @@ mod tests {
         let me = std::process::id();
         let st = start_time(me).unwrap();
         assert!(is_alive(me, st));
-        assert!(!is_alive(me, st + 1), "a different start time is another process");
+        assert!(
+            !is_alive(me, st + 1),
+            "a different start time is another process"
+        );
         assert!(!is_alive(0, 0));
     }
 

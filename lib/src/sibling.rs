@@ -42,8 +42,10 @@ pub fn find(tool: &str) -> Option<PathBuf> {
 /// A `Command` for sibling `tool`, or exit 4 when it is not installed.
 pub fn command(tool: &str) -> Result<Command> {
     let path = find(tool).ok_or_else(|| {
-        Error::prereq(format!("{tool} is not installed next to this program or on PATH"))
-            .with_hint("run `make install`, or put the banger tools on PATH")
+        Error::prereq(format!(
+            "{tool} is not installed next to this program or on PATH"
+        ))
+        .with_hint("run `make install`, or put the banger tools on PATH")
     })?;
     Ok(Command::new(path))
 }
@@ -134,7 +136,10 @@ pub fn tool_error(tool: &str, args: &[&str], code: i32, stderr: &str) -> Error {
         .chain(verb.copied())
         .collect::<Vec<_>>()
         .join(" ");
-    let mut e = Error::new(Kind::from_exit_code(code), format!("{what} failed: {message}"));
+    let mut e = Error::new(
+        Kind::from_exit_code(code),
+        format!("{what} failed: {message}"),
+    );
     e.hint = hint;
     e
 }
@@ -168,7 +173,10 @@ mod tests {
 
     #[test]
     fn parse_lines_rejects_garbage() {
-        assert_eq!(parse_lines("t", "{\"a\":1}\n\n{\"b\":2}\n").unwrap().len(), 2);
+        assert_eq!(
+            parse_lines("t", "{\"a\":1}\n\n{\"b\":2}\n").unwrap().len(),
+            2
+        );
         assert!(parse_lines("t", "{\"a\":1}\nnot json\n").is_err());
     }
 

@@ -88,8 +88,7 @@ impl VmSpec {
     pub fn resolve(&mut self, socket_name: &str) {
         let run = run_dir(&self.id);
         let state = crate::paths::vms_dir().join(&self.id);
-        self.api_socket
-            .get_or_insert_with(|| run.join(socket_name));
+        self.api_socket.get_or_insert_with(|| run.join(socket_name));
         if self.vsock_cid.is_some() {
             self.vsock_uds.get_or_insert_with(|| run.join("vsock.sock"));
         }
@@ -109,7 +108,10 @@ impl VmSpec {
                 )));
             }
             if !p.is_file() {
-                return Err(Error::not_found(format!("{what} {} does not exist", p.display())));
+                return Err(Error::not_found(format!(
+                    "{what} {} does not exist",
+                    p.display()
+                )));
             }
             Ok(())
         };
@@ -118,7 +120,10 @@ impl VmSpec {
             must_exist("initrd", i)?;
         }
         if self.vcpus == 0 || self.vcpus > 32 {
-            return Err(Error::usage(format!("vcpus must be 1-32, not {}", self.vcpus)));
+            return Err(Error::usage(format!(
+                "vcpus must be 1-32, not {}",
+                self.vcpus
+            )));
         }
         if self.mem_mib < 64 {
             return Err(Error::usage(format!(
@@ -142,7 +147,10 @@ impl VmSpec {
             }
             if !Path::new("/sys/class/net").join(tap).exists() {
                 return Err(Error::not_found(format!("TAP device {tap} does not exist"))
-                    .with_hint(format!("make it with: banger-net tap acquire --vm {}", self.id)));
+                    .with_hint(format!(
+                        "make it with: banger-net tap acquire --vm {}",
+                        self.id
+                    )));
             }
             if self.mac.is_none() {
                 return Err(Error::usage("a spec with a tap needs a mac"));
@@ -159,7 +167,9 @@ impl VmSpec {
         }
         if let Some(cid) = self.vsock_cid {
             if cid < 3 {
-                return Err(Error::usage(format!("vsock_cid must be 3 or more, not {cid}")));
+                return Err(Error::usage(format!(
+                    "vsock_cid must be 3 or more, not {cid}"
+                )));
             }
         }
         for p in [&self.api_socket, &self.vsock_uds].into_iter().flatten() {
@@ -247,10 +257,8 @@ mod tests {
         let e = VmSpec::parse(r#"{"id":"x"}"#).unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(e.message.contains("missing field"), "{}", e.message);
-        let e = VmSpec::parse(
-            r#"{"id":"x","kernel":"/k","vcpus":1,"mem_mib":128,"colour":"red"}"#,
-        )
-        .unwrap_err();
+        let e = VmSpec::parse(r#"{"id":"x","kernel":"/k","vcpus":1,"mem_mib":128,"colour":"red"}"#)
+            .unwrap_err();
         assert!(e.message.contains("colour"), "{}", e.message);
     }
 

@@ -19,7 +19,11 @@ fn main() {
         return;
     }
     // cargo test passes harness flags; a filter that excludes us skips.
-    if args.iter().skip(1).any(|a| !a.starts_with('-') && !"two_processes".contains(a.as_str())) {
+    if args
+        .iter()
+        .skip(1)
+        .any(|a| !a.starts_with('-') && !"two_processes".contains(a.as_str()))
+    {
         return;
     }
     two_processes_lose_nothing_and_never_tear();
