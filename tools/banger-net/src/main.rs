@@ -1,6 +1,73 @@
+//! banger-net: host networking. The bridge, TAPs and their pool, leases,
+//! per-VM NAT and the .vm DNS server.
+
+mod bridge;
+mod cli;
+mod dns;
+mod dnsd;
+mod nat;
+mod netcfg;
+mod netlink;
+mod netstate;
+mod tap;
+mod tuntap;
+
+use banger_lib::output::emit;
+use clap::Parser;
+use cli::{Cli, Cmd, DnsCmd, LeaseCmd, NatCmd, PoolCmd, TapCmd};
+use netcfg::NetCfg;
+
 fn main() {
-    clap::Command::new("banger-net").get_matches();
-    banger_lib::run::main("banger-net", || {
-        Err(banger_lib::Error::failed("banger-net is not built yet").into())
-    })
+    let cli = Cli::parse();
+    banger_lib::run::main("banger-net", || run(cli))
+}
+
+fn each<T: serde::Serialize>(items: Vec<T>) -> anyhow::Result<i32> {
+    for i in &items {
+        emit(i);
+    }
+    Ok(0)
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    let cfg = NetCfg::load()?;
+    match cli.cmd {
+        Cmd::Setup => {
+            let nl = netlink::Nl::new()?;
+            emit(&bridge::setup(&cfg, &nl)?);
+        }
+        Cmd::Teardown { force } => emit(&bridge::teardown(&cfg, force)?),
+        Cmd::Status => return each(bridge::status(&cfg)?),
+        Cmd::Tap { cmd } => match cmd {
+            TapCmd::Acquire { vm } => emit(&tap::acquire(&cfg, &vm)?.acquired()),
+            TapCmd::Release { vm } => emit(&tap::release(&cfg, &vm)?),
+        },
+        Cmd::Pool { cmd } => match cmd {
+            PoolCmd::Fill { size } => return each(tap::pool_fill(&cfg, size)?),
+            PoolCmd::List => return each(tap::pool_list(&cfg)?),
+            PoolCmd::Drain => return each(tap::pool_drain()?),
+        },
+        Cmd::Lease { cmd: LeaseCmd::List } => return each(netstate::load()?.leases),
+        Cmd::Nat { cmd } => match cmd {
+            NatCmd::Enable { vm, uplink } => emit(&nat::enable(&vm, uplink.as_deref())?),
+            NatCmd::Disable { vm, .. } => emit(&nat::disable(&vm)?),
+            NatCmd::List => return each(nat::list()?),
+        },
+        Cmd::Dns { cmd } => match cmd {
+            DnsCmd::Serve {
+                listen,
+                no_forward,
+                pid_file,
+            } => {
+                let listen = listen.unwrap_or_else(|| dnsd::default_listen(&cfg));
+                dns::serve(listen, !no_forward, pid_file.as_deref())?;
+            }
+            DnsCmd::Ensure { listen, no_forward } => {
+                emit(&dnsd::ensure(&cfg, listen, !no_forward)?)
+            }
+            DnsCmd::Stop => emit(&dnsd::stop()?),
+            DnsCmd::Status => emit(&dnsd::status(&cfg)?),
+        },
+    }
+    Ok(0)
 }

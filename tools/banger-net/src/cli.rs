@@ -1,0 +1,203 @@
+//! banger-net's command line.
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+const AFTER: &str = "\
+RECORDS (one JSON object per line on stdout):
+  tap acquire, lease list:
+    {\"vm\", \"tap\", \"ip\", \"prefix\", \"gateway\", \"mac\", \"dns\"}
+    ip and gateway are dotted IPv4 without prefix; prefix is a number; dns is
+    the address the guest should use as its resolver (the bridge address);
+    mac is stable for a VM name. `lease list` adds \"nat\" (bool).
+  tap release: {\"vm\", \"tap\", \"ip\", \"pooled_as\"} (pooled_as: the
+    tap-pool-N name the TAP went back to the pool as, or null if deleted).
+  setup: {\"bridge\", \"subnet\", \"gateway\", \"created\", \"address_added\",
+    \"forwarding_enabled\", \"changed\"}; changed is false when nothing was
+    to do.
+  teardown: {\"bridge\", \"removed\" (links), \"nat_removed\", \"dns_stopped\",
+    \"forwarding_disabled\", \"changed\"}.
+  status: one line per thing, each with \"kind\":
+    bridge {\"name\", \"present\", \"up\", \"addresses\", \"subnet\", \"gateway\",
+      \"forwarding\"}; lease {lease fields, \"tap_present\"}; pool {\"tap\",
+      \"present\"}; nat {\"table\" (null when it cannot be read), \"uplink\",
+      \"vms\"}; dns {\"running\", \"pid\", \"listen\", and \"resolver_hint\"
+      when systemd-resolved does not run}.
+  pool fill, pool drain: {\"tap\", \"action\": \"created\"|\"deleted\"} per TAP.
+  pool list: {\"tap\", \"bridge\", \"present\"}.
+  nat enable, nat disable, nat list: {\"vm\", \"ip\", \"nat\", \"uplink\"}.
+  dns ensure, dns status: {\"running\", \"pid\", \"listen\"}; ensure adds
+    \"started\" (false when it was already running). dns stop:
+    {\"was_running\", \"pid\"}.
+
+NAMES:
+  A leased TAP is bgr-N, an idle pooled one tap-pool-N (idle capacity, not a
+  leak). The nftables table is `ip banger` with the set `guests`.
+
+FILES:
+  $XDG_STATE_HOME/banger/net.json   leases, pool, NAT uplink (locked updates)
+  $XDG_STATE_HOME/banger/net-dns.log   the DNS server's messages
+  $XDG_RUNTIME_DIR/banger/net-dns.json   the DNS server's pid file
+  Settings: bridge, subnet, gateway, dns_port, pool_size from bundle.json and
+  $XDG_CONFIG_HOME/banger/config.json.
+
+EXIT STATUS:
+  0 ok; 1 failed; 2 usage (bad flags, bad VM name, bad subnet settings);
+  3 not found (VM without a lease, unknown uplink); 4 prerequisite missing
+  (not root / no CAP_NET_ADMIN, nft missing: apt-get install nftables, no
+  default route for NAT, bridge address missing for DNS); 5 conflict (subnet
+  exhausted, subnet overlaps a host route, DNS port in use, leases left at
+  teardown, state locked).
+
+EXAMPLES:
+  banger-net tap acquire --vm web | jq -r .ip
+  banger-net nat enable --vm web
+  banger-net dns ensure && dig @172.30.0.1 web.vm +short
+  banger-net status | jq 'select(.kind == \"lease\") | .vm'
+  banger-net tap release --vm web && banger-net teardown";
+
+/// Host networking for banger: bridge, TAPs and their pool, leases, per-VM NAT, the .vm DNS server
+#[derive(Parser, Debug)]
+#[command(
+    name = "banger-net",
+    version,
+    about = "Host networking for banger: bridge, TAPs, leases, NAT, .vm DNS",
+    after_long_help = AFTER,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Create the bridge with the gateway address and turn on IPv4 forwarding (idempotent)
+    Setup,
+    /// Remove the bridge, every banger TAP, the NAT table and the DNS server
+    Teardown {
+        /// Tear down even while VMs hold leases (their leases are dropped)
+        #[arg(long)]
+        force: bool,
+    },
+    /// Bridge, leases, pool, NAT and DNS state as JSON lines
+    Status,
+    /// Lease a TAP and an address to a VM, or release them
+    Tap {
+        #[command(subcommand)]
+        cmd: TapCmd,
+    },
+    /// The pool of idle TAPs (tap-pool-N)
+    Pool {
+        #[command(subcommand)]
+        cmd: PoolCmd,
+    },
+    /// The leases
+    Lease {
+        #[command(subcommand)]
+        cmd: LeaseCmd,
+    },
+    /// Per-VM NAT out of the uplink (nftables table `banger`)
+    Nat {
+        #[command(subcommand)]
+        cmd: NatCmd,
+    },
+    /// The DNS server answering NAME.vm from the leases
+    Dns {
+        #[command(subcommand)]
+        cmd: DnsCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TapCmd {
+    /// Lease a TAP and the lowest free address to VM (the same lease again if it has one); sets up the bridge if needed
+    Acquire {
+        #[arg(long, value_name = "NAME")]
+        vm: String,
+    },
+    /// Free VM's lease; its TAP returns to the pool, or is deleted when the pool is full
+    Release {
+        #[arg(long, value_name = "NAME")]
+        vm: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PoolCmd {
+    /// Create idle TAPs until the pool holds SIZE
+    Fill {
+        /// Pool size (default: pool_size from bundle.json)
+        #[arg(long)]
+        size: Option<u32>,
+    },
+    /// List the pool's TAPs
+    List,
+    /// Delete every idle TAP
+    Drain,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LeaseCmd {
+    /// One line per lease
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NatCmd {
+    /// Masquerade VM's traffic out of the uplink
+    Enable {
+        #[arg(long, value_name = "NAME")]
+        vm: String,
+        /// Interface to masquerade out of (default: that of the default route)
+        #[arg(long, value_name = "IF")]
+        uplink: Option<String>,
+    },
+    /// Stop NAT for VM; the last one removes the table
+    Disable {
+        #[arg(long, value_name = "NAME")]
+        vm: String,
+        /// Accepted for symmetry with enable; ignored
+        #[arg(long, value_name = "IF")]
+        uplink: Option<String>,
+    },
+    /// VMs with NAT
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DnsCmd {
+    /// Run the DNS server in the foreground
+    Serve {
+        /// Address to listen on (default: the gateway and dns_port)
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<SocketAddr>,
+        /// Answer REFUSED for names outside .vm instead of forwarding them
+        #[arg(long)]
+        no_forward: bool,
+        /// Write a pid file once listening (used by `dns ensure`)
+        #[arg(long, value_name = "PATH", hide = true)]
+        pid_file: Option<PathBuf>,
+    },
+    /// Start the server detached unless it already runs
+    Ensure {
+        /// Address to listen on (default: the gateway and dns_port)
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<SocketAddr>,
+        /// Answer REFUSED for names outside .vm instead of forwarding them
+        #[arg(long)]
+        no_forward: bool,
+    },
+    /// Stop the detached server
+    Stop,
+    /// Whether the server runs, and where
+    Status,
+}
+
+/// The clap command, for the man page test.
+#[allow(dead_code)]
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}

@@ -1,0 +1,252 @@
+//! TAPs for VMs: acquire (lease an address, take a pooled TAP or make one),
+//! release (back to the pool, or deleted), and the pool itself.
+//!
+//! Names say what a TAP is: `bgr-N` is leased to a VM, `tap-pool-N` is idle
+//! capacity. TAP names never derive from VM names, so they stay under the
+//! kernel's 15 characters whatever the VM is called.
+
+use crate::netcfg::{mac_for, NetCfg};
+use crate::netlink::Nl;
+use crate::netstate::{self, Lease, NetState};
+use crate::tuntap;
+use banger_lib::{hosttools, Error, Result};
+use serde::Serialize;
+
+pub const LEASED: &str = "bgr-";
+pub const POOLED: &str = "tap-pool-";
+
+fn free_name(prefix: &str, taken: impl Fn(&str) -> bool) -> String {
+    (0u32..)
+        .map(|n| format!("{prefix}{n}"))
+        .find(|n| !taken(n))
+        .expect("some number is free")
+}
+
+fn bridge_index(cfg: &NetCfg, nl: &Nl) -> Result<u32> {
+    Ok(nl
+        .link(&cfg.bridge)?
+        .ok_or_else(|| {
+            Error::not_found(format!("bridge {} does not exist", cfg.bridge))
+                .with_hint("run `banger-net setup`")
+        })?
+        .index)
+}
+
+/// The bridge is there, or set it up now.
+fn ensure_bridge(cfg: &NetCfg, nl: &Nl) -> Result<u32> {
+    let has = match nl.link(&cfg.bridge)? {
+        Some(l) => nl.addrs_v4(l.index)?.contains(&(cfg.gateway, cfg.prefix)),
+        None => false,
+    };
+    if !has {
+        let line = crate::bridge::setup(cfg, nl)?;
+        if line.changed {
+            eprintln!("banger-net: set up bridge {} ({})", cfg.bridge, cfg.subnet());
+        }
+    }
+    bridge_index(cfg, nl)
+}
+
+/// Make a TAP and put it on the bridge; nothing is left if that fails.
+fn make_tap(nl: &Nl, name: &str, bridge: u32) -> Result<()> {
+    tuntap::create(name)?;
+    let attach = || -> Result<()> {
+        let l = nl
+            .link(name)?
+            .ok_or_else(|| Error::failed(format!("TAP {name} vanished after creation")))?;
+        nl.attach(l.index, bridge)
+    };
+    attach().inspect_err(|_| {
+        if let Ok(Some(l)) = nl.link(name) {
+            let _ = nl.del_link(l.index);
+        }
+    })
+}
+
+/// A TAP that exists and is on the bridge and up (remade if it vanished,
+/// e.g. after a reboot).
+fn ensure_tap(nl: &Nl, name: &str, bridge: u32) -> Result<()> {
+    match nl.link(name)? {
+        Some(l) if l.master == Some(bridge) && l.up => Ok(()),
+        Some(l) => nl.attach(l.index, bridge),
+        None => make_tap(nl, name, bridge),
+    }
+}
+
+pub fn acquire(cfg: &NetCfg, vm: &str) -> Result<Lease> {
+    banger_lib::names::validate("VM", vm)?;
+    hosttools::require_net_admin("tap acquire")?;
+    let nl = Nl::new()?;
+    let bridge = ensure_bridge(cfg, &nl)?;
+    netstate::update(|st| {
+        if let Some(l) = st.leases.iter().find(|l| l.vm == vm) {
+            ensure_tap(&nl, &l.tap, bridge)?;
+            return Ok(l.clone());
+        }
+        let ip = cfg
+            .guest_addrs()
+            .find(|a| !st.leases.iter().any(|l| l.ip == *a))
+            .ok_or_else(|| {
+                Error::conflict(format!(
+                    "subnet {} is exhausted: all {} guest addresses are leased",
+                    cfg.subnet(),
+                    st.leases.len()
+                ))
+                .with_hint("release a lease (tap release --vm NAME) or configure a larger `subnet`")
+            })?;
+        let links: Vec<String> = nl.links()?.into_iter().map(|l| l.name).collect();
+        let tap = free_name(LEASED, |n| {
+            links.iter().any(|l| l == n) || st.leases.iter().any(|l| l.tap == n)
+        });
+        take_or_make(st, &nl, &tap, bridge)?;
+        let lease = Lease {
+            vm: vm.to_string(),
+            tap,
+            ip,
+            prefix: cfg.prefix,
+            gateway: cfg.gateway,
+            mac: mac_for(vm),
+            dns: cfg.gateway,
+            nat: false,
+        };
+        st.leases.push(lease.clone());
+        Ok(lease)
+    })
+}
+
+/// Give `tap` to a VM: a pooled TAP renamed, else a new one.
+fn take_or_make(st: &mut NetState, nl: &Nl, tap: &str, bridge: u32) -> Result<()> {
+    while let Some(p) = (!st.pool.is_empty()).then(|| st.pool.remove(0)) {
+        if let Some(l) = nl.link(&p)? {
+            nl.rename(l.index, tap)?;
+            return nl.attach(l.index, bridge);
+        }
+        // A pool entry whose TAP is gone (reboot): forget it.
+    }
+    make_tap(nl, tap, bridge)
+}
+
+#[derive(Serialize)]
+pub struct Released {
+    pub vm: String,
+    pub tap: String,
+    pub ip: std::net::Ipv4Addr,
+    pub pooled_as: Option<String>,
+}
+
+pub fn release(cfg: &NetCfg, vm: &str) -> Result<Released> {
+    banger_lib::names::validate("VM", vm)?;
+    hosttools::require_net_admin("tap release")?;
+    let nl = Nl::new()?;
+    netstate::update(|st| {
+        let i = crate::nat::lease_index(st, vm)?;
+        if st.leases[i].nat {
+            crate::nat::remove(st, i)?;
+        }
+        let lease = st.leases.remove(i);
+        let mut pooled_as = None;
+        if let Some(l) = nl.link(&lease.tap)? {
+            if (st.pool.len() as u32) < cfg.pool_size && nl.link(&cfg.bridge)?.is_some() {
+                let links: Vec<String> = nl.links()?.into_iter().map(|l| l.name).collect();
+                let name = free_name(POOLED, |n| {
+                    links.iter().any(|l| l == n) || st.pool.iter().any(|p| p == n)
+                });
+                nl.rename(l.index, &name)?;
+                st.pool.push(name.clone());
+                pooled_as = Some(name);
+            } else {
+                nl.del_link(l.index)?;
+            }
+        }
+        Ok(Released {
+            vm: lease.vm,
+            tap: lease.tap,
+            ip: lease.ip,
+            pooled_as,
+        })
+    })
+}
+
+#[derive(Serialize)]
+pub struct PoolLine {
+    pub tap: String,
+    pub bridge: String,
+    pub present: bool,
+}
+
+#[derive(Serialize)]
+pub struct PoolAction {
+    pub tap: String,
+    pub action: &'static str,
+}
+
+pub fn pool_fill(cfg: &NetCfg, size: Option<u32>) -> Result<Vec<PoolAction>> {
+    hosttools::require_net_admin("pool fill")?;
+    let size = size.unwrap_or(cfg.pool_size) as usize;
+    let nl = Nl::new()?;
+    let bridge = ensure_bridge(cfg, &nl)?;
+    netstate::update(|st| {
+        let links: Vec<String> = nl.links()?.into_iter().map(|l| l.name).collect();
+        st.pool.retain(|p| links.contains(p));
+        let mut made = Vec::new();
+        while st.pool.len() < size {
+            let name = free_name(POOLED, |n| {
+                links.iter().any(|l| l == n) || st.pool.iter().any(|p| p == n)
+            });
+            make_tap(&nl, &name, bridge)?;
+            st.pool.push(name.clone());
+            made.push(PoolAction {
+                tap: name,
+                action: "created",
+            });
+        }
+        Ok(made)
+    })
+}
+
+pub fn pool_list(cfg: &NetCfg) -> Result<Vec<PoolLine>> {
+    let nl = Nl::new()?;
+    let st = netstate::load()?;
+    let links: Vec<String> = nl.links()?.into_iter().map(|l| l.name).collect();
+    Ok(st
+        .pool
+        .iter()
+        .map(|t| PoolLine {
+            tap: t.clone(),
+            bridge: cfg.bridge.clone(),
+            present: links.contains(t),
+        })
+        .collect())
+}
+
+pub fn pool_drain() -> Result<Vec<PoolAction>> {
+    hosttools::require_net_admin("pool drain")?;
+    let nl = Nl::new()?;
+    netstate::update(|st| {
+        let mut out = Vec::new();
+        for t in std::mem::take(&mut st.pool) {
+            if let Some(l) = nl.link(&t)? {
+                nl.del_link(l.index)?;
+            }
+            out.push(PoolAction {
+                tap: t,
+                action: "deleted",
+            });
+        }
+        Ok(out)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_names_are_lowest_and_short() {
+        let taken = ["bgr-0", "bgr-2"];
+        assert_eq!(free_name(LEASED, |n| taken.contains(&n)), "bgr-1");
+        assert_eq!(free_name(POOLED, |_| false), "tap-pool-0");
+        // Even the 10000th TAP name fits IFNAMSIZ.
+        assert!(format!("{POOLED}99999").len() <= tuntap::MAX_IFNAME);
+    }
+}
