@@ -11,10 +11,12 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+type UndoStep = Box<dyn FnOnce() -> Result<()>>;
+
 /// What to undo, newest last.
 #[derive(Default)]
 pub struct Undo {
-    steps: Vec<(&'static str, Box<dyn FnOnce() -> Result<()>>)>,
+    steps: Vec<(&'static str, UndoStep)>,
 }
 
 impl Undo {
@@ -38,7 +40,12 @@ impl Undo {
 
 /// The error of a failed step: its kind and hint, and which step it was.
 pub fn step_error(vm: &str, verb: &str, step: &str, e: Error) -> Error {
-    let mut out = Error::new(e.kind, format!("{verb} {vm} failed at step {step}: {e}"));
+    let why = if interrupt::requested() && !e.message.contains("interrupted") {
+        format!("{e} (interrupted)")
+    } else {
+        e.message.clone()
+    };
+    let mut out = Error::new(e.kind, format!("{verb} {vm} failed at step {step}: {why}"));
     out.hint = e.hint;
     out
 }

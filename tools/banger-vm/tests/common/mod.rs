@@ -1,0 +1,322 @@
+//! Stand-ins for the plumbing tools: one shell script, installed under each
+//! tool's name in a directory put first through BANGER_LIBEXEC. It logs
+//! every call, keeps its "leases", "NAT elements" and "VMM processes" as
+//! files (so a test can check nothing is left), and fails or hangs at a
+//! chosen call (FAIL_AT / HANG_AT: a prefix of "TOOL ARGS").
+
+#![allow(dead_code)]
+
+use banger_testkit::Home;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+const STANDIN: &str = r#"#!/bin/bash
+tool=$(basename "$0")
+S="$STANDIN"
+call="$tool $*"
+echo "$call" >> "$S/log"
+if [ -n "$FAIL_AT" ] && [[ "$call" == "$FAIL_AT"* ]]; then
+  echo "$tool: error: injected failure at $FAIL_AT" >&2
+  echo "hint: this is a stand-in" >&2
+  exit "${FAIL_CODE:-1}"
+fi
+if [ -n "$HANG_AT" ] && [[ "$call" == "$HANG_AT"* ]]; then
+  echo $$ > "$S/hang.pid"
+  exec sleep 300
+fi
+vm_arg() { while [ $# -gt 0 ]; do [ "$1" = --vm ] && { echo "$2"; return; }; shift; done; }
+case "$tool" in
+banger-image)
+  case "$1" in
+  show) f="$S/images/$2.json"
+        [ -f "$f" ] || { echo "banger-image: error: no image named $2" >&2; exit 3; }
+        cat "$f" ;;
+  default) cat "$S/images/debian.json" ;;
+  *) exit 2 ;;
+  esac ;;
+banger-net)
+  case "$1 $2" in
+  "tap acquire")
+    vm=$(vm_arg "$@"); f="$S/leases/$vm"
+    exec 9>"$S/net.lock"; flock 9
+    if [ ! -f "$f" ]; then
+      n=10; while grep -qs "\"ip\":\"172.30.0.$n\"" "$S"/leases/*; do n=$((n+1)); done
+      echo "{\"vm\":\"$vm\",\"tap\":\"tap-$vm\",\"ip\":\"172.30.0.$n\",\"prefix\":24,\"gateway\":\"172.30.0.1\",\"mac\":\"06:00:ac:1e:00:$n\",\"dns\":\"172.30.0.1\"}" > "$f"
+    fi
+    cat "$f" ;;
+  "tap release")
+    vm=$(vm_arg "$@")
+    rm "$S/leases/$vm" 2>/dev/null || { echo "banger-net: error: no lease for $vm" >&2; exit 3; } ;;
+  "nat enable") touch "$S/nat/$(vm_arg "$@")" ;;
+  "nat disable")
+    rm "$S/nat/$(vm_arg "$@")" 2>/dev/null || { echo "banger-net: error: no NAT for it" >&2; exit 3; } ;;
+  "dns ensure") ;;
+  *) exit 2 ;;
+  esac ;;
+banger-qemu|banger-fc)
+  case "$1" in
+  start)
+    spec=$(cat); id=$(echo "$spec" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+    echo "$spec" > "$S/spec-$id.json"
+    setsid sleep 1000 </dev/null >/dev/null 2>&1 &
+    pid=$!
+    echo $pid > "$S/vmm/$id.pid"; echo $pid >> "$S/all-pids"
+    st=$(awk '{print $22}' /proc/$pid/stat)
+    mkdir -p "$XDG_STATE_HOME/banger/vms/$id"
+    echo "standin console: $id booting" >> "$XDG_STATE_HOME/banger/vms/$id/console.log"
+    vmm=qemu; [ "$tool" = banger-fc ] && vmm=firecracker
+    echo "{\"schema\":1,\"id\":\"$id\",\"vmm\":\"$vmm\",\"accel\":\"tcg\",\"pid\":$pid,\"pid_start_time\":$st,\"vsock_uds\":\"$XDG_RUNTIME_DIR/banger/$id/vsock.sock\",\"vmm_version\":\"standin\",\"started_at\":\"now\",\"vmm_log\":\"x\",\"console_log\":\"y\"}" ;;
+  stop)
+    f="$S/vmm/$2.pid"
+    [ -f "$f" ] || { echo "$tool: error: no VM $2" >&2; exit 3; }
+    kill "$(cat "$f")" 2>/dev/null; rm -f "$f" ;;
+  *) exit 2 ;;
+  esac ;;
+banger-health)
+  case "$1" in
+  wait)
+    if [ -n "$KILL_VMM_AT_HEALTH" ]; then
+      kill "$(cat "$S/vmm/$2.pid")"
+      echo "banger-health: error: $2 is not running" >&2; exit 1
+    fi
+    echo "{\"name\":\"$2\",\"ok\":true}" ;;
+  check) shift; for n in "$@"; do echo "{\"name\":\"$n\",\"ok\":true}"; done ;;
+  esac ;;
+banger-ssh)
+  case "$1" in
+  wait|forget) ;;
+  *) shift; [ "$1" = -- ] && shift; exec sh -c "$*" ;;
+  esac ;;
+esac
+"#;
+
+pub struct Fx {
+    pub home: Home,
+    pub standin: PathBuf,
+    pub libexec: PathBuf,
+    pub runtime: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+impl Fx {
+    pub fn new() -> Fx {
+        let home = Home::new();
+        let root = home.path().to_path_buf();
+        let standin = root.join("standin");
+        let libexec = root.join("libexec");
+        let runtime = root.join("runtime");
+        for d in ["leases", "nat", "vmm", "images"] {
+            std::fs::create_dir_all(standin.join(d)).unwrap();
+        }
+        std::fs::create_dir_all(&libexec).unwrap();
+        std::fs::create_dir_all(&runtime).unwrap();
+        std::fs::write(standin.join("log"), "").unwrap();
+        for tool in [
+            "banger-image",
+            "banger-net",
+            "banger-qemu",
+            "banger-fc",
+            "banger-health",
+            "banger-ssh",
+        ] {
+            let p = libexec.join(tool);
+            std::fs::write(&p, STANDIN).unwrap();
+            chmod_x(&p);
+        }
+        std::fs::write(
+            runtime.join("bundle.json"),
+            r#"{"schema":1,"vmm":"qemu","vcpus":1,"memory_mib":256,"disk_size":"16M"}"#,
+        )
+        .unwrap();
+        std::fs::write(runtime.join("vmlinux"), b"kernel").unwrap();
+        // An image: a rootfs with some data, an ext4 work seed.
+        let rootfs = standin.join("rootfs.ext4");
+        std::fs::write(&rootfs, vec![0x5a; 256 << 10]).unwrap();
+        let seed = standin.join("work-seed.ext4");
+        std::fs::File::create(&seed)
+            .unwrap()
+            .set_len(8 << 20)
+            .unwrap();
+        let ok = Command::new(banger_lib::hosttools::which("mkfs.ext4").expect("mkfs.ext4"))
+            .args(["-q", "-F"])
+            .arg(&seed)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        std::fs::write(
+            standin.join("images/debian.json"),
+            format!(
+                r#"{{"name":"debian","rootfs":"{}","work_seed":"{}","kernel":null,"initrd":null}}"#,
+                rootfs.display(),
+                seed.display()
+            ),
+        )
+        .unwrap();
+        let mut env: Vec<(String, String)> = home
+            .envs()
+            .into_iter()
+            .map(|(k, v)| (k, v.display().to_string()))
+            .collect();
+        env.push(("BANGER_RUNTIME".into(), runtime.display().to_string()));
+        env.push(("BANGER_LIBEXEC".into(), libexec.display().to_string()));
+        env.push(("STANDIN".into(), standin.display().to_string()));
+        env.push(("BANGER_LOCK_TIMEOUT".into(), "30".into()));
+        Fx {
+            home,
+            standin,
+            libexec,
+            runtime,
+            env,
+        }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_banger-vm"));
+        c.args(args);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        for k in ["FAIL_AT", "FAIL_CODE", "HANG_AT", "KILL_VMM_AT_HEALTH"] {
+            c.env_remove(k);
+        }
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = self.cmd(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+
+    /// `create --name NAME` with the stand-ins, which must succeed.
+    pub fn create(&self, name: &str, extra: &[&str]) -> serde_json::Value {
+        let mut args = vec!["create", "--name", name];
+        args.extend_from_slice(extra);
+        let out = self.run(&args);
+        assert_ok(&out);
+        json_lines(&out).remove(0)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.standin.join("log")).unwrap()
+    }
+
+    pub fn clear_log(&self) {
+        std::fs::write(self.standin.join("log"), "").unwrap();
+    }
+
+    pub fn vms_dir(&self) -> PathBuf {
+        self.home.path().join("state/banger/vms")
+    }
+
+    pub fn vm_json(&self, name: &str) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.vms_dir().join(name).join("vm.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    fn entries(&self, sub: &str) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.standin.join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn leases(&self) -> Vec<String> {
+        self.entries("leases")
+    }
+
+    pub fn nats(&self) -> Vec<String> {
+        self.entries("nat")
+    }
+
+    /// Every VMM process the stand-in ever started, still alive.
+    pub fn live_vmms(&self) -> Vec<u32> {
+        let text = std::fs::read_to_string(self.standin.join("all-pids")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .filter(|pid: &u32| {
+                banger_lib::proc::start_time(*pid).is_some()
+                    && banger_lib::proc::state(*pid) != Some('Z')
+                    && banger_lib::proc::comm(*pid).as_deref() == Some("sleep")
+            })
+            .collect()
+    }
+
+    /// Nothing of VM `name` is left: no record or disks, no lease, no NAT
+    /// element, no VMM process, no runtime dir.
+    pub fn assert_nothing_left(&self, name: &str) {
+        assert!(
+            !self.vms_dir().join(name).exists(),
+            "VM dir left: {:?}",
+            std::fs::read_dir(self.vms_dir().join(name))
+                .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+        );
+        assert!(!self.leases().contains(&name.to_string()), "lease left");
+        assert!(!self.nats().contains(&name.to_string()), "NAT element left");
+        let gone = banger_testkit::poll(Duration::from_secs(10), || {
+            self.live_vmms().is_empty().then_some(())
+        });
+        assert!(gone.is_some(), "VMM processes left: {:?}", self.live_vmms());
+        assert!(!self.home.path().join("run/banger").join(name).exists());
+    }
+
+    pub fn kill_hang(&self) {
+        if let Some(pid) = banger_lib::proc::read_pid_file(&self.standin.join("hang.pid")) {
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
+}
+
+impl Drop for Fx {
+    fn drop(&mut self) {
+        for pid in self.live_vmms() {
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        self.kill_hang();
+    }
+}
+
+fn chmod_x(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        stderr(out)
+    );
+}
+
+pub fn assert_code(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(out)
+    );
+}

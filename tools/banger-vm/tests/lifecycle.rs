@@ -1,0 +1,470 @@
+//! banger-vm against stand-in plumbing tools: the lifecycle, undo at every
+//! create step, bad input, reconciliation, locks and fan-out.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+#[test]
+fn create_show_stop_start_delete() {
+    let fx = Fx::new();
+    let rec = fx.create("box", &["--timings", "--nat"]);
+    assert_eq!(rec["name"], "box");
+    assert_eq!(rec["state"], "running");
+    assert_eq!(rec["vmm"], "qemu");
+    assert_eq!(rec["image"], "debian");
+    assert_eq!(rec["ip"], "172.30.0.10");
+    assert_eq!(rec["vsock_cid"], 1010);
+    assert_eq!(rec["nat"], true);
+    assert_eq!(rec["tap"], "tap-box");
+    assert!(rec["timings_ms"]["total"].as_f64().unwrap() > 0.0);
+    for k in ["disks", "tap", "vmm_start", "healthy", "ssh"] {
+        assert!(rec["timings_ms"][k].is_number(), "{k}: {rec}");
+    }
+    // The steps in order, through the plumbing.
+    let log = fx.log();
+    let calls: Vec<&str> = log.lines().collect();
+    assert_eq!(
+        calls,
+        [
+            "banger-image default",
+            "banger-net tap acquire --vm box",
+            "banger-qemu start",
+            "banger-net dns ensure",
+            "banger-net nat enable --vm box",
+            "banger-health wait box --timeout 180",
+            "banger-ssh wait box --timeout 180",
+        ]
+    );
+    // The spec the driver got.
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fx.standin.join("spec-box.json")).unwrap())
+            .unwrap();
+    assert_eq!(spec["tap"], "tap-box");
+    assert_eq!(spec["vsock_cid"], 1010);
+    assert_eq!(spec["mem_mib"], 256);
+    assert_eq!(spec["drives"][0]["root"], true);
+    assert!(spec["cmdline"]
+        .as_str()
+        .unwrap()
+        .contains("ip=172.30.0.10::172.30.0.1:255.255.255.0:box:eth0:off:172.30.0.1"));
+    // The VM's own disks: a copy of the rootfs, the work disk grown to --disk.
+    let dir = fx.vms_dir().join("box");
+    assert_eq!(
+        std::fs::read(dir.join("rootfs.ext4")).unwrap(),
+        std::fs::read(fx.standin.join("rootfs.ext4")).unwrap()
+    );
+    assert_eq!(
+        std::fs::metadata(dir.join("work.ext4")).unwrap().len(),
+        16 << 20
+    );
+    assert_eq!(fx.vm_json("box")["schema"], 1);
+
+    let out = fx.run(&["show", "box"]);
+    assert_ok(&out);
+    let shown = &json_lines(&out)[0];
+    assert_eq!(shown["state"], "running");
+    assert!(shown["uptime_s"].is_u64());
+
+    let out = fx.run(&["list"]);
+    assert_ok(&out);
+    let list = json_lines(&out);
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["name"], "box");
+
+    let out = fx.run(&["stop", "box"]);
+    assert_ok(&out);
+    assert_eq!(
+        json_lines(&out),
+        [serde_json::json!({"name": "box", "ok": true, "state": "stopped"})]
+    );
+    assert!(
+        fx.live_vmms().is_empty() || {
+            banger_testkit::poll(Duration::from_secs(5), || {
+                fx.live_vmms().is_empty().then_some(())
+            })
+            .is_some()
+        }
+    );
+    assert_eq!(fx.vm_json("box")["pid"], serde_json::Value::Null);
+    // Disks and lease stay over a stop.
+    assert!(dir.join("work.ext4").exists());
+    assert_eq!(fx.leases(), ["box"]);
+
+    let out = fx.run(&["start", "box"]);
+    assert_ok(&out);
+    let line = &json_lines(&out)[0];
+    assert_eq!(line["ok"], true);
+    assert_eq!(line["state"], "running");
+    assert_eq!(line["ip"], "172.30.0.10", "the same lease after a restart");
+
+    let out = fx.run(&["ssh", "box", "--", "exit 7"]);
+    assert_code(&out, 7);
+
+    let out = fx.run(&["logs", "box"]);
+    assert_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("standin console: box booting"));
+
+    fx.clear_log();
+    let out = fx.run(&["delete", "box"]);
+    assert_ok(&out);
+    assert_eq!(json_lines(&out)[0]["state"], "deleted");
+    let log = fx.log();
+    assert!(log.contains("banger-qemu stop box"), "{log}");
+    assert!(log.contains("banger-net nat disable --vm box"), "{log}");
+    assert!(log.contains("banger-net tap release --vm box"), "{log}");
+    assert!(log.contains("banger-ssh forget box"), "{log}");
+    fx.assert_nothing_left("box");
+
+    let out = fx.run(&["show", "box"]);
+    assert_code(&out, 3);
+}
+
+#[test]
+fn a_failing_create_step_undoes_everything_before_it() {
+    let cases = [
+        ("banger-image default", "image", 3),
+        ("banger-net tap acquire", "tap", 1),
+        ("banger-qemu start", "vmm start", 4),
+        ("banger-net nat enable", "nat", 1),
+        ("banger-health wait", "healthy", 1),
+        ("banger-ssh wait", "ssh", 1),
+    ];
+    for (fail_at, step, code) in cases {
+        let fx = Fx::new();
+        let out = fx.run_with(
+            &["create", "--name", "box", "--nat"],
+            &[("FAIL_AT", fail_at), ("FAIL_CODE", &code.to_string())],
+        );
+        assert_code(&out, code);
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("create box failed at step {step}:")),
+            "{fail_at}: {err}"
+        );
+        assert!(err.contains("injected failure"), "{err}");
+        assert!(err.contains("hint: this is a stand-in"), "{err}");
+        assert!(out.stdout.is_empty());
+        fx.assert_nothing_left("box");
+        // And the name is free again.
+        fx.create("box", &[]);
+    }
+}
+
+#[test]
+fn the_vmm_dying_during_boot_is_undone() {
+    let fx = Fx::new();
+    let out = fx.run_with(&["create", "--name", "box"], &[("KILL_VMM_AT_HEALTH", "1")]);
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("failed at step healthy"), "{err}");
+    // The console tail is shown before the log is removed.
+    assert!(err.contains("standin console: box booting"), "{err}");
+    fx.assert_nothing_left("box");
+}
+
+#[test]
+fn bad_names_images_and_sizes() {
+    let fx = Fx::new();
+    for bad in ["Box", "a_b", "../x", "-a", ""] {
+        let out = fx.run(&["create", &format!("--name={bad}")]);
+        assert_code(&out, 2);
+        assert!(stderr(&out).contains("invalid VM name"), "{}", stderr(&out));
+    }
+    for (args, code) in [
+        (vec!["--disk", "8X"], 2),
+        (vec!["--vcpus", "0"], 2),
+        (vec!["--memory", "16"], 2),
+        (vec!["--image", "Nope!"], 2),
+        (vec!["--image", "nope"], 3),
+    ] {
+        let mut a = vec!["create", "--name", "box"];
+        a.extend(args.iter());
+        let out = fx.run(&a);
+        assert_code(&out, code);
+    }
+    assert!(fx.log().lines().all(|l| l == "banger-image show nope"));
+    assert!(!fx.vms_dir().join("box").exists());
+    assert!(fx.leases().is_empty());
+    // Unknown VMs.
+    for verb in ["show", "logs", "ssh"] {
+        assert_code(&fx.run(&[verb, "ghost"]), 3);
+    }
+    let out = fx.run(&["stop", "ghost"]);
+    assert_code(&out, 3);
+    assert_eq!(json_lines(&out)[0]["ok"], false);
+    assert!(!fx.vms_dir().join("ghost").exists());
+}
+
+#[test]
+fn duplicate_name_is_a_conflict_and_changes_nothing() {
+    let fx = Fx::new();
+    let first = fx.create("box", &[]);
+    fx.clear_log();
+    let out = fx.run(&["create", "--name", "box"]);
+    assert_code(&out, 5);
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    assert_eq!(fx.log(), "", "nothing was called");
+    assert_eq!(fx.vm_json("box")["pid"], first["pid"]);
+    assert_eq!(fx.leases(), ["box"]);
+}
+
+#[test]
+fn a_dead_vmm_is_reconciled_to_crashed_and_start_works() {
+    let fx = Fx::new();
+    let rec = fx.create("box", &[]);
+    let pid = rec["pid"].as_u64().unwrap() as i32;
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let crashed = banger_testkit::poll(Duration::from_secs(10), || {
+        let out = fx.run(&["list"]);
+        let l = json_lines(&out);
+        (l[0]["state"] == "crashed").then_some(())
+    });
+    assert!(crashed.is_some());
+    assert_eq!(fx.vm_json("box")["state"], "crashed");
+    assert_eq!(fx.leases(), ["box"], "a crash keeps the lease");
+    let out = fx.run(&["start", "box"]);
+    assert_ok(&out);
+    assert_eq!(json_lines(&out)[0]["state"], "running");
+    assert_ne!(fx.vm_json("box")["pid"], rec["pid"]);
+}
+
+#[test]
+fn settings_of_a_running_vm_need_a_stop() {
+    let fx = Fx::new();
+    fx.create("box", &[]);
+    let out = fx.run(&["set", "box", "--vcpus", "2"]);
+    assert_code(&out, 5);
+    assert!(
+        stderr(&out).contains("banger vm stop box"),
+        "{}",
+        stderr(&out)
+    );
+    // NAT toggles while running.
+    assert_ok(&fx.run(&["set", "--nat", "box"]));
+    assert_eq!(fx.nats(), ["box"]);
+    assert_ok(&fx.run(&["set", "--no-nat", "box"]));
+    assert!(fx.nats().is_empty());
+    assert_ok(&fx.run(&["stop", "box"]));
+    let out = fx.run(&["set", "box", "--vcpus", "2", "--memory", "512"]);
+    assert_ok(&out);
+    assert_eq!(fx.vm_json("box")["vcpus"], 2);
+    assert_eq!(fx.vm_json("box")["memory_mib"], 512);
+    assert_code(&fx.run(&["set", "box", "--vcpus", "99"]), 2);
+    assert_code(&fx.run(&["set", "box"]), 2);
+    // ssh into a stopped VM.
+    let out = fx.run(&["ssh", "box"]);
+    assert_code(&out, 5);
+    assert!(stderr(&out).contains("banger vm start box"));
+}
+
+#[test]
+fn fan_out_prints_one_line_per_vm_and_fails_if_any_failed() {
+    let fx = Fx::new();
+    fx.create("a", &["--no-wait"]);
+    fx.create("b", &["--no-wait"]);
+    let out = fx.run(&["stop", "a", "ghost", "b", "a"]);
+    assert_code(&out, 1);
+    let mut lines = json_lines(&out);
+    lines.sort_by_key(|l| l["name"].as_str().unwrap().to_string());
+    assert_eq!(lines.len(), 3, "duplicates run once");
+    assert_eq!(
+        lines[0],
+        serde_json::json!({"name":"a","ok":true,"state":"stopped"})
+    );
+    assert_eq!(lines[1]["name"], "b");
+    assert_eq!(lines[1]["ok"], true);
+    assert_eq!(lines[2]["name"], "ghost");
+    assert_eq!(lines[2]["ok"], false);
+    assert!(lines[2]["error"]
+        .as_str()
+        .unwrap()
+        .contains("no VM named ghost"));
+    let out = fx.run(&["start", "a", "b", "--no-wait"]);
+    assert_ok(&out);
+    assert_eq!(json_lines(&out).len(), 2);
+    let out = fx.run(&["delete", "a", "b"]);
+    assert_ok(&out);
+    fx.assert_nothing_left("a");
+    fx.assert_nothing_left("b");
+}
+
+#[test]
+fn delete_keeps_the_record_when_cleanup_fails_unless_forced() {
+    let fx = Fx::new();
+    fx.create("box", &[]);
+    let out = fx.run_with(&["delete", "box"], &[("FAIL_AT", "banger-net tap release")]);
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("record is kept"), "{}", stderr(&out));
+    assert!(fx.vms_dir().join("box/vm.json").exists());
+    assert_eq!(fx.vm_json("box")["state"], "stopped");
+    let out = fx.run_with(
+        &["delete", "--force", "box"],
+        &[("FAIL_AT", "banger-net tap release")],
+    );
+    assert_ok(&out);
+    let line = &json_lines(&out)[0];
+    assert!(line["warnings"][0]
+        .as_str()
+        .unwrap()
+        .contains("tap release"));
+    assert!(!fx.vms_dir().join("box").exists());
+}
+
+#[test]
+fn a_held_lock_makes_a_command_wait_then_give_up() {
+    let fx = Fx::new();
+    fx.create("box", &[]);
+    let lock = banger_lib::state::Lock::acquire(
+        &fx.vms_dir().join("box/vm.json.lock"),
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    let out = fx.run_with(&["stop", "box"], &[("BANGER_LOCK_TIMEOUT", "0.3")]);
+    assert_code(&out, 5);
+    assert!(stderr(&out).contains("locked"), "{}", stderr(&out));
+    assert_eq!(fx.vm_json("box")["state"], "running");
+    // A waiting command goes on as soon as the lock is free.
+    let mut waiter = fx
+        .cmd(&["stop", "box"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(lock);
+    assert!(waiter.wait().unwrap().success());
+    assert_eq!(fx.vm_json("box")["state"], "stopped");
+}
+
+#[test]
+fn a_killed_create_leaves_no_stale_lock_and_delete_cleans_up() {
+    let fx = Fx::new();
+    let mut child = fx
+        .cmd(&["create", "--name", "box"])
+        .env("HANG_AT", "banger-health wait")
+        .spawn()
+        .unwrap();
+    wait_for_call(&fx, "banger-health wait box");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    fx.kill_hang();
+    // Not waited on: the kernel dropped the dead command's lock.
+    let out = fx.run_with(&["delete", "box"], &[("BANGER_LOCK_TIMEOUT", "2")]);
+    assert_ok(&out);
+    fx.assert_nothing_left("box");
+}
+
+#[test]
+fn ctrl_c_during_create_undoes_everything() {
+    for hang_at in ["banger-health wait", "banger-net tap acquire"] {
+        let fx = Fx::new();
+        let child = fx
+            .cmd(&["create", "--name", "box", "--nat"])
+            .env("HANG_AT", hang_at)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_call(&fx, hang_at);
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        if hang_at.contains("tap") {
+            // A step that makes something is let finish, then undone.
+            fx.kill_hang();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_code(&out, 1);
+        let err = stderr(&out);
+        assert!(err.contains("interrupted"), "{err}");
+        fx.assert_nothing_left("box");
+    }
+}
+
+#[test]
+fn creates_of_different_vms_run_in_parallel() {
+    let fx = Fx::new();
+    let children: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|n| {
+            fx.cmd(&["create", "--name", n, "--no-wait"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        assert_ok(&c.wait_with_output().unwrap());
+    }
+    assert_eq!(fx.leases(), ["a", "b", "c"]);
+    let out = fx.run(&["list"]);
+    let ips: std::collections::HashSet<String> = json_lines(&out)
+        .iter()
+        .map(|l| l["ip"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ips.len(), 3);
+}
+
+#[test]
+fn no_start_makes_a_created_vm_that_start_boots() {
+    let fx = Fx::new();
+    let rec = fx.create("box", &["--no-start"]);
+    assert_eq!(rec["state"], "created");
+    assert_eq!(rec["pid"], serde_json::Value::Null);
+    assert!(fx.live_vmms().is_empty());
+    assert!(!fx.log().contains("start"));
+    let out = fx.run(&["start", "box"]);
+    assert_ok(&out);
+    assert_eq!(json_lines(&out)[0]["state"], "running");
+}
+
+fn wait_for_call(fx: &Fx, call: &str) {
+    let seen = banger_testkit::poll(Duration::from_secs(30), || {
+        fx.log().contains(call).then_some(())
+    });
+    assert!(seen.is_some(), "never called {call}: {}", fx.log());
+}
+
+#[test]
+fn disk_full_during_create_is_undone_as_root() {
+    let t = "disk_full_during_create_is_undone_as_root";
+    if !banger_testkit::require_root(t) || !banger_testkit::require_tool(t, "unshare") {
+        return;
+    }
+    let fx = Fx::new();
+    // An image bigger than the 2 MiB filesystem the VM's state lives on.
+    let big = fx.standin.join("big.ext4");
+    std::fs::write(&big, vec![0x5a; 4 << 20]).unwrap();
+    std::fs::write(
+        fx.standin.join("images/big.json"),
+        format!(
+            r#"{{"name":"big","rootfs":"{}","work_seed":null}}"#,
+            big.display()
+        ),
+    )
+    .unwrap();
+    let state = fx.home.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    // A private mount namespace: the small tmpfs disappears with it.
+    let script = format!(
+        "mount -t tmpfs -o size=2m tmpfs {s} && {{ \"$0\" create --name box --image big; rc=$?; \
+         ls -A {s}/banger/vms; exit $rc; }}",
+        s = state.display()
+    );
+    let mut c = std::process::Command::new("unshare");
+    c.args(["-m", "sh", "-c", &script, env!("CARGO_BIN_EXE_banger-vm")]);
+    for (k, v) in &fx.env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("failed at step disks"), "{err}");
+    assert!(err.contains("No space left"), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "",
+        "a VM dir was left"
+    );
+    assert!(fx.leases().is_empty());
+    assert!(fx.live_vmms().is_empty());
+}
