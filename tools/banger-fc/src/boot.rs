@@ -1,0 +1,153 @@
+//! Starting a VM: from a spec (configure, then InstanceStart) or from a
+//! snapshot (a fresh process loads it and resumes).
+
+use crate::api::{Api, SLOW};
+use crate::launch::Launch;
+use crate::{binary, record};
+use banger_lib::vmspec::{VmSpec, VmmRecord};
+use banger_lib::{Error, Result};
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// Refuse when the VM runs; clear what a dead one left behind.
+fn ensure_not_running(id: &str) -> Result<()> {
+    if let Some(r) = record::load(id)? {
+        if r.is_alive() {
+            return Err(Error::conflict(format!(
+                "VM {id} is already running (firecracker pid {})",
+                r.pid
+            ))
+            .with_hint(format!("stop it first: banger-fc stop {id}")));
+        }
+        record::remove_leftovers(id, Some(&r));
+    }
+    Ok(())
+}
+
+/// The requests that configure a fresh Firecracker from a spec, in order.
+pub fn config_requests(spec: &VmSpec) -> Vec<(String, Value)> {
+    let mut r = vec![
+        (
+            "/logger".to_string(),
+            json!({"level": "Info", "show_level": true, "show_log_origin": false}),
+        ),
+        (
+            "/serial".to_string(),
+            json!({"serial_out_path": spec.console_log}),
+        ),
+        (
+            "/machine-config".to_string(),
+            json!({"vcpu_count": spec.vcpus, "mem_size_mib": spec.mem_mib, "smt": false}),
+        ),
+    ];
+    // Firecracker appends root=/dev/vda itself for the root drive.
+    let mut boot = json!({"kernel_image_path": spec.kernel, "boot_args": spec.cmdline.trim()});
+    if let Some(i) = &spec.initrd {
+        boot["initrd_path"] = json!(i);
+    }
+    r.push(("/boot-source".into(), boot));
+    for d in &spec.drives {
+        r.push((
+            format!("/drives/{}", d.id),
+            json!({"drive_id": d.id, "path_on_host": d.path, "is_root_device": d.root,
+                   "is_read_only": d.read_only}),
+        ));
+    }
+    if let Some(tap) = &spec.tap {
+        let mut net = json!({"iface_id": "eth0", "host_dev_name": tap});
+        if let Some(mac) = &spec.mac {
+            net["guest_mac"] = json!(mac);
+        }
+        r.push(("/network-interfaces/eth0".into(), net));
+    }
+    if let (Some(cid), Some(uds)) = (spec.vsock_cid, &spec.vsock_uds) {
+        r.push(("/vsock".into(), json!({"guest_cid": cid, "uds_path": uds})));
+    }
+    r
+}
+
+/// `start`: the spec is the JSON text read from stdin.
+pub fn start(text: &str) -> Result<VmmRecord> {
+    let mut spec = VmSpec::parse(text)?;
+    spec.resolve("api.sock");
+    spec.validate()?;
+    let _lock = record::lock(&spec.id)?;
+    ensure_not_running(&spec.id)?;
+    let bin = binary::find(spec.binary.as_deref())?;
+    let version = binary::version(&bin)?;
+    let mut launch = Launch::spawn(&spec, &bin, true)?;
+    let booted = (|| -> Result<()> {
+        let api = launch.wait_socket()?;
+        for (path, body) in config_requests(&spec) {
+            api.put(&path, body)?;
+        }
+        api.call(
+            "PUT",
+            "/actions",
+            Some(&json!({"action_type": "InstanceStart"})),
+            SLOW,
+        )?;
+        Ok(())
+    })();
+    match booted {
+        Ok(()) => launch.finish(&spec, version),
+        Err(e) => Err(launch.fail(e)),
+    }
+}
+
+/// `snapshot load`: a new process for DIR/spec.json, loaded from
+/// DIR/vmstate and DIR/memory, then resumed.
+pub fn load(id: &str, dir: &Path) -> Result<VmmRecord> {
+    let spec_path = dir.join("spec.json");
+    let text = std::fs::read_to_string(&spec_path).map_err(|e| {
+        banger_lib::error::io(format!("reading {}", spec_path.display()), e)
+            .with_hint("give a directory written by `banger-fc snapshot create`")
+    })?;
+    let mut spec = VmSpec::parse(&text)?;
+    if spec.id != id {
+        return Err(Error::usage(format!(
+            "the snapshot in {} is of VM {}, not {id}",
+            dir.display(),
+            spec.id
+        )));
+    }
+    spec.resolve("api.sock");
+    spec.validate()?;
+    for f in ["vmstate", "memory"] {
+        if !dir.join(f).is_file() {
+            return Err(Error::not_found(format!(
+                "{} is missing",
+                dir.join(f).display()
+            )));
+        }
+    }
+    let _lock = record::lock(id)?;
+    ensure_not_running(id)?;
+    let bin = binary::find(spec.binary.as_deref())?;
+    let version = binary::version(&bin)?;
+    let mut launch = Launch::spawn(&spec, &bin, false)?;
+    let loaded = (|| -> Result<()> {
+        let api: Api = launch.wait_socket()?;
+        api.put(
+            "/logger",
+            json!({"level": "Info", "show_level": true, "show_log_origin": false}),
+        )?;
+        let mut body = json!({
+            "snapshot_path": dir.join("vmstate"),
+            "mem_backend": {"backend_type": "File", "backend_path": dir.join("memory")},
+            "resume_vm": true,
+        });
+        if let Some(uds) = &spec.vsock_uds {
+            body["vsock_override"] = json!({"uds_path": uds});
+        }
+        if let Some(tap) = &spec.tap {
+            body["network_overrides"] = json!([{"iface_id": "eth0", "host_dev_name": tap}]);
+        }
+        api.call("PUT", "/snapshot/load", Some(&body), SLOW)?;
+        Ok(())
+    })();
+    match loaded {
+        Ok(()) => launch.finish(&spec, version),
+        Err(e) => Err(launch.fail(e)),
+    }
+}

@@ -1,0 +1,132 @@
+//! banger-fc's command line.
+
+use clap::{CommandFactory, Parser, Subcommand};
+use std::path::PathBuf;
+
+const AFTER: &str = "\
+SPEC (stdin of `start`):
+  One JSON object; unknown keys are refused.
+    id            VM name (1-32 of a-z, 0-9, '-'); names the runtime dir
+    kernel        ELF vmlinux, absolute path (Firecracker loads no bzImage)
+    initrd        optional initrd, absolute path
+    cmdline       kernel command line; Firecracker itself adds
+                  `root=/dev/vda rw|ro` for the root drive
+    vcpus         1-32
+    mem_mib       at least 64
+    drives        [{\"id\",\"path\",\"read_only\",\"root\"}]; the root drive first
+    tap, mac      host TAP for eth0 (must exist) and the guest MAC
+    vsock_cid     guest CID (>= 3); enables the hybrid vsock
+    vsock_uds     its host socket (default RUNTIME/ID/vsock.sock)
+    api_socket    Firecracker's API socket (default RUNTIME/ID/api.sock)
+    vmm_log       Firecracker's own output (default STATE/vms/ID/vmm.log)
+    console_log   the guest serial console (default STATE/vms/ID/console.log)
+    binary        the firecracker binary (default: BANGER_FIRECRACKER, else
+                  `firecracker` from the runtime bundle, else PATH)
+  RUNTIME is $XDG_RUNTIME_DIR/banger (else /run/banger); STATE is
+  $XDG_STATE_HOME/banger. Socket paths must fit in 107 bytes.
+
+RECORDS:
+  start prints the VMM record, also kept in RUNTIME/ID/vmm.json:
+    {\"schema\":1, \"id\", \"vmm\":\"firecracker\", \"accel\":\"kvm\", \"pid\",
+     \"pid_start_time\" (clock ticks since boot, /proc/PID/stat field 22),
+     \"api_socket\", \"vsock_uds\" (null without vsock), \"vmm_version\",
+     \"started_at\" (RFC 3339), \"vmm_log\", \"console_log\"}
+  status:   {\"id\", \"vmm\", \"pid\", \"alive\", \"state\"} where state is running,
+            paused, not_started, unresponsive (alive, API silent) or dead;
+            --config adds \"config\" (Firecracker's GET /vm/config)
+  stop:     {\"id\", \"stopped\":true, \"how\"} where how is ctrl_alt_del, sigterm,
+            sigkill, already_dead or not_running (no record)
+  pause, resume: {\"id\", \"state\":\"paused\"|\"running\"}
+  snapshot create: {\"id\", \"dir\", \"vmstate\", \"memory\", \"state\"}
+  snapshot load: the VMM record, as start prints it
+
+FILES:
+  A start keeps the console log of the current boot only (Firecracker
+  writes it from offset 0); vmm.log is appended to. A failed start kills
+  the process, removes its sockets and record, and removes the logs it
+  created; the error ends with the last lines of Firecracker's output.
+  `snapshot create` writes DIR/vmstate, DIR/memory and DIR/spec.json.
+
+EXIT STATUS:
+  0 ok; 1 failed (Firecracker refused a request: its fault_message is
+  shown); 2 usage (bad spec); 3 not found (no such VM, kernel or drive
+  missing, TAP missing); 4 prerequisite missing (no firecracker binary);
+  5 conflict (the VM is already running, snapshot files exist, locked).
+
+ENVIRONMENT:
+  BANGER_FIRECRACKER   the firecracker binary, when the spec names none
+
+EXAMPLES:
+  banger-fc start < spec.json | jq -r .pid
+  banger-fc status box | jq -r .state
+  banger-fc pause box && banger-fc snapshot create box --dir /tmp/snap
+  banger-fc stop box --timeout 5
+  banger-fc snapshot load box --dir /tmp/snap | jq .";
+
+/// Drive one Firecracker microVM process.
+#[derive(Parser, Debug)]
+#[command(
+    name = "banger-fc",
+    version,
+    about = "Drive one Firecracker microVM process",
+    long_about = "Drive one Firecracker microVM process: spawn it from a VM spec, configure \
+                  it over its API socket, start, pause, snapshot and stop it. The same verbs \
+                  and spec as banger-qemu.",
+    after_long_help = AFTER,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub sub: Sub,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Sub {
+    /// Spawn and boot a VM from the JSON spec on stdin; print its record
+    Start,
+    /// Show whether the VM's process is alive and its state
+    Status {
+        id: String,
+        /// Also print Firecracker's full VM configuration
+        #[arg(long)]
+        config: bool,
+    },
+    /// Stop the VM: Ctrl+Alt+Del, then SIGTERM, then SIGKILL; remove its sockets
+    Stop {
+        id: String,
+        /// Seconds to wait for the guest to shut down before signals
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
+    /// Pause the VM's vCPUs
+    Pause { id: String },
+    /// Resume a paused VM
+    Resume { id: String },
+    /// Full snapshots: create from a running VM, load into a new process
+    #[command(subcommand)]
+    Snapshot(SnapshotCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SnapshotCmd {
+    /// Pause, write DIR/vmstate and DIR/memory, resume if it was running
+    Create {
+        id: String,
+        /// Directory for the snapshot files (created)
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Start a new Firecracker process from DIR and resume the VM
+    Load {
+        id: String,
+        /// A directory written by `snapshot create`
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+#[allow(dead_code)] // used by tests/man.rs
+pub fn command() -> clap::Command {
+    Cli::command()
+}

@@ -1,0 +1,159 @@
+//! status, stop, pause, resume and snapshot create on a running VM.
+
+use crate::api::{Api, SLOW};
+use crate::{process, record};
+use banger_lib::{paths, Error, Result};
+use nix::sys::signal::Signal;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Duration;
+
+pub fn status(id: &str, with_config: bool) -> Result<Value> {
+    let rec = record::load(id)?
+        .ok_or_else(|| Error::not_found(format!("no VM {id} is running under banger-fc")))?;
+    let alive = rec.is_alive();
+    let mut out = json!({"id": id, "vmm": "firecracker", "pid": rec.pid, "alive": alive});
+    let api = rec.api_socket.as_deref().map(Api::new);
+    out["state"] = json!(match (&api, alive) {
+        (_, false) => "dead".to_string(),
+        (Some(api), true) => match api.state(Duration::from_secs(3)) {
+            Ok(s) => s.to_lowercase().replace(' ', "_"),
+            Err(_) => "unresponsive".into(),
+        },
+        (None, true) => "unresponsive".into(),
+    });
+    if with_config && alive {
+        if let Some(api) = &api {
+            out["config"] = api.call("GET", "/vm/config", None, Duration::from_secs(3))?;
+        }
+    }
+    Ok(out)
+}
+
+/// Ctrl+Alt+Del, wait; SIGTERM, wait; SIGKILL. Always remove the sockets
+/// and the record.
+pub fn stop(id: &str, timeout: u64) -> Result<Value> {
+    let _lock = record::lock(id)?;
+    let Some(rec) = record::load(id)? else {
+        record::remove_run_dir(id);
+        return Ok(json!({"id": id, "stopped": true, "how": "not_running"}));
+    };
+    let (pid, start) = (rec.pid, rec.pid_start_time);
+    let how = if !rec.is_alive() {
+        "already_dead"
+    } else {
+        let asked = rec.api_socket.as_deref().is_some_and(|s| {
+            Api::new(s)
+                .call(
+                    "PUT",
+                    "/actions",
+                    Some(&json!({"action_type": "SendCtrlAltDel"})),
+                    Duration::from_secs(3),
+                )
+                .is_ok()
+        });
+        if asked && process::wait_gone(pid, start, Duration::from_secs(timeout)) {
+            "ctrl_alt_del"
+        } else {
+            process::signal(pid, start, Signal::SIGTERM);
+            if process::wait_gone(pid, start, Duration::from_secs(5)) {
+                "sigterm"
+            } else {
+                process::signal(pid, start, Signal::SIGKILL);
+                if !process::wait_gone(pid, start, Duration::from_secs(10)) {
+                    return Err(Error::failed(format!(
+                        "firecracker pid {pid} of VM {id} survived SIGKILL"
+                    )));
+                }
+                "sigkill"
+            }
+        }
+    };
+    record::remove_leftovers(id, Some(&rec));
+    Ok(json!({"id": id, "stopped": true, "how": how}))
+}
+
+fn alive_api(id: &str) -> Result<Api> {
+    let rec = record::load_alive(id)?;
+    let sock = rec
+        .api_socket
+        .ok_or_else(|| Error::failed(format!("the record of VM {id} has no api_socket")))?;
+    Ok(Api::new(&sock))
+}
+
+fn set_state(api: &Api, state: &str) -> Result<()> {
+    api.call(
+        "PATCH",
+        "/vm",
+        Some(&json!({ "state": state })),
+        Duration::from_secs(10),
+    )
+    .map(drop)
+}
+
+pub fn pause(id: &str) -> Result<Value> {
+    let _lock = record::lock(id)?;
+    set_state(&alive_api(id)?, "Paused")?;
+    Ok(json!({"id": id, "state": "paused"}))
+}
+
+pub fn resume(id: &str) -> Result<Value> {
+    let _lock = record::lock(id)?;
+    set_state(&alive_api(id)?, "Resumed")?;
+    Ok(json!({"id": id, "state": "running"}))
+}
+
+/// Pause, write a full snapshot and the spec to load it with, resume when
+/// it was running. A failure removes the files it wrote.
+pub fn snapshot_create(id: &str, dir: &Path) -> Result<Value> {
+    let _lock = record::lock(id)?;
+    let api = alive_api(id)?;
+    let files = ["vmstate", "memory", "spec.json"].map(|f| dir.join(f));
+    if let Some(f) = files.iter().find(|f| f.exists()) {
+        return Err(Error::conflict(format!("{} already exists", f.display()))
+            .with_hint("remove it or choose another --dir"));
+    }
+    let made_dir = !dir.exists();
+    paths::ensure_dir(dir)?;
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| banger_lib::error::io(format!("resolving {}", dir.display()), e))?;
+    let files = files.map(|f| dir.join(f.file_name().unwrap()));
+    let was = api.state(Duration::from_secs(5))?;
+    let result = (|| -> Result<()> {
+        if was == "Running" {
+            set_state(&api, "Paused")?;
+        }
+        api.call(
+            "PUT",
+            "/snapshot/create",
+            Some(&json!({"snapshot_type": "Full", "snapshot_path": files[0],
+                          "mem_file_path": files[1]})),
+            SLOW,
+        )?;
+        std::fs::copy(record::spec_path(id), &files[2])
+            .map_err(|e| banger_lib::error::io(format!("writing {}", files[2].display()), e))?;
+        Ok(())
+    })();
+    // Back to how it was, whatever happened.
+    let resumed = if was == "Running" {
+        set_state(&api, "Resumed")
+    } else {
+        Ok(())
+    };
+    if let Err(e) = result.and(resumed) {
+        for f in &files {
+            record::remove_file(f);
+        }
+        if made_dir {
+            let _ = std::fs::remove_dir(&dir);
+        }
+        return Err(e);
+    }
+    let state = if was == "Running" {
+        "running"
+    } else {
+        "paused"
+    };
+    Ok(json!({"id": id, "dir": dir, "vmstate": files[0], "memory": files[1], "state": state}))
+}
