@@ -1,1 +1,42 @@
-fn main() {}
+//! banger-vsock-agent: runs inside the guest and answers `GET /healthz` over
+//! AF_VSOCK so the host can tell a booted, responsive guest from a hung one.
+
+mod args;
+mod health;
+mod http;
+mod server;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = match args::parse(
+        std::env::args().skip(1),
+        std::env::var("BANGER_AGENT_PORT").ok(),
+    ) {
+        Ok(args::Action::Run(listen)) => listen,
+        Ok(args::Action::Print(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(msg) => {
+            eprintln!("banger-vsock-agent: error: {msg}");
+            eprintln!("hint: see banger-vsock-agent --help");
+            return ExitCode::from(2);
+        }
+    };
+    // A client that goes away mid-response must not kill the agent.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    let result = match args {
+        args::Listen::Vsock(port) => server::serve_vsock(port),
+        args::Listen::Unix(path) => server::serve_unix(&path),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("banger-vsock-agent: error: {err}");
+            ExitCode::from(1)
+        }
+    }
+}

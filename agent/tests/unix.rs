@@ -1,0 +1,64 @@
+//! The built agent, serving on a real Unix socket.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn get(sock: &std::path::Path, request: &[u8]) -> String {
+    let mut s = UnixStream::connect(sock).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn serves_healthz_on_a_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("agent.sock");
+    let _agent = Agent(
+        Command::new(env!("CARGO_BIN_EXE_banger-vsock-agent"))
+            .arg("--unix")
+            .arg(&sock)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while UnixStream::connect(&sock).is_err() {
+        assert!(Instant::now() < deadline, "agent never listened");
+        std::thread::yield_now();
+    }
+    let resp = get(&sock, b"GET /healthz HTTP/1.1\r\nHost: agent\r\n\r\n");
+    assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+    let body: serde_json::Value =
+        serde_json::from_str(resp.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body["status"], "ok");
+    assert!(body["uptime_s"].as_u64().is_some());
+
+    // A bad request does not take the agent down.
+    assert!(get(&sock, b"\x00\x01\x02\r\n\r\n").starts_with("HTTP/1.1 400 "));
+    assert!(get(&sock, b"GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404 "));
+    assert!(get(&sock, b"GET /healthz HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200 "));
+}
+
+#[test]
+fn bad_flag_exits_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_banger-vsock-agent"))
+        .arg("--port")
+        .arg("zero")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--port"));
+}
