@@ -80,7 +80,11 @@ fn draw_title(f: &mut Frame, app: &App, area: Rect) {
     let running = app.vms.iter().filter(|v| v.running()).count();
     let left = Line::from(vec![
         " banger ".bold().reversed(),
-        Span::raw(format!("  {} VMs, {running} running", app.vms.len())),
+        Span::raw(format!(
+            "  {} VM{}, {running} running",
+            app.vms.len(),
+            if app.vms.len() == 1 { "" } else { "s" }
+        )),
     ]);
     f.render_widget(Paragraph::new(left), area);
     f.render_widget(
