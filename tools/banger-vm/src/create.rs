@@ -197,7 +197,7 @@ fn steps(
     progress(name, "image");
     at("image", interrupt::check())?;
     let image = at("image", image(a.image.as_deref(), bundle))?;
-    let vmm = vmm::pick(choice, bundle);
+    let vmm = at("image", vmm::pick(choice, bundle))?;
     t.mark("image");
 
     progress(name, "disks");

@@ -4,35 +4,18 @@ use crate::cli::VmmChoice;
 use crate::record::VmRecord;
 use banger_lib::{config::Bundle, vmspec, Error, Result};
 use std::net::Ipv4Addr;
-use std::path::Path;
 
-/// `firecracker` or `qemu` for a choice; `auto` asks what this host can boot.
-pub fn pick(choice: VmmChoice, bundle: &Bundle) -> String {
-    match choice {
-        VmmChoice::Firecracker => "firecracker".into(),
-        VmmChoice::Qemu => "qemu".into(),
-        VmmChoice::Auto => auto(bundle),
+/// `firecracker` or `qemu` for a choice; `auto` asks what this host can
+/// boot (banger_lib::host, the same answer banger-doctor reports).
+pub fn pick(choice: VmmChoice, bundle: &Bundle) -> Result<String> {
+    let mut b = bundle.clone();
+    b.vmm = match choice {
+        VmmChoice::Firecracker => "firecracker",
+        VmmChoice::Qemu => "qemu",
+        VmmChoice::Auto => "auto",
     }
-}
-
-fn auto(bundle: &Bundle) -> String {
-    // Firecracker needs hardware KVM; under PVM or without /dev/kvm a stock
-    // guest kernel only boots in QEMU.
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let hw = !Path::new("/sys/module/kvm_pvm").exists()
-        && Path::new("/dev/kvm").exists()
-        && cpuinfo
-            .lines()
-            .filter(|l| l.starts_with("flags"))
-            .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
-    let fc = std::env::var_os("BANGER_FIRECRACKER")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| bundle.program(&bundle.firecracker));
-    if hw && banger_lib::hosttools::which(fc).is_some() {
-        "firecracker".into()
-    } else {
-        "qemu".into()
-    }
+    .into();
+    banger_lib::host::pick_vmm(&b).map(str::to_string)
 }
 
 /// The driver tool for a VMM name.

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# verify.sh: the live smoke test of the whole workflow on this host.
+#
+#   ./verify.sh [--nat] [--vmm auto|firecracker|qemu] [--host] [--keep-going]
+#
+# doctor; create a VM; ssh `true`; health; write a file on the work disk;
+# stop; start; ssh again and read the file back; (--nat: the guest fetches a
+# page from "upstream" through NAT, and the NAT rule is gone after delete);
+# delete; then check that nothing is left: no VMM process, no non-pool TAP,
+# no lease, no nft element, no VM dir.
+#
+# By default everything runs inside network namespaces this script makes
+# and removes: "bv-host-PID" holds the bridge, TAPs and guest, and
+# "bv-up-PID" stands in for the internet (a web server on 10.250.0.2). The
+# host's own interfaces and rules are never touched. --host runs on the
+# host's real network instead (for a real machine whose guests should use
+# its uplink).
+#
+# The banger tools are taken from BANGER_BIN (a directory), else from this
+# checkout's target/release or target/debug, else PATH. The default image
+# must exist (banger-image show): make runtime-local builds it.
+# Exit status: 0 all good, 1 a step failed (the step is named on stderr).
+set -euo pipefail
+
+NAT=0 VMM=${BANGER_VMM:-} HOST=0 INSIDE=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --nat) NAT=1 ;;
+    --vmm) VMM=$2; shift ;;
+    --host) HOST=1 ;;
+    --inside) INSIDE=1 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "verify.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+here=$(cd "$(dirname "$0")" && pwd)
+if [ -z "${BANGER_BIN:-}" ]; then
+  for d in "$here/target/release" "$here/target/debug"; do
+    [ -x "$d/banger-vm" ] && { BANGER_BIN=$d; break; }
+  done
+fi
+[ -n "${BANGER_BIN:-}" ] && export PATH="$BANGER_BIN:$PATH"
+export BANGER_BIN
+
+say()  { printf 'verify: %s\n' "$*" >&2; }
+fail() { printf 'verify: FAILED: %s\n' "$*" >&2; exit 1; }
+step() { say "$1"; }
+
+UP_IP=10.250.0.2
+MARKER="banger-verify-$$"
+
+outside() {
+  for t in banger banger-vm banger-net banger-image; do
+    command -v "$t" >/dev/null || fail "$t not found: build it (make build) or set BANGER_BIN"
+  done
+  [ "$(id -u)" = 0 ] || fail "run verify.sh as root (it makes network namespaces, TAPs and VMs)"
+  local ns=bv-host-$$ up=bv-up-$$ www
+  www=$(mktemp -d /tmp/bv-www.XXXXXX)
+  echo "$MARKER" > "$www/marker"
+  cleanup_ns() {
+    [ -n "${HTTPD_PID:-}" ] && kill "$HTTPD_PID" 2>/dev/null || true
+    # Anything left running in the namespace (it should be nothing).
+    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+    ip netns del "$ns" 2>/dev/null || true
+    ip netns del "$up" 2>/dev/null || true
+    rm -rf "$www"
+  }
+  trap cleanup_ns EXIT
+  step "making namespaces $ns (guests) and $up (upstream)"
+  ip netns add "$ns"
+  ip netns add "$up"
+  ip -n "$ns" link set lo up
+  ip -n "$up" link set lo up
+  ip -n "$ns" link add bv-uplink type veth peer name bv-down netns "$up"
+  ip -n "$ns" addr add 10.250.0.1/30 dev bv-uplink
+  ip -n "$up" addr add "$UP_IP/30" dev bv-down
+  ip -n "$ns" link set bv-uplink up
+  ip -n "$up" link set bv-down up
+  ip -n "$ns" route add default via "$UP_IP"
+  if command -v busybox >/dev/null; then
+    ip netns exec "$up" busybox httpd -f -p "$UP_IP:8080" -h "$www" &
+  else
+    ip netns exec "$up" python3 -m http.server --bind "$UP_IP" --directory "$www" 8080 \
+      >/dev/null 2>&1 &
+  fi
+  HTTPD_PID=$!
+  local args=(--inside)
+  [ "$NAT" = 1 ] && args+=(--nat)
+  [ -n "$VMM" ] && args+=(--vmm "$VMM")
+  set +e
+  MARKER=$MARKER ip netns exec "$ns" "$0" "${args[@]}"
+  local rc=$?
+  set -e
+  return $rc
+}
+
+inside() {
+  local name=verify-$$ vmm_args=() ip
+  [ -n "$VMM" ] && vmm_args=(--vmm "$VMM")
+  local nat_args=()
+  [ "$NAT" = 1 ] && nat_args=(--nat)
+
+  step "banger net setup"
+  banger net setup >/dev/null || fail "banger net setup"
+  step "banger doctor"
+  banger doctor --json > /tmp/bv-doctor.$$ || say "doctor reports failing checks (see above); going on"
+  jq -r 'select(.ok == false) | "  doctor: \(.check): \(.detail)"' /tmp/bv-doctor.$$ >&2 || true
+  rm -f /tmp/bv-doctor.$$
+
+  local created=0
+  on_exit() {
+    if [ "$created" = 1 ]; then
+      say "cleaning up $name"
+      banger vm delete --force "$name" >/dev/null 2>&1 || true
+    fi
+    # Only our own namespace's bridge: on --host, other VMs may use it.
+    if [ "$INSIDE" = 1 ]; then
+      banger net dns stop >/dev/null 2>&1 || true
+      banger net teardown >/dev/null 2>&1 || true
+    fi
+  }
+  trap on_exit EXIT
+
+  step "create $name ${nat_args[*]} ${vmm_args[*]}"
+  created=1
+  banger vm create --name "$name" "${nat_args[@]}" "${vmm_args[@]}" --timings > /tmp/bv-rec.$$ \
+    || fail "vm create"
+  ip=$(jq -r .ip /tmp/bv-rec.$$)
+  say "  $(jq -c '{vmm, ip, timings_ms}' /tmp/bv-rec.$$)"
+  rm -f /tmp/bv-rec.$$
+
+  step "ssh true"
+  banger vm ssh "$name" -- true || fail "vm ssh true"
+  step "a remote exit code comes back"
+  set +e; banger vm ssh "$name" -- 'exit 3'; rc=$?; set -e
+  [ "$rc" = 3 ] || fail "vm ssh 'exit 3' returned $rc"
+  step "health"
+  banger vm health "$name" | jq -e 'select(.ok == true)' >/dev/null || fail "vm health"
+  if command -v dig >/dev/null; then
+    step "$name.vm resolves to $ip"
+    gw=$(banger vm show "$name" | jq -r .dns)
+    got=$(dig +short +time=2 +tries=2 @"$gw" "$name.vm" A || true)
+    [ "$got" = "$ip" ] || fail "dig @$gw $name.vm gave '$got', not $ip"
+  fi
+  step "write a file on the work disk"
+  banger vm ssh "$name" -- "echo $MARKER > /root/verify-marker && sync" || fail "writing /root/verify-marker"
+
+  step "stop"
+  banger vm stop "$name" | jq -e '.state == "stopped"' >/dev/null || fail "vm stop"
+  step "start"
+  banger vm start "$name" | jq -e '.state == "running"' >/dev/null || fail "vm start"
+  step "the work disk kept the file"
+  got=$(banger vm ssh "$name" -- cat /root/verify-marker) || fail "reading /root/verify-marker"
+  [ "$got" = "$MARKER" ] || fail "/root/verify-marker holds '$got', not $MARKER"
+
+  if [ "$NAT" = 1 ]; then
+    step "the guest reaches upstream through NAT"
+    got=$(banger vm ssh "$name" -- curl -s --max-time 10 "http://$UP_IP:8080/marker") \
+      || fail "guest curl through NAT"
+    [ "$got" = "$MARKER" ] || fail "guest fetched '$got', not $MARKER"
+    nft list ruleset | grep -q banger || fail "no banger nftables table while NAT is on"
+  fi
+
+  step "delete"
+  banger vm delete "$name" | jq -e '.state == "deleted"' >/dev/null || fail "vm delete"
+  created=0
+
+  step "nothing is left"
+  leaks=()
+  pgrep -af -- "$name" | grep -v -e verify.sh -e pgrep >/dev/null && leaks+=("a process with $name in its command line")
+  taps=$(ip -o link show type tun 2>/dev/null | awk -F': ' '{print $2}' | grep -v '^tap-pool-' || true)
+  [ -n "$taps" ] && leaks+=("TAPs: $taps")
+  banger net lease list | jq -e --arg n "$name" 'select(.vm == $n)' >/dev/null 2>&1 \
+    && leaks+=("a lease for $name")
+  if [ "$NAT" = 1 ] && nft list ruleset 2>/dev/null | grep -q "$ip"; then
+    leaks+=("an nft element for $ip")
+  fi
+  banger vm show "$name" >/dev/null 2>&1 && leaks+=("the VM record")
+  [ -e "${XDG_STATE_HOME:-$HOME/.local/state}/banger/vms/$name" ] && leaks+=("the VM dir")
+  [ ${#leaks[@]} = 0 ] || fail "left behind: ${leaks[*]}"
+  say "all good"
+}
+
+if [ "$INSIDE" = 1 ] || [ "$HOST" = 1 ]; then
+  inside
+else
+  outside
+fi
