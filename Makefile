@@ -29,6 +29,19 @@ test:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace
 
+# The whole flow with a real guest under QEMU, as root: verify.sh --nat in
+# network namespaces it makes (see tools/banger-vm/tests/live.rs).
+test-live:
+	$(CARGO) build --workspace --bins
+	$(CARGO) test -p banger-vm --test live -- --include-ignored --nocapture
+
+# Create and delete RUNS VMs, phase timings per run, min/median/max, and a
+# bare QEMU boot of the same disks for the overhead ratio.
+RUNS ?= 5
+bench-create:
+	$(CARGO) build --release --workspace --bins
+	BANGER_BIN=$(CURDIR)/target/release tools/banger-vm/bench-create.sh -n $(RUNS)
+
 man:
 	BANGER_UPDATE_MAN=1 $(CARGO) test --workspace man_page
 
