@@ -71,10 +71,10 @@ pub fn start(text: &str) -> Result<VmmRecord> {
     let mut spec = VmSpec::parse(text)?;
     spec.resolve("api.sock");
     spec.validate()?;
-    let _lock = record::lock(&spec.id)?;
-    ensure_not_running(&spec.id)?;
     let bin = binary::find(spec.binary.as_deref())?;
     let version = binary::version(&bin)?;
+    let _lock = record::lock(&spec.id)?;
+    ensure_not_running(&spec.id)?;
     let mut launch = Launch::spawn(&spec, &bin, true)?;
     let booted = (|| -> Result<()> {
         let api = launch.wait_socket()?;
@@ -121,10 +121,10 @@ pub fn load(id: &str, dir: &Path) -> Result<VmmRecord> {
             )));
         }
     }
-    let _lock = record::lock(id)?;
-    ensure_not_running(id)?;
     let bin = binary::find(spec.binary.as_deref())?;
     let version = binary::version(&bin)?;
+    let _lock = record::lock(id)?;
+    ensure_not_running(id)?;
     let mut launch = Launch::spawn(&spec, &bin, false)?;
     let loaded = (|| -> Result<()> {
         let api: Api = launch.wait_socket()?;

@@ -33,6 +33,7 @@ pub fn status(id: &str, with_config: bool) -> Result<Value> {
 /// Ctrl+Alt+Del, wait; SIGTERM, wait; SIGKILL. Always remove the sockets
 /// and the record.
 pub fn stop(id: &str, timeout: u64) -> Result<Value> {
+    banger_lib::names::validate("VM", id)?;
     let _lock = record::lock(id)?;
     let Some(rec) = record::load(id)? else {
         record::remove_run_dir(id);
@@ -73,12 +74,16 @@ pub fn stop(id: &str, timeout: u64) -> Result<Value> {
     Ok(json!({"id": id, "stopped": true, "how": how}))
 }
 
-fn alive_api(id: &str) -> Result<Api> {
+/// The API of a running VM, under its lock. The record is checked before
+/// locking so a typo does not leave a run dir behind.
+fn alive_api(id: &str) -> Result<(banger_lib::state::Lock, Api)> {
+    record::load_alive(id)?;
+    let lock = record::lock(id)?;
     let rec = record::load_alive(id)?;
     let sock = rec
         .api_socket
         .ok_or_else(|| Error::failed(format!("the record of VM {id} has no api_socket")))?;
-    Ok(Api::new(&sock))
+    Ok((lock, Api::new(&sock)))
 }
 
 fn set_state(api: &Api, state: &str) -> Result<()> {
@@ -92,22 +97,21 @@ fn set_state(api: &Api, state: &str) -> Result<()> {
 }
 
 pub fn pause(id: &str) -> Result<Value> {
-    let _lock = record::lock(id)?;
-    set_state(&alive_api(id)?, "Paused")?;
+    let (_lock, api) = alive_api(id)?;
+    set_state(&api, "Paused")?;
     Ok(json!({"id": id, "state": "paused"}))
 }
 
 pub fn resume(id: &str) -> Result<Value> {
-    let _lock = record::lock(id)?;
-    set_state(&alive_api(id)?, "Resumed")?;
+    let (_lock, api) = alive_api(id)?;
+    set_state(&api, "Resumed")?;
     Ok(json!({"id": id, "state": "running"}))
 }
 
 /// Pause, write a full snapshot and the spec to load it with, resume when
 /// it was running. A failure removes the files it wrote.
 pub fn snapshot_create(id: &str, dir: &Path) -> Result<Value> {
-    let _lock = record::lock(id)?;
-    let api = alive_api(id)?;
+    let (_lock, api) = alive_api(id)?;
     let files = ["vmstate", "memory", "spec.json"].map(|f| dir.join(f));
     if let Some(f) = files.iter().find(|f| f.exists()) {
         return Err(Error::conflict(format!("{} already exists", f.display()))

@@ -1,0 +1,363 @@
+//! banger-fc against the fake firecracker: every request it sends is
+//! checked against Firecracker's OpenAPI document, and every failure path
+//! must leave no process, socket, record or file behind.
+
+use assert_cmd::Command;
+use banger_testkit::fakefc::{env, FakeFc};
+use banger_testkit::Home;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+struct T {
+    home: Home,
+    fake: FakeFc,
+    extra: Vec<(String, String)>,
+}
+
+impl T {
+    fn new() -> T {
+        let home = Home::new();
+        std::fs::write(home.path().join("vmlinux"), b"kernel").unwrap();
+        std::fs::write(home.path().join("rootfs.ext4"), b"rootfs").unwrap();
+        T {
+            home,
+            fake: FakeFc::new(),
+            extra: vec![],
+        }
+    }
+
+    fn with(mut self, k: &str, v: &str) -> T {
+        self.extra.push((k.into(), v.into()));
+        self
+    }
+
+    fn spec(&self, id: &str) -> Value {
+        json!({
+            "id": id,
+            "kernel": self.home.path().join("vmlinux"),
+            "cmdline": "console=ttyS0 reboot=k",
+            "vcpus": 2,
+            "mem_mib": 256,
+            "drives": [{"id": "rootfs", "path": self.home.path().join("rootfs.ext4"), "root": true}],
+            "vsock_cid": 3,
+        })
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::cargo_bin("banger-fc").unwrap();
+        for (k, v) in self.home.envs() {
+            c.env(k, v);
+        }
+        for (k, v) in self.fake.envs() {
+            c.env(k, v);
+        }
+        for (k, v) in &self.extra {
+            c.env(k, v);
+        }
+        c.args(args);
+        c
+    }
+
+    fn start(&self, spec: &Value) -> assert_cmd::assert::Assert {
+        self.cmd(&["start"]).write_stdin(spec.to_string()).assert()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self
+            .cmd(args)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    fn run_dir(&self, id: &str) -> PathBuf {
+        self.home.path().join("run/banger").join(id)
+    }
+
+    fn vm_dir(&self, id: &str) -> PathBuf {
+        self.home.path().join("state/banger/vms").join(id)
+    }
+
+    /// Processes whose command line mentions this test's home.
+    fn processes(&self) -> Vec<u32> {
+        let needle = self.home.path().display().to_string();
+        let mut pids = vec![];
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&needle)
+                && banger_lib::proc::state(pid) != Some('Z')
+            {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// Nothing of VM `id` is left: no process, no socket, no record, no
+    /// run dir, no logs.
+    fn assert_nothing_left(&self, id: &str) {
+        let gone = banger_testkit::poll(std::time::Duration::from_secs(10), || {
+            self.processes().is_empty().then_some(())
+        });
+        assert!(gone.is_some(), "processes left: {:?}", self.processes());
+        assert!(
+            !self.run_dir(id).exists(),
+            "{} left",
+            self.run_dir(id).display()
+        );
+        assert!(
+            !self.vm_dir(id).exists(),
+            "{} left",
+            self.vm_dir(id).display()
+        );
+    }
+}
+
+fn stderr(a: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&a.get_output().stderr).to_string()
+}
+
+fn exists(p: &Value) -> bool {
+    Path::new(p.as_str().unwrap()).exists()
+}
+
+#[test]
+fn full_lifecycle_with_valid_requests() {
+    let t = T::new();
+    let out = t
+        .start(&t.spec("box"))
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let rec: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(rec["vmm"], "firecracker");
+    assert_eq!(rec["vmm_version"], "Firecracker v1.16.1");
+    assert!(banger_lib::proc::is_alive(
+        rec["pid"].as_u64().unwrap() as u32,
+        rec["pid_start_time"].as_u64().unwrap()
+    ));
+    assert!(exists(&rec["api_socket"]) && exists(&rec["vsock_uds"]));
+    let kept: Value =
+        serde_json::from_slice(&std::fs::read(t.run_dir("box").join("vmm.json")).unwrap()).unwrap();
+    assert_eq!(kept, rec);
+    assert_eq!(
+        t.fake.request_lines(),
+        [
+            "PUT /logger",
+            "PUT /serial",
+            "PUT /machine-config",
+            "PUT /boot-source",
+            "PUT /drives/rootfs",
+            "PUT /vsock",
+            "PUT /actions"
+        ]
+    );
+    let reqs = t.fake.requests();
+    assert_eq!(
+        reqs[3].2.as_ref().unwrap()["boot_args"],
+        "console=ttyS0 reboot=k"
+    );
+    // The console went to console.log, Firecracker's own output to vmm.log.
+    let console = std::fs::read_to_string(rec["console_log"].as_str().unwrap()).unwrap();
+    assert!(console.contains("Command line: console=ttyS0"), "{console}");
+    let vmm_log = std::fs::read_to_string(rec["vmm_log"].as_str().unwrap()).unwrap();
+    assert!(vmm_log.contains("Running Firecracker"), "{vmm_log}");
+    assert!(!console.contains("Running Firecracker"));
+
+    assert_eq!(t.json(&["status", "box"])["state"], "running");
+    assert_eq!(t.json(&["pause", "box"])["state"], "paused");
+    assert_eq!(t.json(&["status", "box"])["state"], "paused");
+    assert_eq!(t.json(&["resume", "box"])["state"], "running");
+    let cfg = t.json(&["status", "box", "--config"]);
+    assert_eq!(cfg["config"]["machine-config"]["vcpu_count"], 2);
+
+    let snap = t.home.path().join("snap");
+    let s = t.json(&["snapshot", "create", "box", "--dir", snap.to_str().unwrap()]);
+    assert_eq!(s["state"], "running", "resumed after the snapshot");
+    assert!(snap.join("vmstate").is_file() && snap.join("memory").is_file());
+    // Refuses to overwrite.
+    let a = t
+        .cmd(&["snapshot", "create", "box", "--dir", snap.to_str().unwrap()])
+        .assert()
+        .code(5);
+    assert!(stderr(&a).contains("already exists"));
+
+    let stop = t.json(&["stop", "box"]);
+    assert_eq!(stop["how"], "ctrl_alt_del");
+    assert!(!exists(&rec["api_socket"]) && !exists(&rec["vsock_uds"]));
+    assert!(!t.run_dir("box").exists());
+    // Idempotent.
+    assert_eq!(t.json(&["stop", "box"])["how"], "not_running");
+    t.cmd(&["status", "box"]).assert().code(3);
+    t.cmd(&["pause", "box"]).assert().code(3);
+
+    let loaded = t.json(&["snapshot", "load", "box", "--dir", snap.to_str().unwrap()]);
+    assert_ne!(loaded["pid"], rec["pid"]);
+    assert_eq!(t.json(&["status", "box"])["state"], "running");
+    assert!(t.fake.request_lines().ends_with(&[
+        "PUT /logger".into(),
+        "PUT /snapshot/load".into(),
+        "GET /".into()
+    ]));
+    t.json(&["stop", "box"]);
+    t.fake.assert_valid();
+    assert!(t.processes().is_empty());
+}
+
+#[test]
+fn a_running_vm_is_a_conflict() {
+    let t = T::new();
+    t.start(&t.spec("one")).success();
+    let a = t.start(&t.spec("one")).code(5);
+    assert!(stderr(&a).contains("already running"), "{}", stderr(&a));
+    t.json(&["stop", "one"]);
+    t.assert_nothing_left_but_logs("one");
+    t.fake.assert_valid();
+}
+
+impl T {
+    fn assert_nothing_left_but_logs(&self, id: &str) {
+        assert!(self.processes().is_empty(), "{:?}", self.processes());
+        assert!(!self.run_dir(id).exists());
+    }
+}
+
+#[test]
+fn bad_specs_spawn_nothing() {
+    let t = T::new();
+    let mut s = t.spec("bad");
+    s["colour"] = json!("red");
+    let a = t.start(&s).code(2);
+    assert!(stderr(&a).contains("colour"), "{}", stderr(&a));
+    let mut s = t.spec("bad");
+    s["kernel"] = json!(t.home.path().join("nope"));
+    t.start(&s).code(3);
+    let mut s = t.spec("bad");
+    s["tap"] = json!("bngr-nosuch9");
+    s["mac"] = json!("06:00:ac:1e:00:02");
+    t.start(&s).code(3);
+    let mut s = t.spec("bad");
+    s["api_socket"] = json!(format!("/tmp/{}", "s".repeat(110)));
+    t.start(&s).code(2);
+    t.cmd(&["start"]).write_stdin("not json").assert().code(2);
+    assert!(t.fake.requests().is_empty());
+    t.assert_nothing_left("bad");
+}
+
+#[test]
+fn missing_firecracker_is_a_prerequisite() {
+    let t = T::new().with("BANGER_FIRECRACKER", "/nonexistent/firecracker");
+    let a = t.start(&t.spec("nofc")).code(4);
+    let e = stderr(&a);
+    assert!(
+        e.contains("firecracker is missing") && e.contains("hint:"),
+        "{e}"
+    );
+    t.assert_nothing_left("nofc");
+}
+
+#[test]
+fn refused_request_shows_fault_and_cleans_up() {
+    let t = T::new().with(env::FAIL, "PUT /drives/rootfs");
+    let a = t.start(&t.spec("f1")).code(1);
+    let e = stderr(&a);
+    assert!(e.contains("injected failure for PUT /drives/rootfs"), "{e}");
+    assert!(e.contains("firecracker's last words"), "{e}");
+    t.assert_nothing_left("f1");
+    t.fake.assert_valid();
+}
+
+#[test]
+fn death_at_instance_start_cleans_up() {
+    let t = T::new().with(env::DIE, "PUT /actions InstanceStart");
+    t.start(&t.spec("f2")).code(1);
+    t.assert_nothing_left("f2");
+    t.fake.assert_valid();
+}
+
+#[test]
+fn a_hung_api_times_out_and_cleans_up() {
+    let t = T::new().with(env::HANG, "PUT /boot-source");
+    let a = t.start(&t.spec("f3")).code(1);
+    assert!(stderr(&a).contains("no answer within"), "{}", stderr(&a));
+    t.assert_nothing_left("f3");
+}
+
+#[test]
+fn stale_sockets_are_replaced() {
+    let t = T::new();
+    let run = t.run_dir("st");
+    std::fs::create_dir_all(&run).unwrap();
+    // A socket file nobody listens on, as a crashed firecracker leaves it.
+    drop(std::os::unix::net::UnixListener::bind(run.join("api.sock")).unwrap());
+    drop(std::os::unix::net::UnixListener::bind(run.join("vsock.sock")).unwrap());
+    t.start(&t.spec("st")).success();
+    t.json(&["stop", "st"]);
+    t.assert_nothing_left_but_logs("st");
+}
+
+#[test]
+fn a_guest_that_ignores_ctrl_alt_del_gets_signals() {
+    let t = T::new().with(env::IGNORE_CTRL_ALT_DEL, "1");
+    t.start(&t.spec("s1")).success();
+    assert_eq!(t.json(&["stop", "s1", "--timeout", "0"])["how"], "sigterm");
+    t.assert_nothing_left_but_logs("s1");
+
+    let t = T::new()
+        .with(env::IGNORE_CTRL_ALT_DEL, "1")
+        .with(env::IGNORE_SIGTERM, "1");
+    t.start(&t.spec("s2")).success();
+    assert_eq!(t.json(&["stop", "s2", "--timeout", "0"])["how"], "sigkill");
+    t.assert_nothing_left_but_logs("s2");
+    t.fake.assert_valid();
+}
+
+#[test]
+fn a_crashed_vm_shows_dead_and_stops_clean() {
+    let t = T::new().with(env::EXIT_AFTER_START, "1");
+    let out = t.start(&t.spec("c1")).success().get_output().stdout.clone();
+    let rec: Value = serde_json::from_slice(&out).unwrap();
+    let (pid, st) = (
+        rec["pid"].as_u64().unwrap() as u32,
+        rec["pid_start_time"].as_u64().unwrap(),
+    );
+    banger_testkit::poll(std::time::Duration::from_secs(10), || {
+        (!banger_lib::proc::is_alive(pid, st)).then_some(())
+    })
+    .expect("the fake exits after start");
+    let s = t.json(&["status", "c1"]);
+    assert_eq!(
+        (s["alive"].clone(), s["state"].clone()),
+        (json!(false), json!("dead"))
+    );
+    t.cmd(&["pause", "c1"]).assert().code(3);
+    assert_eq!(t.json(&["stop", "c1"])["how"], "already_dead");
+    t.assert_nothing_left_but_logs("c1");
+}
+
+#[test]
+fn the_fake_reports_requests_that_break_the_schema() {
+    // Guard the guard: a bad request must be recorded as a violation.
+    let t = T::new();
+    t.start(&t.spec("v1")).success();
+    let sock = t.run_dir("v1").join("api.sock");
+    let r = banger_lib::uds_http::UdsClient::new(&sock)
+        .request(
+            "PUT",
+            "/machine-config",
+            Some(&json!({"vcpu_count": 1, "mem_size_mib": 128, "colour": "red"})),
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap();
+    assert_eq!(r.status, 400);
+    assert!(r.fault_message().contains("colour"));
+    assert_eq!(t.fake.violations().len(), 1);
+    t.json(&["stop", "v1"]);
+}
