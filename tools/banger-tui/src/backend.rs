@@ -184,6 +184,7 @@ pub mod fake {
             nat,
             image: "debian".into(),
             started_at: None,
+            uptime_s: None,
         }
     }
 

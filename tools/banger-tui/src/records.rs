@@ -15,6 +15,8 @@ pub struct Vm {
     pub image: String,
     /// RFC 3339, set while running.
     pub started_at: Option<String>,
+    /// Seconds running, as banger-vm computed it (preferred when given).
+    pub uptime_s: Option<u64>,
 }
 
 /// One line of `banger-image list`.
@@ -66,6 +68,7 @@ impl Vm {
                 .get("started_at")
                 .and_then(Value::as_str)
                 .map(str::to_string),
+            uptime_s: v.get("uptime_s").and_then(Value::as_u64),
         })
     }
 

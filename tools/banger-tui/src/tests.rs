@@ -257,6 +257,22 @@ fn tool_errors_go_to_the_status_line() {
     t.draw(|f| crate::ui::draw(f, &app)).unwrap();
     assert_eq!(t.backend().buffer()[(0, 22)].fg, Color::Red);
 
+    // A long one wraps above the key bar instead of being cut.
+    app.update(Msg::Acted(
+        crate::backend::Verb::Start,
+        "box".into(),
+        Err(
+            banger_lib::Error::prereq(format!("banger-vm start failed: {}", "x".repeat(70)))
+                .with_hint("install qemu-system-x86"),
+        ),
+    ));
+    let s = screen(&app, 80, 24);
+    let rows: Vec<&str> = s.lines().collect();
+    let status = rows[20..23].join(" ");
+    assert!(status.starts_with("banger-vm start failed"), "{s}");
+    assert!(status.contains("install qemu-system-x86)"), "{s}");
+    assert!(rows[23].contains("Enter ssh"));
+
     // A failing list keeps the last table and says why.
     app.update(Msg::Vms(Err(banger_lib::Error::prereq(
         "banger-vm is not installed next to this program or on PATH",

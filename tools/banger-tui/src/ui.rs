@@ -23,10 +23,18 @@ pub const HELP: &[(&str, &str)] = &[
 ];
 
 pub fn draw(f: &mut Frame, app: &App) {
+    // A long error (message and hint) gets up to three rows rather than
+    // being cut at the edge.
+    let width = f.area().width.max(1) as usize;
+    // Word wrap can take a row more than the width alone says.
+    let status_rows = match status_line(app).width() {
+        n if n <= width => 1,
+        n => (n.div_ceil(width) + 1).min(3) as u16,
+    };
     let [title, main, status, keys] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(3),
-        Constraint::Length(1),
+        Constraint::Length(status_rows),
         Constraint::Length(1),
     ])
     .areas(f.area());
@@ -239,7 +247,7 @@ fn draw_images(f: &mut Frame, images: Option<&[crate::records::Image]>, sel: usi
     f.render_stateful_widget(table, area, &mut state);
 }
 
-fn draw_status(f: &mut Frame, app: &App, area: Rect) {
+fn status_line(app: &App) -> Line<'static> {
     let mut spans = Vec::new();
     if !app.pending.is_empty() {
         spans.push(format!("[{}] ", app.pending.join(", ")).yellow());
@@ -253,7 +261,14 @@ fn draw_status(f: &mut Frame, app: &App, area: Rect) {
         let s = Span::raw(app.status.text.clone());
         spans.push(if app.status.error { s.red().bold() } else { s });
     }
-    f.render_widget(Paragraph::new(Line::from(spans)), area);
+    Line::from(spans)
+}
+
+fn draw_status(f: &mut Frame, app: &App, area: Rect) {
+    f.render_widget(
+        Paragraph::new(status_line(app)).wrap(Wrap { trim: false }),
+        area,
+    );
 }
 
 fn draw_keys(f: &mut Frame, app: &App, area: Rect) {
