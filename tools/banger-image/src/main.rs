@@ -1,6 +1,129 @@
+//! banger-image: guest images. The CLI dispatch; the work lives in the
+//! modules named for it.
+
+mod build;
+mod bundle;
+mod checksum;
+mod cli;
+mod defaults;
+mod progress;
+mod record;
+mod register;
+mod remove;
+
+use banger_lib::output::{emit, print_list};
+use clap::Parser;
+use cli::{BundleSub, Cli, Sub};
+
 fn main() {
-    clap::Command::new("banger-image").get_matches();
-    banger_lib::run::main("banger-image", || {
-        Err(banger_lib::Error::failed("banger-image is not built yet").into())
-    })
+    let cli = Cli::parse();
+    banger_lib::run::main("banger-image", || run(cli))
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    let ctx = || record::Context::load();
+    match cli.sub {
+        Sub::Build(a) => {
+            let img = build::build(&a)?;
+            emit(&ctx().show(img));
+        }
+        Sub::Register(a) => {
+            let img = register::register(&a)?;
+            emit(&ctx().show(img));
+        }
+        Sub::List { json } => {
+            let c = ctx();
+            let rows: Vec<_> = record::all()?.into_iter().map(|i| c.show(i)).collect();
+            print_list(
+                &rows,
+                &[
+                    ("name", "name"),
+                    ("default", "default"),
+                    ("managed", "managed"),
+                    ("from", "from"),
+                    ("size", "size"),
+                    ("created_at", "created"),
+                    ("rootfs", "rootfs"),
+                ],
+                json,
+            );
+        }
+        Sub::Show { name } => emit(&ctx().show(record::load(&name)?)),
+        Sub::Rm { names, force } => return rm(&names, force),
+        Sub::Default { name: Some(name) } => {
+            defaults::set(&name)?;
+            emit(&serde_json::json!({"default": name, "exists": true}));
+        }
+        Sub::Default { name: None } => {
+            let name = ctx().default_image;
+            let exists = record::record_path(&name).is_file();
+            emit(&serde_json::json!({"default": name, "exists": exists}));
+        }
+        Sub::Verify { name } => {
+            let img = record::load(&name)?;
+            let got = checksum::file(&img.rootfs)?;
+            let ok = got == img.sha256;
+            emit(
+                &serde_json::json!({"name": name, "ok": ok, "sha256": got, "expected": img.sha256}),
+            );
+            if !ok {
+                return Err(banger_lib::Error::failed(format!(
+                    "{} does not match the sha256 recorded for {name:?}",
+                    img.rootfs.display()
+                ))
+                .with_hint(
+                    "the file changed since it was built or registered; rebuild or re-register it",
+                )
+                .into());
+            }
+        }
+        Sub::Bundle(BundleSub::Fetch { manifest, into }) => {
+            let into = match into {
+                Some(d) => d,
+                None => banger_lib::config::runtime_dir()?,
+            };
+            emit(&bundle::fetch(&manifest, &into)?);
+        }
+    }
+    Ok(0)
+}
+
+/// Fan-out: every name at once, one line each. One name keeps its own
+/// exit code (3 missing, 5 in use); several exit 1 if any failed.
+fn rm(names: &[String], force: bool) -> anyhow::Result<i32> {
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = names
+            .iter()
+            .map(|n| s.spawn(move || (n.clone(), remove::remove(n, force))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("rm thread"))
+            .collect()
+    });
+    let mut code = 0;
+    for (name, r) in results {
+        match r {
+            Ok(removed) => emit(&remove::Removed {
+                name,
+                ok: true,
+                removed,
+                error: None,
+            }),
+            Err(e) => {
+                eprintln!(
+                    "{}",
+                    banger_lib::error::render("banger-image", &e.clone().into())
+                );
+                code = if names.len() == 1 { e.exit_code() } else { 1 };
+                emit(&remove::Removed {
+                    name,
+                    ok: false,
+                    removed: vec![],
+                    error: Some(e.message),
+                });
+            }
+        }
+    }
+    Ok(code)
 }

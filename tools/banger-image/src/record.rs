@@ -1,0 +1,136 @@
+//! The image record (`images/NAME/image.json`) and where images live.
+
+use banger_lib::{paths, state, Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Image {
+    pub schema: u64,
+    pub name: String,
+    pub managed: bool,
+    pub rootfs: PathBuf,
+    pub work_seed: Option<PathBuf>,
+    /// None: the bundle's kernel at the time of use.
+    pub kernel: Option<PathBuf>,
+    pub initrd: Option<PathBuf>,
+    pub size: u64,
+    pub sha256: String,
+    pub created_at: String,
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<String>,
+}
+
+/// What list/show print: the record with the bundle's kernel and initrd
+/// filled in where the record has none, and whether it is the default.
+#[derive(Debug, Serialize)]
+pub struct Shown {
+    #[serde(flatten)]
+    pub image: Image,
+    pub default: bool,
+}
+
+pub fn dir(name: &str) -> PathBuf {
+    paths::images_dir().join(name)
+}
+
+pub fn record_path(name: &str) -> PathBuf {
+    dir(name).join("image.json")
+}
+
+/// A per-name lock outside the image folder, so removing the folder never
+/// removes a lock someone waits on.
+pub fn lock(name: &str) -> Result<state::Lock> {
+    let p = paths::images_dir()
+        .join(".locks")
+        .join(format!("{name}.lock"));
+    state::Lock::acquire(&p, state::default_lock_timeout())
+}
+
+/// Load NAME or fail with exit 3.
+pub fn load(name: &str) -> Result<Image> {
+    banger_lib::names::validate("image", name)?;
+    state::load(&record_path(name))?.ok_or_else(|| {
+        Error::not_found(format!("no image named {name:?}")).with_hint(
+            "`banger-image list` shows the images; `banger-image build --name NAME` makes one",
+        )
+    })
+}
+
+pub fn store(img: &Image) -> Result<()> {
+    state::store(&record_path(&img.name), img)
+}
+
+/// Every image record, by name. A folder without a readable record (a
+/// build in progress, a stray dir) is skipped.
+pub fn all() -> Result<Vec<Image>> {
+    let root = paths::images_dir();
+    let entries = match std::fs::read_dir(&root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => {
+            return Err(banger_lib::error::io(
+                format!("reading {}", root.display()),
+                e,
+            ))
+        }
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        match state::load::<Image>(&e.path().join("image.json")) {
+            Ok(Some(img)) => out.push(img),
+            Ok(None) => {}
+            Err(err) => eprintln!("banger-image: warning: skipping {name}: {err}"),
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// The bundle's kernel and initrd and the default image name, when a
+/// runtime bundle is there to ask.
+pub struct Context {
+    pub kernel: Option<PathBuf>,
+    pub initrd: Option<PathBuf>,
+    pub default_image: String,
+}
+
+impl Context {
+    pub fn load() -> Context {
+        match banger_lib::config::Bundle::load() {
+            Ok(b) => Context {
+                kernel: Some(b.path(&b.kernel)),
+                initrd: Some(b.path(&b.initrd)),
+                default_image: b.default_image.clone(),
+            },
+            Err(_) => Context {
+                kernel: None,
+                initrd: None,
+                default_image: crate::defaults::from_config().unwrap_or_else(|| "debian".into()),
+            },
+        }
+    }
+
+    pub fn show(&self, mut image: Image) -> Shown {
+        if image.kernel.is_none() {
+            image.kernel = self.kernel.clone();
+        }
+        if image.initrd.is_none() {
+            image.initrd = self.initrd.clone();
+        }
+        let default = image.name == self.default_image;
+        Shown { image, default }
+    }
+}
+
+/// Whether `p` lies inside `dir` (by path, without following links).
+pub fn inside(p: &Path, dir: &Path) -> bool {
+    p.parent() == Some(dir)
+}

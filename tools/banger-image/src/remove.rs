@@ -1,0 +1,75 @@
+//! `rm`: refuse while a VM uses the image; delete only files banger made.
+
+use crate::record::{self, Image};
+use banger_lib::{error::io, paths, Error, Result};
+use serde::Serialize;
+use std::path::PathBuf;
+
+#[derive(Debug, Serialize)]
+pub struct Removed {
+    pub name: String,
+    pub ok: bool,
+    pub removed: Vec<PathBuf>,
+    pub error: Option<String>,
+}
+
+/// The VMs whose record (`vms/NAME/vm.json`) names this image.
+pub fn users(image: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(paths::vms_dir()) else {
+        return vec![];
+    };
+    let mut vms: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            let text = std::fs::read_to_string(e.path().join("vm.json")).ok()?;
+            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+            (v.get("image")?.as_str()? == image)
+                .then(|| e.file_name().to_string_lossy().into_owned())
+        })
+        .collect();
+    vms.sort();
+    vms
+}
+
+pub fn remove(name: &str, force: bool) -> Result<Vec<PathBuf>> {
+    let img = record::load(name)?;
+    let _lock = record::lock(name)?;
+    let vms = users(name);
+    if !vms.is_empty() && !force {
+        return Err(
+            Error::conflict(format!("image {name:?} is used by VM {}", vms.join(", "))).with_hint(
+                "delete those VMs first, or pass --force (their disks are copies and keep working)",
+            ),
+        );
+    }
+    delete_files(&img)
+}
+
+/// A managed image's own files (only those inside its folder), then the
+/// record, then the folder if nothing else is in it.
+fn delete_files(img: &Image) -> Result<Vec<PathBuf>> {
+    let dir = record::dir(&img.name);
+    let mut files: Vec<PathBuf> = Vec::new();
+    if img.managed {
+        files.push(img.rootfs.clone());
+        files.extend(img.work_seed.clone());
+        files.push(dir.join("build.log"));
+        files.retain(|f| record::inside(f, &dir));
+    }
+    files.push(record::record_path(&img.name));
+    let mut removed = Vec::new();
+    for f in files {
+        match std::fs::remove_file(&f) {
+            Ok(()) => removed.push(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(format!("removing {}", f.display()), e)),
+        }
+    }
+    if std::fs::remove_dir(&dir).is_err() && dir.exists() {
+        eprintln!(
+            "banger-image: kept {}: it holds files banger did not make",
+            dir.display()
+        );
+    }
+    Ok(removed)
+}
