@@ -48,7 +48,9 @@ fn check_overlap(cfg: &NetCfg, nl: &Nl, bridge_index: Option<u32>) -> Result<()>
                 r.dst,
                 r.prefix
             ))
-            .with_hint("set another `subnet` and `gateway` in $XDG_CONFIG_HOME/banger/config.json"));
+            .with_hint(
+                "set another `subnet` and `gateway` in $XDG_CONFIG_HOME/banger/config.json",
+            ));
         }
     }
     Ok(())
@@ -70,9 +72,7 @@ pub fn setup(cfg: &NetCfg, nl: &Nl) -> Result<SetupLine> {
         };
         let existing = nl.link(&cfg.bridge)?;
         let has_addr = match &existing {
-            Some(l) => nl
-                .addrs_v4(l.index)?
-                .contains(&(cfg.gateway, cfg.prefix)),
+            Some(l) => nl.addrs_v4(l.index)?.contains(&(cfg.gateway, cfg.prefix)),
             None => false,
         };
         if !has_addr {
@@ -134,7 +134,10 @@ fn register_resolved(cfg: &NetCfg) {
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            eprintln!("banger-net: warning: `resolvectl {}` failed", args.join(" "));
+            eprintln!(
+                "banger-net: warning: `resolvectl {}` failed",
+                args.join(" ")
+            );
         }
     }
 }
@@ -157,11 +160,10 @@ pub fn teardown(cfg: &NetCfg, force: bool) -> Result<TeardownLine> {
     netstate::update(|st| {
         if !st.leases.is_empty() && !force {
             let vms: Vec<_> = st.leases.iter().map(|l| l.vm.as_str()).collect();
-            return Err(Error::conflict(format!(
-                "VMs still hold leases: {}",
-                vms.join(", ")
-            ))
-            .with_hint("release them (tap release --vm NAME), or pass --force"));
+            return Err(
+                Error::conflict(format!("VMs still hold leases: {}", vms.join(", ")))
+                    .with_hint("release them (tap release --vm NAME), or pass --force"),
+            );
         }
         let nat_removed = crate::nat::purge()?;
         let mut removed = Vec::new();

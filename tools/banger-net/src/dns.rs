@@ -6,7 +6,7 @@ use crate::netstate::NetState;
 use banger_lib::{Error, Result};
 use simple_dns::{
     rdata::{RData, A},
-    Name, Packet, PacketFlag, ResourceRecord, CLASS, QTYPE, RCODE, TYPE,
+    Packet, PacketFlag, ResourceRecord, CLASS, QTYPE, RCODE, TYPE,
 };
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
@@ -88,7 +88,11 @@ fn formerr(query: &[u8]) -> Action {
 }
 
 /// Answer one query datagram.
-pub fn answer(query: &[u8], lookup: &mut dyn FnMut(&str) -> Option<Ipv4Addr>, forward: bool) -> Action {
+pub fn answer(
+    query: &[u8],
+    lookup: &mut dyn FnMut(&str) -> Option<Ipv4Addr>,
+    forward: bool,
+) -> Action {
     let Ok(q) = Packet::parse(query) else {
         return formerr(query);
     };
@@ -258,7 +262,7 @@ fn bind_error(listen: SocketAddr, e: std::io::Error) -> Error {
 pub fn query(id: u16, name: &str, qtype: TYPE) -> Vec<u8> {
     let mut p = Packet::new_query(id);
     p.questions.push(simple_dns::Question::new(
-        Name::new_unchecked(name),
+        simple_dns::Name::new_unchecked(name),
         QTYPE::TYPE(qtype),
         simple_dns::QCLASS::CLASS(CLASS::IN),
         false,
@@ -292,9 +296,15 @@ mod tests {
         assert_eq!(r.id(), 7);
         assert_eq!(r.rcode(), RCODE::NoError);
         assert_eq!(r.answers.len(), 1);
-        assert_eq!(r.answers[0].rdata, RData::A(A::from(Ipv4Addr::new(172, 30, 0, 2))));
+        assert_eq!(
+            r.answers[0].rdata,
+            RData::A(A::from(Ipv4Addr::new(172, 30, 0, 2)))
+        );
         // Case does not matter in DNS.
-        assert_eq!(reply(ask(&query(8, "WEB.VM", TYPE::A), true)).answers.len(), 1);
+        assert_eq!(
+            reply(ask(&query(8, "WEB.VM", TYPE::A), true)).answers.len(),
+            1
+        );
     }
 
     #[test]
@@ -310,7 +320,10 @@ mod tests {
 
     #[test]
     fn other_names_forward_or_refuse() {
-        assert_eq!(ask(&query(3, "example.org", TYPE::A), true), Action::Forward);
+        assert_eq!(
+            ask(&query(3, "example.org", TYPE::A), true),
+            Action::Forward
+        );
         let r = reply(ask(&query(3, "example.org", TYPE::A), false));
         assert_eq!(r.rcode(), RCODE::Refused);
     }

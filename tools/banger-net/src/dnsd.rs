@@ -106,11 +106,17 @@ pub fn ensure(cfg: &NetCfg, listen: Option<SocketAddr>, forward: bool) -> Result
     let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
     let exe = std::env::current_exe().map_err(|e| banger_lib::error::io("finding myself", e))?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(["dns", "serve", "--listen", &listen.to_string(), "--pid-file"])
-        .arg(&pid_file)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(log);
+    cmd.args([
+        "dns",
+        "serve",
+        "--listen",
+        &listen.to_string(),
+        "--pid-file",
+    ])
+    .arg(&pid_file)
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(log);
     if !forward {
         cmd.arg("--no-forward");
     }

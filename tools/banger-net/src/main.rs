@@ -47,7 +47,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             PoolCmd::List => return each(tap::pool_list(&cfg)?),
             PoolCmd::Drain => return each(tap::pool_drain()?),
         },
-        Cmd::Lease { cmd: LeaseCmd::List } => return each(netstate::load()?.leases),
+        Cmd::Lease {
+            cmd: LeaseCmd::List,
+        } => return each(netstate::load()?.leases),
         Cmd::Nat { cmd } => match cmd {
             NatCmd::Enable { vm, uplink } => emit(&nat::enable(&vm, uplink.as_deref())?),
             NatCmd::Disable { vm, .. } => emit(&nat::disable(&vm)?),

@@ -38,8 +38,9 @@ fn nl_err(what: &str, e: rtnetlink::Error) -> Error {
         let errno = -m.raw_code();
         let kind_msg = format!("{what}: {}", m.to_io());
         return match errno {
-            libc::EPERM | libc::EACCES => Error::prereq(kind_msg)
-                .with_hint("run it as root (or with CAP_NET_ADMIN)"),
+            libc::EPERM | libc::EACCES => {
+                Error::prereq(kind_msg).with_hint("run it as root (or with CAP_NET_ADMIN)")
+            }
             libc::EEXIST | libc::EBUSY => Error::conflict(kind_msg),
             libc::ENODEV | libc::ENOENT => Error::not_found(kind_msg),
             _ => Error::failed(kind_msg),

@@ -82,8 +82,6 @@ pub fn load() -> banger_lib::Result<NetState> {
 }
 
 /// Read-modify-write net.json under its lock.
-pub fn update<R>(
-    f: impl FnOnce(&mut NetState) -> banger_lib::Result<R>,
-) -> banger_lib::Result<R> {
+pub fn update<R>(f: impl FnOnce(&mut NetState) -> banger_lib::Result<R>) -> banger_lib::Result<R> {
     banger_lib::state::update(&path(), NetState::default, f)
 }

@@ -41,7 +41,11 @@ fn ensure_bridge(cfg: &NetCfg, nl: &Nl) -> Result<u32> {
     if !has {
         let line = crate::bridge::setup(cfg, nl)?;
         if line.changed {
-            eprintln!("banger-net: set up bridge {} ({})", cfg.bridge, cfg.subnet());
+            eprintln!(
+                "banger-net: set up bridge {} ({})",
+                cfg.bridge,
+                cfg.subnet()
+            );
         }
     }
     bridge_index(cfg, nl)

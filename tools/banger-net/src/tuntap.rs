@@ -46,7 +46,8 @@ pub fn create(name: &str) -> banger_lib::Result<()> {
     let fd = tun.as_raw_fd();
     // SAFETY: fd is an open /dev/net/tun; req is a valid ifreq that lives
     // across both calls.
-    unsafe { tunsetiff(fd, &mut req as *mut IfReq as u64) }.map_err(|e| errno("TUNSETIFF", name, e))?;
+    unsafe { tunsetiff(fd, &mut req as *mut IfReq as u64) }
+        .map_err(|e| errno("TUNSETIFF", name, e))?;
     unsafe { tunsetpersist(fd, 1) }.map_err(|e| errno("TUNSETPERSIST", name, e))?;
     Ok(())
 }

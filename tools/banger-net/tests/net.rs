@@ -1,0 +1,407 @@
+//! banger-net for real, each test inside its own network namespaces.
+
+use banger_testkit::{poll, require_root, require_tool, Home, NetNs};
+use serde_json::Value;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_banger-net");
+
+struct Net {
+    ns: NetNs,
+    home: Home,
+}
+
+impl Net {
+    fn new() -> Net {
+        let n = Net {
+            ns: NetNs::new(),
+            home: Home::new(),
+        };
+        n.config(r#"{"pool_size": 2}"#);
+        n
+    }
+
+    fn config(&self, json: &str) {
+        let dir = self.home.path().join("config/banger");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.json"), json).unwrap();
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.ns.command(BIN);
+        self.home.apply(&mut c);
+        c.args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Run, expect success, return the JSON lines.
+    fn ok(&self, args: &[&str]) -> Vec<Value> {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "banger-net {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lines(&out)
+    }
+
+    fn code(&self, args: &[&str]) -> (i32, String) {
+        let out = self.run(args);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn links(&self) -> Vec<String> {
+        self.ns
+            .sh("ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1")
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    fn leases(&self) -> Vec<Value> {
+        self.ok(&["lease", "list"])
+    }
+}
+
+fn lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
+}
+
+fn gated(test: &str) -> bool {
+    require_root(test) && require_tool(test, "ip")
+}
+
+#[test]
+fn setup_is_idempotent_and_cycles_leave_the_pool_as_root() {
+    if !gated("setup_is_idempotent_and_cycles_leave_the_pool_as_root") {
+        return;
+    }
+    let n = Net::new();
+    let first = n.ok(&["setup"]);
+    assert_eq!(first[0]["changed"], true);
+    assert_eq!(n.ok(&["setup"])[0]["changed"], false);
+    for _ in 0..2 {
+        let mut taps = Vec::new();
+        for vm in ["a", "b", "c"] {
+            let l = &n.ok(&["tap", "acquire", "--vm", vm])[0];
+            taps.push(l["tap"].as_str().unwrap().to_string());
+        }
+        // Idempotent: the same lease again.
+        let again = &n.ok(&["tap", "acquire", "--vm", "b"])[0];
+        assert_eq!(again["tap"], taps[1].as_str());
+        assert_eq!(n.leases().len(), 3);
+        for vm in ["a", "b", "c"] {
+            n.ok(&["tap", "release", "--vm", vm]);
+        }
+        assert!(n.leases().is_empty());
+        let pool: Vec<String> = n
+            .ok(&["pool", "list"])
+            .iter()
+            .map(|p| p["tap"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(pool.len(), 2, "pool_size is 2: {pool:?}");
+        let mut taps: Vec<String> = n
+            .links()
+            .into_iter()
+            .filter(|l| l.starts_with("tap-") || l.starts_with("bgr-"))
+            .collect();
+        taps.sort();
+        assert_eq!(taps, vec!["tap-pool-0", "tap-pool-1"]);
+    }
+    // A VM name of 32 characters still gets a TAP name the kernel takes.
+    let long = "a".repeat(32);
+    let l = &n.ok(&["tap", "acquire", "--vm", &long])[0];
+    assert!(l["tap"].as_str().unwrap().len() <= 15);
+    assert_eq!(l["prefix"], 24);
+    assert_eq!(l["dns"], "172.30.0.1");
+    n.ok(&["pool", "drain"]);
+    assert!(n.ok(&["pool", "list"]).is_empty());
+}
+
+#[test]
+fn twenty_concurrent_acquires_as_root() {
+    if !gated("twenty_concurrent_acquires_as_root") {
+        return;
+    }
+    let n = Net::new();
+    let children: Vec<_> = (0..20)
+        .map(|i| {
+            n.cmd(&["tap", "acquire", "--vm", &format!("vm{i}")])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut ips = std::collections::BTreeSet::new();
+    let mut taps = std::collections::BTreeSet::new();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let l = &lines(&out)[0];
+        ips.insert(l["ip"].as_str().unwrap().to_string());
+        taps.insert(l["tap"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ips.len(), 20);
+    assert_eq!(taps.len(), 20);
+    assert_eq!(n.leases().len(), 20);
+    let links = n.links();
+    for t in &taps {
+        assert!(links.contains(t), "{t} missing");
+    }
+}
+
+#[test]
+fn bad_input_fails_cleanly_as_root() {
+    if !gated("bad_input_fails_cleanly_as_root") {
+        return;
+    }
+    let n = Net::new();
+    assert_eq!(n.code(&["tap", "release", "--vm", "ghost"]).0, 3);
+    assert_eq!(n.code(&["tap", "acquire", "--vm", "Bad_Name"]).0, 2);
+
+    // A subnet that overlaps a route of the host: refused, no bridge made.
+    n.ns
+        .sh("ip link add dummy0 type veth peer name dummy1 && ip link set dummy0 up && ip link set dummy1 up && ip route add 172.30.0.0/16 dev dummy0");
+    let (code, err) = n.code(&["setup"]);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("overlaps"), "{err}");
+    assert!(!n.links().contains(&"banger0".to_string()));
+    n.ns.sh("ip link del dummy0");
+
+    // Exhaustion: a /29 has 5 guest addresses.
+    n.config(r#"{"subnet": "10.77.0.0/29", "gateway": "10.77.0.1", "pool_size": 0}"#);
+    for i in 0..5 {
+        n.ok(&["tap", "acquire", "--vm", &format!("v{i}")]);
+    }
+    let before = n.links();
+    let (code, err) = n.code(&["tap", "acquire", "--vm", "v5"]);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("exhausted"), "{err}");
+    assert_eq!(n.links(), before, "nothing half made");
+    assert_eq!(n.leases().len(), 5);
+    assert_eq!(n.code(&["nat", "enable", "--vm", "ghost"]).0, 3);
+    assert_eq!(n.code(&["nat", "disable", "--vm", "ghost"]).0, 3);
+    // Teardown refuses while leases exist.
+    assert_eq!(n.code(&["teardown"]).0, 5);
+
+    // Without CAP_NET_ADMIN: exit 4 with a hint.
+    if banger_lib::hosttools::which("setpriv").is_some() {
+        let mut c = n.ns.command("setpriv");
+        n.home.apply(&mut c);
+        let out = c
+            .args([
+                "--bounding-set=-net_admin",
+                "--inh-caps=-net_admin",
+                BIN,
+                "pool",
+                "fill",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(4),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("hint:"));
+    }
+}
+
+#[test]
+fn nat_masquerades_to_upstream_as_root() {
+    let t = "nat_masquerades_to_upstream_as_root";
+    if !gated(t)
+        || !require_tool(t, "nft")
+        || !require_tool(t, "curl")
+        || !require_tool(t, "python3")
+    {
+        return;
+    }
+    let n = Net::new();
+    let up = NetNs::new();
+    let guest = NetNs::new();
+    n.ns.veth("up0", &up, "eth0");
+    n.ns.sh("ip addr add 10.99.0.1/24 dev up0 && ip route add default via 10.99.0.2");
+    up.sh("ip addr add 10.99.0.2/24 dev eth0");
+    let lease = n.ok(&["tap", "acquire", "--vm", "web"])[0].clone();
+    let ip = lease["ip"].as_str().unwrap();
+    // A veth stands in for the guest's NIC, plugged into the bridge.
+    n.ns.veth("gh0", &guest, "eth0");
+    n.ns.sh("ip link set gh0 master banger0");
+    guest.sh(&format!(
+        "ip addr add {ip}/24 dev eth0 && ip route add default via 172.30.0.1"
+    ));
+    let log = n.home.path().join("http.log");
+    let mut server = up
+        .command("python3")
+        .args(["-u", "-m", "http.server", "8000", "--bind", "10.99.0.2"])
+        .current_dir(n.home.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let ready = poll(Duration::from_secs(20), || {
+        up.try_sh("curl -s -o /dev/null http://10.99.0.2:8000/")
+            .status
+            .success()
+            .then_some(())
+    });
+    assert!(ready.is_some(), "http server did not come up");
+    let fetch = || {
+        guest
+            .try_sh("curl -s -m 2 -o /dev/null http://10.99.0.2:8000/")
+            .status
+            .success()
+    };
+
+    assert!(!fetch(), "no NAT: upstream cannot answer the guest");
+    let on = &n.ok(&["nat", "enable", "--vm", "web"])[0];
+    assert_eq!(on["uplink"], "up0");
+    assert_eq!(n.ok(&["nat", "list"]).len(), 1);
+    assert!(fetch(), "NAT on: the guest reaches upstream");
+    let seen = std::fs::read_to_string(&log).unwrap();
+    assert!(seen.contains("10.99.0.1 "), "upstream saw: {seen}");
+    assert!(!seen.contains(ip), "upstream saw the guest address: {seen}");
+    // Enabling twice is harmless.
+    n.ok(&["nat", "enable", "--vm", "web"]);
+
+    n.ok(&["nat", "disable", "--vm", "web"]);
+    let rules = n.ns.sh("nft list ruleset");
+    assert!(!rules.contains("banger"), "{rules}");
+    assert!(!fetch(), "NAT off again");
+    assert!(n.ok(&["nat", "list"]).is_empty());
+
+    // Release takes a VM out of NAT too.
+    n.ok(&["nat", "enable", "--vm", "web"]);
+    n.ok(&["tap", "release", "--vm", "web"]);
+    assert!(!n.ns.sh("nft list ruleset").contains("banger"));
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+fn dig(ns: &NetNs, args: &str) -> String {
+    ns.sh(&format!("dig -p 53 @172.30.0.1 +time=2 +tries=1 {args}"))
+}
+
+#[test]
+fn dns_answers_from_leases_as_root() {
+    let t = "dns_answers_from_leases_as_root";
+    if !gated(t) || !require_tool(t, "dig") || !require_tool(t, "python3") {
+        return;
+    }
+    let n = Net::new();
+    n.ok(&["tap", "acquire", "--vm", "web"]);
+    let started = &n.ok(&["dns", "ensure", "--no-forward"])[0];
+    assert_eq!(started["started"], true);
+    let pid = started["pid"].as_u64().unwrap();
+    let again = &n.ok(&["dns", "ensure"])[0];
+    assert_eq!(again["started"], false);
+    assert_eq!(again["pid"].as_u64(), Some(pid));
+
+    assert_eq!(dig(&n.ns, "+short web.vm").trim(), "172.30.0.2");
+    assert!(dig(&n.ns, "nope.vm").contains("status: NXDOMAIN"));
+    let aaaa = dig(&n.ns, "AAAA web.vm");
+    assert!(aaaa.contains("status: NOERROR"), "{aaaa}");
+    assert!(aaaa.contains("ANSWER: 0"), "{aaaa}");
+    assert!(dig(&n.ns, "example.org").contains("status: REFUSED"));
+    // A lease made after the server started is answered without a restart.
+    n.ok(&["tap", "acquire", "--vm", "late"]);
+    assert_eq!(dig(&n.ns, "+short late.vm").trim(), "172.30.0.3");
+
+    // The port is taken: a second server fails with exit 5, and so does an
+    // ensure from another home.
+    let (code, err) = n.code(&["dns", "serve", "--listen", "172.30.0.1:53"]);
+    assert_eq!(code, 5, "{err}");
+    let other = Home::new();
+    let mut c = n.ns.command(BIN);
+    other.apply(&mut c);
+    let out = c.args(["dns", "ensure"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!other.path().join("run/banger/net-dns.json").exists());
+
+    // A malformed corpus does not kill it.
+    let script = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+q = bytes.fromhex("1234010000010000000000000377656202766d0000010001")
+corpus = [b"", b"\x00", b"\xff" * 11, b"\xff" * 12, b"\xff" * 4096]
+corpus += [q[:i] for i in range(len(q))]
+corpus.append(q[:4] + b"\xff\xff" + q[6:])
+corpus.append(q[:12] + b"\xc0\x0c\x00\x01\x00\x01")
+corpus.append(q[:12] + b"\x01a\xc0\x10\xc0\x0c\x00\x01\x00\x01")
+corpus.append(q[:12] + b"\x3fab")
+corpus.append(q[:6] + b"\xff\xff\xff\xff\xff\xff" + q[12:])
+for p in corpus:
+    s.sendto(p, ("172.30.0.1", 53))
+"#;
+    n.ns.sh(&format!("python3 -c '{script}'"));
+    assert_eq!(dig(&n.ns, "+short web.vm").trim(), "172.30.0.2");
+    let st = &n.ok(&["dns", "status"])[0];
+    assert_eq!(st["running"], true);
+    assert_eq!(st["pid"].as_u64(), Some(pid));
+
+    let stop = &n.ok(&["dns", "stop"])[0];
+    assert_eq!(stop["was_running"], true);
+    assert_eq!(n.ok(&["dns", "status"])[0]["running"], false);
+    assert_eq!(n.ok(&["dns", "stop"])[0]["was_running"], false);
+}
+
+#[test]
+fn teardown_leaves_nothing_as_root() {
+    let t = "teardown_leaves_nothing_as_root";
+    if !gated(t) || !require_tool(t, "nft") {
+        return;
+    }
+    let n = Net::new();
+    let before = n.ns.sh("cat /proc/sys/net/ipv4/ip_forward");
+    n.ns.sh("ip link add up0 type veth peer name up1 && ip link set up0 up && ip link set up1 up");
+    n.ok(&["pool", "fill"]);
+    n.ok(&["tap", "acquire", "--vm", "web"]);
+    n.ok(&["tap", "acquire", "--vm", "db"]);
+    n.ok(&["nat", "enable", "--vm", "web", "--uplink", "up0"]);
+    n.ok(&["dns", "ensure", "--no-forward"]);
+    assert!(!n.ns.pids().is_empty());
+    let status = n.ok(&["status"]);
+    assert!(status
+        .iter()
+        .any(|s| s["kind"] == "nat" && s["table"] == true));
+
+    let down = &n.ok(&["teardown", "--force"])[0];
+    assert_eq!(down["dns_stopped"], true);
+    assert_eq!(down["nat_removed"], true);
+    let mut links = n.links();
+    links.sort();
+    assert_eq!(links, vec!["lo", "up0", "up1"]);
+    assert!(!n.ns.sh("ip -4 addr").contains("172.30.0.1"));
+    assert!(!n.ns.sh("nft list ruleset").contains("banger"));
+    let gone = poll(Duration::from_secs(5), || {
+        n.ns.pids().is_empty().then_some(())
+    });
+    assert!(gone.is_some(), "processes left: {:?}", n.ns.pids());
+    assert_eq!(n.ns.sh("cat /proc/sys/net/ipv4/ip_forward"), before);
+    assert!(n.leases().is_empty());
+    // Twice is fine.
+    assert_eq!(n.ok(&["teardown"])[0]["changed"], false);
+}
