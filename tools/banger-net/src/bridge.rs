@@ -156,15 +156,21 @@ pub struct TeardownLine {
 pub fn teardown(cfg: &NetCfg, force: bool) -> Result<TeardownLine> {
     hosttools::require_net_admin("tearing down the bridge")?;
     let nl = Nl::new()?;
+    let refuse = |st: &netstate::NetState| -> Result<()> {
+        if st.leases.is_empty() || force {
+            return Ok(());
+        }
+        let vms: Vec<_> = st.leases.iter().map(|l| l.vm.as_str()).collect();
+        Err(
+            Error::conflict(format!("VMs still hold leases: {}", vms.join(", ")))
+                .with_hint("release them (tap release --vm NAME), or pass --force"),
+        )
+    };
+    // Refuse before stopping anything, and again under the lock.
+    refuse(&netstate::load()?)?;
     let dns_stopped = crate::dnsd::stop()?.was_running;
     netstate::update(|st| {
-        if !st.leases.is_empty() && !force {
-            let vms: Vec<_> = st.leases.iter().map(|l| l.vm.as_str()).collect();
-            return Err(
-                Error::conflict(format!("VMs still hold leases: {}", vms.join(", ")))
-                    .with_hint("release them (tap release --vm NAME), or pass --force"),
-            );
-        }
+        refuse(st)?;
         let nat_removed = crate::nat::purge()?;
         let mut removed = Vec::new();
         let bridge = nl.link(&cfg.bridge)?;

@@ -138,7 +138,7 @@ pub fn enable(vm: &str, uplink: Option<&str>) -> Result<NatLine> {
         let uplink = match uplink {
             Some(u) => u.to_string(),
             None => match &st.uplink {
-                Some(u) if nat_addrs(st).iter().any(|_| true) => u.clone(),
+                Some(u) if !nat_addrs(st).is_empty() => u.clone(),
                 _ => default_uplink(&nl)?,
             },
         };

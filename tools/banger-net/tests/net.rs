@@ -383,6 +383,9 @@ fn teardown_leaves_nothing_as_root() {
     n.ok(&["nat", "enable", "--vm", "web", "--uplink", "up0"]);
     n.ok(&["dns", "ensure", "--no-forward"]);
     assert!(!n.ns.pids().is_empty());
+    // Refused while leases exist, and nothing stopped.
+    assert_eq!(n.code(&["teardown"]).0, 5);
+    assert_eq!(n.ok(&["dns", "status"])[0]["running"], true);
     let status = n.ok(&["status"]);
     assert!(status
         .iter()
