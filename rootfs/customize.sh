@@ -44,42 +44,7 @@ UNIT
 
 # Network from the kernel's ip= argument: the Debian cloud kernel has no IP
 # autoconfig, so apply it in userspace.
-cat > /usr/local/sbin/banger-ipconfig <<'SH'
-#!/bin/bash
-# ip=CLIENT:SERVER:GW:MASK:HOSTNAME:DEV:AUTOCONF:DNS0:DNS1
-set -u
-arg=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^ip=//p' | tail -n1)
-[ -n "$arg" ] || { echo "banger-ipconfig: no ip= on the kernel command line"; exit 0; }
-IFS=: read -r addr _server gw mask host dev _auto dns0 dns1 <<< "$arg"
-dev=${dev:-eth0}
-prefix=24
-if [[ $mask =~ ^[0-9]+$ ]]; then
-  prefix=$mask
-elif [ -n "$mask" ]; then
-  prefix=0
-  IFS=. read -r -a o <<< "$mask"
-  for x in "${o[@]}"; do
-    while [ "$x" -gt 0 ]; do prefix=$((prefix + (x & 1))); x=$((x >> 1)); done
-  done
-fi
-for _ in $(seq 100); do [ -e "/sys/class/net/$dev" ] && break; sleep 0.1; done
-ip link set lo up
-ip link set "$dev" up
-[ -z "$addr" ] || ip addr replace "$addr/$prefix" dev "$dev"
-[ -z "$gw" ] || ip route replace default via "$gw" dev "$dev"
-if [ -n "$host" ]; then
-  hostname "$host"
-  echo "$host" > /etc/hostname
-  sed -i '/^127\.0\.1\.1[[:space:]]/d' /etc/hosts
-  echo "127.0.1.1 $host" >> /etc/hosts
-fi
-if [ -n "${dns0:-}${dns1:-}" ]; then
-  rm -f /etc/resolv.conf
-  for d in ${dns0:-} ${dns1:-}; do echo "nameserver $d"; done > /etc/resolv.conf
-fi
-echo "banger-ipconfig: $dev $addr/$prefix gw ${gw:--} host ${host:--} dns ${dns0:--}"
-SH
-chmod 0755 /usr/local/sbin/banger-ipconfig
+install -m 0755 $B/banger-ipconfig /usr/local/sbin/banger-ipconfig
 cat > /etc/systemd/system/banger-ipconfig.service <<'UNIT'
 [Unit]
 Description=banger: network and hostname from the kernel's ip= argument

@@ -105,7 +105,7 @@ install -m 0755 "$agent" "$tree/tmp/banger/banger-vsock-agent"
 if [ -f "$agent_unit" ]; then
   install -m 0644 "$agent_unit" "$tree/tmp/banger/banger-vsock-agent.service"
 fi
-install -m 0755 "$here/customize.sh" "$tree/tmp/banger/customize.sh"
+install -m 0755 "$here/customize.sh" "$here/banger-ipconfig" "$tree/tmp/banger/"
 [ -z "$customize" ] || install -m 0755 "$customize" "$tree/tmp/banger/user-customize"
 mount_chroot "$tree"
 chroot "$tree" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \

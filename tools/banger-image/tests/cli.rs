@@ -1,0 +1,371 @@
+//! register, list, show, default, verify, rm: the records, without root.
+
+mod common;
+
+use banger_testkit::{require_tool, Home};
+use common::{ext4, image, lines};
+use predicates::str::contains;
+
+fn ready(test: &str) -> bool {
+    require_tool(test, "mkfs.ext4")
+}
+
+#[test]
+fn register_list_show_default_verify_rm() {
+    if !ready("register_list_show_default_verify_rm") {
+        return;
+    }
+    let home = Home::new();
+    let rootfs = ext4(&home.path().join("r.ext4"));
+    let seed = ext4(&home.path().join("w.ext4"));
+    let out = image(&home)
+        .args(["register", "--name", "mine", "--rootfs"])
+        .arg(&rootfs)
+        .arg("--work-seed")
+        .arg(&seed)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let rec = &lines(&out)[0];
+    assert_eq!(rec["name"], "mine");
+    assert_eq!(rec["managed"], false);
+    assert_eq!(rec["schema"], 1);
+    assert_eq!(rec["from"], serde_json::Value::Null);
+    assert_eq!(rec["size"], 4 << 20);
+    assert_eq!(rec["rootfs"], rootfs.to_str().unwrap());
+    assert_eq!(rec["work_seed"], seed.to_str().unwrap());
+    assert_eq!(rec["sha256"].as_str().unwrap().len(), 64);
+    // No kernel given: the bundle's is shown.
+    assert!(
+        rec["kernel"].as_str().unwrap().ends_with("runtime/vmlinux"),
+        "{rec}"
+    );
+    assert_eq!(rec["default"], false);
+
+    // A pipe gets JSON lines.
+    let out = image(&home)
+        .arg("list")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let names: Vec<_> = lines(&out).iter().map(|l| l["name"].clone()).collect();
+    assert_eq!(names, vec!["mine"]);
+
+    // Default: the bundle's until set; setting keeps the rest of config.json.
+    let cfg = home.path().join("config/banger/config.json");
+    std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    std::fs::write(&cfg, r#"{"vcpus": 3}"#).unwrap();
+    let out = image(&home)
+        .arg("default")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(
+        lines(&out)[0],
+        serde_json::json!({"default": "debian", "exists": false})
+    );
+    image(&home).args(["default", "nope"]).assert().code(3);
+    image(&home).args(["default", "mine"]).assert().success();
+    let c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    assert_eq!(c, serde_json::json!({"vcpus": 3, "default_image": "mine"}));
+    let out = image(&home)
+        .args(["show", "mine"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(lines(&out)[0]["default"], true);
+
+    // Verify: ok, then a changed file fails with exit 1 and ok=false.
+    let out = image(&home)
+        .args(["verify", "mine"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(lines(&out)[0]["ok"], true);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&rootfs)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"changed").unwrap();
+    let out = image(&home)
+        .args(["verify", "mine"])
+        .assert()
+        .code(1)
+        .stderr(contains("does not match"))
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(lines(&out)[0]["ok"], false);
+    // Re-registering updates the record.
+    image(&home)
+        .args(["register", "--name", "mine", "--rootfs"])
+        .arg(&rootfs)
+        .assert()
+        .success();
+    image(&home).args(["verify", "mine"]).assert().success();
+    let out = image(&home)
+        .args(["show", "mine"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(lines(&out)[0]["work_seed"], serde_json::Value::Null);
+
+    // rm of an unmanaged image keeps its files.
+    let out = image(&home)
+        .args(["rm", "mine"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(lines(&out)[0]["ok"], true);
+    assert!(rootfs.is_file() && seed.is_file());
+    image(&home)
+        .args(["show", "mine"])
+        .assert()
+        .code(3)
+        .stderr(contains("no image named"));
+    let out = image(&home)
+        .arg("list")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert!(out.is_empty());
+}
+
+#[test]
+fn register_refuses_bad_input() {
+    if !ready("register_refuses_bad_input") {
+        return;
+    }
+    let home = Home::new();
+    let good = ext4(&home.path().join("r.ext4"));
+    let text = home.path().join("notes.txt");
+    std::fs::write(&text, vec![b'x'; 4096]).unwrap();
+    let reg = |args: &[&str]| {
+        let mut c = image(&home);
+        c.arg("register").args(args);
+        c
+    };
+    let g = good.to_str().unwrap();
+    reg(&["--name", "a", "--rootfs", "r.ext4"])
+        .assert()
+        .code(2)
+        .stderr(contains("relative path"));
+    reg(&["--name", "a", "--rootfs", "/nonexistent/r.ext4"])
+        .assert()
+        .code(3);
+    reg(&["--name", "a", "--rootfs", text.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(contains("not an ext4 filesystem"));
+    reg(&[
+        "--name",
+        "a",
+        "--rootfs",
+        g,
+        "--work-seed",
+        text.to_str().unwrap(),
+    ])
+    .assert()
+    .code(2);
+    reg(&["--name", "a", "--rootfs", g, "--kernel", "vmlinux"])
+        .assert()
+        .code(2);
+    reg(&[
+        "--name",
+        "a",
+        "--rootfs",
+        g,
+        "--initrd",
+        "/nonexistent/initrd",
+    ])
+    .assert()
+    .code(3);
+    reg(&["--name", "Bad_Name", "--rootfs", g])
+        .assert()
+        .code(2)
+        .stderr(contains("invalid image name"));
+    reg(&["--name", "a"]).assert().code(2);
+    // Nothing was recorded by any of them.
+    let out = image(&home)
+        .arg("list")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+}
+
+#[test]
+fn rm_refuses_while_a_vm_uses_it() {
+    if !ready("rm_refuses_while_a_vm_uses_it") {
+        return;
+    }
+    let home = Home::new();
+    let rootfs = ext4(&home.path().join("r.ext4"));
+    image(&home)
+        .args(["register", "--name", "base", "--rootfs"])
+        .arg(&rootfs)
+        .assert()
+        .success();
+    let vm = home.path().join("state/banger/vms/box");
+    std::fs::create_dir_all(&vm).unwrap();
+    std::fs::write(
+        vm.join("vm.json"),
+        r#"{"schema":1,"name":"box","image":"base"}"#,
+    )
+    .unwrap();
+    let out = image(&home)
+        .args(["rm", "base"])
+        .assert()
+        .code(5)
+        .stderr(contains("used by VM box"))
+        .stderr(contains("--force"))
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(lines(&out)[0]["ok"], false);
+    image(&home).args(["show", "base"]).assert().success();
+    image(&home)
+        .args(["rm", "--force", "base"])
+        .assert()
+        .success();
+    image(&home).args(["show", "base"]).assert().code(3);
+    assert!(rootfs.is_file());
+}
+
+#[test]
+fn rm_of_a_managed_image_deletes_only_its_own_files() {
+    let home = Home::new();
+    let dir = home.path().join("data/banger/images/built");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["rootfs.ext4", "work-seed.ext4", "build.log", "notes.txt"] {
+        std::fs::write(dir.join(f), b"x").unwrap();
+    }
+    let outside = home.path().join("elsewhere.ext4");
+    std::fs::write(&outside, b"x").unwrap();
+    let rec = serde_json::json!({
+        "schema": 1, "name": "built", "managed": true,
+        "rootfs": dir.join("rootfs.ext4"), "work_seed": outside,
+        "kernel": null, "initrd": null, "size": 1, "sha256": "00",
+        "created_at": "2026-01-01T00:00:00Z", "from": "debian:bookworm"
+    });
+    std::fs::write(dir.join("image.json"), rec.to_string()).unwrap();
+    let out = image(&home)
+        .args(["rm", "built"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let removed = lines(&out)[0]["removed"].as_array().unwrap().len();
+    assert_eq!(removed, 3, "rootfs, build.log, image.json");
+    assert!(!dir.join("rootfs.ext4").exists());
+    assert!(!dir.join("build.log").exists());
+    // A file banger did not make stays, and so does a seed outside the folder.
+    assert!(dir.join("notes.txt").exists());
+    assert!(dir.join("work-seed.ext4").exists());
+    assert!(outside.exists());
+}
+
+#[test]
+fn missing_images_and_fan_out() {
+    let home = Home::new();
+    image(&home).args(["show", "ghost"]).assert().code(3);
+    image(&home).args(["verify", "ghost"]).assert().code(3);
+    image(&home).args(["rm", "ghost"]).assert().code(3);
+    image(&home).args(["show", "../x"]).assert().code(2);
+    let out = image(&home)
+        .args(["rm", "ghost", "other"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let l = lines(&out);
+    assert_eq!(l.len(), 2);
+    assert!(l.iter().all(|r| r["ok"] == false && r["error"].is_string()));
+    image(&home).assert().code(2);
+}
+
+#[test]
+fn build_refuses_bad_input_before_doing_anything() {
+    let home = Home::new();
+    let b = |args: &[&str]| {
+        let mut c = image(&home);
+        c.arg("build").args(args);
+        c
+    };
+    b(&["--name", "Bad"]).assert().code(2);
+    b(&["--name", "x", "--from", "void:current"])
+        .assert()
+        .code(2)
+        .stderr(contains("debian:SUITE"));
+    b(&["--name", "x", "--packages", "git,a;rm"])
+        .assert()
+        .code(2);
+    b(&["--name", "x", "--profile", "huge"]).assert().code(2);
+    if unsafe { libc::geteuid() } != 0 {
+        b(&["--name", "x"])
+            .assert()
+            .code(4)
+            .stderr(contains("needs root"));
+    } else {
+        b(&["--name", "x", "--pubkey", "/nonexistent/k.pub"])
+            .assert()
+            .code(4);
+        let key = home.path().join("k.pub");
+        std::fs::write(&key, "ssh-ed25519 AAAA test").unwrap();
+        b(&[
+            "--name",
+            "x",
+            "--pubkey",
+            key.to_str().unwrap(),
+            "--agent",
+            "/nonexistent/agent",
+        ])
+        .assert()
+        .code(3);
+        // An existing image is a conflict, found before any bootstrap.
+        if require_tool(
+            "build_refuses_bad_input_before_doing_anything",
+            "debootstrap",
+        ) {
+            let r = ext4(&home.path().join("r.ext4"));
+            image(&home)
+                .args(["register", "--name", "taken", "--rootfs"])
+                .arg(&r)
+                .assert()
+                .success();
+            b(&[
+                "--name",
+                "taken",
+                "--pubkey",
+                key.to_str().unwrap(),
+                "--agent",
+                key.to_str().unwrap(),
+            ])
+            .assert()
+            .code(5)
+            .stderr(contains("exists"));
+        }
+    }
+    assert!(!home.path().join("data/banger/images/x").exists());
+}
