@@ -1,0 +1,83 @@
+//! Poll one agent with backoff until it answers healthy or time runs out.
+
+use crate::probe::{self, Outcome};
+use crate::target::Target;
+use banger_lib::{Error, Result};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// What to ask on each attempt.
+pub enum Subject {
+    Vm(String),
+    Uds(PathBuf),
+}
+
+/// Each attempt gets at most this long, so a slow boot is retried rather
+/// than waited on in one long request.
+const ATTEMPT: Duration = Duration::from_secs(3);
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+const MAX_PAUSE: Duration = Duration::from_secs(2);
+
+/// The last outcome; `Err` for a VM that does not exist or cannot come up
+/// (stopped, VMM gone), which no amount of waiting fixes.
+pub fn wait(subject: &Subject, port: u32, timeout: Duration) -> Result<Outcome> {
+    let start = Instant::now();
+    let deadline = start + timeout;
+    let (name, progress) = match subject {
+        Subject::Vm(n) => (n.clone(), std::io::stderr().is_terminal()),
+        Subject::Uds(p) => (p.display().to_string(), std::io::stderr().is_terminal()),
+    };
+    let mut pause = FIRST_PAUSE;
+    loop {
+        let uds = match subject {
+            Subject::Uds(p) => p.clone(),
+            Subject::Vm(n) => match crate::target::resolve(n)? {
+                Target::Uds(p) => p,
+                Target::Down(why) => {
+                    clear(progress);
+                    return Ok(Outcome::down(&name, why));
+                }
+            },
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let outcome = probe::check(&name, &uds, port, left.min(ATTEMPT));
+        let now = Instant::now();
+        if outcome.ok || now >= deadline {
+            clear(progress);
+            return Ok(outcome);
+        }
+        if progress {
+            let _ = write!(
+                std::io::stderr(),
+                "\r\x1b[Kwaiting for {name}'s agent ({}s): {}",
+                start.elapsed().as_secs(),
+                outcome.error().unwrap_or("not healthy")
+            );
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
+
+fn clear(progress: bool) {
+    if progress {
+        let _ = write!(std::io::stderr(), "\r\x1b[K");
+    }
+}
+
+/// The error for a wait that ended unhealthy.
+pub fn failed(name: &str, timeout: Duration, outcome: &Outcome) -> Error {
+    let why = outcome.error().unwrap_or("not healthy");
+    if outcome.line.contains_key("uds") {
+        Error::failed(format!(
+            "{name} not healthy after {:.0}s: {why}",
+            timeout.as_secs_f64()
+        ))
+        .with_hint(format!(
+            "see the guest console: banger vm logs {name}; or wait longer with --timeout"
+        ))
+    } else {
+        Error::failed(why.to_string())
+    }
+}
