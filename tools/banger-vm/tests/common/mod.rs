@@ -174,13 +174,25 @@ impl Fx {
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_banger-vm"));
         c.args(args);
+        self.apply(&mut c);
+        c
+    }
+
+    /// Use the real `tool` (a built workspace binary) instead of its stand-in.
+    pub fn use_real(&self, tool: &str) {
+        let p = self.libexec.join(tool);
+        std::fs::remove_file(&p).unwrap();
+        std::os::unix::fs::symlink(banger_testkit::bin(tool), &p).unwrap();
+    }
+
+    /// This fixture's environment on any command.
+    pub fn apply(&self, c: &mut Command) {
         for (k, v) in &self.env {
             c.env(k, v);
         }
         for k in ["FAIL_AT", "FAIL_CODE", "HANG_AT", "KILL_VMM_AT_HEALTH"] {
             c.env_remove(k);
         }
-        c
     }
 
     pub fn run(&self, args: &[&str]) -> Output {

@@ -1,0 +1,88 @@
+//! banger-vm with the real banger-net inside a network namespace (the other
+//! plumbing still stand-ins): the lease, TAP and NAT element it makes are
+//! real, and a failed create gives all of them back.
+
+mod common;
+
+use banger_testkit::NetNs;
+use common::*;
+
+fn in_ns(fx: &Fx, ns: &NetNs, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = ns.command(env!("CARGO_BIN_EXE_banger-vm"));
+    c.args(args);
+    fx.apply(&mut c);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn net(fx: &Fx, ns: &NetNs, script: &str) -> String {
+    let mut c = ns.command("sh");
+    c.args(["-c", script]);
+    fx.apply(&mut c);
+    let out = c.output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn real_leases_taps_and_nat_are_given_back_as_root() {
+    let t = "real_leases_taps_and_nat_are_given_back_as_root";
+    if !banger_testkit::require_root(t)
+        || !banger_testkit::require_tool(t, "nft")
+        || !banger_testkit::require_tool(t, "ip")
+    {
+        return;
+    }
+    let fx = Fx::new();
+    fx.use_real("banger-net");
+    let ns = NetNs::new();
+    let up = NetNs::new();
+    ns.veth("up0", &up, "down0");
+    ns.sh("ip addr add 10.250.0.1/30 dev up0 && ip route add default via 10.250.0.2");
+    up.sh("ip addr add 10.250.0.2/30 dev down0");
+    let net_bin = banger_testkit::bin("banger-net");
+    let net_bin = net_bin.display();
+
+    // A create that fails after the lease, TAP and NAT element were made.
+    let out = in_ns(
+        &fx,
+        &ns,
+        &["create", "--name", "box", "--nat"],
+        &[("FAIL_AT", "banger-health wait")],
+    );
+    assert_code(&out, 1);
+    assert_eq!(net(&fx, &ns, &format!("{net_bin} lease list")), "");
+    assert!(!net(&fx, &ns, "nft list ruleset").contains("banger"));
+    let links = net(
+        &fx,
+        &ns,
+        "ip -o link show type tun | awk -F': ' '{print $2}'",
+    );
+    assert!(
+        links.lines().all(|l| l.starts_with("tap-pool-")),
+        "non-pool TAPs left: {links}"
+    );
+    fx.assert_nothing_left("box");
+
+    // A good one, then delete.
+    let out = in_ns(&fx, &ns, &["create", "--name", "box", "--nat"], &[]);
+    assert_ok(&out);
+    let rec = &json_lines(&out)[0];
+    let ip = rec["ip"].as_str().unwrap().to_string();
+    let tap = rec["tap"].as_str().unwrap().to_string();
+    assert!(net(&fx, &ns, "ip -o link show").contains(&tap));
+    assert!(net(&fx, &ns, "nft list ruleset").contains(&ip));
+    assert_eq!(
+        rec["vsock_cid"],
+        1000 + ip.rsplit('.').next().unwrap().parse::<u64>().unwrap()
+    );
+    assert_ok(&in_ns(&fx, &ns, &["set", "--no-nat", "box"], &[]));
+    assert!(!net(&fx, &ns, "nft list ruleset").contains("banger"));
+    assert_ok(&in_ns(&fx, &ns, &["set", "--nat", "box"], &[]));
+    assert_ok(&in_ns(&fx, &ns, &["delete", "box"], &[]));
+    assert_eq!(net(&fx, &ns, &format!("{net_bin} lease list")), "");
+    assert!(!net(&fx, &ns, "nft list ruleset").contains("banger"));
+    fx.assert_nothing_left("box");
+    net(&fx, &ns, &format!("{net_bin} teardown"));
+}
