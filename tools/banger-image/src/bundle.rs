@@ -204,6 +204,16 @@ mod tests {
     const SHA: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 
     #[test]
+    fn the_template_manifest_parses() {
+        let m = parse_manifest(
+            include_str!("../../../runtime/runtime-bundle.toml"),
+            Path::new("t"),
+        )
+        .unwrap();
+        assert!(m.url.starts_with("http://"));
+    }
+
+    #[test]
     fn manifest_parses_and_rejects() {
         let p = Path::new("m.toml");
         let m = parse_manifest(

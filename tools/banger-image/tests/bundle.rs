@@ -1,0 +1,194 @@
+//! `bundle fetch` against an HTTP server on 127.0.0.1 in the test: a good
+//! archive installs; a sha256 mismatch, a cut-off download or a damaged
+//! archive leave the old bundle untouched.
+
+mod common;
+
+use banger_testkit::Home;
+use common::{image, lines};
+use predicates::str::contains;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+/// Serve `body` to every request, declaring `declared` bytes; a shorter
+/// body models a connection cut mid-download.
+fn serve(body: Vec<u8>, declared: usize, status: &'static str) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { break };
+            let mut req = Vec::new();
+            let mut b = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match c.read(&mut b) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&b[..n]),
+                }
+            }
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {declared}\r\nConnection: close\r\n\r\n"
+            );
+            let _ = c.write_all(head.as_bytes());
+            let _ = c.write_all(&body);
+        }
+    });
+    format!("http://{addr}/banger-runtime.tar.gz")
+}
+
+fn sha(b: &[u8]) -> String {
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// A gzipped tar of a `banger-runtime/` folder holding vmlinux and a key.
+fn archive(dir: &Path) -> Vec<u8> {
+    let src = dir.join("src/banger-runtime");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("vmlinux"), b"new kernel").unwrap();
+    std::fs::write(src.join("id_ed25519.pub"), b"ssh-ed25519 AAAA new").unwrap();
+    let tgz = dir.join("b.tar.gz");
+    let st = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&tgz)
+        .arg("-C")
+        .arg(dir.join("src"))
+        .arg("banger-runtime")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::read(tgz).unwrap()
+}
+
+/// A runtime dir with an old bundle in it.
+fn old_runtime(home: &Home) -> PathBuf {
+    let rt = home.path().join("runtime");
+    std::fs::create_dir_all(&rt).unwrap();
+    std::fs::write(rt.join("vmlinux"), b"old kernel").unwrap();
+    std::fs::write(rt.join("bundle.json"), b"{}").unwrap();
+    rt
+}
+
+fn manifest(home: &Home, url: &str, sha256: &str) -> PathBuf {
+    let m = home.path().join("runtime-bundle.toml");
+    std::fs::write(
+        &m,
+        format!("version = \"9.9\"\nurl = \"{url}\"\nsha256 = \"{sha256}\"\n"),
+    )
+    .unwrap();
+    m
+}
+
+fn fetch(home: &Home, m: &Path, rt: &Path) -> assert_cmd::assert::Assert {
+    image(home)
+        .args(["bundle", "fetch", "--manifest"])
+        .arg(m)
+        .arg("--into")
+        .arg(rt)
+        .assert()
+}
+
+fn assert_untouched(rt: &Path) {
+    assert_eq!(std::fs::read(rt.join("vmlinux")).unwrap(), b"old kernel");
+    assert!(!rt.join("id_ed25519.pub").exists());
+    let names: Vec<_> = std::fs::read_dir(rt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.starts_with(".bundle")),
+        "left behind: {names:?}"
+    );
+}
+
+#[test]
+fn good_archive_installs() {
+    let home = Home::new();
+    let rt = old_runtime(&home);
+    let body = archive(home.path());
+    let url = serve(body.clone(), body.len(), "200 OK");
+    let m = manifest(&home, &url, &sha(&body));
+    let out = fetch(&home, &m, &rt).success().get_output().stdout.clone();
+    let rec = &lines(&out)[0];
+    assert_eq!(rec["version"], "9.9");
+    assert_eq!(rec["sha256"], sha(&body));
+    assert_eq!(
+        rec["files"],
+        serde_json::json!(["id_ed25519.pub", "vmlinux"])
+    );
+    assert_eq!(std::fs::read(rt.join("vmlinux")).unwrap(), b"new kernel");
+    // What the archive does not carry stays.
+    assert!(rt.join("bundle.json").is_file());
+    let leftovers = std::fs::read_dir(&rt)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".bundle")
+        })
+        .count();
+    assert_eq!(leftovers, 0);
+}
+
+#[test]
+fn sha256_mismatch_leaves_the_old_bundle() {
+    let home = Home::new();
+    let rt = old_runtime(&home);
+    let body = archive(home.path());
+    let url = serve(body.clone(), body.len(), "200 OK");
+    let m = manifest(&home, &url, &sha(b"something else"));
+    fetch(&home, &m, &rt)
+        .code(1)
+        .stderr(contains("sha256 mismatch"));
+    assert_untouched(&rt);
+}
+
+#[test]
+fn cut_off_download_leaves_the_old_bundle() {
+    let home = Home::new();
+    let rt = old_runtime(&home);
+    let body = archive(home.path());
+    let half = body[..body.len() / 2].to_vec();
+    let url = serve(half, body.len(), "200 OK");
+    let m = manifest(&home, &url, &sha(&body));
+    fetch(&home, &m, &rt)
+        .code(1)
+        .stderr(contains("downloading"));
+    assert_untouched(&rt);
+}
+
+#[test]
+fn truncated_archive_with_its_own_checksum_is_refused_by_unpacking() {
+    let home = Home::new();
+    let rt = old_runtime(&home);
+    let body = archive(home.path());
+    let half = body[..body.len() / 2].to_vec();
+    let url = serve(half.clone(), half.len(), "200 OK");
+    let m = manifest(&home, &url, &sha(&half));
+    fetch(&home, &m, &rt)
+        .code(1)
+        .stderr(contains("unpacking the bundle failed"));
+    assert_untouched(&rt);
+}
+
+#[test]
+fn http_error_and_bad_manifests() {
+    let home = Home::new();
+    let rt = old_runtime(&home);
+    let url = serve(b"nope".to_vec(), 4, "404 Not Found");
+    let m = manifest(&home, &url, &sha(b"x"));
+    fetch(&home, &m, &rt).code(1).stderr(contains("404"));
+    assert_untouched(&rt);
+    let m = manifest(&home, "https://example.invalid/b.tar.gz", &sha(b"x"));
+    fetch(&home, &m, &rt).code(2).stderr(contains("file://"));
+    let m = manifest(&home, "http://127.0.0.1:1/b.tar.gz", "abc");
+    fetch(&home, &m, &rt).code(2).stderr(contains("64 hex"));
+    fetch(&home, &home.path().join("none.toml"), &rt).code(3);
+    assert_untouched(&rt);
+}
