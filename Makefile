@@ -42,6 +42,36 @@ bench-create:
 	$(CARGO) build --release --workspace --bins
 	BANGER_BIN=$(CURDIR)/target/release tools/banger-vm/bench-create.sh -n $(RUNS)
 
+# A runtime bundle made on this machine alone: the guest kernel from
+# Debian's packages, a fresh ed25519 key, the agent, and the default Debian
+# image (root; kept if it exists: `banger-image rm debian` to rebuild).
+runtime-local: agent
+	rootfs/make-kernel.sh runtime
+	[ -f runtime/id_ed25519 ] || ssh-keygen -q -t ed25519 -N '' -C banger -f runtime/id_ed25519
+	install -m 0755 $(AGENT) runtime/banger-vsock-agent
+	$(CARGO) build --release -p banger-image
+	target/release/banger-image show debian >/dev/null 2>&1 || target/release/banger-image build --name debian
+
+# A released bundle: download, check sha256, then unpack into runtime/.
+runtime-bundle:
+	@[ -n "$(RUNTIME_MANIFEST)" ] || { echo "usage: make runtime-bundle RUNTIME_MANIFEST=path/to/runtime-bundle.toml" >&2; exit 2; }
+	$(CARGO) build --release -p banger-image
+	target/release/banger-image bundle fetch --manifest $(RUNTIME_MANIFEST) --into runtime
+
+# A Debian image named IMAGE (root).
+IMAGE ?= debian
+rootfs: agent
+	$(CARGO) build --release -p banger-image
+	target/release/banger-image build --name $(IMAGE) --agent $(AGENT)
+
+# Experimental Void image into target/void/; fails early where no Void
+# mirror is reachable.
+rootfs-void:
+	rootfs/make-rootfs-void.sh --out target/void --pubkey runtime/id_ed25519.pub --agent $(AGENT)
+
+verify-void:
+	rootfs/make-rootfs-void.sh --verify target/void/rootfs.ext4
+
 man:
 	BANGER_UPDATE_MAN=1 $(CARGO) test --workspace man_page
 
@@ -61,6 +91,10 @@ install: build
 	target/release/banger completions fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/banger.fish
 	[ -f $(DESTDIR)$(RUNTIMEDIR)/bundle.json ] || install -m 0644 runtime/bundle.json $(DESTDIR)$(RUNTIMEDIR)/
 	install -m 0755 $(AGENT) $(DESTDIR)$(RUNTIMEDIR)/banger-vsock-agent
+# banger-image build runs the rootfs scripts from beside the runtime dir.
+	install -d $(DESTDIR)$(PREFIX)/lib/banger/rootfs
+	install -m 0755 rootfs/*.sh rootfs/banger-ipconfig $(DESTDIR)$(PREFIX)/lib/banger/rootfs/
+	install -m 0644 rootfs/*.service $(DESTDIR)$(PREFIX)/lib/banger/rootfs/
 
 clean:
 	$(CARGO) clean
