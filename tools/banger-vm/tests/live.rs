@@ -6,21 +6,18 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The guest: kernel, initrd, rootfs and work seed. From BANGER_TEST_GUEST
-/// (a directory holding vmlinux, initrd.img, rootfs.ext4, work-seed.ext4),
-/// else target/live-guest/ where the image fixtures cache them.
-fn guest() -> Option<PathBuf> {
-    let dir = std::env::var_os("BANGER_TEST_GUEST")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| banger_testkit::workspace_root().join("target/live-guest"));
-    ["vmlinux", "rootfs.ext4", "work-seed.ext4"]
-        .iter()
-        .all(|f| dir.join(f).is_file())
-        .then_some(dir)
+/// The guest kernel and initramfs, built once by rootfs/make-kernel.sh
+/// into target/guest/kernel/ (it skips the work when that is current).
+fn kernel() -> PathBuf {
+    let out = banger_testkit::image::guest_dir().join("kernel");
+    let script = banger_testkit::workspace_root().join("rootfs/make-kernel.sh");
+    let status = Command::new(script).arg(&out).status().unwrap();
+    assert!(status.success(), "rootfs/make-kernel.sh failed");
+    out
 }
 
 #[test]
-#[ignore = "live: `make test-live` runs it until the guest image fixtures land in CI"]
+#[ignore = "live: `make test-live` runs it; in the default run once banger-qemu and banger-ssh land"]
 fn verify_sh_with_nat_under_qemu_as_root() {
     let t = "verify_sh_with_nat_under_qemu_as_root";
     if !banger_testkit::require_root(t) {
@@ -37,40 +34,31 @@ fn verify_sh_with_nat_under_qemu_as_root() {
             return;
         }
     }
-    let Some(guest) = guest() else {
-        banger_testkit::skip_or_fail(
-            t,
-            "no guest image: set BANGER_TEST_GUEST or build target/live-guest",
-        );
-        return;
-    };
     let _serial = banger_testkit::serial();
+    let image = banger_testkit::image::debian();
+    let kernel = kernel();
     let bin = banger_testkit::bin("banger-vm")
         .parent()
         .unwrap()
         .to_path_buf();
     let home = banger_testkit::Home::new();
-    let mut register = Command::new(bin.join("banger-image"));
-    register.args(["register", "--name", "debian", "--rootfs"]);
-    register.arg(guest.join("rootfs.ext4"));
-    register
-        .arg("--work-seed")
-        .arg(guest.join("work-seed.ext4"));
-    register.arg("--kernel").arg(guest.join("vmlinux"));
-    if guest.join("initrd.img").is_file() {
-        register.arg("--initrd").arg(guest.join("initrd.img"));
-    }
-    home.apply(&mut register);
-    let out = register.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let _ = Command::new(bin.join("banger-image"))
-        .args(["default", "debian"])
-        .envs(home.envs())
-        .output();
+    image.register(&home);
+    // A runtime bundle of our own: this kernel, the key the image trusts.
+    let runtime = home.path().join("runtime");
+    std::fs::create_dir_all(&runtime).unwrap();
+    let mut bundle: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(banger_testkit::workspace_root().join("runtime/bundle.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    bundle["kernel"] = kernel.join("vmlinux").display().to_string().into();
+    bundle["initrd"] = kernel.join("initrd.img").display().to_string().into();
+    bundle["ssh_key"] = image.ssh_key.display().to_string().into();
+    bundle["vmm"] = "qemu".into();
+    bundle["memory_mib"] = 512.into();
+    bundle["vcpus"] = 1.into();
+    bundle["disk_size"] = "1G".into();
+    std::fs::write(runtime.join("bundle.json"), bundle.to_string()).unwrap();
 
     let mut verify = Command::new(banger_testkit::workspace_root().join("verify.sh"));
     verify
