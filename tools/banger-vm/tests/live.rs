@@ -26,6 +26,7 @@ fn verify_sh_with_nat_under_qemu_as_root() {
     for tool in [
         "qemu-system-x86_64",
         "vhost-device-vsock",
+        "debootstrap",
         "jq",
         "ip",
         "nft",
@@ -63,7 +64,8 @@ fn verify_sh_with_nat_under_qemu_as_root() {
     let mut verify = Command::new(banger_testkit::workspace_root().join("verify.sh"));
     verify
         .args(["--nat", "--vmm", "qemu"])
-        .env("BANGER_BIN", &bin);
+        .env("BANGER_BIN", &bin)
+        .env("BANGER_RUNTIME", &runtime);
     home.apply(&mut verify);
     let out = verify.output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
