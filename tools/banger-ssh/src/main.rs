@@ -1,6 +1,84 @@
+//! banger-ssh: log into a guest (or run a command in it) with the bundle's
+//! key and a per-VM known_hosts; wait for sshd; print ssh_config stanzas.
+
+mod cli;
+mod ident;
+mod remote;
+mod session;
+mod stanza;
+mod target;
+mod wait;
+
+use banger_lib::{output, Error, Result};
+use clap::Parser;
+use cli::{Cli, Cmd};
+use serde_json::json;
+use std::time::Duration;
+use target::Vm;
+
 fn main() {
-    clap::Command::new("banger-ssh").get_matches();
+    let cli = Cli::parse();
     banger_lib::run::main("banger-ssh", || {
-        Err(banger_lib::Error::failed("banger-ssh is not built yet").into())
+        Ok(match cli.cmd {
+            None => {
+                let vm = Vm::load(cli.name.as_deref().expect("clap requires NAME"))?;
+                if cli.command.is_empty() {
+                    session::interactive(&vm)?
+                } else {
+                    session::run_command(&vm, &[remote::command_line(&cli.command)])?
+                }
+            }
+            Some(Cmd::Wait { name, timeout }) => wait(&name, timeout)?,
+            Some(Cmd::Config { names }) => config(&names)?,
+            Some(Cmd::Forget { names }) => forget(&names)?,
+        })
     })
+}
+
+fn wait(name: &str, timeout: f64) -> Result<i32> {
+    let vm = Vm::load(name)?;
+    let (ok, line) = wait::wait(&vm, Duration::from_secs_f64(timeout));
+    output::emit(&line);
+    if ok {
+        return Ok(0);
+    }
+    let why = line["error"].as_str().unwrap_or("sshd did not answer");
+    Err(Error::failed(format!("{name}: {why}"))
+        .with_hint(format!("see the guest console: banger vm logs {name}")))
+}
+
+fn config(names: &[String]) -> Result<i32> {
+    let vms = names
+        .iter()
+        .map(|n| Vm::load(n))
+        .collect::<Result<Vec<_>>>()?;
+    let key = ident::key()?;
+    let mut text = Vec::new();
+    for vm in &vms {
+        text.push(stanza::stanza(
+            &vm.name,
+            vm.ip()?,
+            &key,
+            &ident::known_hosts(&vm.name)?,
+        ));
+    }
+    print!("{}", text.join("\n"));
+    Ok(0)
+}
+
+fn forget(names: &[String]) -> Result<i32> {
+    for n in names {
+        banger_lib::names::validate("VM", n)?;
+    }
+    let mut code = 0;
+    for n in names {
+        match ident::forget(n) {
+            Ok(removed) => output::emit(&json!({"name": n, "ok": true, "removed": removed})),
+            Err(e) => {
+                code = 1;
+                output::emit(&json!({"name": n, "ok": false, "error": e.message}));
+            }
+        }
+    }
+    Ok(code)
 }

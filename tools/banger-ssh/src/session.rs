@@ -1,0 +1,134 @@
+//! Running the system ssh against a guest.
+
+use crate::{ident, target::Vm};
+use banger_lib::{hosttools, sibling, Error, Result};
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::Command;
+
+/// The ssh command line for `root@ip`.
+pub fn ssh_args(key: &Path, known_hosts: &Path, ip: &str, tty: bool) -> Vec<OsString> {
+    let mut a: Vec<OsString> = vec!["-F".into(), "/dev/null".into(), "-i".into(), key.into()];
+    for opt in [
+        "IdentitiesOnly=yes".to_string(),
+        // Key only: never stop to ask for a password.
+        "BatchMode=yes".to_string(),
+        format!("UserKnownHostsFile={}", known_hosts.display()),
+        "GlobalKnownHostsFile=/dev/null".to_string(),
+        "StrictHostKeyChecking=accept-new".to_string(),
+        "ConnectTimeout=10".to_string(),
+        // Quiet the `Permanently added` notice on first contact.
+        "LogLevel=ERROR".to_string(),
+    ] {
+        a.push("-o".into());
+        a.push(opt.into());
+    }
+    if tty {
+        a.push("-t".into());
+    }
+    a.push(format!("root@{ip}").into());
+    a
+}
+
+fn ssh_command(vm: &Vm, tty: bool) -> Result<Command> {
+    let ip = vm.running_ip()?;
+    let ssh = hosttools::require("ssh", "logging into guests", "openssh-client")?;
+    let key = ident::key()?;
+    let known_hosts = ident::known_hosts(&vm.name)?;
+    let mut c = Command::new(ssh);
+    c.args(ssh_args(&key, &known_hosts, ip, tty));
+    Ok(c)
+}
+
+/// `banger-ssh NAME -- CMD`: become ssh, so nothing stands between the
+/// remote command and the caller.
+pub fn run_command(vm: &Vm, cmd: &[String]) -> Result<i32> {
+    let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let mut c = ssh_command(vm, tty)?;
+    // `--` so a remote command starting with `-` is not read as an option.
+    c.arg("--").args(cmd);
+    let e = c.exec();
+    Err(Error::failed(format!("running ssh: {e}")))
+}
+
+/// `banger-ssh NAME`: a login shell, then the still-running reminder.
+pub fn interactive(vm: &Vm) -> Result<i32> {
+    let mut c = ssh_command(vm, false)?;
+    // The terminal's ^C belongs to the remote shell; we only wait.
+    let _guard = IgnoreInterrupts::new();
+    let status = c
+        .status()
+        .map_err(|e| Error::failed(format!("running ssh: {e}")))?;
+    let code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    // 255 is ssh's own failure: there was no session to remind about.
+    if code != 255 && still_running(&vm.name) {
+        eprintln!(
+            "{0} is still running; stop it with: banger vm stop {0}",
+            vm.name
+        );
+    }
+    Ok(code)
+}
+
+/// Whether the guest agent still answers (banger-health check exits 0).
+fn still_running(name: &str) -> bool {
+    sibling::run_json("banger-health", &["check", name, "--timeout", "2"], None)
+        .map(|lines| lines.iter().all(|l| l["ok"] == true) && !lines.is_empty())
+        .unwrap_or(false)
+}
+
+struct IgnoreInterrupts {
+    old: [libc::sighandler_t; 2],
+}
+
+impl IgnoreInterrupts {
+    fn new() -> Self {
+        unsafe {
+            IgnoreInterrupts {
+                old: [
+                    libc::signal(libc::SIGINT, libc::SIG_IGN),
+                    libc::signal(libc::SIGQUIT, libc::SIG_IGN),
+                ],
+            }
+        }
+    }
+}
+
+impl Drop for IgnoreInterrupts {
+    fn drop(&mut self) {
+        unsafe {
+            libc::signal(libc::SIGINT, self.old[0]);
+            libc::signal(libc::SIGQUIT, self.old[1]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_pin_key_and_known_hosts() {
+        let a: Vec<String> = ssh_args(Path::new("/k"), Path::new("/kh/box"), "10.0.0.2", false)
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        let s = a.join(" ");
+        assert!(s.starts_with("-F /dev/null -i /k "), "{s}");
+        for want in [
+            "-o IdentitiesOnly=yes",
+            "-o UserKnownHostsFile=/kh/box",
+            "-o StrictHostKeyChecking=accept-new",
+        ] {
+            assert!(s.contains(want), "{want} in {s}");
+        }
+        assert_eq!(a.last().unwrap(), "root@10.0.0.2");
+        assert!(!a.contains(&"-t".to_string()));
+        let t = ssh_args(Path::new("/k"), Path::new("/kh"), "x", true);
+        assert!(t.contains(&"-t".into()));
+    }
+}

@@ -1,0 +1,119 @@
+//! Wait for sshd: connect to port 22 and read its identification banner,
+//! which proves more than an open port (sshd answers only once it runs).
+
+use crate::target::Vm;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+const ATTEMPT: Duration = Duration::from_secs(3);
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+const MAX_PAUSE: Duration = Duration::from_secs(2);
+
+/// The banner, or why not.
+pub fn banner(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
+    let s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    // RFC 4253: the server may send other lines before `SSH-`.
+    let mut r = BufReader::new(s).take(8192);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match r.read_line(&mut line) {
+            Ok(0) => return Err(format!("{addr}: closed before the ssh banner")),
+            Ok(_) if line.starts_with("SSH-") => return Ok(line.trim_end().to_string()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("{addr}: no ssh banner: {e}")),
+        }
+    }
+}
+
+/// Poll with backoff until sshd answers or `timeout` passes.
+pub fn wait(vm: &Vm, timeout: Duration) -> (bool, Value) {
+    let start = Instant::now();
+    let deadline = start + timeout;
+    let ip = match vm.running_ip() {
+        Ok(ip) => ip.to_string(),
+        Err(e) => {
+            return (
+                false,
+                json!({"name": vm.name, "ok": false, "error": e.message}),
+            )
+        }
+    };
+    let addr = match ip.parse::<std::net::IpAddr>() {
+        Ok(a) => SocketAddr::new(a, 22),
+        Err(_) => {
+            let e = format!("{}'s record has a bad ip: {ip}", vm.name);
+            return (
+                false,
+                json!({"name": vm.name, "ok": false, "ip": ip, "error": e}),
+            );
+        }
+    };
+    let mut pause = FIRST_PAUSE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let attempt = banner(addr, left.min(ATTEMPT).max(Duration::from_millis(10)));
+        let waited_ms = start.elapsed().as_millis() as u64;
+        match attempt {
+            Ok(b) => {
+                return (
+                    true,
+                    json!({"name": vm.name, "ok": true, "ip": ip, "banner": b, "waited_ms": waited_ms}),
+                )
+            }
+            Err(e) if Instant::now() >= deadline => {
+                let error = format!(
+                    "sshd did not answer within {:.0}s: {e}",
+                    timeout.as_secs_f64()
+                );
+                return (
+                    false,
+                    json!({"name": vm.name, "ok": false, "ip": ip, "error": error, "waited_ms": waited_ms}),
+                );
+            }
+            Err(_) => {}
+        }
+        let now = Instant::now();
+        std::thread::sleep(pause.min(deadline.saturating_duration_since(now)));
+        pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::TcpListener;
+
+    fn serve(reply: &'static [u8]) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut c, _)) = l.accept() {
+                let _ = c.write_all(reply);
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn reads_the_banner_after_other_lines() {
+        let addr = serve(b"hello\r\nSSH-2.0-OpenSSH_9.2\r\n");
+        assert_eq!(
+            banner(addr, Duration::from_secs(5)).unwrap(),
+            "SSH-2.0-OpenSSH_9.2"
+        );
+    }
+
+    #[test]
+    fn no_banner_is_an_error() {
+        let addr = serve(b"HTTP/1.1 400 Bad Request\r\n");
+        assert!(banner(addr, Duration::from_secs(5))
+            .unwrap_err()
+            .contains("closed before"));
+    }
+}

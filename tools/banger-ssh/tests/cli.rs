@@ -1,0 +1,375 @@
+//! banger-ssh as a command. The live tests run a real OpenSSH sshd inside a
+//! network namespace, on an address there, standing in for a guest.
+
+use banger_testkit::{Home, NetNs};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+const GUEST_IP: &str = "10.213.0.2";
+
+/// A banger home with a runtime bundle whose key is ours.
+struct Env {
+    home: Home,
+    runtime: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let home = Home::new();
+        let runtime = home.path().join("runtime");
+        std::fs::create_dir_all(&runtime).unwrap();
+        std::fs::write(
+            runtime.join("bundle.json"),
+            r#"{"schema":1,"ssh_key":"key"}"#,
+        )
+        .unwrap();
+        keygen(&runtime.join("key"));
+        Env { home, runtime }
+    }
+
+    fn key(&self) -> PathBuf {
+        self.runtime.join("key")
+    }
+
+    fn vm(&self, name: &str, state: &str, ip: &str) {
+        let dir = self.home.path().join("state/banger/vms").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let rec = json!({"schema": 1, "name": name, "state": state, "ip": ip});
+        std::fs::write(dir.join("vm.json"), rec.to_string()).unwrap();
+    }
+
+    fn apply(&self, c: &mut Command) {
+        self.home.apply(c);
+        c.env("BANGER_RUNTIME", &self.runtime);
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(banger_testkit::bin("banger-ssh"));
+        self.apply(&mut c);
+        c
+    }
+
+    fn known_hosts(&self, name: &str) -> PathBuf {
+        self.home.path().join("state/banger/known_hosts").join(name)
+    }
+}
+
+fn keygen(path: &Path) {
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+fn lines(out: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+/// sshd on GUEST_IP:22 inside its own namespace, accepting our key as root.
+struct Guest {
+    ns: NetNs,
+    sshd: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Guest {
+    fn start(env: &Env) -> Guest {
+        let ns = NetNs::new();
+        ns.sh(&format!("ip addr add {GUEST_IP}/32 dev lo"));
+        let dir = tempfile::Builder::new()
+            .prefix("sshd")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let d = dir.path();
+        keygen(&d.join("host"));
+        std::fs::copy(env.key().with_extension("pub"), d.join("authorized_keys")).unwrap();
+        let cfg = d.join("sshd_config");
+        std::fs::write(
+            &cfg,
+            format!(
+                "ListenAddress {GUEST_IP}:22\nHostKey {0}/host\nAuthorizedKeysFile {0}/authorized_keys\n\
+                 PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile {0}/sshd.pid\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        // sshd's privilege-separation directory, as openssh-server's unit makes it.
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let sshd = ns
+            .command("/usr/sbin/sshd")
+            .arg("-D")
+            .arg("-f")
+            .arg(&cfg)
+            .arg("-E")
+            .arg(d.join("sshd.log"))
+            .spawn()
+            .unwrap();
+        Guest {
+            ns,
+            sshd,
+            _dir: dir,
+        }
+    }
+
+    /// banger-ssh run inside the namespace.
+    fn ssh(&self, env: &Env, args: &[&str]) -> Command {
+        let mut c = self.ns.command(banger_testkit::bin("banger-ssh"));
+        env.apply(&mut c);
+        c.args(args);
+        c
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        let _ = self.sshd.kill();
+        let _ = self.sshd.wait();
+    }
+}
+
+fn run_with_stdin(mut c: Command, input: &str) -> Output {
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn live(test: &str) -> bool {
+    banger_testkit::require_root(test)
+        && banger_testkit::require_tool(test, "sshd")
+        && banger_testkit::require_tool(test, "ssh")
+}
+
+/// A stand-in banger-health that says the VM is (or is not) running.
+fn fake_health(dir: &Path, ok: bool) {
+    let p = dir.join("banger-health");
+    std::fs::write(
+        &p,
+        format!(
+            "#!/bin/sh\necho '{{\"name\":\"box\",\"ok\":{ok}}}'\nexit {}\n",
+            if ok { 0 } else { 1 }
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn live_root_commands_exit_codes_stdin_and_argv_pass_through() {
+    if !live("live_root_commands_exit_codes_stdin_and_argv_pass_through") {
+        return;
+    }
+    let env = Env::new();
+    env.vm("box", "running", GUEST_IP);
+    let guest = Guest::start(&env);
+
+    let out = guest
+        .ssh(&env, &["wait", "box", "--timeout", "30"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let l = lines(&out.stdout);
+    assert_eq!(l[0]["ok"], true);
+    assert!(l[0]["banner"]
+        .as_str()
+        .unwrap()
+        .starts_with("SSH-2.0-OpenSSH"));
+    assert_eq!(l[0]["ip"], GUEST_IP);
+
+    for (args, code) in [
+        (&["box", "--", "true"][..], 0),
+        (&["box", "--", "sh", "-c", "exit 7"], 7),
+        (&["box", "--", "exit 3"], 3),
+        (&["box", "--", "false"], 1),
+    ] {
+        let out = guest.ssh(&env, args).output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {out:?}");
+    }
+    // The first contact recorded the host key in the VM's own file.
+    let kh = std::fs::read_to_string(env.known_hosts("box")).unwrap();
+    assert!(kh.contains(GUEST_IP), "{kh}");
+
+    let out = run_with_stdin(
+        guest.ssh(&env, &["box", "--", "tr", "a-z", "A-Z"]),
+        "hello\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "HELLO\n");
+
+    let out = guest
+        .ssh(&env, &["box", "--", "printf", "%s|", "a b", "c'd", "$HOME"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a b|c'd|$HOME|");
+
+    // A stanza from `config` works with plain ssh.
+    let out = env.cmd().args(["config", "box"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let cfg = env.home.path().join("ssh_config");
+    std::fs::write(&cfg, &out.stdout).unwrap();
+    let st = guest
+        .ns
+        .command("ssh")
+        .arg("-F")
+        .arg(&cfg)
+        .args(["-o", "BatchMode=yes", "box.vm", "exit 4"])
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(4));
+
+    // forget drops the host key; the next login learns it again.
+    let out = env.cmd().args(["forget", "box"]).output().unwrap();
+    assert_eq!(lines(&out.stdout)[0]["removed"], true);
+    assert!(!env.known_hosts("box").exists());
+    let out = env.cmd().args(["forget", "box"]).output().unwrap();
+    assert_eq!(lines(&out.stdout)[0]["removed"], false);
+    let out = guest.ssh(&env, &["box", "--", "true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+#[test]
+fn live_root_interactive_session_reminds_while_running() {
+    if !live("live_root_interactive_session_reminds_while_running") {
+        return;
+    }
+    let env = Env::new();
+    env.vm("box", "running", GUEST_IP);
+    let guest = Guest::start(&env);
+    guest.ssh(&env, &["wait", "box"]).output().unwrap();
+    let libexec = tempfile::tempdir().unwrap();
+
+    fake_health(libexec.path(), true);
+    let mut c = guest.ssh(&env, &["box"]);
+    c.env("BANGER_LIBEXEC", libexec.path());
+    let out = run_with_stdin(c, "echo from-the-shell; exit 5\n");
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from-the-shell"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("box is still running; stop it with: banger vm stop box"),
+        "{err}"
+    );
+
+    fake_health(libexec.path(), false);
+    let mut c = guest.ssh(&env, &["box"]);
+    c.env("BANGER_LIBEXEC", libexec.path());
+    let out = run_with_stdin(c, "exit 0\n");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("still running"));
+}
+
+#[test]
+fn live_root_wait_times_out_without_sshd() {
+    if !live("live_root_wait_times_out_without_sshd") {
+        return;
+    }
+    let env = Env::new();
+    env.vm("box", "running", GUEST_IP);
+    let ns = NetNs::new();
+    ns.sh(&format!("ip addr add {GUEST_IP}/32 dev lo"));
+    let mut c = ns.command(banger_testkit::bin("banger-ssh"));
+    env.apply(&mut c);
+    let out = c
+        .args(["wait", "box", "--timeout", "0.5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let l = lines(&out.stdout);
+    assert_eq!(l[0]["ok"], false);
+    assert!(l[0]["error"].as_str().unwrap().contains("did not answer"));
+}
+
+#[test]
+fn key_readable_by_others_is_refused() {
+    let env = Env::new();
+    env.vm("box", "running", GUEST_IP);
+    std::fs::set_permissions(env.key(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = env.cmd().args(["box", "--", "true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mode 0644"), "{err}");
+    assert!(err.contains("hint: chmod 600"), "{err}");
+}
+
+#[test]
+fn missing_ssh_exits_4_naming_the_package() {
+    let env = Env::new();
+    env.vm("box", "running", GUEST_IP);
+    let out = env
+        .cmd()
+        .env("PATH", "/nonexistent")
+        .env("BANGER_PATH_ONLY", "1")
+        .args(["box", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("apt-get install openssh-client"));
+}
+
+#[test]
+fn vm_must_exist_and_run() {
+    let env = Env::new();
+    let out = env.cmd().arg("ghost").output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    env.vm("off", "stopped", GUEST_IP);
+    let out = env.cmd().args(["off", "--", "true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("banger vm start off"));
+    let out = env.cmd().args(["wait", "ghost"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+}
+
+#[test]
+fn config_prints_a_stanza_per_vm() {
+    let env = Env::new();
+    env.vm("a", "running", "10.0.0.2");
+    env.vm("b", "stopped", "10.0.0.3");
+    let out = env.cmd().args(["config", "a", "b"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Host a.vm\n    HostName 10.0.0.2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Host b.vm\n    HostName 10.0.0.3\n"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("IdentityFile {}", env.key().display())));
+    let out = env.cmd().args(["config", "a", "ghost"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let env = Env::new();
+    for args in [
+        &[][..],
+        &["Bad/Name"],
+        &["wait"],
+        &["wait", "a", "--timeout", "0"],
+        &["forget"],
+    ] {
+        let out = env.cmd().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+    }
+}
