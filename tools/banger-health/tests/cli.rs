@@ -206,3 +206,37 @@ fn wait_fails_fast_for_missing_or_stopped_vms() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("off is stopped"));
 }
+
+/// The real agent (serving a Unix socket) behind the fake hybrid vsock:
+/// the HTTP both sides speak agrees.
+#[test]
+fn check_against_the_real_agent() {
+    let home = Home::new();
+    let dir = tempfile::Builder::new()
+        .prefix("ag")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let sock = dir.path().join("agent.sock");
+    let mut agent = std::process::Command::new(banger_testkit::bin("banger-vsock-agent"))
+        .arg("--unix")
+        .arg(&sock)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    banger_testkit::poll(std::time::Duration::from_secs(10), || {
+        std::os::unix::net::UnixStream::connect(&sock).ok()
+    })
+    .expect("the agent never listened");
+    let fake = FakeVsock::start(Behaviour::Proxy(sock.clone()));
+    vm(&home, "box", "running", Some(fake.path()));
+    let out = cmd(&home).args(["check", "box"]).output().unwrap();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let l = lines(&out.stdout);
+    assert_eq!(l[0]["ok"], true);
+    assert_eq!(l[0]["http_status"], 200);
+    assert_eq!(l[0]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(l[0]["mem_available_kib"].as_u64().is_some());
+    assert_eq!(l[0]["load"].as_array().unwrap().len(), 3);
+}

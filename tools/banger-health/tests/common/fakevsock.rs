@@ -21,6 +21,9 @@ pub enum Behaviour {
     Reply(String),
     /// Accept, read the CONNECT line, never answer.
     Hang,
+    /// `OK`, then splice the stream to this Unix socket (a real agent
+    /// serving with --unix), as the VMM splices it to the guest's port.
+    Proxy(PathBuf),
 }
 
 pub fn healthy_body() -> String {
@@ -103,6 +106,19 @@ fn serve(conn: UnixStream, behaviour: Behaviour, lines: &Mutex<Vec<String>>) -> 
         Behaviour::Hang => Some(conn),
         Behaviour::Reply(text) => {
             let _ = w.write_all(text.as_bytes());
+            None
+        }
+        Behaviour::Proxy(target) => {
+            let agent = UnixStream::connect(target).ok()?;
+            w.write_all(b"OK 1073741824\n").ok()?;
+            let mut to_agent = agent.try_clone().ok()?;
+            let up = std::thread::spawn(move || {
+                let _ = std::io::copy(&mut reader, &mut to_agent);
+                let _ = to_agent.shutdown(std::net::Shutdown::Write);
+            });
+            let _ = std::io::copy(&mut &agent, &mut w);
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+            let _ = up.join();
             None
         }
         Behaviour::Echo => {
