@@ -1,6 +1,45 @@
+//! banger-qemu: one QEMU microvm process (plus its vhost-device-vsock
+//! helper), driven over QMP.
+
+mod accel;
+mod argv;
+mod binary;
+mod cli;
+mod control;
+mod launch;
+mod process;
+mod qmp;
+mod record;
+
+use banger_lib::output::emit;
+use banger_lib::Error;
+use clap::Parser;
+use cli::{Cli, Sub};
+use std::io::Read;
+
 fn main() {
-    clap::Command::new("banger-qemu").get_matches();
+    let cli = Cli::parse();
     banger_lib::run::main("banger-qemu", || {
-        Err(banger_lib::Error::failed("banger-qemu is not built yet").into())
+        match cli.sub {
+            Sub::Start => {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .map_err(|e| banger_lib::error::io("reading the VM spec from stdin", e))?;
+                emit(&launch::start(&text)?);
+            }
+            Sub::Status { id } => emit(&control::status(&id)?),
+            Sub::Stop { id, timeout } => emit(&control::stop(&id, timeout)?),
+            Sub::Pause { id } => emit(&control::pause(&id)?),
+            Sub::Resume { id } => emit(&control::resume(&id)?),
+            Sub::Snapshot { .. } => {
+                return Err(
+                    Error::failed("snapshot is not supported by the qemu driver")
+                        .with_hint("use banger-fc (vmm \"firecracker\") for snapshots")
+                        .into(),
+                )
+            }
+        }
+        Ok(0)
     })
 }

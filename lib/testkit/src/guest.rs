@@ -1,0 +1,111 @@
+//! The guest kernel and initramfs for live tests: rootfs/make-kernel.sh
+//! run once into `target/guest/kernel/` (under a lock, so parallel tests
+//! and test binaries build it once; the script itself skips the work when
+//! its output is current), plus initrds with extra files appended.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Paths of the built kernel.
+#[derive(Debug, Clone)]
+pub struct Kernel {
+    pub dir: PathBuf,
+    /// ELF vmlinux (Firecracker and QEMU/PVH).
+    pub vmlinux: PathBuf,
+    /// The busybox initramfs: switch_root to root=, or without root= an
+    /// initramfs-only guest that prints `INITRAMFS_READY` on the console.
+    pub initrd: PathBuf,
+}
+
+/// The console line an initramfs-only guest prints when it is up.
+pub const INITRAMFS_READY: &str = "banger-init: initramfs guest ready";
+
+/// Build (once) and return the guest kernel. Panics when the script fails,
+/// with its output.
+pub fn kernel() -> Kernel {
+    static K: OnceLock<Kernel> = OnceLock::new();
+    K.get_or_init(|| {
+        let dir = crate::workspace_root().join("target/guest/kernel");
+        std::fs::create_dir_all(&dir).expect("creating target/guest/kernel");
+        let _lock = banger_lib::state::Lock::acquire(
+            &dir.with_extension("lock"),
+            Duration::from_secs(1800),
+        )
+        .expect("locking target/guest/kernel");
+        let script = crate::workspace_root().join("rootfs/make-kernel.sh");
+        let out = Command::new(&script)
+            .arg(&dir)
+            .output()
+            .expect("running rootfs/make-kernel.sh");
+        assert!(
+            out.status.success(),
+            "rootfs/make-kernel.sh failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let k = Kernel {
+            vmlinux: dir.join("vmlinux"),
+            initrd: dir.join("initrd.img"),
+            dir,
+        };
+        assert!(
+            k.vmlinux.is_file() && k.initrd.is_file(),
+            "{k:?} incomplete"
+        );
+        k
+    })
+    .clone()
+}
+
+/// Write `out`: `base` with a gzip'd newc cpio of `extra` appended, each
+/// (host file, path in the guest) kept executable as on the host. The
+/// kernel unpacks concatenated archives in order, so these files land on
+/// top of the base initramfs.
+pub fn initrd_with(base: &Path, extra: &[(&Path, &str)], out: &Path) {
+    let stage = tempfile::tempdir().expect("temp dir");
+    let mut names = Vec::new();
+    for (src, dest) in extra {
+        let dest = dest.trim_start_matches('/');
+        let target = stage.path().join(dest);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(src, &target)
+            .unwrap_or_else(|e| panic!("copying {} into the initrd: {e}", src.display()));
+        // Parent dirs first, as cpio wants them.
+        let mut parts = Vec::new();
+        for p in Path::new(dest).ancestors().skip(1) {
+            if !p.as_os_str().is_empty() {
+                parts.push(p.to_string_lossy().into_owned());
+            }
+        }
+        names.extend(parts.into_iter().rev());
+        names.push(dest.to_string());
+    }
+    names.dedup();
+    let script = format!(
+        "printf '%s\\n' {} | cpio -o -H newc --quiet -R 0:0 | gzip -9",
+        names
+            .iter()
+            .map(|n| format!("'{}'", n.replace('\'', "'\\''")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let cpio = Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(stage.path())
+        .output()
+        .expect("running cpio");
+    assert!(
+        cpio.status.success(),
+        "cpio: {}",
+        String::from_utf8_lossy(&cpio.stderr)
+    );
+    let mut data = std::fs::read(base).expect("reading the base initrd");
+    // The kernel looks for the next archive on a 4-byte boundary and
+    // skips zero padding.
+    while !data.len().is_multiple_of(4) {
+        data.push(0);
+    }
+    data.extend_from_slice(&cpio.stdout);
+    std::fs::write(out, data).expect("writing the initrd");
+}

@@ -1,0 +1,126 @@
+//! banger-qemu's command line.
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+const AFTER: &str = "\
+SPEC (stdin of `start`): the same JSON object as banger-fc(1); unknown keys
+  are refused.
+    id            VM name (1-32 of a-z, 0-9, '-'); names the runtime dir
+    kernel        ELF vmlinux (booted through PVH), absolute path
+    initrd        optional initrd, absolute path
+    cmdline       kernel command line; `root=/dev/vda rw|ro` is added for
+                  the root drive, as Firecracker does
+    vcpus         1-32
+    mem_mib       at least 64
+    drives        [{\"id\",\"path\",\"read_only\",\"root\"}]; the root drive first
+                  (one virtio-blk-device each, in order: vda, vdb, ...)
+    tap, mac      host TAP for eth0 (must exist) and the guest MAC
+                  (virtio-net-device on -netdev tap)
+    vsock_cid     guest CID (>= 3); enables vsock through vhost-device-vsock
+    vsock_uds     its host socket (default RUNTIME/ID/vsock.sock): the same
+                  hybrid protocol as Firecracker (`CONNECT PORT\\n`, `OK N\\n`)
+    api_socket    QEMU's QMP socket (default RUNTIME/ID/qmp.sock)
+    vmm_log       output of QEMU and vhost-device-vsock (default
+                  STATE/vms/ID/vmm.log, appended to)
+    console_log   the guest serial console (default STATE/vms/ID/console.log,
+                  appended to)
+    binary        the QEMU binary (default: BANGER_QEMU, else `qemu` from the
+                  runtime bundle, else qemu-system-x86_64 on PATH)
+  RUNTIME is $XDG_RUNTIME_DIR/banger (else /run/banger); STATE is
+  $XDG_STATE_HOME/banger. Socket paths must fit in 107 bytes.
+
+HOW QEMU RUNS:
+  qemu-system-x86_64 -M microvm with a shared memfd memory backend (needed
+  by vhost-user), -accel kvm when the host has vmx/svm and a usable
+  /dev/kvm that is not PVM (/sys/module/kvm_pvm), else -accel tcg.
+  Under TCG the microvm machine gives the guest no working timer
+  calibration, so `tsc_early_khz=HOST_KHZ lapic_timer_period=4000000`
+  (HZ=250, as Debian's kernels) is added to the command line unless it
+  sets them. vhost-device-vsock (--guest-cid, --socket RUNTIME/ID/vhost-vsock.sock,
+  --uds-path) is started first; QEMU is daemonized with its pid file at
+  RUNTIME/ID/qemu.pid and QMP on the api_socket. Both processes belong
+  to the VM: stop, a failed start, and stop after a crash end both and
+  remove their sockets.
+
+RECORDS:
+  start prints the VMM record, also kept in RUNTIME/ID/vmm.json:
+    {\"schema\":1, \"id\", \"vmm\":\"qemu\", \"accel\":\"kvm\"|\"tcg\", \"pid\",
+     \"pid_start_time\" (clock ticks since boot, /proc/PID/stat field 22),
+     \"qmp_socket\", \"vsock_uds\" (null without vsock),
+     \"helper_pid\", \"helper_pid_start_time\" (vhost-device-vsock; left out
+     without vsock), \"vmm_version\", \"started_at\" (RFC 3339), \"vmm_log\",
+     \"console_log\"}
+  status:   {\"id\", \"vmm\", \"pid\", \"alive\", \"state\", \"helper_alive\"} where
+            state is QMP's run state (running, paused, shutdown, ...),
+            unresponsive (alive, QMP silent) or dead; helper_alive is null
+            without vsock
+  stop:     {\"id\", \"stopped\":true, \"how\"} where how is powerdown (ACPI,
+            QMP system_powerdown), quit (QMP quit), sigterm, sigkill,
+            already_dead or not_running (no record)
+  pause, resume: {\"id\", \"state\":\"paused\"|\"running\"}
+
+EXIT STATUS:
+  0 ok; 1 failed (QEMU or vhost-device-vsock did not start: the error ends
+  with the last lines of vmm.log; snapshot is not supported); 2 usage (bad
+  spec); 3 not found (no such VM, kernel or drive missing, TAP missing);
+  4 prerequisite missing (no qemu-system-x86_64 or vhost-device-vsock);
+  5 conflict (the VM is already running, locked).
+
+ENVIRONMENT:
+  BANGER_QEMU          the QEMU binary, when the spec names none
+  BANGER_VHOST_VSOCK   the vhost-device-vsock binary
+  BANGER_QEMU_ACCEL    kvm or tcg, instead of detecting it
+
+EXAMPLES:
+  banger-qemu start < spec.json | jq -r .accel
+  banger-qemu status box | jq -r .state
+  banger-qemu pause box && banger-qemu resume box
+  banger-qemu stop box --timeout 5 | jq -r .how";
+
+/// Drive one QEMU microvm process.
+#[derive(Parser, Debug)]
+#[command(
+    name = "banger-qemu",
+    version,
+    about = "Drive one QEMU microvm process",
+    long_about = "Drive one QEMU microvm process (and its vhost-device-vsock helper) from a \
+                  VM spec: start, status, pause, resume and stop it over QMP. The same verbs, \
+                  spec and records as banger-fc, for hosts where Firecracker cannot boot a guest.",
+    after_long_help = AFTER,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub sub: Sub,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Sub {
+    /// Spawn and boot a VM from the JSON spec on stdin; print its record
+    Start,
+    /// Show whether the VM's processes are alive and its QMP run state
+    Status { id: String },
+    /// Stop the VM: ACPI power button, then QMP quit, then signals; remove its sockets
+    Stop {
+        id: String,
+        /// Seconds to wait for the guest to power off before QMP quit
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
+    /// Pause the VM's vCPUs (QMP stop)
+    Pause { id: String },
+    /// Resume a paused VM (QMP cont)
+    Resume { id: String },
+    /// Not supported by the qemu driver (exits 1)
+    #[command(trailing_var_arg = true)]
+    Snapshot {
+        #[arg(allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
+}
+
+#[allow(dead_code)] // used by tests/man.rs
+pub fn command() -> clap::Command {
+    Cli::command()
+}

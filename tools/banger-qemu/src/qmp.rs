@@ -1,0 +1,144 @@
+//! A minimal QMP client: one connection per operation, newline-delimited
+//! JSON, capabilities negotiated, asynchronous events skipped.
+
+use banger_lib::{Error, Result};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+pub struct Qmp {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Qmp {
+    /// Connect, read the greeting and leave capabilities negotiation mode.
+    pub fn connect(path: &Path, timeout: Duration) -> Result<Qmp> {
+        let fail = |e: std::io::Error| Error::failed(format!("QMP socket {}: {e}", path.display()));
+        let stream = UnixStream::connect(path).map_err(fail)?;
+        stream.set_read_timeout(Some(timeout)).map_err(fail)?;
+        stream.set_write_timeout(Some(timeout)).map_err(fail)?;
+        let writer = stream.try_clone().map_err(fail)?;
+        let mut q = Qmp {
+            reader: BufReader::new(stream),
+            writer,
+        };
+        let greeting = q.read()?;
+        if greeting.get("QMP").is_none() {
+            return Err(Error::failed(format!(
+                "{} is not a QMP socket (greeting {greeting})",
+                path.display()
+            )));
+        }
+        q.execute("qmp_capabilities", None)?;
+        Ok(q)
+    }
+
+    fn read(&mut self) -> Result<Value> {
+        let mut line = String::new();
+        let n = self
+            .reader
+            .read_line(&mut line)
+            .map_err(|e| Error::failed(format!("reading from QMP: {e}")))?;
+        if n == 0 {
+            return Err(Error::failed("QMP closed the connection"));
+        }
+        serde_json::from_str(&line)
+            .map_err(|e| Error::failed(format!("QMP sent bad JSON ({e}): {}", line.trim())))
+    }
+
+    /// Run a command; its `return` value, or its `error` as a failure.
+    pub fn execute(&mut self, command: &str, args: Option<Value>) -> Result<Value> {
+        let mut req = json!({ "execute": command });
+        if let Some(a) = args {
+            req["arguments"] = a;
+        }
+        let mut text = req.to_string();
+        text.push('\n');
+        self.writer
+            .write_all(text.as_bytes())
+            .map_err(|e| Error::failed(format!("writing to QMP: {e}")))?;
+        loop {
+            let reply = self.read()?;
+            if let Some(r) = reply.get("return") {
+                return Ok(r.clone());
+            }
+            if let Some(e) = reply.get("error") {
+                let desc = e.get("desc").and_then(Value::as_str).unwrap_or("unknown");
+                return Err(Error::failed(format!("QMP {command}: {desc}")));
+            }
+            // Anything else is an event ({"event": ...}): not our answer.
+        }
+    }
+
+    /// `query-status`'s run state, snake_case (running, paused, shutdown...).
+    pub fn run_state(&mut self) -> Result<String> {
+        let r = self.execute("query-status", None)?;
+        Ok(r.get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .replace('-', "_"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    /// A fake QMP server answering a script of replies, one per request,
+    /// with an event before each to prove events are skipped.
+    fn serve(path: &Path, replies: Vec<&'static str>) -> std::thread::JoinHandle<Vec<Value>> {
+        let l = UnixListener::bind(path).unwrap();
+        std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut w = s.try_clone().unwrap();
+            let mut r = BufReader::new(s);
+            writeln!(w, r#"{{"QMP": {{"version": {{}}, "capabilities": []}}}}"#).unwrap();
+            let mut got = Vec::new();
+            for reply in replies {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap() == 0 {
+                    break;
+                }
+                got.push(serde_json::from_str(&line).unwrap());
+                writeln!(w, r#"{{"event": "RESUME", "data": {{}}}}"#).unwrap();
+                writeln!(w, "{reply}").unwrap();
+            }
+            got
+        })
+    }
+
+    #[test]
+    fn negotiates_then_runs_commands_skipping_events() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("qmp.sock");
+        let server = serve(
+            &p,
+            vec![
+                r#"{"return": {}}"#,
+                r#"{"return": {"status": "guest-panicked", "running": false}}"#,
+                r#"{"error": {"class": "GenericError", "desc": "no way"}}"#,
+            ],
+        );
+        let mut q = Qmp::connect(&p, Duration::from_secs(5)).unwrap();
+        assert_eq!(q.run_state().unwrap(), "guest_panicked");
+        let e = q.execute("stop", None).unwrap_err();
+        assert_eq!(e.message, "QMP stop: no way");
+        drop(q);
+        let got = server.join().unwrap();
+        assert_eq!(got[0]["execute"], "qmp_capabilities");
+        assert_eq!(got[1]["execute"], "query-status");
+        assert_eq!(got[2]["execute"], "stop");
+    }
+
+    #[test]
+    fn missing_socket_is_a_clear_failure() {
+        let e = Qmp::connect(Path::new("/nonexistent/qmp.sock"), Duration::from_secs(1))
+            .err()
+            .unwrap();
+        assert!(e.message.contains("/nonexistent/qmp.sock"), "{}", e.message);
+    }
+}

@@ -1,0 +1,233 @@
+//! banger-qemu without a guest: spec validation, missing programs, verbs
+//! on VMs that do not exist, and a QEMU that fails to start leaving
+//! nothing behind (not even the vhost-device-vsock it started first).
+
+use assert_cmd::Command;
+use banger_testkit::Home;
+use predicates::str::contains;
+use serde_json::{json, Value};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+struct T {
+    home: Home,
+}
+
+impl T {
+    fn new() -> T {
+        let home = Home::new();
+        std::fs::write(home.path().join("vmlinux"), b"kernel").unwrap();
+        T { home }
+    }
+
+    fn spec(&self, id: &str) -> Value {
+        json!({"id": id, "kernel": self.home.path().join("vmlinux"),
+               "cmdline": "console=ttyS0", "vcpus": 1, "mem_mib": 128})
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::cargo_bin("banger-qemu").unwrap();
+        for (k, v) in self.home.envs() {
+            c.env(k, v);
+        }
+        c.env_remove("BANGER_QEMU").env_remove("BANGER_VHOST_VSOCK");
+        c.args(args);
+        c
+    }
+
+    fn start(&self, spec: &Value) -> assert_cmd::assert::Assert {
+        self.cmd(&["start"]).write_stdin(spec.to_string()).assert()
+    }
+
+    /// A stand-in qemu-system-x86_64: answers --version, fails to start.
+    fn failing_qemu(&self) -> PathBuf {
+        let p = self.home.path().join("qemu-fails");
+        std::fs::write(
+            &p,
+            "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'QEMU emulator version 0.0'; exit 0; }\n\
+             echo 'qemu: could not open kernel: boom' >&2\nexit 1\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    /// Everything under the home besides the files the test made.
+    fn leftovers(&self) -> Vec<PathBuf> {
+        walk(self.home.path())
+            .into_iter()
+            .filter(|p| {
+                !p.ends_with("vmlinux") && !p.ends_with("qemu-fails") && p.is_file()
+                    || p.is_dir() && std::fs::read_dir(p).unwrap().next().is_none()
+            })
+            // The shared runtime root, like /run/banger, may stay.
+            .filter(|p| p != self.home.path() && !p.ends_with("run/banger"))
+            .collect()
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Pids of live processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| banger_lib::proc::state(*pid).is_some_and(|s| s != 'Z'))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[test]
+fn bad_specs_are_usage_errors() {
+    let t = T::new();
+    t.start(&json!({"id": "x"}))
+        .code(2)
+        .stderr(contains("missing field"));
+    let mut s = t.spec("box");
+    s["colour"] = json!("red");
+    t.start(&s).code(2).stderr(contains("colour"));
+    let mut s = t.spec("box");
+    s["vcpus"] = json!(0);
+    t.start(&s).code(2).stderr(contains("vcpus"));
+    t.start(&t.spec("../etc")).code(2);
+    t.cmd(&["start"]).write_stdin("not json").assert().code(2);
+    assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
+}
+
+#[test]
+fn missing_files_and_tap_are_not_found() {
+    let t = T::new();
+    let mut s = t.spec("box");
+    s["kernel"] = json!(t.home.path().join("nope"));
+    t.start(&s).code(3).stderr(contains("kernel"));
+    let mut s = t.spec("box");
+    s["drives"] = json!([{"id": "rootfs", "path": t.home.path().join("nope.ext4"), "root": true}]);
+    t.start(&s).code(3).stderr(contains("nope.ext4"));
+    let mut s = t.spec("box");
+    s["tap"] = json!("bq-nosuch0");
+    s["mac"] = json!("06:00:00:00:00:01");
+    t.start(&s)
+        .code(3)
+        .stderr(contains("bq-nosuch0"))
+        .stderr(contains("banger-net tap acquire"));
+    assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
+}
+
+#[test]
+fn missing_programs_are_prerequisites_with_install_hints() {
+    let t = T::new();
+    let mut s = t.spec("box");
+    s["binary"] = json!("/nonexistent/qemu-system-x86_64");
+    t.start(&s)
+        .code(4)
+        .stderr(contains("apt-get install qemu-system-x86"));
+    let mut s = t.spec("box");
+    s["binary"] = json!(t.failing_qemu());
+    s["vsock_cid"] = json!(3);
+    t.cmd(&["start"])
+        .env("BANGER_VHOST_VSOCK", "/nonexistent/vhost-device-vsock")
+        .write_stdin(s.to_string())
+        .assert()
+        .code(4)
+        .stderr(contains("cargo install --locked vhost-device-vsock"));
+    assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
+}
+
+#[test]
+fn failed_qemu_start_leaves_nothing_and_shows_its_output() {
+    let t = T::new();
+    let mut s = t.spec("box");
+    s["binary"] = json!(t.failing_qemu());
+    t.start(&s)
+        .code(1)
+        .stderr(contains("qemu failed to start"))
+        .stderr(contains("could not open kernel: boom"));
+    assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
+}
+
+#[test]
+fn failed_qemu_start_ends_the_vsock_helper_too() {
+    let test = "failed_qemu_start_ends_the_vsock_helper_too";
+    let helper = std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".cargo/bin/vhost-device-vsock"))
+        .filter(|p| p.is_file());
+    if helper.is_none() && !banger_testkit::require_tool(test, "vhost-device-vsock") {
+        return;
+    }
+    let t = T::new();
+    let mut s = t.spec("box");
+    s["binary"] = json!(t.failing_qemu());
+    s["vsock_cid"] = json!(3);
+    t.start(&s).code(1).stderr(contains("boom"));
+    let home = t.home.path().to_string_lossy().into_owned();
+    assert!(
+        processes_mentioning(&home).is_empty(),
+        "a process of the failed start is still running"
+    );
+    assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
+}
+
+#[test]
+fn verbs_on_a_missing_vm() {
+    let t = T::new();
+    t.cmd(&["status", "ghost"])
+        .assert()
+        .code(3)
+        .stderr(contains("ghost"));
+    t.cmd(&["pause", "ghost"]).assert().code(3);
+    t.cmd(&["resume", "ghost"]).assert().code(3);
+    let out = t
+        .cmd(&["stop", "ghost"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        v,
+        json!({"id": "ghost", "stopped": true, "how": "not_running"})
+    );
+    t.cmd(&["stop", "Bad/Name"]).assert().code(2);
+    assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
+}
+
+#[test]
+fn snapshot_is_not_supported() {
+    let t = T::new();
+    t.cmd(&["snapshot", "create", "box", "--dir", "/tmp/x"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(contains("not supported by the qemu driver"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let t = T::new();
+    t.cmd(&[]).assert().code(2);
+    t.cmd(&["frobnicate"]).assert().code(2);
+    t.cmd(&["stop"]).assert().code(2);
+    t.cmd(&["stop", "box", "--timeout", "soon"])
+        .assert()
+        .code(2);
+}

@@ -1,0 +1,8 @@
+#[path = "../src/cli.rs"]
+#[allow(dead_code)]
+mod cli;
+
+#[test]
+fn man_page_is_current() {
+    banger_testkit::man::check(cli::command(), "1");
+}
