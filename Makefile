@@ -9,7 +9,7 @@ TOOLS := banger banger-vm banger-fc banger-qemu banger-net banger-image \
 AGENT_TARGET := x86_64-unknown-linux-gnu
 AGENT := target/$(AGENT_TARGET)/agent/banger-vsock-agent
 
-.PHONY: help build agent test test-live man install clean runtime-bundle \
+.PHONY: help build agent kernel test test-live man install clean runtime-bundle \
         runtime-local rootfs rootfs-void verify-void bench-create
 
 help:
@@ -41,6 +41,10 @@ RUNS ?= 5
 bench-create:
 	$(CARGO) build --release --workspace --bins
 	BANGER_BIN=$(CURDIR)/target/release tools/banger-vm/bench-create.sh -n $(RUNS)
+
+# The guest kernel (ELF vmlinux) and initramfs from Debian's packages.
+kernel:
+	rootfs/make-kernel.sh runtime
 
 # A runtime bundle made on this machine alone: the guest kernel from
 # Debian's packages, a fresh ed25519 key, the agent, and the default Debian

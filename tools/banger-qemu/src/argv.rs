@@ -57,7 +57,7 @@ pub fn qemu_args(plan: &Plan) -> Vec<OsString> {
     let mut push = |items: &[String]| a.extend(items.iter().map(OsString::from));
     for (n, d) in s.drives.iter().enumerate() {
         let ro = if d.read_only { "on" } else { "off" };
-        // An explicit bus per drive keeps the first drive /dev/vda.
+        // microvm gives devices virtio-mmio slots in order: vda, vdb...
         push(&[
             "-drive".into(),
             format!(

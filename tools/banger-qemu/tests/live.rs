@@ -1,0 +1,240 @@
+//! A real guest under QEMU (TCG where there is no hardware KVM): the
+//! make-kernel.sh kernel and its initramfs-only mode with the guest agent
+//! added, in a network namespace with a TAP. Proves the boot, vsock
+//! through the uds path, and that stop leaves no process, socket or TAP.
+//! Also compares the record keys of banger-qemu and banger-fc.
+
+use banger_testkit::{guest, Home, NetNs};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const BOOT: Duration = Duration::from_secs(180);
+
+fn have_vhost_vsock(test: &str) -> bool {
+    let in_cargo = std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".cargo/bin/vhost-device-vsock"))
+        .is_some_and(|p| p.is_file());
+    in_cargo || banger_testkit::require_tool(test, "vhost-device-vsock")
+}
+
+fn run_json(mut cmd: Command, stdin: Option<&Value>) -> Value {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawning");
+    let text = stdin.map(|s| s.to_string()).unwrap_or_default();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON line")
+}
+
+/// `CONNECT PORT` on the hybrid vsock, then GET /healthz.
+fn healthz(uds: &Path, port: u32) -> Option<String> {
+    let mut s = UnixStream::connect(uds).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    writeln!(s, "CONNECT {port}").ok()?;
+    let mut r = BufReader::new(s.try_clone().ok()?);
+    let mut ok = String::new();
+    r.read_line(&mut ok).ok()?;
+    if !ok.starts_with("OK ") {
+        return None;
+    }
+    s.write_all(b"GET /healthz HTTP/1.0\r\nHost: guest\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    r.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+#[test]
+fn live_tcg_guest_boots_with_vsock_and_stops_clean_as_root() {
+    let t = "live_tcg_guest_boots_with_vsock_and_stops_clean_as_root";
+    if !banger_testkit::require_root(t)
+        || !banger_testkit::require_tool(t, "qemu-system-x86_64")
+        || !have_vhost_vsock(t)
+    {
+        return;
+    }
+    let k = guest::kernel();
+    let home = Home::new();
+    let agent = banger_testkit::image::agent();
+    let initrd = home.path().join("initrd.img");
+    guest::initrd_with(
+        &k.initrd,
+        &[(agent.as_path(), "bin/banger-vsock-agent")],
+        &initrd,
+    );
+
+    let _serial = banger_testkit::serial();
+    let ns = NetNs::new();
+    ns.sh("ip tuntap add dev bqtap0 mode tap && ip link set bqtap0 up");
+    let spec = json!({
+        "id": "livebox", "kernel": k.vmlinux, "initrd": initrd,
+        "cmdline": "console=ttyS0 ip=172.31.9.2::172.31.9.1:255.255.255.0:livebox:eth0:off",
+        "vcpus": 1, "mem_mib": 256, "tap": "bqtap0", "mac": "06:00:ac:1f:09:02",
+        "vsock_cid": 7,
+    });
+    let qemu = |args: &[&str]| {
+        let mut c = ns.command(banger_testkit::bin("banger-qemu"));
+        home.apply(&mut c).args(args);
+        c
+    };
+    let rec = run_json(qemu(&["start"]), Some(&spec));
+    assert_eq!(rec["vmm"], "qemu");
+    assert_eq!(rec["accel"], "tcg");
+    let console = PathBuf::from(rec["console_log"].as_str().unwrap());
+    let uds = PathBuf::from(rec["vsock_uds"].as_str().unwrap());
+    let pids = [&rec["pid"], &rec["helper_pid"]].map(|p| p.as_u64().unwrap() as u32);
+    let starts =
+        [&rec["pid_start_time"], &rec["helper_pid_start_time"]].map(|p| p.as_u64().unwrap());
+
+    let booted = banger_testkit::poll(BOOT, || {
+        let text = std::fs::read_to_string(&console).unwrap_or_default();
+        text.contains(guest::INITRAMFS_READY).then_some(())
+    });
+    assert!(
+        booted.is_some(),
+        "no {:?} on the console within {BOOT:?}:\n{}",
+        guest::INITRAMFS_READY,
+        std::fs::read_to_string(&console).unwrap_or_default()
+    );
+    let status = run_json(qemu(&["status", "livebox"]), None);
+    assert_eq!(status["state"], "running");
+    assert_eq!(status["helper_alive"], true);
+
+    // The agent starts after the ready line: poll for its answer.
+    let body = banger_testkit::poll(Duration::from_secs(60), || healthz(&uds, 52));
+    let body = body.expect("no /healthz answer over the vsock uds");
+    assert!(body.starts_with("HTTP/1."), "{body}");
+    assert!(body.contains(" 200 "), "{body}");
+    assert!(body.contains("\"hostname\""), "{body}");
+
+    // eth0 is on the TAP (busybox ping: iputils may be missing).
+    ns.sh("ip addr add 172.31.9.1/24 dev bqtap0");
+    let pinged = banger_testkit::poll(Duration::from_secs(60), || {
+        ns.try_sh("busybox ping -c1 -W1 172.31.9.2")
+            .status
+            .success()
+            .then_some(())
+    });
+    assert!(
+        pinged.is_some(),
+        "the guest does not answer ping on the TAP"
+    );
+
+    let paused = run_json(qemu(&["pause", "livebox"]), None);
+    assert_eq!(paused["state"], "paused");
+    assert_eq!(
+        run_json(qemu(&["status", "livebox"]), None)["state"],
+        "paused"
+    );
+    run_json(qemu(&["resume", "livebox"]), None);
+
+    let stopped = run_json(qemu(&["stop", "livebox", "--timeout", "60"]), None);
+    assert_eq!(stopped["how"], "powerdown", "{stopped}");
+    for (pid, start) in pids.iter().zip(starts) {
+        assert!(
+            !banger_lib::proc::is_alive(*pid, start),
+            "pid {pid} outlived stop"
+        );
+    }
+    for sock in [&rec["qmp_socket"], &rec["vsock_uds"]] {
+        let p = Path::new(sock.as_str().unwrap());
+        assert!(!p.exists(), "{} left behind", p.display());
+    }
+    let run_dir = uds.parent().unwrap();
+    assert!(!run_dir.exists(), "{} left behind", run_dir.display());
+    // The TAP stays the caller's (banger-net's); QEMU must have let go of
+    // it, so deleting it works and leaves none.
+    ns.sh("ip link del bqtap0");
+    assert!(!ns.sh("ip -o link").contains("bqtap0"));
+}
+
+/// The shared part of the record both drivers print: banger-vm reads
+/// these keys whichever driver ran.
+#[test]
+fn both_drivers_print_the_same_record_keys() {
+    let t = "both_drivers_print_the_same_record_keys";
+    if !banger_testkit::require_tool(t, "qemu-system-x86_64") || !have_vhost_vsock(t) {
+        return;
+    }
+    let k = guest::kernel();
+    let home = Home::new();
+    let spec = |id: &str| {
+        json!({"id": id, "kernel": k.vmlinux, "initrd": k.initrd, "cmdline": "console=ttyS0",
+               "vcpus": 1, "mem_mib": 128, "vsock_cid": 3})
+    };
+    let fake = banger_testkit::fakefc::FakeFc::new();
+    let mut fc = Command::new(banger_testkit::bin("banger-fc"));
+    home.apply(&mut fc).arg("start");
+    fake.apply(&mut fc);
+    let fc_rec = run_json(fc, Some(&spec("viafc")));
+
+    let _serial = banger_testkit::serial();
+    let mut q = Command::new(banger_testkit::bin("banger-qemu"));
+    home.apply(&mut q).arg("start");
+    let q_rec = run_json(q, Some(&spec("viaqemu")));
+
+    let keys = |v: &Value| -> std::collections::BTreeSet<String> {
+        v.as_object().unwrap().keys().cloned().collect()
+    };
+    let shared: std::collections::BTreeSet<String> = [
+        "schema",
+        "id",
+        "vmm",
+        "accel",
+        "pid",
+        "pid_start_time",
+        "vsock_uds",
+        "vmm_version",
+        "started_at",
+        "vmm_log",
+        "console_log",
+    ]
+    .map(String::from)
+    .into();
+    let (kf, kq) = (keys(&fc_rec), keys(&q_rec));
+    assert!(
+        kf.is_superset(&shared),
+        "banger-fc lacks {:?}",
+        &shared - &kf
+    );
+    assert!(
+        kq.is_superset(&shared),
+        "banger-qemu lacks {:?}",
+        &shared - &kq
+    );
+    let only = |a: &std::collections::BTreeSet<String>, b| -> Vec<String> {
+        a.difference(b).cloned().collect()
+    };
+    assert_eq!(only(&kf, &kq), ["api_socket"]);
+    assert_eq!(
+        only(&kq, &kf),
+        ["helper_pid", "helper_pid_start_time", "qmp_socket"]
+    );
+    for (rec, driver) in [(&fc_rec, "banger-fc"), (&q_rec, "banger-qemu")] {
+        for key in &shared {
+            let v = &rec[key.as_str()];
+            assert!(!v.is_null(), "{driver}: {key} is null");
+        }
+        let mut stop = Command::new(banger_testkit::bin(driver));
+        home.apply(&mut stop)
+            .args(["stop", rec["id"].as_str().unwrap(), "--timeout", "0"]);
+        fake.apply(&mut stop);
+        assert_eq!(run_json(stop, None)["stopped"], true);
+    }
+}
