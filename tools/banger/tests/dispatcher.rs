@@ -47,7 +47,9 @@ fn unknown_command_exits_2_and_lists_tools() {
         .arg("nosuch")
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("banger: error: unknown command \"nosuch\""))
+        .stderr(predicate::str::contains(
+            "banger: error: unknown command \"nosuch\"",
+        ))
         .stderr(predicate::str::contains("hint: the commands are:"))
         .stderr(predicate::str::contains("echo"));
 }
