@@ -4,17 +4,121 @@
 
 use std::path::PathBuf;
 
-/// Render `cmd` as roff.
+/// Render `cmd` as roff: clap_mangen's sections, with a COMMANDS section
+/// that gives every verb (and nested verb) its own usage, description and
+/// options, which clap_mangen alone only lists by name.
 pub fn render(cmd: clap::Command, section: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    clap_mangen::Man::new(cmd)
+    let mut cmd = cmd;
+    cmd.build();
+    let man = clap_mangen::Man::new(cmd.clone())
         .section(section.to_string())
         .date("2026")
         .source(format!("banger {}", env!("CARGO_PKG_VERSION")))
-        .manual("banger manual")
-        .render(&mut out)
-        .expect("rendering a man page");
+        .manual("banger manual");
+    let mut out = Vec::new();
+    let w = &mut out;
+    man.render_title(w).expect("roff");
+    man.render_name_section(w).expect("roff");
+    man.render_synopsis_section(w).expect("roff");
+    man.render_description_section(w).expect("roff");
+    man.render_options_section(w).expect("roff");
+    let mut verbs = String::new();
+    for sub in cmd.get_subcommands_mut() {
+        verb_roff(sub, &mut verbs);
+    }
+    if !verbs.is_empty() {
+        out.extend_from_slice(b".SH COMMANDS\n");
+        out.extend_from_slice(verbs.as_bytes());
+    }
+    let w = &mut out;
+    man.render_extra_section(w).expect("roff");
+    man.render_version_section(w).expect("roff");
     out
+}
+
+fn esc(text: &str) -> String {
+    let t = text.replace('\\', "\\e").replace('-', "\\-");
+    // A leading dot or quote would be read as a roff request.
+    t.lines()
+        .map(|l| {
+            if l.starts_with('.') || l.starts_with('\'') {
+                format!("\\&{l}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn verb_roff(cmd: &mut clap::Command, out: &mut String) {
+    if cmd.get_name() == "help" || cmd.is_hide_set() {
+        return;
+    }
+    let usage = cmd.render_usage().to_string();
+    let usage = usage.trim_start_matches("Usage: ").trim();
+    out.push_str(&format!(".SS \"{}\"\n", esc(usage)));
+    if let Some(about) = cmd.get_long_about().or(cmd.get_about()) {
+        out.push_str(&format!("{}\n", esc(&about.to_string())));
+    }
+    for arg in cmd.get_arguments() {
+        if arg.is_hide_set() || matches!(arg.get_id().as_str(), "help" | "version") {
+            continue;
+        }
+        let mut names = Vec::new();
+        if let Some(s) = arg.get_short() {
+            names.push(format!("\\fB\\-{s}\\fR"));
+        }
+        if let Some(l) = arg.get_long() {
+            names.push(format!("\\fB\\-\\-{}\\fR", esc(l)));
+        }
+        let values = arg
+            .get_value_names()
+            .map(|v| {
+                v.iter()
+                    .map(|n| format!("<{n}>"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_else(|| format!("<{}>", arg.get_id().as_str().to_uppercase()));
+        let takes_value = arg.get_num_args().is_some_and(|n| n.takes_values());
+        let mut head = if names.is_empty() {
+            format!("\\fI{}\\fR", esc(&values))
+        } else {
+            names.join(", ")
+        };
+        if takes_value && !names.is_empty() {
+            head.push_str(&format!(" \\fI{}\\fR", esc(&values)));
+        }
+        out.push_str(&format!(".TP\n{head}\n"));
+        let help = arg
+            .get_long_help()
+            .or(arg.get_help())
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        let mut text = esc(&help);
+        let possible: Vec<String> = arg
+            .get_possible_values()
+            .iter()
+            .filter(|p| !p.is_hide_set())
+            .map(|p| p.get_name().to_string())
+            .collect();
+        if !possible.is_empty() && takes_value {
+            text.push_str(&format!(" [values: {}]", esc(&possible.join(", "))));
+        }
+        let defaults: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|d| d.to_string_lossy().into_owned())
+            .collect();
+        if !defaults.is_empty() && takes_value {
+            text.push_str(&format!(" [default: {}]", esc(&defaults.join(", "))));
+        }
+        out.push_str(&format!("{}\n", text.trim()));
+    }
+    for sub in cmd.get_subcommands_mut() {
+        verb_roff(sub, out);
+    }
 }
 
 /// Compare (or with BANGER_UPDATE_MAN=1, write) `man/NAME.SECTION`.
