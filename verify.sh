@@ -49,14 +49,15 @@ fail() { printf 'verify: FAILED: %s\n' "$*" >&2; exit 1; }
 step() { say "$1"; }
 
 UP_IP=10.250.0.2
-MARKER="banger-verify-$$"
+MARKER=${MARKER:-banger-verify-$$}  # the outer run passes its own to --inside
 
 outside() {
   for t in banger banger-vm banger-net banger-image; do
     command -v "$t" >/dev/null || fail "$t not found: build it (make build) or set BANGER_BIN"
   done
   [ "$(id -u)" = 0 ] || fail "run verify.sh as root (it makes network namespaces, TAPs and VMs)"
-  local ns=bv-host-$$ up=bv-up-$$ www
+  # Not local: the EXIT trap reads them after this function returns.
+  ns=bv-host-$$ up=bv-up-$$
   www=$(mktemp -d /tmp/bv-www.XXXXXX)
   echo "$MARKER" > "$www/marker"
   cleanup_ns() {
@@ -97,7 +98,9 @@ outside() {
 }
 
 inside() {
-  local name=verify-$$ vmm_args=() ip
+  # name and created are global: the EXIT trap reads them.
+  name=verify-$$
+  local vmm_args=() ip
   [ -n "$VMM" ] && vmm_args=(--vmm "$VMM")
   local nat_args=()
   [ "$NAT" = 1 ] && nat_args=(--nat)
@@ -109,7 +112,7 @@ inside() {
   jq -r 'select(.ok == false) | "  doctor: \(.check): \(.detail)"' /tmp/bv-doctor.$$ >&2 || true
   rm -f /tmp/bv-doctor.$$
 
-  local created=0
+  created=0
   on_exit() {
     if [ "$created" = 1 ]; then
       say "cleaning up $name"
