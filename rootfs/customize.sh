@@ -144,6 +144,9 @@ systemctl enable banger-ssh-hostkey.service banger-ipconfig.service \
 # Nothing in a throwaway guest should wake up to update apt lists.
 systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer \
   systemd-networkd-wait-online.service >/dev/null 2>&1 || true
+# No screen on a microVM: no VT gettys.
+systemctl disable getty@tty1.service >/dev/null 2>&1 || true
+systemctl mask getty-static.service >/dev/null 2>&1 || true
 systemctl set-default multi-user.target >/dev/null
 apt-get clean
 echo "customize.sh: done" >&2

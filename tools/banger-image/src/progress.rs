@@ -28,11 +28,7 @@ impl Progress {
         let mut err = std::io::stderr().lock();
         if self.tty {
             const W: u32 = 24;
-            let done = if total == 0 {
-                0
-            } else {
-                (n.saturating_sub(1) * W) / total
-            };
+            let done = (n.saturating_sub(1) * W).checked_div(total).unwrap_or(0);
             let bar: String = (0..W).map(|i| if i < done { '#' } else { '.' }).collect();
             let _ = write!(err, "\r\x1b[K[{bar}] {n}/{total} {name}");
             self.drawn = true;
