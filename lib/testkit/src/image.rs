@@ -127,11 +127,17 @@ pub fn debian() -> GuestImage {
             .env("BANGER_ROOTFS_DIR", crate::workspace_root().join("rootfs"))
             .output()
             .expect("running banger-image");
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let _ = std::fs::remove_file(&stamp_path);
     run(&["rm", "debian"]);
-    eprintln!("building the Debian test image into {} (minutes, once)", dir.display());
+    eprintln!(
+        "building the Debian test image into {} (minutes, once)",
+        dir.display()
+    );
     let (ok, err) = run(&[
         "build",
         "--name",
