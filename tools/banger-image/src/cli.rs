@@ -24,7 +24,7 @@ RECORDS:
     default     whether this is the default image (output only)
   verify prints {\"name\",\"ok\",\"sha256\",\"expected\"}.
   rm prints {\"name\",\"ok\",\"removed\":[paths],\"error\"} per image.
-  default prints {\"default\":NAME,\"exists\":BOOL}.
+  default prints the default image's record (exit 3 when it does not exist).
   bundle fetch prints {\"version\",\"url\",\"sha256\",\"into\",\"files\":[..]}.
 
 FILES:

@@ -52,12 +52,18 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Sub::Rm { names, force } => return rm(&names, force),
         Sub::Default { name: Some(name) } => {
             defaults::set(&name)?;
-            emit(&serde_json::json!({"default": name, "exists": true}));
+            emit(&ctx().show(record::load(&name)?));
         }
         Sub::Default { name: None } => {
+            // The record itself, so `banger-image default | jq -r .rootfs`
+            // works as `show` does.
             let name = ctx().default_image;
-            let exists = record::record_path(&name).is_file();
-            emit(&serde_json::json!({"default": name, "exists": exists}));
+            let img = record::load(&name).map_err(|e| {
+                e.with_hint(format!(
+                    "build it (banger-image build --name {name}) or pick another (banger-image default NAME)"
+                ))
+            })?;
+            emit(&ctx().show(img));
         }
         Sub::Verify { name } => {
             let img = record::load(&name)?;

@@ -59,6 +59,24 @@ fn register_list_show_default_verify_rm() {
     let cfg = home.path().join("config/banger/config.json");
     std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
     std::fs::write(&cfg, r#"{"vcpus": 3}"#).unwrap();
+    image(&home)
+        .arg("default")
+        .assert()
+        .code(3)
+        .stderr(contains("debian"))
+        .stderr(contains(
+            "hint: build it (banger-image build --name debian)",
+        ));
+    image(&home).args(["default", "nope"]).assert().code(3);
+    let out = image(&home)
+        .args(["default", "mine"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(lines(&out)[0]["name"], "mine");
+    assert_eq!(lines(&out)[0]["default"], true);
     let out = image(&home)
         .arg("default")
         .assert()
@@ -66,12 +84,11 @@ fn register_list_show_default_verify_rm() {
         .get_output()
         .stdout
         .clone();
-    assert_eq!(
-        lines(&out)[0],
-        serde_json::json!({"default": "debian", "exists": false})
-    );
-    image(&home).args(["default", "nope"]).assert().code(3);
-    image(&home).args(["default", "mine"]).assert().success();
+    assert_eq!(lines(&out)[0]["name"], "mine");
+    assert!(lines(&out)[0]["rootfs"]
+        .as_str()
+        .unwrap()
+        .ends_with(".ext4"));
     let c: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
     assert_eq!(c, serde_json::json!({"vcpus": 3, "default_image": "mine"}));
