@@ -3,7 +3,8 @@
 #
 #   ./verify.sh [--nat] [--vmm auto|firecracker|qemu] [--host] [--keep-going]
 #
-# doctor; create a VM; ssh `true`; health; write a file on the work disk;
+# doctor; create a VM; ssh `true`; health; banger-health check and
+# banger-ssh alone (uname -r, exit codes); write a file on the work disk;
 # stop; start; ssh again and read the file back; (--nat: the guest fetches a
 # page from "upstream" through NAT, and the NAT rule is gone after delete);
 # delete; then check that nothing is left: no VMM process, no non-pool TAP,
@@ -19,6 +20,7 @@
 # The banger tools are taken from BANGER_BIN (a directory), else from this
 # checkout's target/release or target/debug, else PATH. The default image
 # must exist (banger-image show): make runtime-local builds it.
+# VERIFY_KERNEL_RELEASE, when set, is the `uname -r` the guest must report.
 # Exit status: 0 all good, 1 a step failed (the step is named on stderr).
 set -euo pipefail
 
@@ -29,7 +31,7 @@ while [ $# -gt 0 ]; do
     --vmm) VMM=$2; shift ;;
     --host) HOST=1 ;;
     --inside) INSIDE=1 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "verify.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -141,6 +143,25 @@ inside() {
   [ "$rc" = 3 ] || fail "vm ssh 'exit 3' returned $rc"
   step "health"
   banger vm health "$name" | jq -e 'select(.ok == true)' >/dev/null || fail "vm health"
+  # The plumbing alone, as a script would use it.
+  step "banger health check: the agent answers, with the ip= hostname"
+  banger health check "$name" \
+    | jq -e --arg n "$name" 'select(.ok == true and .status == "ok" and .hostname == $n)' \
+    >/dev/null || fail "banger health check $name"
+  step "banger ssh -- uname -r"
+  rel=$(banger ssh "$name" -- uname -r) || fail "banger ssh $name -- uname -r"
+  [ -n "$rel" ] || fail "uname -r printed nothing"
+  if [ -n "${VERIFY_KERNEL_RELEASE:-}" ] && [ "$rel" != "$VERIFY_KERNEL_RELEASE" ]; then
+    fail "the guest runs $rel, not $VERIFY_KERNEL_RELEASE"
+  fi
+  say "  guest kernel $rel"
+  step "banger ssh passes failing exit codes through unchanged"
+  for want in 1 7 42; do
+    set +e; banger ssh "$name" -- "exit $want"; rc=$?; set -e
+    [ "$rc" = "$want" ] || fail "banger ssh $name -- 'exit $want' returned $rc"
+  done
+  set +e; banger ssh "$name" -- false; rc=$?; set -e
+  [ "$rc" = 1 ] || fail "banger ssh $name -- false returned $rc"
   if command -v dig >/dev/null; then
     step "$name.vm resolves to $ip"
     gw=$(banger vm show "$name" | jq -r .dns)
@@ -163,7 +184,7 @@ inside() {
     got=$(banger vm ssh "$name" -- curl -s --max-time 10 "http://$UP_IP:8080/marker") \
       || fail "guest curl through NAT"
     [ "$got" = "$MARKER" ] || fail "guest fetched '$got', not $MARKER"
-    nft list ruleset | grep -q banger || fail "no banger nftables table while NAT is on"
+    nft list table ip banger >/dev/null 2>&1 || fail "no banger nftables table while NAT is on"
   fi
 
   step "delete"
@@ -175,9 +196,11 @@ inside() {
   pgrep -af -- "$name" | grep -v -e verify.sh -e pgrep >/dev/null && leaks+=("a process with $name in its command line")
   taps=$(ip -o link show type tun 2>/dev/null | awk -F': ' '{print $2}' | grep -v '^tap-pool-' || true)
   [ -n "$taps" ] && leaks+=("TAPs: $taps")
-  banger net lease list | jq -e --arg n "$name" 'select(.vm == $n)' >/dev/null 2>&1 \
+  # (not jq -e: jq 1.6 exits 0 on empty input, i.e. no leases at all)
+  banger net lease list | jq -r .vm | grep -Fx -- "$name" >/dev/null \
     && leaks+=("a lease for $name")
-  if [ "$NAT" = 1 ] && nft list ruleset 2>/dev/null | grep -q "$ip"; then
+  if [ "$NAT" = 1 ] && nft list ruleset 2>/dev/null | grep -F "$ip" >/dev/null; then
+    # (not grep -q: with pipefail, nft's SIGPIPE would hide a match)
     leaks+=("an nft element for $ip")
   fi
   banger vm show "$name" >/dev/null 2>&1 && leaks+=("the VM record")

@@ -1,23 +1,15 @@
 //! The whole flow with real tools and a real guest under QEMU: verify.sh
 //! --nat (create, ssh, health, DNS, stop, start, the work disk kept a file,
 //! NAT to an upstream namespace, delete, nothing left), run in network
-//! namespaces verify.sh makes. Root only; `make test-live` runs it.
+//! namespaces verify.sh makes; on the way, banger-health check and
+//! banger-ssh alone: the agent answers with the ip= hostname, `uname -r` is
+//! the bundle kernel's, failing remote exit codes come back unchanged.
+//! Root only (skipped otherwise, required under CI=true); one guest boot
+//! plus one restart, ~1.5 min under TCG. `make test-live` runs it alone.
 
-use std::path::PathBuf;
 use std::process::Command;
 
-/// The guest kernel and initramfs, built once by rootfs/make-kernel.sh
-/// into target/guest/kernel/ (it skips the work when that is current).
-fn kernel() -> PathBuf {
-    let out = banger_testkit::image::guest_dir().join("kernel");
-    let script = banger_testkit::workspace_root().join("rootfs/make-kernel.sh");
-    let status = Command::new(script).arg(&out).status().unwrap();
-    assert!(status.success(), "rootfs/make-kernel.sh failed");
-    out
-}
-
 #[test]
-#[ignore = "live: `make test-live` runs it; in the default run once banger-qemu and banger-ssh land"]
 fn verify_sh_with_nat_under_qemu_as_root() {
     let t = "verify_sh_with_nat_under_qemu_as_root";
     if !banger_testkit::require_root(t) {
@@ -37,7 +29,7 @@ fn verify_sh_with_nat_under_qemu_as_root() {
     }
     let _serial = banger_testkit::serial();
     let image = banger_testkit::image::debian();
-    let kernel = kernel();
+    let kernel = banger_testkit::guest::kernel();
     let bin = banger_testkit::bin("banger-vm")
         .parent()
         .unwrap()
@@ -52,8 +44,9 @@ fn verify_sh_with_nat_under_qemu_as_root() {
             .unwrap(),
     )
     .unwrap();
-    bundle["kernel"] = kernel.join("vmlinux").display().to_string().into();
-    bundle["initrd"] = kernel.join("initrd.img").display().to_string().into();
+    bundle["kernel"] = kernel.vmlinux.display().to_string().into();
+    bundle["initrd"] = kernel.initrd.display().to_string().into();
+    bundle["agent_path"] = image.agent.display().to_string().into();
     bundle["ssh_key"] = image.ssh_key.display().to_string().into();
     bundle["vmm"] = "qemu".into();
     bundle["memory_mib"] = 512.into();
@@ -61,9 +54,16 @@ fn verify_sh_with_nat_under_qemu_as_root() {
     bundle["disk_size"] = "1G".into();
     std::fs::write(runtime.join("bundle.json"), bundle.to_string()).unwrap();
 
+    // The guest must run this kernel (make-kernel.sh records its release).
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(kernel.dir.join("kernel.json")).unwrap())
+            .unwrap();
+    let release = meta["kernel_release"].as_str().unwrap().to_string();
+
     let mut verify = Command::new(banger_testkit::workspace_root().join("verify.sh"));
     verify
         .args(["--nat", "--vmm", "qemu"])
+        .env("VERIFY_KERNEL_RELEASE", &release)
         .env("BANGER_BIN", &bin)
         .env("BANGER_RUNTIME", &runtime);
     home.apply(&mut verify);
@@ -72,4 +72,5 @@ fn verify_sh_with_nat_under_qemu_as_root() {
     eprintln!("{err}");
     assert!(out.status.success(), "verify.sh failed:\n{err}");
     assert!(err.contains("verify: all good"), "{err}");
+    assert!(err.contains(&format!("guest kernel {release}")), "{err}");
 }
