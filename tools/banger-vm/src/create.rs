@@ -309,18 +309,11 @@ fn push_nat_undo(undo: &mut Undo, name: &str) {
 /// The image's record: `banger-image show NAME`, or `banger-image default`
 /// (the user's chosen default) when no name was given.
 fn image(name: Option<&str>, bundle: &Bundle) -> Result<Image> {
-    // `default` prints only {"default": NAME, "exists": BOOL}; the paths
-    // come from `show`, which also fails with "no image" (exit 3).
-    let name = match name {
-        Some(n) => n.to_string(),
-        None => tools::call_one("banger-image", &["default"], None, false)?
-            .get("default")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| bundle.default_image.clone()),
+    let v = match name {
+        Some(n) => tools::call_one("banger-image", &["show", n], None, false)?,
+        None => tools::call_one("banger-image", &["default"], None, false)?,
     };
-    let v = tools::call_one("banger-image", &["show", &name], None, false)?;
-    let name = name.as_str();
+    let name = name.unwrap_or(&bundle.default_image);
     let path = |key: &str| -> Option<PathBuf> {
         v.get(key)
             .and_then(|p| p.as_str())

@@ -29,7 +29,6 @@ fn create_show_stop_start_delete() {
         calls,
         [
             "banger-image default",
-            "banger-image show debian",
             "banger-net tap acquire --vm box",
             "banger-qemu start",
             "banger-net dns ensure",

@@ -32,7 +32,7 @@ banger-image)
   show) f="$S/images/$2.json"
         [ -f "$f" ] || { echo "banger-image: error: no image named $2" >&2; exit 3; }
         cat "$f" ;;
-  default) echo '{"default":"debian","exists":true}' ;;
+  default) cat "$S/images/debian.json" ;;
   *) exit 2 ;;
   esac ;;
 banger-net)
