@@ -2,8 +2,9 @@
 //!
 //! Paths, the runtime bundle and user config, locked atomic state files,
 //! JSON-lines output, errors with exit codes, host-tool checks, running
-//! sibling tools, name validation, process identity, the VM spec that
-//! banger-vm hands to a VMM driver, and HTTP over Unix sockets.
+//! sibling tools, name validation, process identity and signals, the VM
+//! spec that banger-vm hands to a VMM driver and the runtime files the
+//! drivers keep, polling with a deadline, and HTTP over Unix sockets.
 
 pub mod config;
 pub mod error;
@@ -17,6 +18,8 @@ pub mod run;
 pub mod sibling;
 pub mod state;
 pub mod uds_http;
+pub mod vmm;
 pub mod vmspec;
+pub mod wait;
 
 pub use error::{Error, Kind, Result};

@@ -26,6 +26,35 @@ pub fn is_alive(pid: u32, start: u64) -> bool {
     start_time(pid) == Some(start)
 }
 
+/// Wait until the recorded process is gone or `timeout` passes; true if
+/// gone.
+pub fn wait_gone(pid: u32, start: u64, timeout: std::time::Duration) -> bool {
+    crate::wait::poll(timeout, || (!is_alive(pid, start)).then_some(())).is_some()
+}
+
+/// Send `sig` (`libc::SIGTERM`...) if the process is still the recorded
+/// one, so a reused pid is never hit.
+pub fn signal(pid: u32, start: u64, sig: libc::c_int) {
+    if is_alive(pid, start) {
+        // SAFETY: kill(2) takes plain integers and touches no memory.
+        unsafe {
+            libc::kill(pid as libc::pid_t, sig);
+        }
+    }
+}
+
+/// SIGTERM, wait 5 s, SIGKILL, wait 10 s. Returns "sigterm", "sigkill", or
+/// None when the process outlived SIGKILL.
+pub fn terminate(pid: u32, start: u64) -> Option<&'static str> {
+    use std::time::Duration;
+    signal(pid, start, libc::SIGTERM);
+    if wait_gone(pid, start, Duration::from_secs(5)) {
+        return Some("sigterm");
+    }
+    signal(pid, start, libc::SIGKILL);
+    wait_gone(pid, start, Duration::from_secs(10)).then_some("sigkill")
+}
+
 /// The one-letter state of a process (R, S, D, Z, T...).
 pub fn state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -105,6 +134,24 @@ mod tests {
         if let Some(st) = st {
             assert!(!is_alive(pid, st));
         }
+    }
+
+    #[test]
+    fn terminate_ends_a_child_and_spares_a_reused_pid() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let st = start_time(pid).unwrap();
+        // A wrong start time stands for another process on the same pid.
+        signal(pid, st + 1, libc::SIGKILL);
+        assert!(is_alive(pid, st));
+        assert!(!wait_gone(pid, st, std::time::Duration::ZERO));
+        // The zombie counts as gone, so terminate returns before the reap.
+        assert_eq!(terminate(pid, st), Some("sigterm"));
+        child.wait().unwrap();
+        assert_eq!(terminate(pid, st), Some("sigterm"), "gone stays gone");
     }
 
     #[test]

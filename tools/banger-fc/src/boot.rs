@@ -11,13 +11,9 @@ use std::path::Path;
 
 /// Refuse when the VM runs; clear what a dead one left behind.
 fn ensure_not_running(id: &str) -> Result<()> {
-    if let Some(r) = record::load(id)? {
+    if let Some(r) = record::VMM.load(id)? {
         if r.is_alive() {
-            return Err(Error::conflict(format!(
-                "VM {id} is already running (firecracker pid {})",
-                r.pid
-            ))
-            .with_hint(format!("stop it first: banger-fc stop {id}")));
+            return Err(record::VMM.already_running(id, r.pid));
         }
         record::remove_leftovers(id, Some(&r));
     }
@@ -73,7 +69,7 @@ pub fn start(text: &str) -> Result<VmmRecord> {
     spec.validate()?;
     let bin = binary::find(spec.binary.as_deref())?;
     let version = binary::version(&bin)?;
-    let _lock = record::lock(&spec.id)?;
+    let _lock = record::VMM.lock(&spec.id)?;
     ensure_not_running(&spec.id)?;
     let mut launch = Launch::spawn(&spec, &bin, true)?;
     let booted = (|| -> Result<()> {
@@ -123,7 +119,7 @@ pub fn load(id: &str, dir: &Path) -> Result<VmmRecord> {
     }
     let bin = binary::find(spec.binary.as_deref())?;
     let version = binary::version(&bin)?;
-    let _lock = record::lock(id)?;
+    let _lock = record::VMM.lock(id)?;
     ensure_not_running(id)?;
     let mut launch = Launch::spawn(&spec, &bin, false)?;
     let loaded = (|| -> Result<()> {

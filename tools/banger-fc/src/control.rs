@@ -1,16 +1,16 @@
 //! status, stop, pause, resume and snapshot create on a running VM.
 
 use crate::api::{Api, SLOW};
-use crate::{process, record};
-use banger_lib::{paths, Error, Result};
-use nix::sys::signal::Signal;
+use crate::record;
+use banger_lib::{paths, proc, Error, Result};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
 
 pub fn status(id: &str, with_config: bool) -> Result<Value> {
-    let rec = record::load(id)?
-        .ok_or_else(|| Error::not_found(format!("no VM {id} is running under banger-fc")))?;
+    let rec = record::VMM
+        .load(id)?
+        .ok_or_else(|| record::VMM.not_running(id))?;
     let alive = rec.is_alive();
     let mut out = json!({"id": id, "vmm": "firecracker", "pid": rec.pid, "alive": alive});
     let api = rec.api_socket.as_deref().map(Api::new);
@@ -34,9 +34,9 @@ pub fn status(id: &str, with_config: bool) -> Result<Value> {
 /// and the record.
 pub fn stop(id: &str, timeout: u64) -> Result<Value> {
     banger_lib::names::validate("VM", id)?;
-    let _lock = record::lock(id)?;
-    let Some(rec) = record::load(id)? else {
-        record::remove_run_dir(id);
+    let _lock = record::VMM.lock(id)?;
+    let Some(rec) = record::VMM.load(id)? else {
+        record::VMM.remove_run_dir(id);
         return Ok(json!({"id": id, "stopped": true, "how": "not_running"}));
     };
     let (pid, start) = (rec.pid, rec.pid_start_time);
@@ -53,21 +53,12 @@ pub fn stop(id: &str, timeout: u64) -> Result<Value> {
                 )
                 .is_ok()
         });
-        if asked && process::wait_gone(pid, start, Duration::from_secs(timeout)) {
+        if asked && proc::wait_gone(pid, start, Duration::from_secs(timeout)) {
             "ctrl_alt_del"
         } else {
-            process::signal(pid, start, Signal::SIGTERM);
-            if process::wait_gone(pid, start, Duration::from_secs(5)) {
-                "sigterm"
-            } else {
-                process::signal(pid, start, Signal::SIGKILL);
-                if !process::wait_gone(pid, start, Duration::from_secs(10)) {
-                    return Err(Error::failed(format!(
-                        "firecracker pid {pid} of VM {id} survived SIGKILL"
-                    )));
-                }
-                "sigkill"
-            }
+            proc::terminate(pid, start).ok_or_else(|| {
+                Error::failed(format!("firecracker pid {pid} of VM {id} survived SIGKILL"))
+            })?
         }
     };
     record::remove_leftovers(id, Some(&rec));
@@ -77,9 +68,9 @@ pub fn stop(id: &str, timeout: u64) -> Result<Value> {
 /// The API of a running VM, under its lock. The record is checked before
 /// locking so a typo does not leave a run dir behind.
 fn alive_api(id: &str) -> Result<(banger_lib::state::Lock, Api)> {
-    record::load_alive(id)?;
-    let lock = record::lock(id)?;
-    let rec = record::load_alive(id)?;
+    record::VMM.load_alive(id)?;
+    let lock = record::VMM.lock(id)?;
+    let rec = record::VMM.load_alive(id)?;
     let sock = rec
         .api_socket
         .ok_or_else(|| Error::failed(format!("the record of VM {id} has no api_socket")))?;
@@ -147,7 +138,7 @@ pub fn snapshot_create(id: &str, dir: &Path) -> Result<Value> {
     };
     if let Err(e) = result.and(resumed) {
         for f in &files {
-            record::remove_file(f);
+            record::VMM.remove_file(f);
         }
         if made_dir {
             let _ = std::fs::remove_dir(&dir);

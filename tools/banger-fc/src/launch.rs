@@ -64,7 +64,7 @@ impl Launch {
             }
             // Stale from a process that died: Firecracker will not bind
             // over it. The caller checked no live VM owns it.
-            record::remove_file(s);
+            record::VMM.remove_file(s);
         }
         let vmm_log = need(&spec.vmm_log);
         let mut created = Vec::new();
@@ -215,18 +215,16 @@ impl Launch {
             })
             .unwrap_or_default();
         for s in &self.sockets {
-            record::remove_file(s);
+            record::VMM.remove_file(s);
         }
         for f in self.created.drain(..) {
-            record::remove_file(&f);
+            record::VMM.remove_file(&f);
             if let Some(dir) = f.parent() {
                 // Only removes it when empty: the VM's own state dir stays.
                 let _ = std::fs::remove_dir(dir);
             }
         }
-        record::remove_file(&record_path(&self.id));
-        record::remove_file(&record::spec_path(&self.id));
-        record::remove_run_dir(&self.id);
+        record::remove_leftovers(&self.id, None);
         tail
     }
 }

@@ -6,7 +6,6 @@ mod boot;
 mod cli;
 mod control;
 mod launch;
-mod process;
 mod record;
 
 use banger_lib::output::emit;

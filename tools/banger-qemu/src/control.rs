@@ -1,9 +1,9 @@
 //! status, stop, pause and resume of a running VM, over QMP.
 
 use crate::qmp::Qmp;
-use crate::{process, record};
+use crate::record;
 use banger_lib::vmspec::VmmRecord;
-use banger_lib::{Error, Result};
+use banger_lib::{proc, Error, Result};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -18,8 +18,9 @@ fn qmp(rec: &VmmRecord) -> Result<Qmp> {
 }
 
 pub fn status(id: &str) -> Result<Value> {
-    let rec = record::load(id)?
-        .ok_or_else(|| Error::not_found(format!("no VM {id} is running under banger-qemu")))?;
+    let rec = record::VMM
+        .load(id)?
+        .ok_or_else(|| record::VMM.not_running(id))?;
     let alive = rec.is_alive();
     let state = if !alive {
         "dead".to_string()
@@ -38,8 +39,8 @@ pub fn status(id: &str) -> Result<Value> {
 /// Always remove the sockets and the record.
 pub fn stop(id: &str, timeout: u64) -> Result<Value> {
     banger_lib::names::validate("VM", id)?;
-    let _lock = record::lock(id)?;
-    let Some(rec) = record::load(id)? else {
+    let _lock = record::VMM.lock(id)?;
+    let Some(rec) = record::VMM.load(id)? else {
         record::remove_leftovers(id, None);
         return Ok(json!({"id": id, "stopped": true, "how": "not_running"}));
     };
@@ -58,26 +59,26 @@ fn end_qemu(rec: &VmmRecord, timeout: Duration) -> Result<&'static str> {
     let asked = q
         .as_mut()
         .is_some_and(|q| q.execute("system_powerdown", None).is_ok());
-    if asked && process::wait_gone(pid, start, timeout) {
+    if asked && proc::wait_gone(pid, start, timeout) {
         return Ok("powerdown");
     }
     // QEMU answers `quit` and then exits; the reply may race the exit.
     if let Some(q) = q.as_mut() {
         let _ = q.execute("quit", None);
-        if process::wait_gone(pid, start, Duration::from_secs(5)) {
+        if proc::wait_gone(pid, start, Duration::from_secs(5)) {
             return Ok("quit");
         }
     }
-    process::terminate(pid, start)
+    proc::terminate(pid, start)
         .ok_or_else(|| Error::failed(format!("qemu pid {pid} of VM {} survived SIGKILL", rec.id)))
 }
 
 /// QMP on a running VM, under its lock. The record is checked before
 /// locking so a typo does not leave a run dir behind.
 fn alive_qmp(id: &str) -> Result<(banger_lib::state::Lock, Qmp)> {
-    record::load_alive(id)?;
-    let lock = record::lock(id)?;
-    let rec = record::load_alive(id)?;
+    record::VMM.load_alive(id)?;
+    let lock = record::VMM.lock(id)?;
+    let rec = record::VMM.load_alive(id)?;
     Ok((lock, qmp(&rec)?))
 }
 

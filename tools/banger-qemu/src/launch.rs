@@ -3,7 +3,7 @@
 //! what this start made.
 
 use crate::argv::{qemu_args, Plan};
-use crate::{accel, binary, process, qmp::Qmp, record};
+use crate::{accel, binary, qmp::Qmp, record};
 use banger_lib::error::io;
 use banger_lib::proc::{now_rfc3339, start_time};
 use banger_lib::vmspec::{record_path, VmSpec, VmmRecord};
@@ -38,10 +38,10 @@ impl Drop for Undo {
             Some((pid, start_time(pid)?))
         });
         for (pid, start) in [qemu, self.helper].into_iter().flatten() {
-            process::terminate(pid, start);
+            banger_lib::proc::terminate(pid, start);
         }
         for f in &self.files {
-            record::remove_file(f);
+            record::VMM.remove_file(f);
         }
         record::remove_leftovers(&self.id, None);
         for d in self.dirs.iter().rev() {
@@ -112,14 +112,10 @@ pub fn start(text: &str) -> Result<VmmRecord> {
         cmdline = cmdline.trim().to_string();
     }
 
-    let _lock = record::lock(&id)?;
-    if let Some(old) = record::load(&id)? {
+    let _lock = record::VMM.lock(&id)?;
+    if let Some(old) = record::VMM.load(&id)? {
         if old.is_alive() {
-            return Err(Error::conflict(format!(
-                "VM {id} is already running (qemu pid {})",
-                old.pid
-            ))
-            .with_hint(format!("stop it first: banger-qemu stop {id}")));
+            return Err(record::VMM.already_running(&id, old.pid));
         }
         // A crashed VM: its helper may still run and its sockets remain.
         record::end_helper(&old)?;
@@ -158,7 +154,7 @@ pub fn start(text: &str) -> Result<VmmRecord> {
         .into_iter()
         .flatten()
     {
-        record::remove_file(p);
+        record::VMM.remove_file(p);
         undo.files.push(p.clone());
     }
 

@@ -7,7 +7,6 @@ mod binary;
 mod cli;
 mod control;
 mod launch;
-mod process;
 mod qmp;
 mod record;
 
