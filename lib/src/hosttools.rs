@@ -39,6 +39,26 @@ pub fn require(tool: &str, needed_for: &str, debian_package: &str) -> Result<Pat
     })
 }
 
+/// The first non-blank line of `BIN --version`, for records. Exit 4 when
+/// it fails or prints nothing: `what` names the program it should be
+/// (`firecracker`, `QEMU`).
+pub fn version(bin: &Path, what: &str) -> Result<String> {
+    let out = std::process::Command::new(bin)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| crate::error::io(format!("running {} --version", bin.display()), e))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    if !out.status.success() || line.is_empty() {
+        return Err(Error::prereq(format!(
+            "{} --version failed; is it a {what} binary?",
+            bin.display()
+        )));
+    }
+    Ok(line.trim().to_string())
+}
+
 /// Whether this process may change the host's network: root, or
 /// CAP_NET_ADMIN in its effective set.
 pub fn has_net_admin() -> bool {
@@ -67,6 +87,27 @@ pub fn require_net_admin(needed_for: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_is_the_first_non_blank_line() {
+        let t = tempfile::tempdir().unwrap();
+        let bin = t.path().join("vmm");
+        let script = |body: &str| {
+            // Written to a new inode each time: an exec'd old one may be busy.
+            let _ = std::fs::remove_file(&bin);
+            std::fs::write(&bin, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        script("printf '\\n  vmm v1.2  \\nmore\\n'");
+        assert_eq!(version(&bin, "vmm").unwrap(), "vmm v1.2");
+        script("exit 3");
+        let e = version(&bin, "vmm").unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+        assert!(e.message.ends_with("is it a vmm binary?"), "{}", e.message);
+        script("true");
+        assert_eq!(version(&bin, "vmm").unwrap_err().exit_code(), 4);
+        assert!(version(&t.path().join("none"), "vmm").is_err());
+    }
 
     #[test]
     fn finds_sh_and_not_nonsense() {

@@ -74,6 +74,14 @@ pub fn record_path(id: &str) -> PathBuf {
     run_dir(id).join("vmm.json")
 }
 
+/// The spec text a driver's `start` reads from stdin.
+pub fn read_stdin() -> Result<String> {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+        .map_err(|e| crate::error::io("reading the VM spec from stdin", e))?;
+    Ok(text)
+}
+
 impl VmSpec {
     /// Parse a spec from JSON text (stdin), with usage errors that say what
     /// is wrong.

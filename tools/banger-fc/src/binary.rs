@@ -1,7 +1,7 @@
-//! Which firecracker to run, and its version.
+//! Which firecracker to run.
 
 use banger_lib::config::Bundle;
-use banger_lib::hosttools::{is_executable, which};
+use banger_lib::hosttools::which;
 use banger_lib::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -18,12 +18,7 @@ pub fn find(spec_binary: Option<&Path>) -> Result<PathBuf> {
             }
         },
     };
-    let found = if wanted.components().count() > 1 {
-        is_executable(&wanted).then(|| wanted.clone())
-    } else {
-        which(&wanted)
-    };
-    found.ok_or_else(|| {
+    which(&wanted).ok_or_else(|| {
         Error::prereq(format!(
             "firecracker is missing or not executable: {} (from {from})",
             wanted.display()
@@ -33,26 +28,4 @@ pub fn find(spec_binary: Option<&Path>) -> Result<PathBuf> {
              or use banger-qemu (vmm \"qemu\")",
         )
     })
-}
-
-/// The first line of `firecracker --version`.
-pub fn version(bin: &Path) -> Result<String> {
-    let out = std::process::Command::new(bin)
-        .arg("--version")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| banger_lib::error::io(format!("running {} --version", bin.display()), e))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim();
-    if !out.status.success() || line.is_empty() {
-        return Err(Error::prereq(format!(
-            "{} --version failed; is it a firecracker binary?",
-            bin.display()
-        )));
-    }
-    Ok(line.to_string())
 }

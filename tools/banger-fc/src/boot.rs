@@ -68,7 +68,7 @@ pub fn start(text: &str) -> Result<VmmRecord> {
     spec.resolve("api.sock");
     spec.validate()?;
     let bin = binary::find(spec.binary.as_deref())?;
-    let version = binary::version(&bin)?;
+    let version = banger_lib::hosttools::version(&bin, "firecracker")?;
     let _lock = record::VMM.lock(&spec.id)?;
     ensure_not_running(&spec.id)?;
     let mut launch = Launch::spawn(&spec, &bin, true)?;
@@ -118,7 +118,7 @@ pub fn load(id: &str, dir: &Path) -> Result<VmmRecord> {
         }
     }
     let bin = binary::find(spec.binary.as_deref())?;
-    let version = binary::version(&bin)?;
+    let version = banger_lib::hosttools::version(&bin, "firecracker")?;
     let _lock = record::VMM.lock(id)?;
     ensure_not_running(id)?;
     let mut launch = Launch::spawn(&spec, &bin, false)?;

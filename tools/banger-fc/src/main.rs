@@ -9,21 +9,15 @@ mod launch;
 mod record;
 
 use banger_lib::output::emit;
+use banger_lib::vmspec::read_stdin;
 use clap::Parser;
 use cli::{Cli, SnapshotCmd, Sub};
-use std::io::Read;
 
 fn main() {
     let cli = Cli::parse();
     banger_lib::run::main("banger-fc", || {
         match cli.sub {
-            Sub::Start => {
-                let mut text = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut text)
-                    .map_err(|e| banger_lib::error::io("reading the VM spec from stdin", e))?;
-                emit(&boot::start(&text)?);
-            }
+            Sub::Start => emit(&boot::start(&read_stdin()?)?),
             Sub::Status { id, config } => emit(&control::status(&id, config)?),
             Sub::Stop { id, timeout } => emit(&control::stop(&id, timeout)?),
             Sub::Pause { id } => emit(&control::pause(&id)?),

@@ -1,17 +1,9 @@
-//! Which qemu-system-x86_64 and vhost-device-vsock to run, and versions.
+//! Which qemu-system-x86_64 and vhost-device-vsock to run.
 
 use banger_lib::config::Bundle;
 use banger_lib::hosttools::{is_executable, which};
 use banger_lib::{Error, Result};
 use std::path::{Path, PathBuf};
-
-fn resolve(wanted: &Path) -> Option<PathBuf> {
-    if wanted.components().count() > 1 {
-        is_executable(wanted).then(|| wanted.to_path_buf())
-    } else {
-        which(wanted)
-    }
-}
 
 /// The spec's binary, else BANGER_QEMU, else the bundle's `qemu`, else
 /// qemu-system-x86_64 on PATH.
@@ -25,7 +17,7 @@ pub fn qemu(spec_binary: Option<&Path>) -> Result<PathBuf> {
                 .unwrap_or_else(|_| PathBuf::from("qemu-system-x86_64")),
         },
     };
-    resolve(&wanted).ok_or_else(|| {
+    which(&wanted).ok_or_else(|| {
         Error::prereq(format!(
             "{} is missing; it is needed to run VMs with QEMU",
             wanted.display()
@@ -48,7 +40,7 @@ pub fn vhost_vsock() -> Result<PathBuf> {
         std::env::var_os("CARGO_HOME").map(|c| PathBuf::from(c).join("bin")),
         std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin")),
     ];
-    resolve(&wanted)
+    which(&wanted)
         .or_else(|| {
             if wanted.components().count() > 1 {
                 return None;
@@ -66,22 +58,4 @@ pub fn vhost_vsock() -> Result<PathBuf> {
             ))
             .with_hint("install it: cargo install --locked vhost-device-vsock")
         })
-}
-
-/// The first line of `BIN --version`.
-pub fn version(bin: &Path) -> Result<String> {
-    let out = std::process::Command::new(bin)
-        .arg("--version")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| banger_lib::error::io(format!("running {} --version", bin.display()), e))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    if !out.status.success() || line.is_empty() {
-        return Err(Error::prereq(format!(
-            "{} --version failed; is it a QEMU binary?",
-            bin.display()
-        )));
-    }
-    Ok(line.trim().to_string())
 }

@@ -100,7 +100,7 @@ pub fn start(text: &str) -> Result<VmmRecord> {
         Some(_) => Some(binary::vhost_vsock()?),
         None => None,
     };
-    let vmm_version = binary::version(&qemu_bin)?;
+    let vmm_version = banger_lib::hosttools::version(&qemu_bin, "QEMU")?;
     let accel = accel::detect();
     let mut cmdline = spec.cmdline_with_root();
     if accel == "tcg" {

@@ -11,22 +11,16 @@ mod qmp;
 mod record;
 
 use banger_lib::output::emit;
+use banger_lib::vmspec::read_stdin;
 use banger_lib::Error;
 use clap::Parser;
 use cli::{Cli, Sub};
-use std::io::Read;
 
 fn main() {
     let cli = Cli::parse();
     banger_lib::run::main("banger-qemu", || {
         match cli.sub {
-            Sub::Start => {
-                let mut text = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut text)
-                    .map_err(|e| banger_lib::error::io("reading the VM spec from stdin", e))?;
-                emit(&launch::start(&text)?);
-            }
+            Sub::Start => emit(&launch::start(&read_stdin()?)?),
             Sub::Status { id } => emit(&control::status(&id)?),
             Sub::Stop { id, timeout } => emit(&control::stop(&id, timeout)?),
             Sub::Pause { id } => emit(&control::pause(&id)?),
