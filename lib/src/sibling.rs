@@ -5,7 +5,7 @@ use crate::error::{Error, Kind, Result};
 use serde_json::Value;
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 /// Find `banger-X`: in `BANGER_LIBEXEC` when set (tests use it to put a
 /// failing stand-in in front of a real tool), next to the current
@@ -50,19 +50,16 @@ pub fn command(tool: &str) -> Result<Command> {
     Ok(Command::new(path))
 }
 
-/// Run `tool ARGS`, optionally with `stdin` written as one JSON document,
-/// and return the JSON lines it printed. A non-zero exit becomes an error
-/// with the same kind (exit code) and the tool's own message and hint.
-pub fn run_json(tool: &str, args: &[&str], stdin: Option<&Value>) -> Result<Vec<Value>> {
-    let mut cmd = command(tool)?;
-    cmd.args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+/// Spawn `cmd` (a `command(tool)` with its args) with stdout and stderr
+/// piped, and write `stdin` to it as one JSON document.
+pub fn spawn(cmd: &mut Command, tool: &str, stdin: Option<&Value>) -> Result<Child> {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd
         .spawn()
         .map_err(|e| Error::failed(format!("running {tool}: {e}")))?;
@@ -73,7 +70,16 @@ pub fn run_json(tool: &str, args: &[&str], stdin: Option<&Value>) -> Result<Vec<
         // tells what went wrong, so a broken pipe here is not the story.
         let _ = pipe.write_all(&body);
     }
-    let out = child
+    Ok(child)
+}
+
+/// Run `tool ARGS`, optionally with `stdin` written as one JSON document,
+/// and return the JSON lines it printed. A non-zero exit becomes an error
+/// with the same kind (exit code) and the tool's own message and hint.
+pub fn run_json(tool: &str, args: &[&str], stdin: Option<&Value>) -> Result<Vec<Value>> {
+    let mut cmd = command(tool)?;
+    cmd.args(args);
+    let out = spawn(&mut cmd, tool, stdin)?
         .wait_with_output()
         .map_err(|e| Error::failed(format!("running {tool}: {e}")))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -88,7 +94,12 @@ pub fn run_json(tool: &str, args: &[&str], stdin: Option<&Value>) -> Result<Vec<
 
 /// Like `run_json` but for a tool that prints exactly one record.
 pub fn run_one(tool: &str, args: &[&str], stdin: Option<&Value>) -> Result<Value> {
-    let mut lines = run_json(tool, args, stdin)?;
+    one(tool, args, run_json(tool, args, stdin)?)
+}
+
+/// The one record of `lines`, or an error when the tool printed none or
+/// several.
+pub fn one(tool: &str, args: &[&str], mut lines: Vec<Value>) -> Result<Value> {
     match lines.len() {
         1 => Ok(lines.remove(0)),
         n => Err(Error::failed(format!(
@@ -98,7 +109,8 @@ pub fn run_one(tool: &str, args: &[&str], stdin: Option<&Value>) -> Result<Value
     }
 }
 
-fn parse_lines(tool: &str, stdout: &str) -> Result<Vec<Value>> {
+/// A tool's stdout as JSON values, one a line; blank lines are skipped.
+pub fn parse_lines(tool: &str, stdout: &str) -> Result<Vec<Value>> {
     stdout
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -178,6 +190,15 @@ mod tests {
             2
         );
         assert!(parse_lines("t", "{\"a\":1}\nnot json\n").is_err());
+    }
+
+    #[test]
+    fn one_wants_exactly_one_record() {
+        let v = serde_json::json!({"a": 1});
+        assert_eq!(one("t", &[], vec![v.clone()]).unwrap(), v);
+        let e = one("banger-x", &["list"], vec![v.clone(), v]).unwrap_err();
+        assert_eq!(e.message, "banger-x list printed 2 records, expected one");
+        assert!(one("t", &[], vec![]).is_err());
     }
 
     #[test]

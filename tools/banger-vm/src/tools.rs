@@ -6,9 +6,8 @@
 use crate::interrupt;
 use banger_lib::{sibling, Error, Result};
 use serde_json::Value;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -21,24 +20,9 @@ pub fn call(
     interruptible: bool,
 ) -> Result<Vec<Value>> {
     let mut cmd = sibling::command(tool)?;
-    cmd.args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Error::failed(format!("running {tool}: {e}")))?;
+    cmd.args(args).process_group(0);
+    let mut child = sibling::spawn(&mut cmd, tool, stdin)?;
     let pid = child.id() as i32;
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().expect("piped stdin");
-        // A tool that exits early says why through its exit status.
-        let _ = pipe.write_all(&serde_json::to_vec(input).expect("JSON serializes"));
-    }
     let mut out = child.stdout.take().expect("piped stdout");
     let mut err = child.stderr.take().expect("piped stderr");
     let (tx, rx) = mpsc::channel();
@@ -76,15 +60,7 @@ pub fn call(
         let code = status.code().unwrap_or(1);
         return Err(sibling::tool_error(tool, args, code, &stderr));
     }
-    stdout
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            serde_json::from_str(l).map_err(|e| {
-                Error::failed(format!("{tool} printed a line that is not JSON ({e}): {l}"))
-            })
-        })
-        .collect()
+    sibling::parse_lines(tool, &stdout)
 }
 
 /// `call` for a tool that prints exactly one record.
@@ -94,16 +70,7 @@ pub fn call_one(
     stdin: Option<&Value>,
     interruptible: bool,
 ) -> Result<Value> {
-    let mut lines = call(tool, args, stdin, interruptible)?;
-    if lines.len() == 1 {
-        Ok(lines.remove(0))
-    } else {
-        Err(Error::failed(format!(
-            "{tool} {} printed {} records, expected one",
-            args.join(" "),
-            lines.len()
-        )))
-    }
+    sibling::one(tool, args, call(tool, args, stdin, interruptible)?)
 }
 
 /// Run a tool for its effect; its output is not needed.
