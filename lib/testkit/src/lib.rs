@@ -135,21 +135,9 @@ impl Default for Home {
     }
 }
 
-/// Poll `f` until it returns Some or the deadline passes.
-pub fn poll<T>(timeout: std::time::Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = std::time::Instant::now() + timeout;
-    let mut pause = std::time::Duration::from_millis(5);
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if std::time::Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(std::time::Duration::from_millis(200));
-    }
-}
+/// Poll `f` until it returns Some or the deadline passes (banger_lib's
+/// backoff, so tests wait the way the tools do).
+pub use banger_lib::wait::poll;
 
 /// Take the machine-wide lock for heavy live tests (guest boots, image
 /// builds), so tests from parallel threads and binaries run them one at a

@@ -7,6 +7,7 @@ use crate::{accel, binary, qmp::Qmp, record};
 use banger_lib::error::io;
 use banger_lib::proc::{now_rfc3339, start_time};
 use banger_lib::vmspec::{record_path, VmSpec, VmmRecord};
+use banger_lib::wait::poll;
 use banger_lib::{paths, state, Error, Result};
 use std::fs::{File, OpenOptions};
 use std::os::unix::process::CommandExt;
@@ -243,19 +244,4 @@ pub fn start(text: &str) -> Result<VmmRecord> {
     state::store(&record_path(&id), &rec)?;
     undo.armed = false;
     Ok(rec)
-}
-
-fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = std::time::Instant::now() + timeout;
-    let mut pause = Duration::from_millis(5);
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if std::time::Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(100));
-    }
 }
