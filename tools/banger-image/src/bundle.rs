@@ -2,6 +2,10 @@
 //! by a manifest, check its sha256 BEFORE unpacking, unpack it beside the
 //! target dir, and only then move its files into place. A bad download
 //! leaves the current bundle exactly as it was.
+//!
+//! https goes through ureq's rustls (ring, Mozilla's roots from
+//! webpki-roots). `BANGER_CA_FILE` names a PEM file whose certificates are
+//! trusted in their place, for a private mirror with its own CA.
 
 use banger_lib::{error::io, Error, Result};
 use serde::Serialize;
@@ -64,13 +68,18 @@ pub fn parse_manifest(text: &str, origin: &Path) -> Result<Manifest> {
     if m.sha256.len() != 64 || !m.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(bad(0, "sha256 must be 64 hex digits"));
     }
-    if !(m.url.starts_with("http://") || m.url.starts_with("file://")) {
+    if !["https://", "http://", "file://"]
+        .iter()
+        .any(|s| m.url.starts_with(s))
+    {
         return Err(Error::usage(format!(
-            "{}: url {:?} is not http:// or file://",
+            "{}: url {:?} is not https://, http:// or file://",
             origin.display(),
             m.url
         ))
-        .with_hint("this build speaks plain HTTP; for https, download the archive and use url = \"file:///path\""));
+        .with_hint(
+            "point url at the archive: https://HOST/PATH, http://HOST/PATH or file:///PATH",
+        ));
     }
     Ok(m)
 }
@@ -115,9 +124,10 @@ fn download(url: &str, dest: &Path) -> Result<String> {
     let mut reader: Box<dyn Read> = if let Some(path) = url.strip_prefix("file://") {
         Box::new(std::fs::File::open(path).map_err(|e| io(format!("opening {path}"), e))?)
     } else {
-        let resp = ureq::get(url)
+        let resp = agent()?
+            .get(url)
             .call()
-            .map_err(|e| Error::failed(format!("downloading {url}: {e}")))?;
+            .map_err(|e| download_error(url, e))?;
         Box::new(resp.into_body().into_reader())
     };
     let mut out =
@@ -138,6 +148,67 @@ fn download(url: &str, dest: &Path) -> Result<String> {
     out.sync_all()
         .map_err(|e| io(format!("writing {}", dest.display()), e))?;
     Ok(crate::checksum::hex(&h.finalize()))
+}
+
+const CA_FILE_ENV: &str = "BANGER_CA_FILE";
+
+/// The HTTP(S) agent: Mozilla's roots, or those of BANGER_CA_FILE.
+fn agent() -> Result<ureq::Agent> {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(path) = std::env::var_os(CA_FILE_ENV).filter(|p| !p.is_empty()) {
+        tls = tls.root_certs(ca_file(Path::new(&path))?);
+    }
+    let config = ureq::Agent::config_builder()
+        .tls_config(tls.build())
+        .build();
+    Ok(config.into())
+}
+
+fn ca_file(path: &Path) -> Result<ureq::tls::RootCerts> {
+    let pem = std::fs::read(path).map_err(|e| {
+        io(format!("reading {CA_FILE_ENV}={}", path.display()), e)
+            .with_hint(format!("{CA_FILE_ENV} names a PEM file of CA certificates"))
+    })?;
+    let bad = |why: String| {
+        Error::usage(format!("{CA_FILE_ENV}={}: {why}", path.display()))
+            .with_hint(format!("{CA_FILE_ENV} names a PEM file of CA certificates"))
+    };
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        if let ureq::tls::PemItem::Certificate(c) = item.map_err(|e| bad(e.to_string()))? {
+            certs.push(c);
+        }
+    }
+    if certs.is_empty() {
+        return Err(bad("no PEM certificate in it".into()));
+    }
+    Ok(ureq::tls::RootCerts::new_with_certs(&certs))
+}
+
+/// A certificate the roots do not vouch for gets a hint naming the way
+/// out. rustls reports it from inside the stream, so ureq hands it over as
+/// an io error: its text is all there is to go by.
+fn download_error(url: &str, e: ureq::Error) -> Error {
+    let text = e.to_string();
+    if !(matches!(e, ureq::Error::Io(_) | ureq::Error::Rustls(_)) && text.contains("certificate")) {
+        return Error::failed(format!("downloading {url}: {text}"));
+    }
+    let hint = match std::env::var_os(CA_FILE_ENV).filter(|p| !p.is_empty()) {
+        Some(p) => format!(
+            "it must name the host and chain to a CA in {CA_FILE_ENV}={} (which replaces the \
+             public CAs); the current bundle is untouched",
+            p.to_string_lossy()
+        ),
+        None => format!(
+            "it must name the host and chain to a public CA; for a private mirror set \
+             {CA_FILE_ENV} to the PEM file of its CA; the current bundle is untouched"
+        ),
+    };
+    let text = text.strip_prefix("io: ").unwrap_or(&text);
+    Error::failed(format!(
+        "downloading {url}: the server's TLS certificate is not trusted ({text})"
+    ))
+    .with_hint(hint)
 }
 
 fn unpack(archive: &Path, staging: &Path) -> Result<()> {
@@ -226,6 +297,8 @@ mod tests {
         .unwrap();
         assert_eq!(m.sha256, SHA);
         assert_eq!(m.version, "1.0");
+        let https = format!("url = \"https://h/b.tar\"\nsha256 = \"{SHA}\"\nversion = \"1\"");
+        assert_eq!(parse_manifest(&https, p).unwrap().url, "https://h/b.tar");
         for bad in [
             "url = \"http://x\"\nsha256 = \"00\"\nversion = \"1\"",
             "url = http://x",

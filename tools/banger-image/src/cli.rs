@@ -34,9 +34,15 @@ FILES:
   rootfs/make-rootfs.sh, customize.sh  what build runs (BANGER_ROOTFS_DIR,
                                       else the checkout's or installed rootfs/)
 
+ENVIRONMENT:
+  BANGER_CA_FILE  bundle fetch: a PEM file of CA certificates to trust for
+                  https instead of the built-in public (Mozilla) roots, for a
+                  private mirror with its own CA
+
 EXIT STATUS:
-  0 ok; 1 failed (build stage, checksum mismatch, download); 2 usage (bad
-  name, relative path, not ext4, bad manifest); 3 no such image or file;
+  0 ok; 1 failed (build stage, checksum mismatch, download, untrusted TLS
+  certificate); 2 usage (bad name, relative path, not ext4, bad manifest,
+  BANGER_CA_FILE without a certificate); 3 no such image or file;
   4 prerequisite missing (root, debootstrap, key, agent); 5 conflict (the
   image exists, is in use by a VM, or is locked).
 
@@ -166,7 +172,7 @@ pub struct RegisterArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum BundleSub {
-    /// Download the archive a manifest names, check its sha256, unpack it
+    /// Download the archive a manifest names (https, http or file), check its sha256, unpack it
     Fetch {
         /// The manifest (url, sha256, version), like runtime/runtime-bundle.toml
         #[arg(long)]
