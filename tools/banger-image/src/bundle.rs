@@ -281,7 +281,7 @@ mod tests {
             Path::new("t"),
         )
         .unwrap();
-        assert!(m.url.starts_with("http://"));
+        assert!(m.url.starts_with("https://"));
     }
 
     #[test]
