@@ -95,6 +95,12 @@ install: build
 	target/release/banger completions fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/banger.fish
 	[ -f $(DESTDIR)$(RUNTIMEDIR)/bundle.json ] || install -m 0644 runtime/bundle.json $(DESTDIR)$(RUNTIMEDIR)/
 	install -m 0755 $(AGENT) $(DESTDIR)$(RUNTIMEDIR)/banger-vsock-agent
+# What make runtime-local or runtime-bundle put in runtime/, when it is there.
+	for f in vmlinux initrd.img kernel.json id_ed25519.pub; do \
+		[ ! -f runtime/$$f ] || install -m 0644 runtime/$$f $(DESTDIR)$(RUNTIMEDIR)/; \
+	done
+	[ ! -f runtime/id_ed25519 ] || install -m 0600 runtime/id_ed25519 $(DESTDIR)$(RUNTIMEDIR)/
+	[ ! -f runtime/firecracker ] || install -m 0755 runtime/firecracker $(DESTDIR)$(RUNTIMEDIR)/
 # banger-image build runs the rootfs scripts from beside the runtime dir.
 	install -d $(DESTDIR)$(PREFIX)/lib/banger/rootfs
 	install -m 0755 rootfs/*.sh rootfs/banger-ipconfig $(DESTDIR)$(PREFIX)/lib/banger/rootfs/

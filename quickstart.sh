@@ -16,12 +16,14 @@ if ! command -v cargo >/dev/null; then
 fi
 .ci/install-deps
 
-step "building and installing banger"
+step "building banger"
 make build
-make install
 
-step "making the runtime bundle (kernel, image, key, agent)"
-make runtime-local RUNTIME_DIR=/usr/local/lib/banger/runtime
+step "making the runtime bundle here: guest kernel, Debian image, ssh key, agent"
+make runtime-local
+
+step "installing banger (PREFIX=/usr/local)"
+make install
 
 step "checking the host"
 banger doctor || true
