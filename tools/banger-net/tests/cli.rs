@@ -53,3 +53,19 @@ fn empty_state_lists_nothing() {
         .success()
         .stdout(contains("\"running\":false"));
 }
+
+#[test]
+fn missing_nft_is_exit_4_naming_the_package() {
+    // PATH without nft, and no sbin fallback: as on a host without nftables.
+    let empty = tempfile::tempdir().unwrap();
+    for verb in ["enable", "disable"] {
+        net()
+            .env("PATH", empty.path())
+            .env("BANGER_PATH_ONLY", "1")
+            .args(["nat", verb, "--vm", "web"])
+            .assert()
+            .code(4)
+            .stderr(contains("banger-net: error: nft is missing"))
+            .stderr(contains("hint: install it: apt-get install nftables"));
+    }
+}
