@@ -17,7 +17,7 @@ pub enum Subject {
 /// than waited on in one long request.
 const ATTEMPT: Duration = Duration::from_secs(3);
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
-const MAX_PAUSE: Duration = Duration::from_secs(2);
+const MAX_PAUSE: Duration = Duration::from_millis(250);
 
 /// The last outcome; `Err` for a VM that does not exist or cannot come up
 /// (stopped, VMM gone), which no amount of waiting fixes.
