@@ -3,7 +3,7 @@
 mod common;
 
 use banger_testkit::{require_tool, Home};
-use common::{ext4, image, lines};
+use common::{ext4, image, lines, ok_lines};
 use predicates::str::contains;
 
 fn ready(test: &str) -> bool {
@@ -18,17 +18,14 @@ fn register_list_show_default_verify_rm() {
     let home = Home::new();
     let rootfs = ext4(&home.path().join("r.ext4"));
     let seed = ext4(&home.path().join("w.ext4"));
-    let out = image(&home)
-        .args(["register", "--name", "mine", "--rootfs"])
-        .arg(&rootfs)
-        .arg("--work-seed")
-        .arg(&seed)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let rec = &lines(&out)[0];
+    let out = ok_lines(
+        image(&home)
+            .args(["register", "--name", "mine", "--rootfs"])
+            .arg(&rootfs)
+            .arg("--work-seed")
+            .arg(&seed),
+    );
+    let rec = &out[0];
     assert_eq!(rec["name"], "mine");
     assert_eq!(rec["managed"], false);
     assert_eq!(rec["schema"], 1);
@@ -45,14 +42,8 @@ fn register_list_show_default_verify_rm() {
     assert_eq!(rec["default"], false);
 
     // A pipe gets JSON lines.
-    let out = image(&home)
-        .arg("list")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let names: Vec<_> = lines(&out).iter().map(|l| l["name"].clone()).collect();
+    let out = ok_lines(image(&home).arg("list"));
+    let names: Vec<_> = out.iter().map(|l| l["name"].clone()).collect();
     assert_eq!(names, vec!["mine"]);
 
     // Default: the bundle's until set; setting keeps the rest of config.json.
@@ -68,48 +59,21 @@ fn register_list_show_default_verify_rm() {
             "hint: build it (banger-image build --name debian)",
         ));
     image(&home).args(["default", "nope"]).assert().code(3);
-    let out = image(&home)
-        .args(["default", "mine"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    assert_eq!(lines(&out)[0]["name"], "mine");
-    assert_eq!(lines(&out)[0]["default"], true);
-    let out = image(&home)
-        .arg("default")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    assert_eq!(lines(&out)[0]["name"], "mine");
-    assert!(lines(&out)[0]["rootfs"]
-        .as_str()
-        .unwrap()
-        .ends_with(".ext4"));
+    let out = ok_lines(image(&home).args(["default", "mine"]));
+    assert_eq!(out[0]["name"], "mine");
+    assert_eq!(out[0]["default"], true);
+    let out = ok_lines(image(&home).arg("default"));
+    assert_eq!(out[0]["name"], "mine");
+    assert!(out[0]["rootfs"].as_str().unwrap().ends_with(".ext4"));
     let c: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
     assert_eq!(c, serde_json::json!({"vcpus": 3, "default_image": "mine"}));
-    let out = image(&home)
-        .args(["show", "mine"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    assert_eq!(lines(&out)[0]["default"], true);
+    let out = ok_lines(image(&home).args(["show", "mine"]));
+    assert_eq!(out[0]["default"], true);
 
     // Verify: ok, then a changed file fails with exit 1 and ok=false.
-    let out = image(&home)
-        .args(["verify", "mine"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    assert_eq!(lines(&out)[0]["ok"], true);
+    let out = ok_lines(image(&home).args(["verify", "mine"]));
+    assert_eq!(out[0]["ok"], true);
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(&rootfs)
@@ -131,37 +95,19 @@ fn register_list_show_default_verify_rm() {
         .assert()
         .success();
     image(&home).args(["verify", "mine"]).assert().success();
-    let out = image(&home)
-        .args(["show", "mine"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    assert_eq!(lines(&out)[0]["work_seed"], serde_json::Value::Null);
+    let out = ok_lines(image(&home).args(["show", "mine"]));
+    assert_eq!(out[0]["work_seed"], serde_json::Value::Null);
 
     // rm of an unmanaged image keeps its files.
-    let out = image(&home)
-        .args(["rm", "mine"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    assert_eq!(lines(&out)[0]["ok"], true);
+    let out = ok_lines(image(&home).args(["rm", "mine"]));
+    assert_eq!(out[0]["ok"], true);
     assert!(rootfs.is_file() && seed.is_file());
     image(&home)
         .args(["show", "mine"])
         .assert()
         .code(3)
         .stderr(contains("no image named"));
-    let out = image(&home)
-        .arg("list")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let out = ok_lines(image(&home).arg("list"));
     assert!(out.is_empty());
 }
 
@@ -220,14 +166,8 @@ fn register_refuses_bad_input() {
         .stderr(contains("invalid image name"));
     reg(&["--name", "a"]).assert().code(2);
     // Nothing was recorded by any of them.
-    let out = image(&home)
-        .arg("list")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+    let out = ok_lines(image(&home).arg("list"));
+    assert!(out.is_empty(), "{out:?}");
 }
 
 #[test]
@@ -285,14 +225,8 @@ fn rm_of_a_managed_image_deletes_only_its_own_files() {
         "created_at": "2026-01-01T00:00:00Z", "from": "debian:bookworm"
     });
     std::fs::write(dir.join("image.json"), rec.to_string()).unwrap();
-    let out = image(&home)
-        .args(["rm", "built"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let removed = lines(&out)[0]["removed"].as_array().unwrap().len();
+    let out = ok_lines(image(&home).args(["rm", "built"]));
+    let removed = out[0]["removed"].as_array().unwrap().len();
     assert_eq!(removed, 3, "rootfs, build.log, image.json");
     assert!(!dir.join("rootfs.ext4").exists());
     assert!(!dir.join("build.log").exists());

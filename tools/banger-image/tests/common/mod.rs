@@ -38,3 +38,8 @@ pub fn lines(out: &[u8]) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect()
 }
+
+/// Run a command that must succeed and give its JSON lines.
+pub fn ok_lines(cmd: &mut assert_cmd::Command) -> Vec<serde_json::Value> {
+    lines(&cmd.assert().success().get_output().stdout)
+}
