@@ -33,6 +33,8 @@ pub struct Bundle {
     pub vcpus: u32,
     pub memory_mib: u32,
     pub disk_size: String,
+    /// The interface NAT masquerades out of; empty: the default route's.
+    pub uplink: String,
 }
 
 /// One file's worth of settings: every key optional, unknown keys refused.
@@ -62,6 +64,7 @@ struct Layer {
     vcpus: Option<u32>,
     memory_mib: Option<u32>,
     disk_size: Option<String>,
+    uplink: Option<String>,
 }
 
 impl Bundle {
@@ -88,6 +91,7 @@ impl Bundle {
             vcpus: 2,
             memory_mib: 1024,
             disk_size: "8G".into(),
+            uplink: String::new(),
         }
     }
 
@@ -95,6 +99,19 @@ impl Bundle {
     pub fn load() -> Result<Bundle> {
         let dir = runtime_dir()?;
         Self::load_from(&dir, &crate::paths::config_dir().join("config.json"))
+    }
+
+    /// Like `load`, but a missing runtime bundle is `None` rather than an
+    /// error; a broken config.json or bundle.json is still an error. For
+    /// tools that work without a bundle (`banger-image list`).
+    pub fn load_optional() -> Result<Option<Bundle>> {
+        let dir = runtime_dir()?;
+        let config = crate::paths::config_dir().join("config.json");
+        if dir.join("bundle.json").exists() {
+            return Self::load_from(&dir, &config).map(Some);
+        }
+        read_layer(&config)?;
+        Ok(None)
     }
 
     /// Load `DIR/bundle.json`, then `config` if it exists.
@@ -143,7 +160,8 @@ impl Bundle {
             pool_size,
             vcpus,
             memory_mib,
-            disk_size
+            disk_size,
+            uplink
         );
     }
 
@@ -205,6 +223,13 @@ fn read_layer(path: &Path) -> Result<Option<Layer>> {
                 path.display()
             );
         }
+    }
+    if let Some(v) = layer.schema.filter(|v| *v != 1) {
+        return Err(Error::prereq(format!(
+            "{} has schema {v}; this banger reads schema 1",
+            path.display()
+        ))
+        .with_hint("upgrade banger, or fix the file's \"schema\""));
     }
     // The new spelling wins when a file has both.
     if layer.agent_path.is_some() {
@@ -310,6 +335,20 @@ mod tests {
         let err = Bundle::load_from(t.path(), &t.path().join("c.json")).unwrap_err();
         assert!(err.message.contains("bundle.json"), "{}", err.message);
         assert!(err.message.contains("line 3"), "{}", err.message);
+    }
+
+    #[test]
+    fn unknown_schema_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        write(&t.path().join("bundle.json"), "{}");
+        let cfg = t.path().join("config.json");
+        write(&cfg, r#"{"schema": 99}"#);
+        let err = Bundle::load_from(t.path(), &cfg).unwrap_err();
+        assert_eq!(err.exit_code(), 4);
+        assert!(err.message.contains("schema 99"), "{}", err.message);
+        write(&t.path().join("bundle.json"), r#"{"schema": 2}"#);
+        let err = Bundle::load_from(t.path(), &t.path().join("none.json")).unwrap_err();
+        assert!(err.message.contains("bundle.json"), "{}", err.message);
     }
 
     #[test]

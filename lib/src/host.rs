@@ -187,6 +187,31 @@ impl Check {
     }
 }
 
+/// CPUs this process may run on: the most vCPUs a guest may get.
+pub fn cpus() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1)
+}
+
+/// The host's memory in MiB (MemTotal), the most a guest may get; None
+/// when /proc/meminfo cannot be read.
+pub fn memory_mib() -> Option<u64> {
+    meminfo_total_mib(&std::fs::read_to_string("/proc/meminfo").ok()?)
+}
+
+fn meminfo_total_mib(meminfo: &str) -> Option<u64> {
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024)
+}
+
 /// Whether files in `dir` can be cloned with FICLONE: probe with two
 /// temporary files, removed again. Filesystems without reflink answer
 /// `Ok(false)`; an error means the probe itself could not run.
@@ -240,6 +265,15 @@ pub use checks::*;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_from_meminfo() {
+        let m = "MemTotal:       24571000 kB\nMemFree:         1000 kB\n";
+        assert_eq!(meminfo_total_mib(m), Some(23995));
+        assert_eq!(meminfo_total_mib("MemFree: 1 kB\n"), None);
+        assert!(memory_mib().unwrap() > 0);
+        assert!(cpus() >= 1);
+    }
 
     const INTEL: &str =
         "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu vme de pse vmx ssse3\n\n";

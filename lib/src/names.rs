@@ -9,7 +9,7 @@ pub const MAX_NAME: usize = 32;
 pub fn validate(what: &str, name: &str) -> Result<()> {
     let bad = |why: &str| {
         Err(Error::usage(format!("invalid {what} name {name:?}: {why}")).with_hint(
-            "names are 1-32 characters of a-z, 0-9 and '-', starting and ending with a letter or digit",
+            "names are 1-32 characters of a-z, 0-9 and '-', with a letter, starting and ending with a letter or digit",
         ))
     };
     if name.is_empty() {
@@ -27,6 +27,10 @@ pub fn validate(what: &str, name: &str) -> Result<()> {
     if name.starts_with('-') || name.ends_with('-') {
         return bad("it starts or ends with '-'");
     }
+    // `0` or `1-2` would be odd hostnames, and `0.vm` reads as an address.
+    if !name.bytes().any(|b| b.is_ascii_lowercase()) {
+        return bad("it has no letter");
+    }
     Ok(())
 }
 
@@ -36,7 +40,7 @@ mod tests {
 
     #[test]
     fn good_names() {
-        for n in ["a", "box", "web-1", "0", &"a".repeat(32), "a-b-c9"] {
+        for n in ["a", "box", "web-1", "0a", "1-2x", &"a".repeat(32), "a-b-c9"] {
             assert!(validate("VM", n).is_ok(), "{n}");
         }
     }
@@ -51,6 +55,9 @@ mod tests {
             "-a",
             "a-",
             "a_b",
+            "0",
+            "42",
+            "1-2",
             "a.b",
             " a",
             "é",

@@ -87,6 +87,30 @@ pub fn check_socket_path(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Check that `path` is a regular file (symlinks followed), with an error
+/// of `kind` that says which of "does not exist" or "is not a file" it is.
+pub fn require_file(what: &str, path: &Path, kind: crate::Kind) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(m) => {
+            let is = if m.is_dir() {
+                "a directory"
+            } else {
+                "not a regular file"
+            };
+            Err(crate::Error::new(
+                kind,
+                format!("{what} {} is not a file: it is {is}", path.display()),
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(crate::Error::new(
+            kind,
+            format!("{what} {} does not exist", path.display()),
+        )),
+        Err(e) => Err(crate::error::io(format!("{what} {}", path.display()), e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,6 +55,66 @@ pub fn terminate(pid: u32, start: u64) -> Option<&'static str> {
     wait_gone(pid, start, Duration::from_secs(10)).then_some("sigkill")
 }
 
+/// For a process being detached (in `pre_exec`, between fork and exec):
+/// mark every descriptor from 3 up close-on-exec, so the daemon keeps
+/// nothing its caller inherited (a script's lock fd, a CI runner's pipe
+/// that someone waits to see closed). Async-signal-safe: only syscalls.
+pub fn cloexec_inherited() -> std::io::Result<()> {
+    // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only changes
+    // descriptor flags; it reads and writes no memory of ours.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    // Kernels before 5.11: one descriptor at a time, up to the limit.
+    // SAFETY: sysconf and fcntl take plain integers.
+    let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) }.clamp(1024, 1 << 16) as libc::c_int;
+    for fd in 3..max {
+        // SAFETY: as above; a closed fd just fails with EBADF.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Die with the parent: the kernel sends SIGKILL to this process when the
+/// thread that started it exits. For helpers that only serve one command
+/// (`banger-health wait`, `banger-ssh wait`): a killed `banger vm create`
+/// must not leave them polling. Checked after arming, since the parent may
+/// already have gone between our start and the arming (then we were
+/// handed to init or a subreaper and exit at once).
+pub fn die_with_parent() {
+    let parent = std::os::unix::process::parent_id();
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes integers and touches no memory.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+    if std::os::unix::process::parent_id() != parent {
+        std::process::exit(1);
+    }
+}
+
+/// In a child between fork and exec (`pre_exec`): the same, for a process
+/// this one starts. Async-signal-safe.
+pub fn pre_exec_die_with_parent() -> std::io::Result<()> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes integers and touches no memory.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// The one-letter state of a process (R, S, D, Z, T...).
 pub fn state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

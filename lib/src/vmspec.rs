@@ -115,13 +115,7 @@ impl VmSpec {
                     p.display()
                 )));
             }
-            if !p.is_file() {
-                return Err(Error::not_found(format!(
-                    "{what} {} does not exist",
-                    p.display()
-                )));
-            }
-            Ok(())
+            crate::paths::require_file(what, p, crate::Kind::NotFound)
         };
         must_exist("kernel", &self.kernel)?;
         if let Some(i) = &self.initrd {

@@ -335,30 +335,69 @@ pub fn bridge(b: &Bundle) -> Check {
     }
 }
 
-/// The .vm DNS server, per `banger-net dns status`.
-pub fn dns() -> Check {
-    const NAME: &str = "dns";
+/// banger-net's state (net.json: leases, pool, NAT) and the .vm DNS
+/// server, from one `banger-net status`. A corrupt or too-new net.json
+/// fails the first check: every create needs it.
+pub fn network() -> [Check; 2] {
+    const STATE: &str = "network state";
+    const DNS: &str = "dns";
     if sibling::find("banger-net").is_none() {
-        return Check::fail(NAME, false, "banger-net is not installed", "make install");
+        return [
+            Check::fail(STATE, true, "banger-net is not installed", "make install"),
+            Check::fail(DNS, false, "banger-net is not installed", "make install"),
+        ];
     }
-    match sibling::run_json("banger-net", &["dns", "status"], None) {
-        Ok(lines) => {
-            let rec = lines.into_iter().next().unwrap_or_default();
-            let running = rec.get("running").and_then(|v| v.as_bool()) == Some(true);
-            let detail = rec.to_string();
-            if running {
-                Check::pass(NAME, false, detail)
-            } else {
-                Check::fail(NAME, false, detail, "banger-net dns ensure")
-            }
+    let lines = match sibling::run_json("banger-net", &["status"], None) {
+        Ok(l) => l,
+        Err(e) => {
+            let hint = e.hint.clone().unwrap_or_else(|| {
+                format!(
+                    "fix or move away {}",
+                    paths::state_dir().join("net.json").display()
+                )
+            });
+            return [
+                Check::fail(STATE, true, e.message.clone(), hint),
+                Check::fail(
+                    DNS,
+                    false,
+                    "unknown: banger-net status failed",
+                    "see network state",
+                ),
+            ];
         }
-        Err(e) => Check::fail(
-            NAME,
+    };
+    let kind = |k: &str| lines.iter().find(|l| l["kind"] == k);
+    let leases = lines.iter().filter(|l| l["kind"] == "lease").count();
+    let pool = lines.iter().filter(|l| l["kind"] == "pool").count();
+    let state = Check::pass(STATE, true, format!("{leases} leases, {pool} pooled TAPs"));
+    let dns = match kind("dns") {
+        Some(d) if d["running"] == true => Check::pass(
+            DNS,
             false,
-            e.message,
-            e.hint.unwrap_or_else(|| "banger-net dns ensure".into()),
+            format!(
+                "the .vm DNS server runs (pid {}) on {}",
+                d["pid"],
+                d["listen"].as_str().unwrap_or("?")
+            ),
         ),
-    }
+        Some(d) => Check::fail(
+            DNS,
+            false,
+            format!(
+                "the .vm DNS server is not running (it would listen on {})",
+                d["listen"].as_str().unwrap_or("?")
+            ),
+            "banger-net dns ensure (vm create runs it)",
+        ),
+        None => Check::fail(
+            DNS,
+            false,
+            "banger-net status printed no dns line",
+            "banger-net status",
+        ),
+    };
+    [state, dns]
 }
 
 /// Whether the data dir clones files with FICLONE (btrfs, xfs): then VM

@@ -15,6 +15,7 @@ pub fn run() -> Vec<Check> {
         )
     });
     let on_qemu = host::pick_vmm(&b).map_or(true, |v| v == "qemu");
+    let [net_state, dns] = host::network();
     vec![
         bundle_check,
         host::kernel(&b),
@@ -33,7 +34,8 @@ pub fn run() -> Vec<Check> {
         host::net_admin(),
         host::ip_forward(),
         host::bridge(&b),
-        host::dns(),
+        net_state,
+        dns,
         host::reflink(),
     ]
 }

@@ -25,7 +25,10 @@ impl Setup {
         // Siblings found next to the test binaries would be the real tools;
         // stand-ins decide what they answer.
         script(&libexec.join("banger-image"), "exit 1");
-        script(&libexec.join("banger-net"), "echo '{\"running\":false}'");
+        script(
+            &libexec.join("banger-net"),
+            "echo '{\"kind\":\"dns\",\"running\":false,\"listen\":\"172.30.0.1:53\"}'",
+        );
         Setup {
             home,
             runtime,
@@ -276,13 +279,62 @@ fn dns_state_comes_from_banger_net() {
     let d = get(&checks, "dns");
     assert_eq!(d["ok"], false);
     assert_eq!(d["required"], false);
-    assert_eq!(d["hint"], "banger-net dns ensure");
+    assert!(d["hint"]
+        .as_str()
+        .unwrap()
+        .starts_with("banger-net dns ensure"));
+    assert_eq!(
+        d["detail"],
+        "the .vm DNS server is not running (it would listen on 172.30.0.1:53)"
+    );
+    assert_eq!(get(&checks, "network state")["ok"], true);
     script(
         &s.libexec.join("banger-net"),
-        "echo '{\"running\":true,\"listen\":\"172.30.0.1:53\"}'",
+        "echo '{\"kind\":\"dns\",\"running\":true,\"pid\":42,\"listen\":\"172.30.0.1:53\"}'",
     );
     let (_, checks) = run(s.cmd());
-    assert_eq!(get(&checks, "dns")["ok"], true);
+    let d = get(&checks, "dns");
+    assert_eq!(d["ok"], true);
+    assert_eq!(
+        d["detail"],
+        "the .vm DNS server runs (pid 42) on 172.30.0.1:53"
+    );
+}
+
+#[test]
+fn broken_state_and_config_fail_the_report() {
+    let s = Setup::new().complete("{}");
+    let real = banger_testkit::bin("banger-net");
+    std::fs::remove_file(s.libexec.join("banger-net")).unwrap();
+    std::os::unix::fs::symlink(&real, s.libexec.join("banger-net")).unwrap();
+    let net_json = s.home.path().join("state/banger/net.json");
+    std::fs::create_dir_all(net_json.parent().unwrap()).unwrap();
+    for (text, says) in [
+        ("{\"schema\": 1, \"leases\": [", "corrupt"),
+        ("{\"schema\": 99}", "schema 99"),
+    ] {
+        std::fs::write(&net_json, text).unwrap();
+        let (code, checks) = run(s.cmd());
+        assert_eq!(code, 1, "{text}");
+        let c = get(&checks, "network state");
+        assert_eq!(c["ok"], false, "{text}");
+        assert_eq!(c["required"], true);
+        assert!(c["detail"].as_str().unwrap().contains(says), "{c}");
+    }
+    std::fs::remove_file(&net_json).unwrap();
+    let cfg = s.home.path().join("config/banger/config.json");
+    std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    for (text, says) in [
+        ("{\"vcpus\": ", "config.json"),
+        ("{\"schema\": 99}", "schema 99"),
+    ] {
+        std::fs::write(&cfg, text).unwrap();
+        let (code, checks) = run(s.cmd());
+        assert_eq!(code, 1, "{text}");
+        let c = get(&checks, "runtime bundle");
+        assert_eq!(c["ok"], false, "{text}");
+        assert!(c["detail"].as_str().unwrap().contains(says), "{c}");
+    }
 }
 
 #[test]

@@ -47,8 +47,11 @@ fn check(names: &[String], flags: &Flags, timeout: Duration) -> Result<i32> {
         banger_lib::names::validate("VM", n)?;
     }
     let port = port(flags)?;
-    let outcomes: Vec<Outcome> = match &flags.uds {
-        Some(uds) => vec![probe::check(&uds.display().to_string(), uds, port, timeout)],
+    let outcomes: Vec<(Outcome, i32)> = match &flags.uds {
+        Some(uds) => vec![(
+            probe::check(&uds.display().to_string(), uds, port, timeout),
+            1,
+        )],
         None => std::thread::scope(|s| {
             let handles: Vec<_> = names
                 .iter()
@@ -60,21 +63,35 @@ fn check(names: &[String], flags: &Flags, timeout: Duration) -> Result<i32> {
                 .collect()
         }),
     };
-    for o in &outcomes {
+    for (o, _) in &outcomes {
         output::emit(&o.line);
+        if let Some(e) = o.error().filter(|_| !o.ok) {
+            eprintln!(
+                "banger-health: error: {}: {e}",
+                o.line["name"].as_str().unwrap_or("?")
+            );
+        }
     }
-    Ok(if outcomes.iter().all(|o| o.ok) { 0 } else { 1 })
+    // One name: its own exit code (3 for no such VM); several: 1 if any failed.
+    Ok(match outcomes.as_slice() {
+        [(o, code)] if !o.ok => *code,
+        all if all.iter().all(|(o, _)| o.ok) => 0,
+        _ => 1,
+    })
 }
 
-fn check_vm(name: &str, port: u32, timeout: Duration) -> Outcome {
+/// One VM's outcome and the exit code its failure would have alone.
+fn check_vm(name: &str, port: u32, timeout: Duration) -> (Outcome, i32) {
     match target::resolve(name) {
-        Ok(target::Target::Uds(uds)) => probe::check(name, &uds, port, timeout),
-        Ok(target::Target::Down(why)) => Outcome::down(name, why),
-        Err(e) => Outcome::down(name, e.message),
+        Ok(target::Target::Uds(uds)) => (probe::check(name, &uds, port, timeout), 1),
+        Ok(target::Target::Down(why)) => (Outcome::down(name, why), 1),
+        Err(e) => (Outcome::down(name, e.message.clone()), e.exit_code()),
     }
 }
 
 fn wait(name: Option<String>, flags: &Flags, timeout: Duration) -> Result<i32> {
+    // A wait only serves whoever runs it: gone with its parent.
+    banger_lib::proc::die_with_parent();
     let subject = match (&flags.uds, name) {
         (Some(uds), _) => wait::Subject::Uds(uds.clone()),
         (None, Some(n)) => {

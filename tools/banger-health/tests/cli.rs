@@ -115,6 +115,23 @@ fn check_names_fans_out_one_line_each() {
         assert_eq!(v["ok"], false);
         assert!(v["error"].as_str().unwrap().contains(want), "{want}: {v}");
     }
+    // Each failure is also said on stderr.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("banger-health: error: ghost: no VM named ghost"),
+        "{err}"
+    );
+    assert!(err.contains("banger-health: error: off: "), "{err}");
+}
+
+#[test]
+fn check_of_one_unknown_vm_is_not_found() {
+    let home = Home::new();
+    let out = cmd(&home).args(["check", "ghost"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no VM named ghost"), "{err}");
+    assert_eq!(lines(&out.stdout)[0]["ok"], false);
 }
 
 #[test]

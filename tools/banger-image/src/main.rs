@@ -12,6 +12,7 @@ mod register;
 mod remove;
 
 use banger_lib::output::{emit, print_list};
+use banger_lib::Error;
 use clap::Parser;
 use cli::{BundleSub, Cli, Sub};
 
@@ -25,15 +26,16 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.sub {
         Sub::Build(a) => {
             let img = build::build(&a)?;
-            emit(&ctx().show(img));
+            emit(&ctx()?.show(img));
         }
         Sub::Register(a) => {
             let img = register::register(&a)?;
-            emit(&ctx().show(img));
+            emit(&ctx()?.show(img));
         }
         Sub::List { json } => {
-            let c = ctx();
-            let rows: Vec<_> = record::all()?.into_iter().map(|i| c.show(i)).collect();
+            let c = ctx()?;
+            let (images, unreadable) = record::all()?;
+            let rows: Vec<_> = images.into_iter().map(|i| c.show(i)).collect();
             print_list(
                 &rows,
                 &[
@@ -47,23 +49,33 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 ],
                 json,
             );
+            if let Some((name, e)) = unreadable.into_iter().next() {
+                return Err(Error::new(e.kind, format!("image {name}: {}", e.message))
+                    .with_hint(e.hint.unwrap_or_else(|| {
+                        format!(
+                            "fix its record, or remove the image's folder: rm -r {}",
+                            banger_lib::paths::images_dir().join(&name).display()
+                        )
+                    }))
+                    .into());
+            }
         }
-        Sub::Show { name } => emit(&ctx().show(record::load(&name)?)),
+        Sub::Show { name } => emit(&ctx()?.show(record::load(&name)?)),
         Sub::Rm { names, force } => return rm(&names, force),
         Sub::Default { name: Some(name) } => {
             defaults::set(&name)?;
-            emit(&ctx().show(record::load(&name)?));
+            emit(&ctx()?.show(record::load(&name)?));
         }
         Sub::Default { name: None } => {
             // The record itself, so `banger-image default | jq -r .rootfs`
             // works as `show` does.
-            let name = ctx().default_image;
+            let name = ctx()?.default_image;
             let img = record::load(&name).map_err(|e| {
                 e.with_hint(format!(
                     "build it (banger-image build --name {name}) or pick another (banger-image default NAME)"
                 ))
             })?;
-            emit(&ctx().show(img));
+            emit(&ctx()?.show(img));
         }
         Sub::Verify { name } => {
             let img = record::load(&name)?;

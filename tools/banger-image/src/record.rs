@@ -64,13 +64,17 @@ pub fn store(img: &Image) -> Result<()> {
     state::store(&record_path(&img.name), img)
 }
 
-/// Every image record, by name. A folder without a readable record (a
-/// build in progress, a stray dir) is skipped.
-pub fn all() -> Result<Vec<Image>> {
+/// An image folder whose record could not be read, and why.
+pub type Unreadable = (String, Error);
+
+/// Every image record, by name, and the records that could not be read
+/// (corrupt, or a schema this build does not know). A folder without a
+/// record (a build in progress, a stray dir) is skipped.
+pub fn all() -> Result<(Vec<Image>, Vec<Unreadable>)> {
     let root = paths::images_dir();
     let entries = match std::fs::read_dir(&root) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((vec![], vec![])),
         Err(e) => {
             return Err(banger_lib::error::io(
                 format!("reading {}", root.display()),
@@ -79,6 +83,7 @@ pub fn all() -> Result<Vec<Image>> {
         }
     };
     let mut out = Vec::new();
+    let mut bad = Vec::new();
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') {
@@ -87,11 +92,12 @@ pub fn all() -> Result<Vec<Image>> {
         match state::load::<Image>(&e.path().join("image.json")) {
             Ok(Some(img)) => out.push(img),
             Ok(None) => {}
-            Err(err) => eprintln!("banger-image: warning: skipping {name}: {err}"),
+            Err(err) => bad.push((name, err)),
         }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
+    bad.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok((out, bad))
 }
 
 /// The bundle's kernel and initrd and the default image name, when a
@@ -103,19 +109,21 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn load() -> Context {
-        match banger_lib::config::Bundle::load() {
-            Ok(b) => Context {
+    /// Without a runtime bundle the records are shown as they are; a
+    /// broken config.json or bundle.json is an error, not silently skipped.
+    pub fn load() -> Result<Context> {
+        Ok(match banger_lib::config::Bundle::load_optional()? {
+            Some(b) => Context {
                 kernel: Some(b.path(&b.kernel)),
                 initrd: Some(b.path(&b.initrd)),
                 default_image: b.default_image.clone(),
             },
-            Err(_) => Context {
+            None => Context {
                 kernel: None,
                 initrd: None,
                 default_image: crate::defaults::from_config().unwrap_or_else(|| "debian".into()),
             },
-        }
+        })
     }
 
     pub fn show(&self, mut image: Image) -> Shown {

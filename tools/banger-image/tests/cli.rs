@@ -320,3 +320,53 @@ fn build_refuses_bad_input_before_doing_anything() {
     }
     assert!(!home.path().join("data/banger/images/x").exists());
 }
+
+#[test]
+fn list_fails_on_a_broken_config_or_an_unknown_schema() {
+    if !ready("list_fails_on_a_broken_config_or_an_unknown_schema") {
+        return;
+    }
+    let home = Home::new();
+    let rootfs = ext4(&home.path().join("r.ext4"));
+    ok_lines(
+        image(&home)
+            .args(["register", "--name", "mine", "--rootfs"])
+            .arg(&rootfs),
+    );
+    let cfg = home.path().join("config/banger/config.json");
+    std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    for (text, says) in [
+        ("{\"vcpus\": ", "config.json"),
+        ("{\"vpcus\": 2}", "vpcus"),
+        ("{\"schema\": 99}", "schema 99"),
+    ] {
+        std::fs::write(&cfg, text).unwrap();
+        let out = image(&home).arg("list").output().unwrap();
+        assert!(!out.status.success(), "{text}: exit 0");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{text}: {err}");
+    }
+    std::fs::remove_file(&cfg).unwrap();
+    // An image record of a schema this build does not know: the others are
+    // listed, and the exit code says something is wrong.
+    ok_lines(
+        image(&home)
+            .args(["register", "--name", "other", "--rootfs"])
+            .arg(&rootfs),
+    );
+    let rec = home.path().join("data/banger/images/mine/image.json");
+    let text = std::fs::read_to_string(&rec).unwrap();
+    std::fs::write(&rec, text.replace("\"schema\": 1", "\"schema\": 99")).unwrap();
+    let out = image(&home).arg("list").output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let names: Vec<_> = lines(&out.stdout)
+        .iter()
+        .map(|l| l["name"].clone())
+        .collect();
+    assert_eq!(names, vec!["other"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("image mine") && err.contains("schema 99"),
+        "{err}"
+    );
+}

@@ -87,12 +87,28 @@ fn formerr(query: &[u8]) -> Action {
     Action::Reply(r)
 }
 
+/// The header-only NOTIMP reply to a request with an opcode other than
+/// QUERY (IQUERY, STATUS, NOTIFY, UPDATE...): id, opcode and RD echoed.
+fn notimp(query: &[u8]) -> Action {
+    let mut r = vec![0u8; 12];
+    r[0] = query[0];
+    r[1] = query[1];
+    r[2] = 0x80 | (query[2] & 0x79);
+    r[3] = 0x04;
+    Action::Reply(r)
+}
+
 /// Answer one query datagram.
 pub fn answer(
     query: &[u8],
     lookup: &mut dyn FnMut(&str) -> Option<Ipv4Addr>,
     forward: bool,
 ) -> Action {
+    // Decided on the raw header: a request with another opcode need not
+    // parse as a query at all.
+    if query.len() >= 12 && query[2] & 0x80 == 0 && (query[2] >> 3) & 0x0f != 0 {
+        return notimp(query);
+    }
     let Ok(q) = Packet::parse(query) else {
         return formerr(query);
     };
@@ -288,6 +304,26 @@ mod tests {
         };
         let b: &'static [u8] = Box::leak(b.into_boxed_slice());
         Packet::parse(b).unwrap()
+    }
+
+    #[test]
+    fn other_opcodes_are_notimp() {
+        for opcode in [1u8, 2, 4, 5, 15] {
+            let mut q = query(9, "web.vm", TYPE::A);
+            q[2] = (q[2] & !0x78) | (opcode << 3);
+            let Action::Reply(r) = ask(&q, true) else {
+                panic!("opcode {opcode}: no reply")
+            };
+            assert_eq!(r.len(), 12, "opcode {opcode}: header only");
+            assert_eq!(&r[..2], &q[..2], "id echoed");
+            assert_eq!(r[2] & 0x80, 0x80, "a response");
+            assert_eq!((r[2] >> 3) & 0x0f, opcode, "opcode echoed");
+            assert_eq!(r[3] & 0x0f, 4, "NOTIMP");
+        }
+        // A response with any opcode is still dropped, never answered.
+        let mut q = query(9, "web.vm", TYPE::A);
+        q[2] |= 0x80 | (5 << 3);
+        assert_eq!(ask(&q, true), Action::Drop);
     }
 
     #[test]

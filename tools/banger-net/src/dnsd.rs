@@ -120,12 +120,15 @@ pub fn ensure(cfg: &NetCfg, listen: Option<SocketAddr>, forward: bool) -> Result
     if !forward {
         cmd.arg("--no-forward");
     }
-    // Its own session: the server outlives this command and its terminal.
+    // Its own session: the server outlives this command and its terminal,
+    // and keeps none of the descriptors this command inherited.
     use std::os::unix::process::CommandExt;
+    // SAFETY: the closure only makes syscalls (setsid, close_range/fcntl),
+    // which is what may run between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
             libc::setsid();
-            Ok(())
+            banger_lib::proc::cloexec_inherited()
         });
     }
     let mut child = cmd

@@ -118,8 +118,10 @@ pub fn default_uplink(nl: &Nl) -> Result<String> {
         .find(|r| r.prefix == 0 && r.oif.is_some())
         .and_then(|r| r.oif)
         .ok_or_else(|| {
-            Error::prereq("there is no default route to find the uplink from")
-                .with_hint("pass --uplink IF (the interface that reaches the outside)")
+            Error::prereq("there is no default route to find the uplink from").with_hint(format!(
+                "set \"uplink\" (the interface that reaches the outside) in {}, or pass --uplink IF",
+                banger_lib::paths::config_dir().join("config.json").display()
+            ))
         })?;
     nl.name_of(idx)?
         .ok_or_else(|| Error::failed(format!("the default route's interface {idx} vanished")))
@@ -135,17 +137,21 @@ pub fn enable(vm: &str, uplink: Option<&str>) -> Result<NatLine> {
     let nl = Nl::new()?;
     netstate::update(|st| {
         let i = lease_index(st, vm)?;
+        let configured = banger_lib::config::Bundle::load()
+            .map(|b| b.uplink)
+            .unwrap_or_default();
         let uplink = match uplink {
             Some(u) => u.to_string(),
             None => match &st.uplink {
                 Some(u) if !nat_addrs(st).is_empty() => u.clone(),
+                _ if !configured.is_empty() => configured,
                 _ => default_uplink(&nl)?,
             },
         };
         if nl.link(&uplink)?.is_none() {
             return Err(
                 Error::not_found(format!("uplink interface {uplink} does not exist"))
-                    .with_hint("pass --uplink with an interface from `ip link`"),
+                    .with_hint("set \"uplink\" in config.json (or pass --uplink) to an interface from `ip link`"),
             );
         }
         let ip = st.leases[i].ip;

@@ -308,9 +308,30 @@ fn dns_answers_from_leases_as_root() {
     }
     let n = Net::new();
     n.ok(&["tap", "acquire", "--vm", "web"]);
+    // A descriptor the caller leaks to its children (no O_CLOEXEC), as a
+    // script's lock fd or a CI runner's pipe would be: the daemon must not
+    // keep it open.
+    let mut pipe = [0; 2];
+    // SAFETY: pipe(2) writes two descriptors into the array we own.
+    assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
+    let leaked = std::fs::read_link(format!("/proc/self/fd/{}", pipe[1])).unwrap();
     let started = &n.ok(&["dns", "ensure", "--no-forward"])[0];
     assert_eq!(started["started"], true);
     let pid = started["pid"].as_u64().unwrap();
+    let held: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter(|fd| std::fs::read_link(fd.path()).ok().as_ref() == Some(&leaked))
+        .collect();
+    // SAFETY: closing the two descriptors pipe(2) gave us.
+    unsafe {
+        libc::close(pipe[0]);
+        libc::close(pipe[1]);
+    }
+    assert!(
+        held.is_empty(),
+        "the DNS daemon kept the caller's {leaked:?}"
+    );
     let again = &n.ok(&["dns", "ensure"])[0];
     assert_eq!(again["started"], false);
     assert_eq!(again["pid"].as_u64(), Some(pid));
@@ -321,6 +342,11 @@ fn dns_answers_from_leases_as_root() {
     assert!(aaaa.contains("status: NOERROR"), "{aaaa}");
     assert!(aaaa.contains("ANSWER: 0"), "{aaaa}");
     assert!(dig(&n.ns, "example.org").contains("status: REFUSED"));
+    // Opcodes other than QUERY (here STATUS and UPDATE) are not implemented.
+    for opcode in [2, 5] {
+        let r = dig(&n.ns, &format!("+opcode={opcode} web.vm"));
+        assert!(r.contains("status: NOTIMP"), "opcode {opcode}: {r}");
+    }
     // A lease made after the server started is answered without a restart.
     n.ok(&["tap", "acquire", "--vm", "late"]);
     assert_eq!(dig(&n.ns, "+short late.vm").trim(), "172.30.0.3");

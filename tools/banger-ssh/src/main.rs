@@ -36,6 +36,8 @@ fn main() {
 }
 
 fn wait(name: &str, timeout: f64) -> Result<i32> {
+    // A wait only serves whoever runs it: gone with its parent.
+    banger_lib::proc::die_with_parent();
     let vm = Vm::load(name)?;
     let (ok, line) = wait::wait(&vm, Duration::from_secs_f64(timeout));
     output::emit(&line);

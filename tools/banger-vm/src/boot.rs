@@ -65,9 +65,55 @@ pub fn start_vmm(rec: &mut VmRecord) -> Result<()> {
     record::store(rec)
 }
 
-/// Stop the VM's VMM through its driver; an already gone VMM is fine.
-pub fn stop_vmm(tool: &str, name: &str, timeout: u64) -> Result<()> {
-    tools::run_gone_ok(tool, &["stop", name, "--timeout", &timeout.to_string()])
+/// How a VMM driver is asked to stop a VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMode {
+    /// The clean path (guest agent, then the VMM's own request) for up to
+    /// this many seconds; then a sync through the agent and a kill.
+    Clean(u64),
+    /// Kill at once, no sync: for disks about to be removed.
+    Kill,
+}
+
+/// What a driver's stop did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stopped {
+    /// `agent`, `acpi`, `ctrl_alt_del`, `killed`, `already_dead`, ...
+    pub how: String,
+    /// Whether the guest shut down by itself (its disks are consistent).
+    pub clean: bool,
+    /// For a kill: whether the agent synced the guest's disks first.
+    pub synced: bool,
+}
+
+/// Stop the VM's VMM through its driver; an already gone VMM is fine
+/// (`how` is then `not_running`).
+pub fn stop_vmm(tool: &str, name: &str, mode: StopMode) -> Result<Stopped> {
+    let timeout;
+    let args: Vec<&str> = match mode {
+        StopMode::Clean(t) => {
+            timeout = t.to_string();
+            vec!["stop", name, "--timeout", &timeout]
+        }
+        StopMode::Kill => vec!["stop", name, "--kill"],
+    };
+    let lines = match tools::call(tool, &args, None, false) {
+        Ok(l) => l,
+        Err(e) if tools::gone(&e) => vec![],
+        Err(e) => return Err(e),
+    };
+    let line = lines.first();
+    let how = line
+        .and_then(|l| l.get("how"))
+        .and_then(Value::as_str)
+        .unwrap_or("not_running")
+        .to_string();
+    let flag = |k: &str| line.and_then(|l| l.get(k)).and_then(Value::as_bool);
+    Ok(Stopped {
+        clean: flag("clean").unwrap_or(false),
+        synced: flag("synced").unwrap_or(false),
+        how,
+    })
 }
 
 /// Make sure the .vm DNS server runs. It is a convenience (the VM works by

@@ -31,8 +31,21 @@ RECORDS:
 
   Verbs over several names (start, stop, restart, delete, set --nat/--no-nat)
   run concurrently and print one line per VM:
-    {\"name\": \"box\", \"ok\": true, \"state\": \"stopped\"}
+    {\"name\": \"box\", \"ok\": true, \"state\": \"stopped\", \"clean\": true, \"how\": \"agent\"}
     {\"name\": \"web\", \"ok\": false, \"error\": \"no VM named web\"}
+  stop adds clean (the guest shut down by itself, so everything it wrote is on
+  its disks) and how (agent, acpi, ctrl_alt_del, killed, crashed,
+  not_running); restart adds clean. delete --force of a VM without a readable
+  record adds removed, the list of what it found and removed.
+
+HOW STOP WORKS:
+  stop asks the guest agent to power off (it syncs first); if the agent does
+  not answer, the VMM's own request (QEMU: the ACPI power button; Firecracker:
+  Ctrl-Alt-Del). A guest under QEMU/TCG shuts down in a few seconds. Only
+  after --timeout (default 30 s) does it ask the agent to sync the disks and
+  kill the VMM; it then says so on stderr and prints \"clean\": false.
+  delete kills the VMM at once (the disks are removed anyway) unless
+  --graceful. restart is a clean stop, then start.
 
 HOW CREATE WORKS:
   image (banger-image show) -> disks (FICLONE reflink, else a sparse copy;
@@ -55,10 +68,11 @@ ENVIRONMENT:
 
 EXIT STATUS:
   0 ok; 1 failed (for several names: any of them failed); 2 usage (bad name,
-  bad size); 3 not found (no such VM or image); 4 prerequisite missing (a
-  banger tool, resize2fs, the runtime bundle); 5 conflict (the VM exists, is
-  running when it must be stopped, or is locked). With one name, a failure
-  exits with that failure's own code.
+  bad size, a --disk smaller than the image's work disk, more vCPUs or memory
+  than the host has); 3 not found (no such VM or image); 4 prerequisite
+  missing (a banger tool, resize2fs, the runtime bundle, an uplink for NAT);
+  5 conflict (the VM exists, is running when it must be stopped, or is
+  locked). With one name, a failure exits with that failure's own code.
 
 EXAMPLES:
   banger vm create --name box && banger vm ssh box
@@ -90,11 +104,11 @@ pub enum Cmd {
     Create(CreateArgs),
     /// Boot stopped or crashed VMs
     Start(StartArgs),
-    /// Shut VMs down, keeping their disks and lease
+    /// Shut VMs down cleanly, keeping their disks and lease
     Stop(StopArgs),
-    /// Stop, then start VMs
+    /// Stop (cleanly), then start VMs
     Restart(StartArgs),
-    /// Stop VMs and remove their disks, lease, NAT entry, known_hosts entry and record
+    /// Kill VMs and remove their disks, lease, NAT entry, known_hosts entry and record
     Delete(DeleteArgs),
     /// List VMs (a table on a terminal, JSON lines otherwise)
     List {
@@ -183,7 +197,7 @@ pub struct StartArgs {
 pub struct StopArgs {
     #[arg(required = true)]
     pub names: Vec<String>,
-    /// Seconds to wait for a clean shutdown before the VMM is killed
+    /// Seconds to wait for a clean shutdown (guest agent, then ACPI / Ctrl-Alt-Del) before the disks are synced and the VMM is killed
     #[arg(long, default_value_t = 30)]
     pub timeout: u64,
 }
@@ -192,11 +206,14 @@ pub struct StopArgs {
 pub struct DeleteArgs {
     #[arg(required = true)]
     pub names: Vec<String>,
-    /// Remove the record even when a cleanup step fails (the failures are printed)
+    /// Remove the VM even when a cleanup step fails or its record is corrupt or missing (prints what it removed)
     #[arg(long)]
     pub force: bool,
-    /// Seconds to wait for a clean shutdown before the VMM is killed
-    #[arg(long, default_value_t = 10)]
+    /// Shut the guest down cleanly before removing it (default: kill the VMM at once, its disks are deleted anyway)
+    #[arg(long)]
+    pub graceful: bool,
+    /// With --graceful: seconds to wait for a clean shutdown before the VMM is killed
+    #[arg(long, default_value_t = 30, requires = "graceful")]
     pub timeout: u64,
 }
 

@@ -99,7 +99,7 @@ pub fn create(a: &CreateArgs) -> Result<Value> {
     let bundle = Bundle::load()?;
     let vcpus = a.vcpus.unwrap_or(bundle.vcpus);
     let memory = a.memory.unwrap_or(bundle.memory_mib);
-    crate::lifecycle::check_size(vcpus, memory)?;
+    crate::lifecycle::check_size(vcpus, memory, "create")?;
     let disk_size = disks::parse_size(a.disk.as_deref().unwrap_or(&bundle.disk_size))?;
     let choice = match a.vmm {
         Some(c) => c,
@@ -198,6 +198,9 @@ fn steps(
     at("image", interrupt::check())?;
     let image = at("image", image(a.image.as_deref(), bundle))?;
     let vmm = at("image", vmm::pick(choice, bundle))?;
+    if let Some(seed) = &image.work_seed {
+        at("image", disks::check_room(seed, disk_size))?;
+    }
     t.mark("image");
 
     progress(name, "disks");
@@ -247,24 +250,23 @@ fn steps(
 
     progress(name, "network");
     at("tap", interrupt::check())?;
+    // banger-net undoes its own half-made acquire; there is only something
+    // to give back once it succeeded.
+    at("tap", boot::acquire_tap(&mut rec))?;
     {
         let n = name.to_string();
         undo.push("TAP and lease", move || {
             tools::run_gone_ok("banger-net", &["tap", "release", "--vm", &n])
         });
     }
-    at("tap", boot::acquire_tap(&mut rec))?;
     at("tap", record::store(&rec))?;
     t.mark("tap");
 
     if a.no_start {
         if a.nat {
             at("nat", interrupt::check())?;
+            at("nat", nat_enable(name))?;
             push_nat_undo(undo, name);
-            at(
-                "nat",
-                tools::run("banger-net", &["nat", "enable", "--vm", name]),
-            )?;
         }
         at("nat", interrupt::check())?;
         return Ok(rec);
@@ -273,8 +275,11 @@ fn steps(
     progress(name, &format!("starting {vmm}"));
     at("vmm start", interrupt::check())?;
     {
+        // The disks go with the undo: no need to shut the guest down.
         let (n, tool) = (name.to_string(), vmm::tool(&vmm));
-        undo.push("VMM process", move || boot::stop_vmm(tool, &n, 0));
+        undo.push("VMM process", move || {
+            boot::stop_vmm(tool, &n, boot::StopMode::Kill).map(drop)
+        });
     }
     at("vmm start", boot::start_vmm(&mut rec))?;
     t.mark("vmm_start");
@@ -284,11 +289,8 @@ fn steps(
 
     if a.nat {
         at("nat", interrupt::check())?;
+        at("nat", nat_enable(name))?;
         push_nat_undo(undo, name);
-        at(
-            "nat",
-            tools::run("banger-net", &["nat", "enable", "--vm", name]),
-        )?;
     }
     t.mark("nat");
 
@@ -297,6 +299,22 @@ fn steps(
     }
     at("done", interrupt::check())?;
     Ok(rec)
+}
+
+/// `banger-net nat enable --vm NAME`, with a hint in banger-vm's terms:
+/// banger-vm has no --uplink, the config file does.
+pub fn nat_enable(name: &str) -> Result<()> {
+    tools::run("banger-net", &["nat", "enable", "--vm", name]).map_err(|mut e| {
+        if e.hint.as_deref().is_some_and(|h| h.contains("--uplink")) {
+            e.hint = Some(format!(
+                "set \"uplink\" (the interface that reaches the outside, see `ip route`) in {}",
+                banger_lib::paths::config_dir()
+                    .join("config.json")
+                    .display()
+            ));
+        }
+        e
+    })
 }
 
 fn push_nat_undo(undo: &mut Undo, name: &str) {
@@ -323,26 +341,19 @@ fn image(name: Option<&str>, bundle: &Bundle) -> Result<Image> {
     let rootfs = path("rootfs")
         .ok_or_else(|| Error::failed(format!("banger-image show {name} gave no rootfs")))?;
     let kernel = path("kernel").unwrap_or_else(|| bundle.path(&bundle.kernel));
-    if !kernel.is_file() {
-        return Err(Error::prereq(format!(
-            "the guest kernel {} does not exist",
-            kernel.display()
-        ))
-        .with_hint(
+    banger_lib::paths::require_file("the guest kernel", &kernel, banger_lib::Kind::Prereq)
+        .map_err(|e| {
+            e.with_hint(
             "build the runtime bundle: make runtime-local (or register the image with --kernel)",
-        ));
-    }
+        )
+        })?;
     let initrd = path("initrd").or_else(|| {
         let p = bundle.path(&bundle.initrd);
-        p.is_file().then_some(p)
+        p.exists().then_some(p)
     });
     if let Some(i) = &initrd {
-        if !i.is_file() {
-            return Err(
-                Error::prereq(format!("the initrd {} does not exist", i.display()))
-                    .with_hint("build the runtime bundle: make runtime-local"),
-            );
-        }
+        banger_lib::paths::require_file("the initrd", i, banger_lib::Kind::Prereq)
+            .map_err(|e| e.with_hint("build the runtime bundle: make runtime-local"))?;
     }
     Ok(Image {
         name: v

@@ -105,7 +105,7 @@ pub fn grow(path: &Path, size: u64) -> Result<bool> {
         .write(true)
         .open(path)
         .and_then(|f| f.set_len(size))
-        .map_err(|e| io(format!("growing {}", path.display()), e))?;
+        .map_err(|e| too_big(path, e))?;
     let out = run(Command::new(&resize2fs).arg(path))?;
     if !out.0 {
         // resize2fs asks for a forced check of a filesystem that was
@@ -152,8 +152,12 @@ pub fn make_empty(path: &Path, size: u64) -> Result<()> {
         .write(true)
         .create_new(true)
         .open(path)
-        .and_then(|f| f.set_len(size))
-        .map_err(|e| io(format!("creating {}", path.display()), e))?;
+        .map_err(|e| io(format!("creating {}", path.display()), e))?
+        .set_len(size)
+        .map_err(|e| {
+            let _ = std::fs::remove_file(path);
+            too_big(path, e)
+        })?;
     let out = run(Command::new(mkfs)
         .args(["-q", "-F", "-L", "work"])
         .arg(path))?;
@@ -168,11 +172,15 @@ pub fn make_empty(path: &Path, size: u64) -> Result<()> {
     Ok(())
 }
 
+/// The largest work disk: ext4 on the host stores files up to 16 TiB
+/// (4 KiB blocks), and a bigger sparse file fails with EFBIG.
+pub const MAX_DISK: u64 = 16 << 40;
+
 /// Parse a size: bytes, or with K, M, G, T (powers of 1024; `iB`/`B` optional).
 pub fn parse_size(s: &str) -> Result<u64> {
     let bad = || {
         Error::usage(format!("bad size {s:?}"))
-            .with_hint("give a size like 8G, 512M or 20GiB (at least 1M)")
+            .with_hint("give --disk a size like 8G, 512M or 20GiB (at least 1M, less than 16T)")
     };
     let t = s.trim();
     let t = t
@@ -194,10 +202,49 @@ pub fn parse_size(s: &str) -> Result<u64> {
     };
     let n: u64 = num.trim().parse().map_err(|_| bad())?;
     let size = n.checked_mul(mult).ok_or_else(bad)?;
-    if size < 1 << 20 {
+    if !(1 << 20..MAX_DISK).contains(&size) {
         return Err(bad());
     }
     Ok(size)
+}
+
+/// A work disk is made from the image's work seed and never shrinks: a
+/// `--disk` smaller than the seed is refused, naming the minimum.
+pub fn check_room(seed: &Path, size: u64) -> Result<()> {
+    let len = std::fs::metadata(seed)
+        .map_err(|e| io(format!("reading {}", seed.display()), e))?
+        .len();
+    if size < len {
+        let min = len.div_ceil(1 << 20);
+        return Err(Error::usage(format!(
+            "--disk {} is smaller than the image's work disk ({min}M)",
+            human(size)
+        ))
+        .with_hint(format!("give --disk at least {min}M")));
+    }
+    Ok(())
+}
+
+/// A size as the user would write it (the largest exact unit).
+fn human(n: u64) -> String {
+    for (unit, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    n.to_string()
+}
+
+/// EFBIG from the host filesystem is the size's fault: exit 2, not 1.
+fn too_big(path: &Path, e: std::io::Error) -> Error {
+    if e.raw_os_error() == Some(libc::EFBIG) {
+        return Error::usage(format!(
+            "bad size: {} cannot hold a file that big",
+            path.parent().unwrap_or(path).display()
+        ))
+        .with_hint("give --disk a smaller size");
+    }
+    io(format!("growing {}", path.display()), e)
 }
 
 #[cfg(test)]
@@ -212,7 +259,21 @@ mod tests {
         assert_eq!(parse_size("20GiB").unwrap(), 20 << 30);
         assert_eq!(parse_size("1048576").unwrap(), 1 << 20);
         assert_eq!(parse_size("2g").unwrap(), 2 << 30);
-        for bad in ["", "G", "8X", "-1G", "1K", "10", "99999999999T", "1.5G"] {
+        assert_eq!(parse_size("15T").unwrap(), 15 << 40);
+        for bad in [
+            "",
+            "G",
+            "8X",
+            "-1G",
+            "1K",
+            "10",
+            "99999999999T",
+            "1.5G",
+            "18446744073709551615",
+            "9223372036854775807",
+            "4096T",
+            "16T",
+        ] {
             assert_eq!(parse_size(bad).unwrap_err().exit_code(), 2, "{bad}");
         }
     }

@@ -1,20 +1,43 @@
 //! start, stop, restart, delete and set on one VM, under its lock. The
 //! fan-out over several names is in fanout.rs.
 
+use crate::boot::StopMode;
 use crate::create::{step_error, Timings};
 use crate::record::{self, State, VmRecord};
 use crate::{boot, interrupt, tools, vmm};
 use banger_lib::{paths, state, Error, Kind, Result};
 use serde_json::{json, Value};
 
-pub fn check_size(vcpus: u32, memory: u32) -> Result<()> {
-    if vcpus == 0 || vcpus > 32 {
-        return Err(Error::usage(format!("--vcpus must be 1-32, not {vcpus}")));
+/// vCPUs and memory a VM may have: at least one vCPU and 128 MiB, at most
+/// the host's CPUs (and 32) and the host's memory. `verb` names the command
+/// for the hint (`create`, `set`).
+pub fn check_size(vcpus: u32, memory: u32, verb: &str) -> Result<()> {
+    let cpus = banger_lib::host::cpus().min(32);
+    if vcpus == 0 || vcpus > cpus {
+        return Err(Error::usage(format!(
+            "--vcpus must be 1-{cpus} on this host, not {vcpus}"
+        ))
+        .with_hint(format!(
+            "this host has {cpus} CPUs for guests: banger vm {verb} --vcpus {}",
+            cpus.min(2)
+        )));
     }
     if memory < 128 {
         return Err(Error::usage(format!(
             "--memory is in MiB and must be at least 128, not {memory}"
-        )));
+        ))
+        .with_hint(format!("for example: banger vm {verb} --memory 1024")));
+    }
+    if let Some(max) = banger_lib::host::memory_mib() {
+        if u64::from(memory) > max {
+            return Err(Error::usage(format!(
+                "--memory {memory} MiB is more than this host's {max} MiB"
+            ))
+            .with_hint(format!(
+                "give at most {max}: banger vm {verb} --memory {}",
+                (max / 2).max(128)
+            )));
+        }
     }
     Ok(())
 }
@@ -24,7 +47,7 @@ fn lock(name: &str) -> Result<state::Lock> {
     if record::load(name)?.is_none() {
         return Err(record::not_found(name));
     }
-    let l = record::lock(name, state::default_lock_timeout())?;
+    let l = lock_any(name)?;
     if record::load(name)?.is_none() {
         // Deleted while we waited: leave no empty directory behind.
         let _ = std::fs::remove_file(l.path());
@@ -32,6 +55,11 @@ fn lock(name: &str) -> Result<state::Lock> {
         return Err(record::not_found(name));
     }
     Ok(l)
+}
+
+/// The VM's lock, whether or not its record is readable.
+fn lock_any(name: &str) -> Result<state::Lock> {
+    record::lock(name, state::default_lock_timeout())
 }
 
 /// Boot a created, stopped or crashed VM. A running one is left as it is.
@@ -44,14 +72,15 @@ pub fn start(name: &str, no_wait: bool, timeout: u64) -> Result<Value> {
     let tool = vmm::tool(&rec.vmm);
     if rec.state == State::Crashed {
         // Whatever the dead VMM left: sockets, QEMU's vsock helper.
-        let _ = boot::stop_vmm(tool, name, 0);
+        let _ = boot::stop_vmm(tool, name, StopMode::Kill);
     }
     let before = rec.state;
     let fail = |rec: &mut VmRecord, step: &str, e: Error| -> Error {
         if matches!(step, "vmm start" | "healthy" | "ssh") {
             boot::show_console_tail(name);
         }
-        let _ = boot::stop_vmm(tool, name, 0);
+        // A guest that got far enough to answer is synced before the kill.
+        let _ = boot::stop_vmm(tool, name, StopMode::Clean(0));
         rec.state = if before == State::Created {
             State::Created
         } else {
@@ -67,7 +96,7 @@ pub fn start(name: &str, no_wait: bool, timeout: u64) -> Result<Value> {
         return Err(fail(&mut rec, "tap", e));
     }
     if rec.nat {
-        match tools::run("banger-net", &["nat", "enable", "--vm", name]) {
+        match crate::create::nat_enable(name) {
             Err(e) if e.kind != Kind::Conflict => return Err(fail(&mut rec, "nat", e)),
             _ => {}
         }
@@ -87,44 +116,103 @@ pub fn start(name: &str, no_wait: bool, timeout: u64) -> Result<Value> {
     Ok(rec.view())
 }
 
-/// Shut a VM down; disks, lease and TAP stay.
+/// Shut a VM down; disks, lease and TAP stay. The result says whether the
+/// guest shut down by itself (`clean`) and how.
 pub fn stop(name: &str, timeout: u64) -> Result<Value> {
     let _l = lock(name)?;
     let mut rec = record::reconcile_locked(name)?;
-    stop_locked(&mut rec, timeout)?;
-    Ok(json!({"state": rec.state}))
+    let s = stop_locked(&mut rec, timeout)?;
+    Ok(json!({"state": rec.state, "clean": s.clean, "how": s.how}))
 }
 
-fn stop_locked(rec: &mut VmRecord, timeout: u64) -> Result<()> {
+fn stop_locked(rec: &mut VmRecord, timeout: u64) -> Result<boot::Stopped> {
     let tool = vmm::tool(&rec.vmm);
-    match rec.state {
-        State::Running => boot::stop_vmm(tool, &rec.name, timeout)
+    let s = match rec.state {
+        State::Running => boot::stop_vmm(tool, &rec.name, StopMode::Clean(timeout))
             .map_err(|e| step_error(&rec.name, "stop", "vmm stop", e))?,
         State::Crashed => {
-            let _ = boot::stop_vmm(tool, &rec.name, 0);
+            let _ = boot::stop_vmm(tool, &rec.name, StopMode::Kill);
+            boot::Stopped {
+                how: "crashed".into(),
+                clean: false,
+                synced: false,
+            }
         }
-        State::Created | State::Stopped => return Ok(()),
+        State::Created | State::Stopped => {
+            return Ok(boot::Stopped {
+                how: "not_running".into(),
+                clean: true,
+                synced: false,
+            })
+        }
+    };
+    if s.how == "killed" {
+        let what = if s.synced {
+            "its disks were synced first"
+        } else {
+            "the guest agent did not answer, so writes not yet on disk may be lost"
+        };
+        eprintln!(
+            "banger-vm: warning: {} did not shut down within {timeout} s and was killed; {what}",
+            rec.name
+        );
+        eprintln!(
+            "hint: give it longer next time: banger vm stop --timeout {} {}",
+            (timeout * 2).max(30),
+            rec.name
+        );
     }
     rec.state = State::Stopped;
     rec.pid = None;
     rec.pid_start_time = None;
     rec.vsock_uds = None;
-    record::store(rec)
+    record::store(rec)?;
+    Ok(s)
 }
 
+/// Stop (the clean path), then start.
 pub fn restart(name: &str, no_wait: bool, timeout: u64, stop_timeout: u64) -> Result<Value> {
-    stop(name, stop_timeout)?;
-    start(name, no_wait, timeout)
+    let stopped = stop(name, stop_timeout)?;
+    let mut v = start(name, no_wait, timeout)?;
+    v["clean"] = stopped["clean"].clone();
+    Ok(v)
 }
 
 /// Stop a VM and remove everything it had. Without `force`, a failing
-/// cleanup step keeps the record so the delete can be tried again.
-pub fn delete(name: &str, force: bool, timeout: u64) -> Result<Value> {
+/// cleanup step keeps the record so the delete can be tried again. The
+/// VMM is killed at once (its disks are going), unless `graceful`.
+pub fn delete(name: &str, force: bool, graceful: bool, timeout: u64) -> Result<Value> {
+    match record::load(name) {
+        Ok(Some(_)) => {}
+        Ok(None) if force && record::vm_dir(name).exists() => return delete_by_name(name),
+        Ok(None) => {
+            let e = record::not_found(name);
+            if record::vm_dir(name).exists() {
+                return Err(e.with_hint(format!(
+                    "{} has files but no record (a create that was killed?); \
+                     remove them: banger vm delete --force {name}",
+                    record::vm_dir(name).display()
+                )));
+            }
+            return Err(e);
+        }
+        Err(_) if force => return delete_by_name(name),
+        Err(e) => {
+            return Err(e.with_hint(format!(
+            "remove the VM anyway (VMM, lease, NAT entry, disks): banger vm delete --force {name}"
+        )))
+        }
+    }
     let _l = lock(name)?;
     let mut rec = record::reconcile_locked(name)?;
     let mut failed: Vec<String> = Vec::new();
     let tool = vmm::tool(&rec.vmm);
-    if let Err(e) = boot::stop_vmm(tool, name, timeout) {
+    let mode = if graceful {
+        StopMode::Clean(timeout)
+    } else {
+        StopMode::Kill
+    };
+    if let Err(e) = boot::stop_vmm(tool, name, mode) {
         failed.push(format!("vmm stop: {e}"));
     } else if rec.state == State::Running {
         rec.state = State::Stopped;
@@ -161,6 +249,56 @@ pub fn delete(name: &str, force: bool, timeout: u64) -> Result<Value> {
     Ok(out)
 }
 
+/// `delete --force` of a VM whose record is corrupt or missing: find what
+/// belongs to the name without the record (a VMM by its id under either
+/// driver, the lease, the NAT element, the host key, the dirs) and remove
+/// it, printing what was there.
+fn delete_by_name(name: &str) -> Result<Value> {
+    let _l = lock_any(name)?;
+    let mut removed: Vec<String> = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    for tool in ["banger-qemu", "banger-fc"] {
+        match boot::stop_vmm(tool, name, StopMode::Kill) {
+            Ok(s) if s.how != "not_running" => removed.push(format!("{tool} VMM ({})", s.how)),
+            Ok(_) => {}
+            // A driver that is not installed cannot have started it.
+            Err(e) if e.kind == Kind::Prereq => {}
+            Err(e) => failed.push(format!("{tool} stop: {e}")),
+        }
+    }
+    for (what, args) in [
+        ("NAT element", ["nat", "disable", "--vm", name]),
+        ("TAP and lease", ["tap", "release", "--vm", name]),
+    ] {
+        match tools::run("banger-net", &args) {
+            Ok(()) => removed.push(what.into()),
+            Err(e) if tools::gone(&e) => {}
+            Err(e) => failed.push(format!("{}: {e}", args[..2].join(" "))),
+        }
+    }
+    forget_host_key(name);
+    let run = banger_lib::vmspec::run_dir(name);
+    if run.exists() && std::fs::remove_dir_all(&run).is_ok() {
+        removed.push(run.display().to_string());
+    }
+    let dir = record::vm_dir(name);
+    // Never follow a link out of the state dir into a delete.
+    if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(Error::failed(format!(
+            "{} is a symbolic link; not following it",
+            dir.display()
+        )));
+    }
+    std::fs::remove_dir_all(&dir)
+        .map_err(|e| banger_lib::error::io(format!("removing {}", dir.display()), e))?;
+    removed.push(dir.display().to_string());
+    let mut out = json!({"state": "deleted", "removed": removed});
+    if !failed.is_empty() {
+        out["warnings"] = json!(failed);
+    }
+    Ok(out)
+}
+
 /// A re-created VM gets a new host key; drop the old one.
 fn forget_host_key(name: &str) {
     let _ = tools::run("banger-ssh", &["forget", name]);
@@ -185,13 +323,18 @@ pub fn set(name: &str, s: &Settings) -> Result<Value> {
     check_size(
         s.vcpus.unwrap_or(rec.vcpus),
         s.memory.unwrap_or(rec.memory_mib),
+        "set",
     )?;
     if let Some(nat) = s.nat {
         // Without a lease there is no address to masquerade yet; start
         // applies the setting.
         if rec.ip.is_some() {
-            let verb = if nat { "enable" } else { "disable" };
-            match tools::run("banger-net", &["nat", verb, "--vm", name]) {
+            let r = if nat {
+                crate::create::nat_enable(name)
+            } else {
+                tools::run("banger-net", &["nat", "disable", "--vm", name])
+            };
+            match r {
                 Err(e) if nat && e.kind == Kind::Conflict => {}
                 Err(e) if !nat && e.kind == Kind::NotFound => {}
                 Err(e) => return Err(e),

@@ -39,7 +39,9 @@ fn main() {
                     lifecycle::restart(n, a.no_wait, a.timeout, a.stop_timeout)
                 })
             }
-            Cmd::Delete(a) => fanout::run(&a.names, |n| lifecycle::delete(n, a.force, a.timeout)),
+            Cmd::Delete(a) => fanout::run(&a.names, |n| {
+                lifecycle::delete(n, a.force, a.graceful, a.timeout)
+            }),
             Cmd::List { json } => view::list(json)?,
             Cmd::Show { name } => view::show(&name)?,
             Cmd::Set(a) => {

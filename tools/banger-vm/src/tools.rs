@@ -21,6 +21,15 @@ pub fn call(
 ) -> Result<Vec<Value>> {
     let mut cmd = sibling::command(tool)?;
     cmd.args(args).process_group(0);
+    if interruptible {
+        // A wait serves this command alone: if banger-vm is killed outright
+        // (SIGKILL, OOM), the wait must not poll on. Tools that make
+        // something are left to finish it, so a kill never cuts one short.
+        // SAFETY: the closure only calls prctl(2), allowed before exec.
+        unsafe {
+            cmd.pre_exec(banger_lib::proc::pre_exec_die_with_parent);
+        }
+    }
     let mut child = sibling::spawn(&mut cmd, tool, stdin)?;
     let pid = child.id() as i32;
     let mut out = child.stdout.take().expect("piped stdout");
@@ -78,13 +87,17 @@ pub fn run(tool: &str, args: &[&str]) -> Result<()> {
     call(tool, args, None, false).map(|_| ())
 }
 
+/// Whether a cleanup call failed only because the thing is already gone
+/// (exit 3), as opposed to the tool itself missing (exit 4).
+pub fn gone(e: &Error) -> bool {
+    e.kind == banger_lib::Kind::NotFound
+}
+
 /// Like `run`, but "not found" (already gone) counts as done: cleanup
 /// steps are idempotent.
 pub fn run_gone_ok(tool: &str, args: &[&str]) -> Result<()> {
     match run(tool, args) {
-        Err(e) if e.kind == banger_lib::Kind::NotFound && !e.message.contains("not installed") => {
-            Ok(())
-        }
+        Err(e) if gone(&e) => Ok(()),
         r => r,
     }
 }

@@ -86,6 +86,9 @@ fn state_word(s: State) -> &'static str {
 pub fn health(names: &[String]) -> Result<i32> {
     for n in names {
         banger_lib::names::validate("VM", n)?;
+        // banger-health would report it as one failed line; a name that
+        // is not a VM at all is exit 3 with a message.
+        record::load_existing(n)?;
     }
     let mut c = sibling::command("banger-health")?;
     c.arg("check").args(names);

@@ -77,8 +77,12 @@ fn create_show_stop_start_delete() {
     assert_ok(&out);
     assert_eq!(
         json_lines(&out),
-        [serde_json::json!({"name": "box", "ok": true, "state": "stopped"})]
+        [
+            serde_json::json!({"name": "box", "ok": true, "state": "stopped",
+                            "clean": true, "how": "agent"})
+        ]
     );
+    assert!(fx.log().contains("banger-qemu stop box --timeout 30"));
     assert!(
         fx.live_vmms().is_empty() || {
             banger_testkit::poll(Duration::from_secs(5), || {
@@ -111,7 +115,8 @@ fn create_show_stop_start_delete() {
     assert_ok(&out);
     assert_eq!(json_lines(&out)[0]["state"], "deleted");
     let log = fx.log();
-    assert!(log.contains("banger-qemu stop box"), "{log}");
+    // Its disks are going: the VMM is killed, not shut down.
+    assert!(log.contains("banger-qemu stop box --kill"), "{log}");
     assert!(log.contains("banger-net nat disable --vm box"), "{log}");
     assert!(log.contains("banger-net tap release --vm box"), "{log}");
     assert!(log.contains("banger-ssh forget box"), "{log}");
@@ -145,6 +150,8 @@ fn a_failing_create_step_undoes_everything_before_it() {
         );
         assert!(err.contains("injected failure"), "{err}");
         assert!(err.contains("hint: this is a stand-in"), "{err}");
+        // Undoing only what was made: no failed undo of a step that never ran.
+        assert!(!err.contains("warning"), "{fail_at}: {err}");
         assert!(out.stdout.is_empty());
         fx.assert_nothing_left("box");
         // And the name is free again.
@@ -167,7 +174,7 @@ fn the_vmm_dying_during_boot_is_undone() {
 #[test]
 fn bad_names_images_and_sizes() {
     let fx = Fx::new();
-    for bad in ["Box", "a_b", "../x", "-a", ""] {
+    for bad in ["Box", "a_b", "../x", "-a", "", "0", "42", "1-2"] {
         let out = fx.run(&["create", &format!("--name={bad}")]);
         assert_code(&out, 2);
         assert!(stderr(&out).contains("invalid VM name"), "{}", stderr(&out));
@@ -247,11 +254,18 @@ fn settings_of_a_running_vm_need_a_stop() {
     assert_ok(&fx.run(&["set", "--no-nat", "box"]));
     assert!(fx.nats().is_empty());
     assert_ok(&fx.run(&["stop", "box"]));
-    let out = fx.run(&["set", "box", "--vcpus", "2", "--memory", "512"]);
+    let out = fx.run(&["set", "box", "--vcpus", "1", "--memory", "512"]);
     assert_ok(&out);
-    assert_eq!(fx.vm_json("box")["vcpus"], 2);
+    assert_eq!(fx.vm_json("box")["vcpus"], 1);
     assert_eq!(fx.vm_json("box")["memory_mib"], 512);
-    assert_code(&fx.run(&["set", "box", "--vcpus", "99"]), 2);
+    // More than the host has is refused, and nothing changes.
+    for args in [["--vcpus", "99"], ["--memory", "99999999"]] {
+        let out = fx.run(&["set", "box", args[0], args[1]]);
+        assert_code(&out, 2);
+        assert!(stderr(&out).contains("this host"), "{}", stderr(&out));
+        assert!(stderr(&out).contains("hint: "), "{}", stderr(&out));
+    }
+    assert_eq!(fx.vm_json("box")["memory_mib"], 512);
     assert_code(&fx.run(&["set", "box"]), 2);
     // ssh into a stopped VM.
     let out = fx.run(&["ssh", "box"]);
@@ -271,7 +285,7 @@ fn fan_out_prints_one_line_per_vm_and_fails_if_any_failed() {
     assert_eq!(lines.len(), 3, "duplicates run once");
     assert_eq!(
         lines[0],
-        serde_json::json!({"name":"a","ok":true,"state":"stopped"})
+        serde_json::json!({"name":"a","ok":true,"state":"stopped","clean":true,"how":"agent"})
     );
     assert_eq!(lines[1]["name"], "b");
     assert_eq!(lines[1]["ok"], true);
@@ -467,4 +481,193 @@ fn disk_full_during_create_is_undone_as_root() {
     );
     assert!(fx.leases().is_empty());
     assert!(fx.live_vmms().is_empty());
+}
+
+#[test]
+fn sizes_and_shapes_the_host_cannot_give_are_usage_errors() {
+    let fx = Fx::new();
+    for (args, says) in [
+        (vec!["--disk", "18446744073709551615"], "bad size"),
+        (vec!["--disk", "4096T"], "bad size"),
+        (vec!["--disk", "9223372036854775807"], "bad size"),
+        (vec!["--disk", "16T"], "bad size"),
+        // The image's work seed is 8M; the work disk never shrinks.
+        (
+            vec!["--disk", "4M"],
+            "smaller than the image's work disk (8M)",
+        ),
+        (vec!["--memory", "99999999"], "more than this host's"),
+        (vec!["--vcpus", "999"], "on this host"),
+    ] {
+        let mut a = vec!["create", "--name", "box"];
+        a.extend(args.iter());
+        let out = fx.run(&a);
+        assert_code(&out, 2);
+        let err = stderr(&out);
+        assert!(err.contains(says), "{args:?}: {err}");
+        // The hint names an option of banger vm.
+        let flag = args[0];
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("hint:") && l.contains(flag)),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains("EFBIG") && !err.contains("File too large"),
+            "{err}"
+        );
+    }
+    let log = fx.log();
+    assert!(!log.contains("tap acquire"), "{log}");
+    assert!(!fx.vms_dir().join("box").exists());
+    assert!(fx.leases().is_empty());
+    // The smallest size that holds the seed is fine.
+    let rec = fx.create("box", &["--disk", "8M", "--no-start"]);
+    assert_eq!(rec["disk_size"], 8 << 20);
+}
+
+#[test]
+fn a_kernel_that_is_a_directory_is_not_a_file() {
+    let fx = Fx::new();
+    let k = fx.runtime.join("vmlinux");
+    std::fs::remove_file(&k).unwrap();
+    std::fs::create_dir(&k).unwrap();
+    let out = fx.run(&["create", "--name", "box"]);
+    assert_code(&out, 4);
+    let err = stderr(&out);
+    assert!(err.contains("is not a file"), "{err}");
+    assert!(!err.contains("does not exist"), "{err}");
+    assert!(!fx.vms_dir().join("box").exists());
+    assert!(fx.leases().is_empty());
+}
+
+#[test]
+fn health_of_an_unknown_vm_is_not_found() {
+    let fx = Fx::new();
+    let out = fx.run(&["health", "ghost"]);
+    assert_code(&out, 3);
+    assert!(
+        stderr(&out).contains("no VM named ghost"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!fx.log().contains("banger-health"), "{}", fx.log());
+}
+
+#[test]
+fn a_stop_that_had_to_kill_says_so() {
+    let fx = Fx::new();
+    fx.create("box", &[]);
+    let out = fx.run_with(
+        &["stop", "--timeout", "5", "box"],
+        &[("STOP_HOW", "killed"), ("STOP_SYNCED", "true")],
+    );
+    assert_ok(&out);
+    let line = &json_lines(&out)[0];
+    assert_eq!(line["clean"], false);
+    assert_eq!(line["how"], "killed");
+    let err = stderr(&out);
+    assert!(err.contains("did not shut down within 5 s"), "{err}");
+    assert!(err.contains("synced"), "{err}");
+    assert!(err.contains("banger vm stop --timeout"), "{err}");
+    // Stopping a stopped VM is clean and asks nothing.
+    fx.clear_log();
+    let out = fx.run(&["stop", "box"]);
+    assert_eq!(json_lines(&out)[0]["how"], "not_running");
+    assert_eq!(fx.log(), "");
+}
+
+#[test]
+fn restart_is_a_clean_stop_then_start() {
+    let fx = Fx::new();
+    fx.create("box", &[]);
+    fx.clear_log();
+    let out = fx.run(&["restart", "box", "--stop-timeout", "12"]);
+    assert_ok(&out);
+    let line = &json_lines(&out)[0];
+    assert_eq!(line["state"], "running");
+    assert_eq!(line["clean"], true);
+    let log = fx.log();
+    let calls: Vec<&str> = log.lines().collect();
+    assert_eq!(calls[0], "banger-qemu stop box --timeout 12", "{log}");
+    assert!(calls.contains(&"banger-qemu start"), "{log}");
+}
+
+#[test]
+fn graceful_delete_shuts_the_guest_down_first() {
+    let fx = Fx::new();
+    fx.create("box", &[]);
+    let out = fx.run(&["delete", "--graceful", "--timeout", "7", "box"]);
+    assert_ok(&out);
+    assert!(
+        fx.log().contains("banger-qemu stop box --timeout 7"),
+        "{}",
+        fx.log()
+    );
+    fx.assert_nothing_left("box");
+    // --timeout alone is for --graceful.
+    fx.create("box", &[]);
+    assert_code(&fx.run(&["delete", "--timeout", "7", "box"]), 2);
+}
+
+#[test]
+fn force_delete_removes_a_vm_whose_record_is_corrupt_or_missing() {
+    for damage in ["truncate", "remove"] {
+        let fx = Fx::new();
+        fx.create("box", &["--nat"]);
+        let rec = fx.vms_dir().join("box/vm.json");
+        match damage {
+            "truncate" => std::fs::write(&rec, "{\"schema\": 1, \"name\": \"bo").unwrap(),
+            _ => std::fs::remove_file(&rec).unwrap(),
+        }
+        // Without --force: an error that says what to do; nothing removed.
+        let out = fx.run(&["delete", "box"]);
+        assert!(!out.status.success(), "{damage}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("banger vm delete --force box"),
+            "{damage}: {err}"
+        );
+        assert!(fx.vms_dir().join("box").exists());
+        assert_eq!(fx.leases(), ["box"]);
+
+        let out = fx.run(&["delete", "--force", "box"]);
+        assert_ok(&out);
+        let line = &json_lines(&out)[0];
+        assert_eq!(line["state"], "deleted", "{damage}");
+        let removed = line["removed"].to_string();
+        for what in ["banger-qemu VMM", "NAT element", "TAP and lease", "vms/box"] {
+            assert!(removed.contains(what), "{damage}: {what} not in {removed}");
+        }
+        fx.assert_nothing_left("box");
+    }
+}
+
+#[test]
+fn a_killed_create_leaves_no_wait_running() {
+    for hang_at in ["banger-health wait", "banger-ssh wait"] {
+        let fx = Fx::new();
+        let mut child = fx
+            .cmd(&["create", "--name", "box"])
+            .env("HANG_AT", hang_at)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_call(&fx, hang_at);
+        let hang = fx.standin.join("hang.pid");
+        let pid = banger_testkit::poll(Duration::from_secs(10), || {
+            banger_lib::proc::read_pid_file(&hang)
+        })
+        .expect("the wait wrote its pid");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let gone = banger_testkit::poll(Duration::from_secs(10), || {
+            matches!(banger_lib::proc::state(pid), None | Some('Z')).then_some(())
+        });
+        assert!(gone.is_some(), "{hang_at} (pid {pid}) outlived banger-vm");
+        // The VMM stays, detached, as designed; delete cleans up.
+        assert_ok(&fx.run(&["delete", "--force", "box"]));
+        fx.assert_nothing_left("box");
+    }
 }

@@ -86,3 +86,53 @@ fn real_leases_taps_and_nat_are_given_back_as_root() {
     fx.assert_nothing_left("box");
     net(&fx, &ns, &format!("{net_bin} teardown"));
 }
+
+#[test]
+fn nat_without_an_uplink_names_the_config_key_as_root() {
+    let t = "nat_without_an_uplink_names_the_config_key_as_root";
+    if !banger_testkit::require_root(t)
+        || !banger_testkit::require_tool(t, "nft")
+        || !banger_testkit::require_tool(t, "ip")
+    {
+        return;
+    }
+    let fx = Fx::new();
+    fx.use_real("banger-net");
+    // No default route in this namespace: nothing to masquerade out of.
+    let ns = NetNs::new();
+    let net_bin = banger_testkit::bin("banger-net");
+    for args in [
+        &["create", "--name", "box", "--nat"][..],
+        &["set", "--nat", "box"][..],
+    ] {
+        if args[0] == "set" {
+            assert_ok(&in_ns(&fx, &ns, &["create", "--name", "box"], &[]));
+        }
+        let out = in_ns(&fx, &ns, args, &[]);
+        assert_code(&out, 4);
+        let err = stderr(&out);
+        assert!(err.contains("no default route"), "{args:?}: {err}");
+        let hint = err.lines().find(|l| l.starts_with("hint:")).unwrap_or("");
+        // banger vm has no --uplink; the config key it names exists.
+        assert!(!hint.contains("--uplink"), "{args:?}: {hint}");
+        assert!(
+            hint.contains("\"uplink\"") && hint.contains("config.json"),
+            "{hint}"
+        );
+    }
+    assert!(!net(&fx, &ns, "nft list ruleset").contains("banger"));
+    // With the key set, NAT goes out of that interface.
+    let up = NetNs::new();
+    ns.veth("up0", &up, "down0");
+    std::fs::create_dir_all(fx.home.path().join("config/banger")).unwrap();
+    std::fs::write(
+        fx.home.path().join("config/banger/config.json"),
+        r#"{"uplink": "up0"}"#,
+    )
+    .unwrap();
+    assert_ok(&in_ns(&fx, &ns, &["set", "--nat", "box"], &[]));
+    assert!(net(&fx, &ns, "nft list ruleset").contains("up0"));
+    assert_ok(&in_ns(&fx, &ns, &["delete", "box"], &[]));
+    fx.assert_nothing_left("box");
+    net(&fx, &ns, &format!("{} teardown", net_bin.display()));
+}

@@ -70,7 +70,11 @@ banger-qemu|banger-fc)
   stop)
     f="$S/vmm/$2.pid"
     [ -f "$f" ] || { echo "$tool: error: no VM $2" >&2; exit 3; }
-    kill "$(cat "$f")" 2>/dev/null; rm -f "$f" ;;
+    kill "$(cat "$f")" 2>/dev/null; rm -f "$f"
+    how=${STOP_HOW:-agent}; clean=true
+    case " $* " in *" --kill "*) how=killed ;; esac
+    [ "$how" = killed ] && clean=false
+    echo "{\"id\":\"$2\",\"stopped\":true,\"how\":\"$how\",\"clean\":$clean,\"synced\":${STOP_SYNCED:-false}}" ;;
   *) exit 2 ;;
   esac ;;
 banger-health)
@@ -190,7 +194,14 @@ impl Fx {
         for (k, v) in &self.env {
             c.env(k, v);
         }
-        for k in ["FAIL_AT", "FAIL_CODE", "HANG_AT", "KILL_VMM_AT_HEALTH"] {
+        for k in [
+            "FAIL_AT",
+            "FAIL_CODE",
+            "HANG_AT",
+            "KILL_VMM_AT_HEALTH",
+            "STOP_HOW",
+            "STOP_SYNCED",
+        ] {
             c.env_remove(k);
         }
     }
