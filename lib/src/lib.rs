@@ -14,6 +14,7 @@ pub mod names;
 pub mod output;
 pub mod paths;
 pub mod proc;
+pub mod records;
 pub mod run;
 pub mod sibling;
 pub mod state;

@@ -115,6 +115,16 @@ pub fn pre_exec_die_with_parent() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Seconds since `pid` started, from /proc.
+pub fn uptime_s(pid: u32) -> Option<u64> {
+    let start_ticks = start_time(pid)?;
+    let up = std::fs::read_to_string("/proc/uptime").ok()?;
+    let up: f64 = up.split_whitespace().next()?.parse().ok()?;
+    // SAFETY: sysconf takes an integer and touches no memory.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Some((up - start_ticks as f64 / hz).max(0.0) as u64)
+}
+
 /// The one-letter state of a process (R, S, D, Z, T...).
 pub fn state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -12,10 +12,45 @@ pub fn main(tool: &str, body: impl FnOnce() -> anyhow::Result<i32>) -> ! {
     let code = match body() {
         Ok(code) => code,
         Err(err) => {
-            let (kind, _) = crate::error::classify(&err);
-            eprintln!("{}", crate::error::render(tool, &err));
+            let (kind, hint) = crate::error::classify(&err);
+            let message = crate::error::message(&err);
+            crate::error::report(tool, kind, &message, hint.as_deref());
             kind.exit_code()
         }
     };
     std::process::exit(code)
+}
+
+/// Parse the command line. Usage errors are exit 2; with `--json-errors`
+/// (or `BANGER_ERRORS=json`) they are one JSON line like any other error.
+pub fn parse<C: clap::Parser>(tool: &str) -> C {
+    match C::try_parse() {
+        Ok(c) => c,
+        Err(e) if e.use_stderr() && crate::error::json_mode() => {
+            // clap's text, up to its usage block, on one line.
+            let text = e.to_string();
+            let message: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:"))
+                .map(|l| l.trim().trim_start_matches("error: "))
+                .filter(|l| !l.is_empty())
+                .collect();
+            crate::error::report(
+                tool,
+                crate::Kind::Usage,
+                &message.join(" "),
+                Some(&format!("see {tool} --help")),
+            );
+            std::process::exit(2)
+        }
+        Err(e) => e.exit(),
+    }
+}
+
+/// The flag every tool takes (flattened into its clap CLI).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ErrorArgs {
+    /// Print an error as one JSON object on stderr: {"error","kind","exit","hint"}
+    #[arg(long, global = true)]
+    pub json_errors: bool,
 }

@@ -1,7 +1,7 @@
 //! Running another banger tool as a process and reading its JSON lines.
 //! Tools compose this way, never by linking each other's code.
 
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, ErrorLine, Kind, Result};
 use serde_json::Value;
 use std::io::Write;
 use std::path::PathBuf;
@@ -47,7 +47,10 @@ pub fn command(tool: &str) -> Result<Command> {
         ))
         .with_hint("run `make install`, or put the banger tools on PATH")
     })?;
-    Ok(Command::new(path))
+    let mut cmd = Command::new(path);
+    // Its errors come back as one JSON line on its stderr (a pipe).
+    cmd.env("BANGER_ERRORS", "json");
+    Ok(cmd)
 }
 
 /// Spawn `cmd` (a `command(tool)` with its args) with stdout and stderr
@@ -122,38 +125,37 @@ pub fn parse_lines(tool: &str, stdout: &str) -> Result<Vec<Value>> {
         .collect()
 }
 
-/// Turn a failed tool's exit code and stderr into our error: keep its kind,
-/// its message (the `error:` line) and its hint.
+/// Turn a failed tool's exit code and stderr into our error: its JSON error
+/// line (`BANGER_ERRORS=json`, set by `command`) keeps its kind, message
+/// and hint. A tool that died without one (a crash, a signal) is described
+/// by its exit status and the last lines it wrote.
 pub fn tool_error(tool: &str, args: &[&str], code: i32, stderr: &str) -> Error {
-    let mut message = None;
-    let mut hint = None;
-    for line in stderr.lines() {
-        if let Some((_, m)) = line.split_once(": error: ") {
-            message = Some(m.to_string());
-        } else if let Some(h) = line.strip_prefix("hint: ") {
-            hint = Some(h.to_string());
-        }
-    }
-    let message = message.unwrap_or_else(|| {
-        let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        if tail.is_empty() {
-            format!("exited with status {code}")
-        } else {
-            tail.join(" / ")
-        }
-    });
     let verb = args.iter().take_while(|a| !a.starts_with('-')).take(2);
     let what = std::iter::once(tool)
         .chain(verb.copied())
         .collect::<Vec<_>>()
         .join(" ");
-    let mut e = Error::new(
-        Kind::from_exit_code(code),
-        format!("{what} failed: {message}"),
-    );
-    e.hint = hint;
-    e
+    let line = stderr
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<ErrorLine>(l).ok());
+    match line {
+        Some(l) => {
+            let e = l.into_error();
+            let message = format!("{what} failed: {}", e.message);
+            e.reword(message)
+        }
+        None => {
+            let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            let why = if tail.is_empty() {
+                format!("exited with status {code}")
+            } else {
+                format!("exited with status {code}: {}", tail.join(" / "))
+            };
+            Error::new(Kind::from_exit_code(code), format!("{what} failed: {why}"))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -166,7 +168,9 @@ mod tests {
             "banger-net",
             &["tap", "acquire", "--vm", "x"],
             4,
-            "banger-net: error: nft is missing\nhint: install it: apt-get install nftables\n",
+            "banger-net: warning: something\n\
+             {\"error\":\"nft is missing\",\"kind\":\"prereq\",\"exit\":4,\
+             \"hint\":\"install it: apt-get install nftables\"}\n",
         );
         assert_eq!(e.exit_code(), 4);
         assert_eq!(e.message, "banger-net tap acquire failed: nft is missing");
@@ -177,10 +181,17 @@ mod tests {
     }
 
     #[test]
-    fn tool_error_without_banger_format() {
+    fn tool_error_without_an_error_line() {
         let e = tool_error("banger-x", &[], 139, "Segmentation fault\n");
         assert_eq!(e.exit_code(), 1);
-        assert!(e.message.contains("Segmentation fault"));
+        assert_eq!(
+            e.message,
+            "banger-x failed: exited with status 139: Segmentation fault"
+        );
+        // Human text is not parsed: only the JSON line carries a kind.
+        let e = tool_error("banger-x", &[], 3, "banger-x: error: gone\nhint: h\n");
+        assert_eq!(e.exit_code(), 3);
+        assert_eq!(e.hint, None);
     }
 
     #[test]

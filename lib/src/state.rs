@@ -84,6 +84,21 @@ impl Lock {
         })
     }
 
+    /// A shared lock on an existing lock file, for readers: None when the
+    /// file is missing or a writer holds it past `timeout`.
+    pub fn try_shared(path: &Path, timeout: Duration) -> Option<Lock> {
+        let file = File::open(path).ok()?;
+        let got = crate::wait::poll(timeout, || match file.try_lock_shared() {
+            Ok(()) => Some(true),
+            Err(TryLockError::WouldBlock) => None,
+            Err(TryLockError::Error(_)) => Some(false),
+        });
+        (got == Some(true)).then(|| Lock {
+            _file: file,
+            path: path.to_path_buf(),
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -78,6 +78,8 @@ EXAMPLES:
     after_long_help = AFTER
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub errors: banger_lib::run::ErrorArgs,
     /// Print JSON lines even on a terminal
     #[arg(long)]
     pub json: bool,

@@ -3,8 +3,6 @@
 mod cli;
 mod report;
 
-use clap::Parser;
-
 const COLUMNS: &[(&str, &str)] = &[
     ("check", "check"),
     ("ok", "ok"),
@@ -14,7 +12,7 @@ const COLUMNS: &[(&str, &str)] = &[
 ];
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = banger_lib::run::parse::<cli::Cli>("banger-doctor");
     banger_lib::run::main("banger-doctor", || {
         let checks = report::run();
         banger_lib::output::print_list(&checks, COLUMNS, cli.json);

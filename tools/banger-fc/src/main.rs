@@ -10,11 +10,10 @@ mod record;
 
 use banger_lib::output::emit;
 use banger_lib::vmspec::read_stdin;
-use clap::Parser;
 use cli::{Cli, SnapshotCmd, Sub};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = banger_lib::run::parse::<Cli>("banger-fc");
     banger_lib::run::main("banger-fc", || {
         match cli.sub {
             Sub::Start => emit(&boot::start(&read_stdin()?)?),

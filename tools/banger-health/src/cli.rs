@@ -48,6 +48,8 @@ SEE ALSO:
 #[derive(Debug, Parser)]
 #[command(name = "banger-health", version, after_long_help = AFTER)]
 pub struct Cli {
+    #[command(flatten)]
+    pub errors: banger_lib::run::ErrorArgs,
     #[command(subcommand)]
     pub cmd: Cmd,
 }

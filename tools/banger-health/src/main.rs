@@ -12,13 +12,12 @@ mod wait;
 mod fakevsock;
 
 use banger_lib::{config::Bundle, output, Result};
-use clap::Parser;
 use cli::{Cli, Cmd, Target as Flags};
 use probe::Outcome;
 use std::time::Duration;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = banger_lib::run::parse::<Cli>("banger-health");
     banger_lib::run::main("banger-health", || match cli.cmd {
         Cmd::Check {
             names,

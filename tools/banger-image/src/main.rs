@@ -13,11 +13,10 @@ mod remove;
 
 use banger_lib::output::{emit, print_list};
 use banger_lib::Error;
-use clap::Parser;
 use cli::{BundleSub, Cli, Sub};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = banger_lib::run::parse::<Cli>("banger-image");
     banger_lib::run::main("banger-image", || run(cli))
 }
 

@@ -3,6 +3,7 @@
 //! two ensures never start two), `dns stop`, `dns status`.
 
 use crate::netcfg::NetCfg;
+use banger_lib::error::ErrorLine;
 use banger_lib::{paths, proc, state, Error, Kind, Result};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -116,7 +117,9 @@ pub fn ensure(cfg: &NetCfg, listen: Option<SocketAddr>, forward: bool) -> Result
     .arg(&pid_file)
     .stdin(std::process::Stdio::null())
     .stdout(std::process::Stdio::null())
-    .stderr(log);
+    .stderr(log)
+    // Its error, if it cannot start, is one JSON line in the log.
+    .env("BANGER_ERRORS", "json");
     if !forward {
         cmd.arg("--no-forward");
     }
@@ -145,21 +148,20 @@ pub fn ensure(cfg: &NetCfg, listen: Option<SocketAddr>, forward: bool) -> Result
         Err(code) => {
             let _ = std::fs::remove_file(&pid_file);
             let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let tail = text.get(log_start as usize..).unwrap_or("").trim();
-            let mut err = Error::new(
-                code.map(Kind::from_exit_code).unwrap_or(Kind::Failed),
-                format!(
-                    "the DNS server did not start: {}",
-                    tail.lines()
-                        .find(|l| l.contains("error"))
-                        .unwrap_or("no message")
-                        .trim_start_matches("banger-net: error: ")
-                ),
-            );
-            if let Some(h) = tail.lines().find_map(|l| l.strip_prefix("hint: ")) {
-                err = err.with_hint(h.to_string());
-            }
-            Err(err)
+            let tail = text.get(log_start as usize..).unwrap_or("");
+            let err = tail
+                .lines()
+                .rev()
+                .find_map(|l| serde_json::from_str::<ErrorLine>(l).ok())
+                .map(ErrorLine::into_error)
+                .unwrap_or_else(|| {
+                    Error::new(
+                        code.map(Kind::from_exit_code).unwrap_or(Kind::Failed),
+                        "no message",
+                    )
+                });
+            let message = format!("the DNS server did not start: {}", err.message);
+            Err(err.reword(message))
         }
     }
 }

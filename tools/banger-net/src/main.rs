@@ -13,12 +13,11 @@ mod tap;
 mod tuntap;
 
 use banger_lib::output::emit;
-use clap::Parser;
 use cli::{Cli, Cmd, DnsCmd, LeaseCmd, NatCmd, PoolCmd, TapCmd};
 use netcfg::NetCfg;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = banger_lib::run::parse::<Cli>("banger-net");
     banger_lib::run::main("banger-net", || run(cli))
 }
 

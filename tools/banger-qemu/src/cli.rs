@@ -91,6 +91,8 @@ EXAMPLES:
     arg_required_else_help = true
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub errors: banger_lib::run::ErrorArgs,
     #[command(subcommand)]
     pub sub: Sub,
 }

@@ -13,11 +13,10 @@ mod record;
 use banger_lib::output::emit;
 use banger_lib::vmspec::read_stdin;
 use banger_lib::Error;
-use clap::Parser;
 use cli::{Cli, Sub};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = banger_lib::run::parse::<Cli>("banger-qemu");
     banger_lib::run::main("banger-qemu", || {
         match cli.sub {
             Sub::Start => emit(&launch::start(&read_stdin()?)?),

@@ -59,6 +59,8 @@ SEE ALSO:
     override_usage = "banger-ssh NAME [-- CMD..]\n       banger-ssh <wait|config|forget> ..."
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub errors: banger_lib::run::ErrorArgs,
     #[command(subcommand)]
     pub cmd: Option<Cmd>,
     /// The VM to log into

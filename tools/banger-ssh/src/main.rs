@@ -10,14 +10,13 @@ mod target;
 mod wait;
 
 use banger_lib::{output, Error, Result};
-use clap::Parser;
 use cli::{Cli, Cmd};
 use serde_json::json;
 use std::time::Duration;
 use target::Vm;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = banger_lib::run::parse::<Cli>("banger-ssh");
     banger_lib::run::main("banger-ssh", || {
         Ok(match cli.cmd {
             None => {

@@ -57,6 +57,8 @@ EXAMPLES:
     after_long_help = AFTER
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub errors: banger_lib::run::ErrorArgs,
     /// Seconds between refreshes of the VM table
     #[arg(long, default_value_t = 1, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=3600))]

@@ -10,10 +10,8 @@ mod term;
 mod tests;
 mod ui;
 
-use clap::Parser;
-
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = banger_lib::run::parse::<cli::Cli>("banger-tui");
     banger_lib::run::main("banger-tui", || {
         let backend = std::sync::Arc::new(backend::Tools);
         term::run(backend, std::time::Duration::from_secs(cli.interval))?;

@@ -14,11 +14,10 @@ mod tools;
 mod view;
 mod vmm;
 
-use clap::Parser;
 use cli::{Cli, Cmd};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = banger_lib::run::parse::<Cli>("banger-vm");
     banger_lib::run::main("banger-vm", || {
         // Every command sees VMs whose VMM died as crashed.
         record::reconcile_all();

@@ -671,3 +671,33 @@ fn a_killed_create_leaves_no_wait_running() {
         fx.assert_nothing_left("box");
     }
 }
+
+#[test]
+fn errors_are_one_json_line_when_asked() {
+    let fx = Fx::new();
+    let parse = |out: &std::process::Output| -> serde_json::Value {
+        let err = stderr(out);
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "one line: {err}");
+        serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("not JSON ({e}): {err}"))
+    };
+    let out = fx.run(&["show", "ghost", "--json-errors"]);
+    assert_code(&out, 3);
+    let e = parse(&out);
+    assert_eq!(e["kind"], "not_found");
+    assert_eq!(e["exit"], 3);
+    assert_eq!(e["error"], "no VM named ghost");
+    assert_eq!(e["hint"], "list the VMs with: banger vm list");
+    // A usage error clap finds is one too.
+    let out = fx.run(&["create", "--json-errors"]);
+    assert_code(&out, 2);
+    let e = parse(&out);
+    assert_eq!(e["kind"], "usage");
+    assert!(e["error"].as_str().unwrap().contains("--name"), "{e}");
+    // BANGER_ERRORS=json when stderr is not a terminal (here a pipe).
+    let out = fx.run_with(&["show", "ghost"], &[("BANGER_ERRORS", "json")]);
+    assert_eq!(parse(&out)["exit"], 3);
+    // The human form otherwise.
+    let out = fx.run(&["show", "ghost"]);
+    assert!(stderr(&out).starts_with("banger-vm: error: no VM named ghost\nhint: "));
+}

@@ -16,10 +16,15 @@ tool=$(basename "$0")
 S="$STANDIN"
 call="$tool $*"
 echo "$call" >> "$S/log"
+# The error line every banger tool prints with BANGER_ERRORS=json.
+fail() { # CODE MESSAGE [HINT]
+  local kinds=(failed failed usage not_found prereq conflict)
+  local hint=""; [ -n "${3:-}" ] && hint=",\"hint\":\"$3\""
+  echo "{\"error\":\"$2\",\"kind\":\"${kinds[$1]}\",\"exit\":$1$hint}" >&2
+  exit "$1"
+}
 if [ -n "$FAIL_AT" ] && [[ "$call" == "$FAIL_AT"* ]]; then
-  echo "$tool: error: injected failure at $FAIL_AT" >&2
-  echo "hint: this is a stand-in" >&2
-  exit "${FAIL_CODE:-1}"
+  fail "${FAIL_CODE:-1}" "injected failure at $FAIL_AT" "this is a stand-in"
 fi
 if [ -n "$HANG_AT" ] && [[ "$call" == "$HANG_AT"* ]]; then
   echo $$ > "$S/hang.pid"
@@ -30,7 +35,7 @@ case "$tool" in
 banger-image)
   case "$1" in
   show) f="$S/images/$2.json"
-        [ -f "$f" ] || { echo "banger-image: error: no image named $2" >&2; exit 3; }
+        [ -f "$f" ] || fail 3 "no image named $2"
         cat "$f" ;;
   default) cat "$S/images/debian.json" ;;
   *) exit 2 ;;
@@ -47,10 +52,10 @@ banger-net)
     cat "$f" ;;
   "tap release")
     vm=$(vm_arg "$@")
-    rm "$S/leases/$vm" 2>/dev/null || { echo "banger-net: error: no lease for $vm" >&2; exit 3; } ;;
+    rm "$S/leases/$vm" 2>/dev/null || fail 3 "no lease for $vm" ;;
   "nat enable") touch "$S/nat/$(vm_arg "$@")" ;;
   "nat disable")
-    rm "$S/nat/$(vm_arg "$@")" 2>/dev/null || { echo "banger-net: error: no NAT for it" >&2; exit 3; } ;;
+    rm "$S/nat/$(vm_arg "$@")" 2>/dev/null || fail 3 "no NAT for it" ;;
   "dns ensure") ;;
   *) exit 2 ;;
   esac ;;
@@ -69,7 +74,7 @@ banger-qemu|banger-fc)
     echo "{\"schema\":1,\"id\":\"$id\",\"vmm\":\"$vmm\",\"accel\":\"tcg\",\"pid\":$pid,\"pid_start_time\":$st,\"vsock_uds\":\"$XDG_RUNTIME_DIR/banger/$id/vsock.sock\",\"vmm_version\":\"standin\",\"started_at\":\"now\",\"vmm_log\":\"x\",\"console_log\":\"y\"}" ;;
   stop)
     f="$S/vmm/$2.pid"
-    [ -f "$f" ] || { echo "$tool: error: no VM $2" >&2; exit 3; }
+    [ -f "$f" ] || fail 3 "no VM $2"
     kill "$(cat "$f")" 2>/dev/null; rm -f "$f"
     how=${STOP_HOW:-agent}; clean=true
     case " $* " in *" --kill "*) how=killed ;; esac
@@ -82,7 +87,7 @@ banger-health)
   wait)
     if [ -n "$KILL_VMM_AT_HEALTH" ]; then
       kill "$(cat "$S/vmm/$2.pid")"
-      echo "banger-health: error: $2 is not running" >&2; exit 1
+      fail 1 "$2 is not running"
     fi
     echo "{\"name\":\"$2\",\"ok\":true}" ;;
   check) shift; for n in "$@"; do echo "{\"name\":\"$n\",\"ok\":true}"; done ;;

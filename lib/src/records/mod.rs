@@ -1,0 +1,21 @@
+//! The records that cross a tool boundary: what one tool prints or stores
+//! and another reads. Writer and reader use the same type, so they cannot
+//! drift; readers that must be strict refuse unknown fields. Stored records
+//! carry a `schema`.
+//!
+//! Each type lists its field names (`fields::<T>()`), which the man-page
+//! test compares with the RECORDS sections.
+
+pub mod fanout;
+pub mod fields;
+pub mod health;
+pub mod image;
+pub mod net;
+pub mod vm;
+
+pub use fanout::FanoutLine;
+pub use fields::fields;
+pub use health::HealthLine;
+pub use image::{ImageLine, ImageRecord};
+pub use net::{Lease, TapLine};
+pub use vm::{Disks, VmRecord, VmState};

@@ -1,0 +1,119 @@
+//! The VM record (`vms/NAME/vm.json`): written only by banger-vm, under the
+//! VM's lock; every other tool reads it through [`view`], never by parsing
+//! the file itself.
+
+use crate::{paths, proc, state, Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VmState {
+    /// Made, never booted (`create --no-start`).
+    Created,
+    Running,
+    Stopped,
+    /// Its VMM process died without a stop.
+    Crashed,
+}
+
+impl VmState {
+    pub fn word(self) -> &'static str {
+        match self {
+            VmState::Created => "created (never started)",
+            VmState::Running => "running",
+            VmState::Stopped => "stopped",
+            VmState::Crashed => "crashed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disks {
+    pub rootfs: PathBuf,
+    pub work: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmRecord {
+    pub schema: u64,
+    pub name: String,
+    pub image: String,
+    pub vmm: String,
+    pub state: VmState,
+    pub ip: Option<String>,
+    pub prefix: Option<u8>,
+    pub gateway: Option<String>,
+    pub dns: Option<String>,
+    pub mac: Option<String>,
+    pub tap: Option<String>,
+    pub nat: bool,
+    pub vsock_cid: Option<u32>,
+    pub vsock_uds: Option<PathBuf>,
+    pub pid: Option<u32>,
+    pub pid_start_time: Option<u64>,
+    pub vcpus: u32,
+    pub memory_mib: u32,
+    pub disk_size: u64,
+    pub disks: Disks,
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub cmdline: String,
+    pub created_at: String,
+    pub started_at: Option<String>,
+}
+
+impl VmRecord {
+    /// Whether the recorded VMM process is this very process still.
+    pub fn vmm_alive(&self) -> bool {
+        match (self.pid, self.pid_start_time) {
+            (Some(pid), Some(st)) => proc::is_alive(pid, st),
+            _ => false,
+        }
+    }
+
+    /// Seconds the VMM has run, while running.
+    pub fn uptime_s(&self) -> Option<u64> {
+        match (self.state, self.pid) {
+            (VmState::Running, Some(pid)) => proc::uptime_s(pid),
+            _ => None,
+        }
+    }
+}
+
+/// What `vm list` and `vm show` print: the record and its uptime.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VmLine {
+    #[serde(flatten)]
+    pub record: VmRecord,
+    pub uptime_s: Option<u64>,
+}
+
+pub fn dir(name: &str) -> PathBuf {
+    paths::vms_dir().join(name)
+}
+
+pub fn path(name: &str) -> PathBuf {
+    dir(name).join("vm.json")
+}
+
+pub fn not_found(name: &str) -> Error {
+    Error::not_found(format!("no VM named {name}")).with_hint("list the VMs with: banger vm list")
+}
+
+/// The read-only view other tools have of a VM: its record, read under a
+/// shared lock when no banger-vm command holds the VM, else the record as
+/// last committed (records are replaced by rename, so a read never sees a
+/// torn one). Exit 3 when there is no such VM.
+pub fn view(name: &str) -> Result<VmRecord> {
+    crate::names::validate("VM", name)?;
+    let p = path(name);
+    if !p.exists() {
+        return Err(not_found(name));
+    }
+    let _shared = state::Lock::try_shared(&state::lock_path(&p), Duration::from_millis(200));
+    state::load(&p)?.ok_or_else(|| not_found(name))
+}
