@@ -8,8 +8,10 @@
 
 pub mod config;
 pub mod error;
+pub mod fanout;
 pub mod host;
 pub mod hosttools;
+pub mod interrupt;
 pub mod names;
 pub mod output;
 pub mod paths;

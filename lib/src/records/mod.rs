@@ -12,6 +12,7 @@ pub mod health;
 pub mod image;
 pub mod net;
 pub mod vm;
+pub mod vmm;
 
 pub use fanout::FanoutLine;
 pub use fields::fields;
@@ -19,3 +20,4 @@ pub use health::HealthLine;
 pub use image::{ImageLine, ImageRecord};
 pub use net::{Lease, TapLine};
 pub use vm::{Disks, VmRecord, VmState};
+pub use vmm::StopLine;

@@ -117,3 +117,20 @@ pub fn view(name: &str) -> Result<VmRecord> {
     let _shared = state::Lock::try_shared(&state::lock_path(&p), Duration::from_millis(200));
     state::load(&p)?.ok_or_else(|| not_found(name))
 }
+
+/// Every VM name with a record, sorted.
+pub fn names() -> Result<Vec<String>> {
+    let dir = paths::vms_dir();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(crate::error::io(format!("reading {}", dir.display()), e)),
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.path().join("vm.json").is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    Ok(names)
+}

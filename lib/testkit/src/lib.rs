@@ -7,6 +7,7 @@ pub mod guest;
 pub mod image;
 pub mod man;
 pub mod netns;
+pub mod records;
 
 use std::path::{Path, PathBuf};
 

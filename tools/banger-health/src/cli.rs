@@ -69,8 +69,8 @@ pub enum Cmd {
     },
     /// Poll one VM's agent with backoff until it is healthy or the timeout passes
     Wait {
-        /// The VM (or --uds)
-        #[arg(required_unless_present = "uds", conflicts_with = "uds")]
+        /// The VM (or --uds; with both, NAME only labels the line and no record is read)
+        #[arg(required_unless_present = "uds")]
         name: Option<String>,
         #[command(flatten)]
         target: Target,

@@ -92,7 +92,7 @@ fn wait(name: Option<String>, flags: &Flags, timeout: Duration) -> Result<i32> {
     // A wait only serves whoever runs it: gone with its parent.
     banger_lib::proc::die_with_parent();
     let subject = match (&flags.uds, name) {
-        (Some(uds), _) => wait::Subject::Uds(uds.clone()),
+        (Some(uds), name) => wait::Subject::Uds(uds.clone(), name),
         (None, Some(n)) => {
             banger_lib::names::validate("VM", &n)?;
             wait::Subject::Vm(n)

@@ -9,8 +9,11 @@ use std::time::{Duration, Instant};
 
 /// What to ask on each attempt.
 pub enum Subject {
+    /// A VM by name: its socket from its record.
     Vm(String),
-    Uds(PathBuf),
+    /// A socket given by the caller (banger-vm passes the one its VMM
+    /// printed), labelled with the VM's name when there is one.
+    Uds(PathBuf, Option<String>),
 }
 
 /// Each attempt gets at most this long, so a slow boot is retried rather
@@ -26,12 +29,15 @@ pub fn wait(subject: &Subject, port: u32, timeout: Duration) -> Result<Outcome> 
     let deadline = start + timeout;
     let (name, progress) = match subject {
         Subject::Vm(n) => (n.clone(), std::io::stderr().is_terminal()),
-        Subject::Uds(p) => (p.display().to_string(), std::io::stderr().is_terminal()),
+        Subject::Uds(p, n) => (
+            n.clone().unwrap_or_else(|| p.display().to_string()),
+            std::io::stderr().is_terminal(),
+        ),
     };
     let mut pause = FIRST_PAUSE;
     loop {
         let uds = match subject {
-            Subject::Uds(p) => p.clone(),
+            Subject::Uds(p, _) => p.clone(),
             Subject::Vm(n) => match crate::target::resolve(n)? {
                 Target::Uds(p) => p,
                 Target::Down(why) => {

@@ -1,37 +1,12 @@
 //! The image record (`images/NAME/image.json`) and where images live.
 
+use banger_lib::records::{ImageLine, ImageRecord};
 use banger_lib::{paths, state, Error, Result};
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Image {
-    pub schema: u64,
-    pub name: String,
-    pub managed: bool,
-    pub rootfs: PathBuf,
-    pub work_seed: Option<PathBuf>,
-    /// None: the bundle's kernel at the time of use.
-    pub kernel: Option<PathBuf>,
-    pub initrd: Option<PathBuf>,
-    pub size: u64,
-    pub sha256: String,
-    pub created_at: String,
-    pub from: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub packages: Vec<String>,
-}
-
-/// What list/show print: the record with the bundle's kernel and initrd
-/// filled in where the record has none, and whether it is the default.
-#[derive(Debug, Serialize)]
-pub struct Shown {
-    #[serde(flatten)]
-    pub image: Image,
-    pub default: bool,
-}
+/// The stored record: banger_lib's type, so banger-vm reads what this
+/// tool writes.
+pub type Image = ImageRecord;
 
 pub fn dir(name: &str) -> PathBuf {
     paths::images_dir().join(name)
@@ -126,15 +101,9 @@ impl Context {
         })
     }
 
-    pub fn show(&self, mut image: Image) -> Shown {
-        if image.kernel.is_none() {
-            image.kernel = self.kernel.clone();
-        }
-        if image.initrd.is_none() {
-            image.initrd = self.initrd.clone();
-        }
+    pub fn show(&self, image: Image) -> ImageLine {
         let default = image.name == self.default_image;
-        Shown { image, default }
+        ImageLine::new(image, self.kernel.clone(), self.initrd.clone(), default)
     }
 }
 

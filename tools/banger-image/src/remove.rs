@@ -1,7 +1,8 @@
 //! `rm`: refuse while a VM uses the image; delete only files banger made.
 
 use crate::record::{self, Image};
-use banger_lib::{error::io, paths, Error, Result};
+use banger_lib::records::vm;
+use banger_lib::{error::io, Error, Result};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -13,28 +14,26 @@ pub struct Removed {
     pub error: Option<String>,
 }
 
-/// The VMs whose record (`vms/NAME/vm.json`) names this image.
-pub fn users(image: &str) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(paths::vms_dir()) else {
-        return vec![];
-    };
-    let mut vms: Vec<String> = entries
-        .flatten()
-        .filter_map(|e| {
-            let text = std::fs::read_to_string(e.path().join("vm.json")).ok()?;
-            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-            (v.get("image")?.as_str()? == image)
-                .then(|| e.file_name().to_string_lossy().into_owned())
-        })
-        .collect();
-    vms.sort();
-    vms
+/// The VMs whose record names this image, read through banger_lib's view
+/// of banger-vm's records. A record that cannot be read might name it:
+/// it counts, so an image is never removed from under a VM by accident.
+pub fn users(image: &str) -> Result<Vec<String>> {
+    let mut vms = Vec::new();
+    for name in vm::names()? {
+        match vm::view(&name) {
+            Ok(rec) if rec.image != image => {}
+            Ok(_) => vms.push(name),
+            Err(e) if e.kind == banger_lib::Kind::NotFound => {}
+            Err(_) => vms.push(format!("{name} (its record is unreadable)")),
+        }
+    }
+    Ok(vms)
 }
 
 pub fn remove(name: &str, force: bool) -> Result<Vec<PathBuf>> {
     let img = record::load(name)?;
     let _lock = record::lock(name)?;
-    let vms = users(name);
+    let vms = users(name)?;
     if !vms.is_empty() && !force {
         return Err(
             Error::conflict(format!("image {name:?} is used by VM {}", vms.join(", "))).with_hint(

@@ -38,7 +38,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Teardown { force } => emit(&bridge::teardown(&cfg, force)?),
         Cmd::Status => return each(bridge::status(&cfg)?),
         Cmd::Tap { cmd } => match cmd {
-            TapCmd::Acquire { vm } => emit(&tap::acquire(&cfg, &vm)?.acquired()),
+            TapCmd::Acquire { vm } => emit(&netstate::TapLine::from(&tap::acquire(&cfg, &vm)?)),
             TapCmd::Release { vm } => emit(&tap::release(&cfg, &vm)?),
         },
         Cmd::Pool { cmd } => match cmd {

@@ -2,7 +2,6 @@
 //! only under its lock (banger_lib::state::update).
 
 use serde::{Deserialize, Serialize};
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,45 +32,9 @@ impl Default for NetState {
     }
 }
 
-/// One VM's network: what `tap acquire` prints, plus whether NAT is on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Lease {
-    pub vm: String,
-    pub tap: String,
-    pub ip: Ipv4Addr,
-    pub prefix: u8,
-    pub gateway: Ipv4Addr,
-    pub mac: String,
-    pub dns: Ipv4Addr,
-    #[serde(default)]
-    pub nat: bool,
-}
-
-/// The line `tap acquire` prints (the lease without its NAT flag).
-#[derive(Serialize)]
-pub struct Acquired<'a> {
-    pub vm: &'a str,
-    pub tap: &'a str,
-    pub ip: Ipv4Addr,
-    pub prefix: u8,
-    pub gateway: Ipv4Addr,
-    pub mac: &'a str,
-    pub dns: Ipv4Addr,
-}
-
-impl Lease {
-    pub fn acquired(&self) -> Acquired<'_> {
-        Acquired {
-            vm: &self.vm,
-            tap: &self.tap,
-            ip: self.ip,
-            prefix: self.prefix,
-            gateway: self.gateway,
-            mac: &self.mac,
-            dns: self.dns,
-        }
-    }
-}
+/// One VM's network: banger_lib's type, so banger-vm reads what
+/// `tap acquire` prints (`TapLine::from(&lease)`).
+pub use banger_lib::records::{Lease, TapLine};
 
 pub fn path() -> PathBuf {
     banger_lib::paths::state_dir().join("net.json")

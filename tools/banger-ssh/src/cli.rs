@@ -76,6 +76,9 @@ pub enum Cmd {
     /// Wait until the VM's sshd answers with its banner
     Wait {
         name: String,
+        /// Wait for sshd at this address instead of the one in NAME's record
+        #[arg(long, value_name = "IP")]
+        ip: Option<std::net::IpAddr>,
         /// Give up after this many seconds
         #[arg(long, value_name = "S", default_value_t = 60.0, value_parser = seconds)]
         timeout: f64,

@@ -27,17 +27,20 @@ fn main() {
                     session::run_command(&vm, &[remote::command_line(&cli.command)])?
                 }
             }
-            Some(Cmd::Wait { name, timeout }) => wait(&name, timeout)?,
+            Some(Cmd::Wait { name, ip, timeout }) => wait(&name, ip, timeout)?,
             Some(Cmd::Config { names }) => config(&names)?,
             Some(Cmd::Forget { names }) => forget(&names)?,
         })
     })
 }
 
-fn wait(name: &str, timeout: f64) -> Result<i32> {
+fn wait(name: &str, ip: Option<std::net::IpAddr>, timeout: f64) -> Result<i32> {
     // A wait only serves whoever runs it: gone with its parent.
     banger_lib::proc::die_with_parent();
-    let vm = Vm::load(name)?;
+    let vm = match ip {
+        Some(ip) => Vm::at(name, &ip.to_string())?,
+        None => Vm::load(name)?,
+    };
     let (ok, line) = wait::wait(&vm, Duration::from_secs_f64(timeout));
     output::emit(&line);
     if ok {

@@ -1,46 +1,46 @@
-//! The VM's address and state, from the record banger-vm keeps at
-//! vms_dir()/NAME/vm.json (read as plain JSON: banger-vm owns its type).
+//! The VM's address and state, from banger-vm's record through
+//! banger_lib's read-only view (typed, never parsed here), or given on the
+//! command line by a caller that has them (banger-vm's `wait --ip`).
 
-use banger_lib::{names, paths, state, Error, Result};
-use serde_json::Value;
+use banger_lib::records::{vm, VmState};
+use banger_lib::{names, Error, Result};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vm {
     pub name: String,
-    pub state: String,
+    pub state: VmState,
     pub ip: Option<String>,
 }
 
 impl Vm {
     pub fn load(name: &str) -> Result<Vm> {
-        names::validate("VM", name)?;
-        let path = paths::vms_dir().join(name).join("vm.json");
-        let rec: Value = state::load(&path)?.ok_or_else(|| {
-            Error::not_found(format!("no VM named {name}"))
-                .with_hint("list VMs with: banger vm list")
-        })?;
+        let rec = vm::view(name)?;
         Ok(Vm {
             name: name.to_string(),
-            state: rec
-                .get("state")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown")
-                .to_string(),
-            ip: rec
-                .get("ip")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string),
+            state: rec.state,
+            ip: rec.ip.filter(|s| !s.is_empty()),
+        })
+    }
+
+    /// A running VM at `ip`, as its caller says, without a record.
+    pub fn at(name: &str, ip: &str) -> Result<Vm> {
+        names::validate("VM", name)?;
+        Ok(Vm {
+            name: name.to_string(),
+            state: VmState::Running,
+            ip: Some(ip.to_string()),
         })
     }
 
     /// The address of a running VM; exit 5 otherwise, as banger-vm does.
     pub fn running_ip(&self) -> Result<&str> {
-        if self.state != "running" {
-            return Err(
-                Error::conflict(format!("{} is {}, not running", self.name, self.state))
-                    .with_hint(format!("start it with: banger vm start {}", self.name)),
-            );
+        if self.state != VmState::Running {
+            return Err(Error::conflict(format!(
+                "{} is {}, not running",
+                self.name,
+                self.state.word()
+            ))
+            .with_hint(format!("start it with: banger vm start {}", self.name)));
         }
         self.ip()
             .map_err(|e| e.with_hint(format!("see: banger vm show {}", self.name)))

@@ -2,7 +2,7 @@
 //! network namespace, on an address there, standing in for a guest.
 
 use banger_testkit::{Home, NetNs};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -35,10 +35,8 @@ impl Env {
     }
 
     fn vm(&self, name: &str, state: &str, ip: &str) {
-        let dir = self.home.path().join("state/banger/vms").join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let rec = json!({"schema": 1, "name": name, "state": state, "ip": ip});
-        std::fs::write(dir.join("vm.json"), rec.to_string()).unwrap();
+        let rec = banger_testkit::records::vm(name, state, Some(ip), None);
+        banger_testkit::records::store_vm(&self.home.path().join("state"), &rec);
     }
 
     fn apply(&self, c: &mut Command) {

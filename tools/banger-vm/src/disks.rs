@@ -2,12 +2,30 @@
 //! filesystem shares blocks, else a sparse copy that only reads and writes
 //! the data extents (SEEK_DATA/SEEK_HOLE). The image is never written.
 
+use banger_lib::records::{Disks, ImageLine};
 use banger_lib::{error::io, hosttools, Error, Result};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::process::Command;
+
+/// The VM's disks from the image: the rootfs copied, the work disk made
+/// from the work seed (grown to `size`) or empty.
+pub fn make(image: &ImageLine, d: &Disks, size: u64) -> Result<()> {
+    if let Some(dir) = d.rootfs.parent() {
+        banger_lib::paths::ensure_dir(dir)?;
+    }
+    copy(&image.rootfs, &d.rootfs)?;
+    match &image.work_seed {
+        Some(seed) => {
+            copy(seed, &d.work)?;
+            grow(&d.work, size)?;
+        }
+        None => make_empty(&d.work, size)?,
+    }
+    Ok(())
+}
 
 /// How a disk was made, for progress and timings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,9 +52,9 @@ pub fn copy(src: &Path, dst: &Path) -> Result<Method> {
     })();
     result.map_err(|e: std::io::Error| {
         let _ = std::fs::remove_file(dst);
-        let mut err = io(format!("copying {} to {}", src.display(), dst.display()), e);
-        if err.message.contains("No space left") {
-            err = err.with_hint("free space in the banger state dir, or use a smaller --disk");
+        let err = io(format!("copying {} to {}", src.display(), dst.display()), e);
+        if err.io_kind() == Some(std::io::ErrorKind::StorageFull) {
+            return err.with_hint("free space in the banger state dir, or use a smaller --disk");
         }
         err
     })

@@ -1,12 +1,13 @@
 //! start, stop, restart, delete and set on one VM, under its lock. The
-//! fan-out over several names is in fanout.rs.
+//! fan-out over several names is banger_lib::fanout.
 
-use crate::boot::StopMode;
-use crate::create::{step_error, Timings};
-use crate::record::{self, State, VmRecord};
-use crate::{boot, interrupt, tools, vmm};
+use crate::record::{self, State, VmLine, VmRecord};
+use crate::steps::{self, step_error, Mode, Run};
+use crate::stop::{self, StopMode};
+use crate::{plumbing, vmm};
+use banger_lib::records::StopLine;
 use banger_lib::{paths, state, Error, Kind, Result};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 /// vCPUs and memory a VM may have: at least one vCPU and 128 MiB, at most
 /// the host's CPUs (and 32) and the host's memory. `verb` names the command
@@ -63,83 +64,67 @@ fn lock_any(name: &str) -> Result<state::Lock> {
 }
 
 /// Boot a created, stopped or crashed VM. A running one is left as it is.
-pub fn start(name: &str, no_wait: bool, timeout: u64) -> Result<Value> {
+/// The same boot steps as create; a failure stops what this start
+/// started and puts the VM back as it was (its lease and disks stay).
+pub fn start(name: &str, no_wait: bool, timeout: u64) -> Result<VmLine> {
     let _l = lock(name)?;
-    let mut rec = record::reconcile_locked(name)?;
+    let rec = record::reconcile_locked(name)?;
     if rec.state == State::Running {
-        return Ok(rec.view());
+        return Ok(record::line(&rec));
     }
-    let tool = vmm::tool(&rec.vmm);
     if rec.state == State::Crashed {
         // Whatever the dead VMM left: sockets, QEMU's vsock helper.
-        let _ = boot::stop_vmm(tool, name, StopMode::Kill);
+        let _ = stop::stop_vmm(vmm::tool(&rec.vmm), name, StopMode::Kill);
     }
-    let before = rec.state;
-    let fail = |rec: &mut VmRecord, step: &str, e: Error| -> Error {
-        if matches!(step, "vmm start" | "healthy" | "ssh") {
-            boot::show_console_tail(name);
-        }
-        // A guest that got far enough to answer is synced before the kill.
-        let _ = boot::stop_vmm(tool, name, StopMode::Clean(0));
-        rec.state = if before == State::Created {
-            State::Created
-        } else {
-            State::Stopped
-        };
-        rec.pid = None;
-        rec.pid_start_time = None;
-        let _ = record::store(rec);
-        step_error(name, "start", step, e)
-    };
+    let agent_port = banger_lib::config::Bundle::load()?.agent_port;
+    let nat = rec.nat;
+    let mut run = Run::new(rec, Mode::Start, timeout, agent_port);
     // The TAP may be gone (host reboot); the lease stays the same.
-    if let Err(e) = boot::acquire_tap(&mut rec).and_then(|_| record::store(&rec)) {
-        return Err(fail(&mut rec, "tap", e));
-    }
-    if rec.nat {
-        match crate::create::nat_enable(name) {
-            Err(e) if e.kind != Kind::Conflict => return Err(fail(&mut rec, "nat", e)),
-            _ => {}
-        }
-    }
-    if let Err(e) = interrupt::check().and_then(|_| boot::start_vmm(&mut rec)) {
-        return Err(fail(&mut rec, "vmm start", e));
-    }
-    boot::dns_ensure(name);
-    if !no_wait {
-        let mut t = Timings::new();
-        let r = boot::wait_ready(&rec, timeout, &mut t)
-            .and_then(|_| interrupt::check().map_err(|e| ("done", e)));
-        if let Err((step, e)) = r {
-            return Err(fail(&mut rec, step, e));
-        }
-    }
-    Ok(rec.view())
+    run.run(&steps::boot(nat, !no_wait))?;
+    Ok(record::line(&run.rec))
+}
+
+/// What stop prints for a VM.
+#[derive(Debug, Serialize)]
+pub struct Stopped {
+    pub state: State,
+    /// The guest shut down by itself: what it wrote is on its disks.
+    pub clean: bool,
+    pub how: String,
 }
 
 /// Shut a VM down; disks, lease and TAP stay. The result says whether the
 /// guest shut down by itself (`clean`) and how.
-pub fn stop(name: &str, timeout: u64) -> Result<Value> {
+pub fn stop(name: &str, timeout: u64) -> Result<Stopped> {
     let _l = lock(name)?;
     let mut rec = record::reconcile_locked(name)?;
     let s = stop_locked(&mut rec, timeout)?;
-    Ok(json!({"state": rec.state, "clean": s.clean, "how": s.how}))
+    Ok(Stopped {
+        state: rec.state,
+        clean: s.clean,
+        how: s.how,
+    })
 }
 
-fn stop_locked(rec: &mut VmRecord, timeout: u64) -> Result<boot::Stopped> {
+fn stop_locked(rec: &mut VmRecord, timeout: u64) -> Result<StopLine> {
     let tool = vmm::tool(&rec.vmm);
     let s = match rec.state {
-        State::Running => boot::stop_vmm(tool, &rec.name, StopMode::Clean(timeout))
+        State::Running => stop::stop_vmm(tool, &rec.name, StopMode::Clean(timeout))
             .map_err(|e| step_error(&rec.name, "stop", "vmm stop", e))?,
         State::Crashed => {
-            let _ = boot::stop_vmm(tool, &rec.name, StopMode::Kill);
-            boot::Stopped {
+            let _ = stop::stop_vmm(tool, &rec.name, StopMode::Kill);
+            StopLine {
+                id: rec.name.clone(),
+                stopped: true,
                 how: "crashed".into(),
                 clean: false,
                 synced: false,
             }
         }
         State::Created | State::Stopped => {
-            return Ok(boot::Stopped {
+            return Ok(StopLine {
+                id: rec.name.clone(),
+                stopped: true,
                 how: "not_running".into(),
                 clean: true,
                 synced: false,
@@ -170,18 +155,40 @@ fn stop_locked(rec: &mut VmRecord, timeout: u64) -> Result<boot::Stopped> {
     Ok(s)
 }
 
+/// What restart prints: the record after the start, and whether the stop
+/// before it was clean.
+#[derive(Debug, Serialize)]
+pub struct Restarted {
+    #[serde(flatten)]
+    pub line: VmLine,
+    pub clean: bool,
+}
+
 /// Stop (the clean path), then start.
-pub fn restart(name: &str, no_wait: bool, timeout: u64, stop_timeout: u64) -> Result<Value> {
+pub fn restart(name: &str, no_wait: bool, timeout: u64, stop_timeout: u64) -> Result<Restarted> {
     let stopped = stop(name, stop_timeout)?;
-    let mut v = start(name, no_wait, timeout)?;
-    v["clean"] = stopped["clean"].clone();
-    Ok(v)
+    Ok(Restarted {
+        line: start(name, no_wait, timeout)?,
+        clean: stopped.clean,
+    })
+}
+
+/// What delete prints.
+#[derive(Debug, Default, Serialize)]
+pub struct Deleted {
+    pub state: &'static str,
+    /// delete --force of a VM without a readable record: what was found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed: Option<Vec<String>>,
+    /// Cleanup steps that failed (delete --force goes on).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Stop a VM and remove everything it had. Without `force`, a failing
 /// cleanup step keeps the record so the delete can be tried again. The
 /// VMM is killed at once (its disks are going), unless `graceful`.
-pub fn delete(name: &str, force: bool, graceful: bool, timeout: u64) -> Result<Value> {
+pub fn delete(name: &str, force: bool, graceful: bool, timeout: u64) -> Result<Deleted> {
     match record::load(name) {
         Ok(Some(_)) => {}
         Ok(None) if force && record::vm_dir(name).exists() => return delete_by_name(name),
@@ -212,7 +219,7 @@ pub fn delete(name: &str, force: bool, graceful: bool, timeout: u64) -> Result<V
     } else {
         StopMode::Kill
     };
-    if let Err(e) = boot::stop_vmm(tool, name, mode) {
+    if let Err(e) = stop::stop_vmm(tool, name, mode) {
         failed.push(format!("vmm stop: {e}"));
     } else if rec.state == State::Running {
         rec.state = State::Stopped;
@@ -221,11 +228,11 @@ pub fn delete(name: &str, force: bool, graceful: bool, timeout: u64) -> Result<V
         let _ = record::store(&rec);
     }
     if rec.nat {
-        if let Err(e) = tools::run_gone_ok("banger-net", &["nat", "disable", "--vm", name]) {
+        if let Err(e) = plumbing::nat_disable(name) {
             failed.push(format!("nat disable: {e}"));
         }
     }
-    if let Err(e) = tools::run_gone_ok("banger-net", &["tap", "release", "--vm", name]) {
+    if let Err(e) = plumbing::tap_release(name) {
         failed.push(format!("tap release: {e}"));
     }
     forget_host_key(name);
@@ -242,23 +249,23 @@ pub fn delete(name: &str, force: bool, graceful: bool, timeout: u64) -> Result<V
     let dir = record::vm_dir(name);
     std::fs::remove_dir_all(&dir)
         .map_err(|e| banger_lib::error::io(format!("removing {}", dir.display()), e))?;
-    let mut out = json!({"state": "deleted"});
-    if !failed.is_empty() {
-        out["warnings"] = json!(failed);
-    }
-    Ok(out)
+    Ok(Deleted {
+        state: "deleted",
+        removed: None,
+        warnings: failed,
+    })
 }
 
 /// `delete --force` of a VM whose record is corrupt or missing: find what
 /// belongs to the name without the record (a VMM by its id under either
 /// driver, the lease, the NAT element, the host key, the dirs) and remove
 /// it, printing what was there.
-fn delete_by_name(name: &str) -> Result<Value> {
+fn delete_by_name(name: &str) -> Result<Deleted> {
     let _l = lock_any(name)?;
     let mut removed: Vec<String> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     for tool in ["banger-qemu", "banger-fc"] {
-        match boot::stop_vmm(tool, name, StopMode::Kill) {
+        match stop::stop_vmm(tool, name, StopMode::Kill) {
             Ok(s) if s.how != "not_running" => removed.push(format!("{tool} VMM ({})", s.how)),
             Ok(_) => {}
             // A driver that is not installed cannot have started it.
@@ -270,9 +277,9 @@ fn delete_by_name(name: &str) -> Result<Value> {
         ("NAT element", ["nat", "disable", "--vm", name]),
         ("TAP and lease", ["tap", "release", "--vm", name]),
     ] {
-        match tools::run("banger-net", &args) {
+        match plumbing::run("banger-net", &args) {
             Ok(()) => removed.push(what.into()),
-            Err(e) if tools::gone(&e) => {}
+            Err(e) if plumbing::gone(&e) => {}
             Err(e) => failed.push(format!("{}: {e}", args[..2].join(" "))),
         }
     }
@@ -292,16 +299,16 @@ fn delete_by_name(name: &str) -> Result<Value> {
     std::fs::remove_dir_all(&dir)
         .map_err(|e| banger_lib::error::io(format!("removing {}", dir.display()), e))?;
     removed.push(dir.display().to_string());
-    let mut out = json!({"state": "deleted", "removed": removed});
-    if !failed.is_empty() {
-        out["warnings"] = json!(failed);
-    }
-    Ok(out)
+    Ok(Deleted {
+        state: "deleted",
+        removed: Some(removed),
+        warnings: failed,
+    })
 }
 
 /// A re-created VM gets a new host key; drop the old one.
 fn forget_host_key(name: &str) {
-    let _ = tools::run("banger-ssh", &["forget", name]);
+    let _ = plumbing::run("banger-ssh", &["forget", name]);
     let _ = std::fs::remove_file(paths::state_dir().join("known_hosts").join(name));
 }
 
@@ -311,7 +318,7 @@ pub struct Settings {
     pub memory: Option<u32>,
 }
 
-pub fn set(name: &str, s: &Settings) -> Result<Value> {
+pub fn set(name: &str, s: &Settings) -> Result<VmLine> {
     let _l = lock(name)?;
     let mut rec = record::reconcile_locked(name)?;
     if (s.vcpus.is_some() || s.memory.is_some()) && rec.state == State::Running {
@@ -330,9 +337,9 @@ pub fn set(name: &str, s: &Settings) -> Result<Value> {
         // applies the setting.
         if rec.ip.is_some() {
             let r = if nat {
-                crate::create::nat_enable(name)
+                plumbing::nat_enable(name)
             } else {
-                tools::run("banger-net", &["nat", "disable", "--vm", name])
+                plumbing::run("banger-net", &["nat", "disable", "--vm", name])
             };
             match r {
                 Err(e) if nat && e.kind == Kind::Conflict => {}
@@ -350,5 +357,5 @@ pub fn set(name: &str, s: &Settings) -> Result<Value> {
         rec.memory_mib = m;
     }
     record::store(&rec)?;
-    Ok(rec.view())
+    Ok(record::line(&rec))
 }

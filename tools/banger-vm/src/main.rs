@@ -2,19 +2,27 @@
 //! tools (banger-image, banger-net, banger-fc/banger-qemu, banger-health,
 //! banger-ssh) as processes.
 
-mod boot;
 mod cli;
 mod create;
 mod disks;
-mod fanout;
-mod interrupt;
 mod lifecycle;
+mod plumbing;
 mod record;
-mod tools;
+mod steps;
+mod stop;
 mod view;
 mod vmm;
 
+use banger_lib::{interrupt, names, Result};
 use cli::{Cli, Cmd};
+use serde::Serialize;
+
+/// A verb over several VMs: names are checked in each VM's own line.
+fn fanout<T: Serialize>(vms: &[String], op: impl Fn(&str) -> Result<T> + Sync) -> i32 {
+    banger_lib::fanout::run("banger-vm", vms, |n| {
+        names::validate("VM", n).and_then(|_| op(n))
+    })
+}
 
 fn main() {
     let cli = banger_lib::run::parse::<Cli>("banger-vm");
@@ -29,16 +37,16 @@ fn main() {
             }
             Cmd::Start(a) => {
                 interrupt::install();
-                fanout::run(&a.names, |n| lifecycle::start(n, a.no_wait, a.timeout))
+                fanout(&a.names, |n| lifecycle::start(n, a.no_wait, a.timeout))
             }
-            Cmd::Stop(a) => fanout::run(&a.names, |n| lifecycle::stop(n, a.timeout)),
+            Cmd::Stop(a) => fanout(&a.names, |n| lifecycle::stop(n, a.timeout)),
             Cmd::Restart(a) => {
                 interrupt::install();
-                fanout::run(&a.names, |n| {
+                fanout(&a.names, |n| {
                     lifecycle::restart(n, a.no_wait, a.timeout, a.stop_timeout)
                 })
             }
-            Cmd::Delete(a) => fanout::run(&a.names, |n| {
+            Cmd::Delete(a) => fanout(&a.names, |n| {
                 lifecycle::delete(n, a.force, a.graceful, a.timeout)
             }),
             Cmd::List { json } => view::list(json)?,
@@ -61,7 +69,7 @@ fn main() {
                     )
                     .into());
                 }
-                fanout::run(&a.names, |n| lifecycle::set(n, &s))
+                fanout(&a.names, |n| lifecycle::set(n, &s))
             }
             Cmd::Ssh { name, cmd } => view::ssh(&name, &cmd)?,
             Cmd::Health { names } => view::health(&names)?,

@@ -1,7 +1,7 @@
 //! Reading VMs: list, show, logs; and handing over to banger-ssh and
 //! banger-health.
 
-use crate::record::{self, State};
+use crate::record::{self, State, VmLine};
 use banger_lib::{output, sibling, Error, Result};
 use serde_json::Value;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -9,19 +9,29 @@ use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 pub fn list(json: bool) -> Result<i32> {
-    let mut rows: Vec<Value> = Vec::new();
+    let mut lines: Vec<VmLine> = Vec::new();
     for name in record::names()? {
         match record::load(&name) {
-            Ok(Some(r)) => rows.push(r.view()),
+            Ok(Some(r)) => lines.push(record::line(&r)),
             Ok(None) => {}
             Err(e) => eprintln!("banger-vm: warning: {name}: {e}"),
         }
     }
-    if output::want_table(json) {
-        for r in rows.iter_mut() {
-            r["uptime"] = r["uptime_s"].as_u64().map(human_duration).into();
+    if !output::want_table(json) {
+        for l in &lines {
+            output::emit(l);
         }
+        return Ok(0);
     }
+    // The table's own column: uptime as people read it.
+    let rows: Vec<Value> = lines
+        .iter()
+        .map(|l| {
+            let mut v = serde_json::to_value(l).expect("records serialize");
+            v["uptime"] = l.uptime_s.map(human_duration).into();
+            v
+        })
+        .collect();
     output::print_list(
         &rows,
         &[
@@ -49,7 +59,7 @@ fn human_duration(s: u64) -> String {
 
 pub fn show(name: &str) -> Result<i32> {
     banger_lib::names::validate("VM", name)?;
-    output::emit(&record::load_existing(name)?.view());
+    output::emit(&record::line(&record::load_existing(name)?));
     Ok(0)
 }
 

@@ -2,6 +2,7 @@
 
 use crate::cli::VmmChoice;
 use crate::record::VmRecord;
+use banger_lib::records::TapLine;
 use banger_lib::{config::Bundle, vmspec, Error, Result};
 use std::net::Ipv4Addr;
 
@@ -42,6 +43,27 @@ fn mask_bits(prefix: u8) -> u32 {
     } else {
         u32::MAX << (32 - prefix.min(32) as u32)
     }
+}
+
+/// Take a lease from `banger-net tap acquire` into the record, with the
+/// CID and kernel command line that follow from it.
+pub fn apply_lease(rec: &mut VmRecord, t: &TapLine) -> Result<()> {
+    if t.prefix > 32 {
+        return Err(Error::failed(format!(
+            "banger-net gave a bad prefix /{}",
+            t.prefix
+        )));
+    }
+    let (ip, gw, dns) = (t.ip.to_string(), t.gateway.to_string(), t.dns.to_string());
+    rec.vsock_cid = Some(cid_for(&ip, t.prefix)?);
+    rec.cmdline = cmdline(&rec.name, &ip, &gw, t.prefix, &dns);
+    rec.tap = Some(t.tap.clone());
+    rec.mac = Some(t.mac.clone());
+    rec.ip = Some(ip);
+    rec.prefix = Some(t.prefix);
+    rec.gateway = Some(gw);
+    rec.dns = Some(dns);
+    Ok(())
 }
 
 /// The kernel command line (without root=, which the driver adds): serial

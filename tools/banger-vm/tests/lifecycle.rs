@@ -22,19 +22,24 @@ fn create_show_stop_start_delete() {
     for k in ["disks", "tap", "vmm_start", "healthy", "ssh"] {
         assert!(rec["timings_ms"][k].is_number(), "{k}: {rec}");
     }
-    // The steps in order, through the plumbing.
+    // The steps in order, through the plumbing: NAT before the guest runs;
+    // the waits get the endpoints, they read no record.
     let log = fx.log();
     let calls: Vec<&str> = log.lines().collect();
+    let uds = fx.home.path().join("run/banger/box/vsock.sock");
     assert_eq!(
         calls,
         [
             "banger-image default",
             "banger-net tap acquire --vm box",
+            "banger-net nat enable --vm box",
             "banger-qemu start",
             "banger-net dns ensure",
-            "banger-net nat enable --vm box",
-            "banger-health wait box --timeout 180",
-            "banger-ssh wait box --timeout 180",
+            &format!(
+                "banger-health wait box --uds {} --port 52 --timeout 180",
+                uds.display()
+            ),
+            "banger-ssh wait box --ip 172.30.0.10 --timeout 180",
         ]
     );
     // The spec the driver got.
@@ -448,12 +453,10 @@ fn disk_full_during_create_is_undone_as_root() {
     // An image bigger than the 2 MiB filesystem the VM's state lives on.
     let big = fx.standin.join("big.ext4");
     std::fs::write(&big, vec![0x5a; 4 << 20]).unwrap();
+    let line = banger_testkit::records::image_line("big", &big, None);
     std::fs::write(
         fx.standin.join("images/big.json"),
-        format!(
-            r#"{{"name":"big","rootfs":"{}","work_seed":null}}"#,
-            big.display()
-        ),
+        serde_json::to_string(&line).unwrap(),
     )
     .unwrap();
     let state = fx.home.path().join("state");

@@ -153,13 +153,10 @@ impl Fx {
             .status()
             .unwrap();
         assert!(ok.success());
+        let line = banger_testkit::records::image_line("debian", &rootfs, Some(&seed));
         std::fs::write(
             standin.join("images/debian.json"),
-            format!(
-                r#"{{"name":"debian","rootfs":"{}","work_seed":"{}","kernel":null,"initrd":null}}"#,
-                rootfs.display(),
-                seed.display()
-            ),
+            serde_json::to_string(&line).unwrap(),
         )
         .unwrap();
         let mut env: Vec<(String, String)> = home

@@ -1,10 +1,14 @@
-//! Running the plumbing tools as processes. Each runs in its own process
-//! group so that a Ctrl-C at the terminal reaches banger-vm alone: a tool in
-//! the middle of making something finishes it (and we undo it), while a
-//! wait is cut short.
+//! Running the plumbing tools as processes and reading their records as
+//! banger_lib's types (a line that does not fit the type is an error, not
+//! a guess). Each runs in its own process group so that a Ctrl-C at the
+//! terminal reaches banger-vm alone: a tool in the middle of making
+//! something finishes it (and we undo it), while a wait is cut short.
 
 use crate::interrupt;
+use banger_lib::records::{ImageLine, TapLine};
+use banger_lib::vmspec::{VmSpec, VmmRecord};
 use banger_lib::{sibling, Error, Result};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -100,4 +104,72 @@ pub fn run_gone_ok(tool: &str, args: &[&str]) -> Result<()> {
         Err(e) if gone(&e) => Ok(()),
         r => r,
     }
+}
+
+/// `call_one`, read as `T`.
+pub fn call_typed<T: DeserializeOwned>(
+    tool: &str,
+    args: &[&str],
+    stdin: Option<&Value>,
+    interruptible: bool,
+) -> Result<T> {
+    let v = call_one(tool, args, stdin, interruptible)?;
+    serde_json::from_value(v.clone()).map_err(|e| {
+        Error::failed(format!(
+            "{tool} {} printed a record banger-vm cannot read ({e}): {v}",
+            args.iter()
+                .take_while(|a| !a.starts_with('-'))
+                .take(2)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" ")
+        ))
+    })
+}
+
+/// `banger-image show NAME`, or `banger-image default` (the user's chosen
+/// default) when no name was given.
+pub fn image(name: Option<&str>) -> Result<ImageLine> {
+    match name {
+        Some(n) => call_typed("banger-image", &["show", n], None, false),
+        None => call_typed("banger-image", &["default"], None, false),
+    }
+}
+
+/// `banger-net tap acquire --vm NAME`: a TAP and an address (the same
+/// lease again when the VM has one).
+pub fn tap_acquire(vm: &str) -> Result<TapLine> {
+    call_typed("banger-net", &["tap", "acquire", "--vm", vm], None, false)
+}
+
+/// `banger-net tap release --vm NAME`; an already released lease is fine.
+pub fn tap_release(vm: &str) -> Result<()> {
+    run_gone_ok("banger-net", &["tap", "release", "--vm", vm])
+}
+
+/// `banger-net nat enable --vm NAME`, with a hint in banger-vm's terms:
+/// banger-vm has no --uplink, the config file does.
+pub fn nat_enable(vm: &str) -> Result<()> {
+    run("banger-net", &["nat", "enable", "--vm", vm]).map_err(|mut e| {
+        if e.hint.as_deref().is_some_and(|h| h.contains("--uplink")) {
+            e.hint = Some(format!(
+                "set \"uplink\" (the interface that reaches the outside, see `ip route`) in {}",
+                banger_lib::paths::config_dir()
+                    .join("config.json")
+                    .display()
+            ));
+        }
+        e
+    })
+}
+
+/// `banger-net nat disable --vm NAME`; NAT already off is fine.
+pub fn nat_disable(vm: &str) -> Result<()> {
+    run_gone_ok("banger-net", &["nat", "disable", "--vm", vm])
+}
+
+/// `banger-fc start` / `banger-qemu start` with the spec on stdin.
+pub fn vmm_start(tool: &str, spec: &VmSpec) -> Result<VmmRecord> {
+    let spec = serde_json::to_value(spec).expect("specs serialize");
+    call_typed(tool, &["start"], Some(&spec), false)
 }

@@ -1,0 +1,378 @@
+//! The steps that make a VM run, in one order for `create` and `start`,
+//! and one way to undo them: each step that makes something records what
+//! it made before the next step runs; a failed step, or an interrupt, undoes
+//! the list backwards and names the step.
+
+use crate::plumbing;
+use crate::record::{self, State, VmRecord};
+use crate::{disks, vmm};
+use banger_lib::interrupt;
+use banger_lib::records::ImageLine;
+use banger_lib::{proc, Error, Kind, Result};
+use serde_json::{json, Map, Value};
+use std::io::IsTerminal;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The VM's own disks from the image's (create only).
+    Disks,
+    /// A TAP and a lease from banger-net.
+    Tap,
+    /// The VM's NAT element (only when the record says nat).
+    Nat,
+    /// The VMM process, through its driver.
+    Vmm,
+    /// The .vm DNS server (a failure is only a warning).
+    Dns,
+    /// The guest agent answers.
+    Healthy,
+    /// sshd answers.
+    Ssh,
+}
+
+impl Step {
+    /// The name errors and `--timings` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Disks => "disks",
+            Step::Tap => "tap",
+            Step::Nat => "nat",
+            Step::Vmm => "vmm start",
+            Step::Dns => "dns",
+            Step::Healthy => "healthy",
+            Step::Ssh => "ssh",
+        }
+    }
+
+    fn timing_key(self) -> &'static str {
+        match self {
+            Step::Vmm => "vmm_start",
+            s => s.name(),
+        }
+    }
+
+    /// Steps after which the guest console may say why it failed.
+    fn shows_console(self) -> bool {
+        matches!(self, Step::Vmm | Step::Healthy | Step::Ssh)
+    }
+}
+
+/// The steps that boot a VM whose disks exist: NAT is in place before the
+/// guest runs, DNS before anyone asks for NAME.vm.
+pub fn boot(nat: bool, wait: bool) -> Vec<Step> {
+    let mut v = vec![Step::Tap];
+    if nat {
+        v.push(Step::Nat);
+    }
+    v.extend([Step::Vmm, Step::Dns]);
+    if wait {
+        v.extend([Step::Healthy, Step::Ssh]);
+    }
+    v
+}
+
+/// Whose the things a run makes are. A create owns everything it makes,
+/// so undoing removes it all; a start boots a VM that keeps its disks,
+/// lease and NAT setting, so undoing only stops its VMM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Create,
+    Start,
+}
+
+impl Mode {
+    fn verb(self) -> &'static str {
+        match self {
+            Mode::Create => "create",
+            Mode::Start => "start",
+        }
+    }
+}
+
+/// One thing to undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Undo {
+    /// The VM's dir (disks, record) and its runtime dir.
+    Dirs,
+    Lease,
+    Nat,
+    Vmm,
+}
+
+/// One create or start of one VM.
+pub struct Run {
+    pub rec: VmRecord,
+    /// The state before this run, for a start to go back to.
+    initial: State,
+    mode: Mode,
+    made: Vec<Undo>,
+    pub timings: Timings,
+    /// For the disks step.
+    pub image: Option<ImageLine>,
+    /// Seconds each wait may take.
+    pub timeout: u64,
+    /// The guest agent's vsock port (bundle `agent_port`).
+    pub agent_port: u32,
+}
+
+impl Run {
+    pub fn new(rec: VmRecord, mode: Mode, timeout: u64, agent_port: u32) -> Run {
+        Run {
+            initial: rec.state,
+            rec,
+            mode,
+            made: Vec::new(),
+            timings: Timings::new(),
+            image: None,
+            timeout,
+            agent_port,
+        }
+    }
+
+    /// Run `steps` in order. On failure (or Ctrl-C) undo what this run
+    /// made, newest first, and return the error naming the step.
+    pub fn run(&mut self, steps: &[Step]) -> Result<()> {
+        for &step in steps {
+            progress(&self.rec.name, step.name());
+            let r = interrupt::check().and_then(|_| self.step(step));
+            if let Err(e) = r {
+                if step.shows_console() {
+                    show_console_tail(&self.rec.name);
+                }
+                let err = step_error(&self.rec.name, self.mode.verb(), step.name(), e);
+                progress(&self.rec.name, "undoing");
+                self.undo();
+                return Err(err);
+            }
+            self.timings.mark(step.timing_key());
+        }
+        interrupt::check().map_err(|e| {
+            let err = step_error(&self.rec.name, self.mode.verb(), "done", e);
+            self.undo();
+            err
+        })
+    }
+
+    fn step(&mut self, step: Step) -> Result<()> {
+        let name = self.rec.name.clone();
+        match step {
+            Step::Disks => {
+                let image = self
+                    .image
+                    .as_ref()
+                    .ok_or_else(|| Error::failed("no image for the disks step"))?;
+                self.made.push(Undo::Dirs);
+                disks::make(image, &self.rec.disks, self.rec.disk_size)?;
+                record::store(&self.rec)
+            }
+            Step::Tap => {
+                // banger-net undoes its own half-made acquire: there is only
+                // something to give back once it succeeded.
+                let t = plumbing::tap_acquire(&name)?;
+                if self.mode == Mode::Create {
+                    self.made.push(Undo::Lease);
+                }
+                vmm::apply_lease(&mut self.rec, &t)?;
+                record::store(&self.rec)
+            }
+            Step::Nat => match plumbing::nat_enable(&name) {
+                Ok(()) => {
+                    if self.mode == Mode::Create {
+                        self.made.push(Undo::Nat);
+                    }
+                    Ok(())
+                }
+                // Already on (a VM that was started before).
+                Err(e) if e.kind == Kind::Conflict => Ok(()),
+                Err(e) => Err(e),
+            },
+            Step::Vmm => {
+                // The driver removes what a failed start made; once it has
+                // printed its record, the VMM is ours to stop.
+                let tool = vmm::tool(&self.rec.vmm);
+                let v = plumbing::vmm_start(tool, &vmm::spec(&self.rec))?;
+                self.made.push(Undo::Vmm);
+                self.rec.pid = Some(v.pid);
+                self.rec.pid_start_time = Some(v.pid_start_time);
+                self.rec.vsock_uds = v.vsock_uds;
+                self.rec.state = State::Running;
+                self.rec.started_at = Some(proc::now_rfc3339());
+                record::store(&self.rec)
+            }
+            Step::Dns => {
+                if let Err(e) = plumbing::run("banger-net", &["dns", "ensure"]) {
+                    eprintln!("banger-vm: warning: {name}: {name}.vm will not resolve: {e}");
+                }
+                Ok(())
+            }
+            Step::Healthy => {
+                let uds = self.rec.vsock_uds.clone().ok_or_else(|| {
+                    Error::failed(format!("{name}'s VMM gave no agent socket (vsock_uds)"))
+                })?;
+                let (uds, port, secs) = (
+                    uds.display().to_string(),
+                    self.agent_port.to_string(),
+                    self.timeout.to_string(),
+                );
+                let args = [
+                    "wait",
+                    &name,
+                    "--uds",
+                    &uds,
+                    "--port",
+                    &port,
+                    "--timeout",
+                    &secs,
+                ];
+                plumbing::call("banger-health", &args, None, true).map(drop)
+            }
+            Step::Ssh => {
+                let ip = self.rec.ip.clone().unwrap_or_default();
+                let secs = self.timeout.to_string();
+                let args = ["wait", &name, "--ip", &ip, "--timeout", &secs];
+                plumbing::call("banger-ssh", &args, None, true).map(drop)
+            }
+        }
+    }
+
+    /// Undo what this run made, newest first; a failing undo is reported
+    /// and the rest still run. A start's VM goes back to how it was.
+    fn undo(&mut self) {
+        let name = self.rec.name.clone();
+        while let Some(u) = self.made.pop() {
+            let r = match u {
+                Undo::Dirs => remove_dirs(&name),
+                Undo::Lease => plumbing::tap_release(&name),
+                Undo::Nat => plumbing::nat_disable(&name),
+                Undo::Vmm => {
+                    // A create's disks go with the undo: kill. A start's
+                    // guest keeps its disks: sync them first if it answers.
+                    let mode = match self.mode {
+                        Mode::Create => crate::stop::StopMode::Kill,
+                        Mode::Start => crate::stop::StopMode::Clean(0),
+                    };
+                    crate::stop::stop_vmm(vmm::tool(&self.rec.vmm), &name, mode).map(drop)
+                }
+            };
+            if let Err(e) = r {
+                eprintln!("banger-vm: warning: {name}: undoing {u:?} failed: {e}");
+                if let Some(h) = e.hint {
+                    eprintln!("hint: {h}");
+                }
+            }
+        }
+        if self.mode == Mode::Start && self.rec.state == State::Running {
+            self.rec.state = if self.initial == State::Created {
+                State::Created
+            } else {
+                State::Stopped
+            };
+            self.rec.pid = None;
+            self.rec.pid_start_time = None;
+            let _ = record::store(&self.rec);
+        }
+    }
+}
+
+fn remove_dirs(name: &str) -> Result<()> {
+    let _ = std::fs::remove_dir_all(banger_lib::vmspec::run_dir(name));
+    let dir = record::vm_dir(name);
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(banger_lib::error::io(
+            format!("removing {}", dir.display()),
+            e,
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The error of a failed step: its kind and hint, and which step it was.
+pub fn step_error(vm: &str, verb: &str, step: &str, e: Error) -> Error {
+    let why = if interrupt::requested() && !interrupt::is_interrupt(&e) {
+        format!("{e} (interrupted)")
+    } else {
+        e.message.clone()
+    };
+    let message = format!("{verb} {vm} failed at step {step}: {why}");
+    e.reword(message)
+}
+
+/// Per-step milliseconds for `--timings`.
+pub struct Timings {
+    start: Instant,
+    last: Instant,
+    map: Map<String, Value>,
+}
+
+impl Timings {
+    pub fn new() -> Timings {
+        let now = Instant::now();
+        Timings {
+            start: now,
+            last: now,
+            map: Map::new(),
+        }
+    }
+
+    pub fn mark(&mut self, step: &str) {
+        let now = Instant::now();
+        let ms = (now - self.last).as_secs_f64() * 1000.0;
+        self.map
+            .insert(step.into(), json!((ms * 10.0).round() / 10.0));
+        self.last = now;
+    }
+
+    pub fn finish(mut self) -> Value {
+        let ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        self.map
+            .insert("total".into(), json!((ms * 10.0).round() / 10.0));
+        Value::Object(self.map)
+    }
+}
+
+/// A progress line on a terminal.
+pub fn progress(vm: &str, msg: &str) {
+    if std::io::stderr().is_terminal() {
+        eprintln!("{vm}: {msg}");
+    }
+}
+
+/// The last lines of the guest console, so a failed boot says why before
+/// its files are removed.
+pub fn show_console_tail(name: &str) {
+    let log = record::vm_dir(name).join("console.log");
+    let Ok(text) = std::fs::read(&log) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&text);
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(20)..];
+    if !tail.is_empty() {
+        eprintln!("banger-vm: {name}: last lines of the guest console:");
+        for l in tail {
+            eprintln!("  {l}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_boot_order_for_create_and_start() {
+        assert_eq!(
+            boot(true, true),
+            [
+                Step::Tap,
+                Step::Nat,
+                Step::Vmm,
+                Step::Dns,
+                Step::Healthy,
+                Step::Ssh
+            ]
+        );
+        assert_eq!(boot(false, false), [Step::Tap, Step::Vmm, Step::Dns]);
+    }
+}
