@@ -3,7 +3,7 @@
 //! crate) sees tokio.
 
 use banger_lib::Error;
-use futures::TryStreamExt;
+use futures_util::TryStreamExt;
 use rtnetlink::packet_route::{
     address::AddressAttribute,
     link::{LinkAttribute, LinkMessage},
