@@ -365,6 +365,19 @@ mod tests {
     }
 
     #[test]
+    fn a_dot_inside_a_label_is_not_a_vm_name() {
+        // One label "web.vm" (the dot is a byte in it), not "web" + "vm":
+        // simple-dns shows it as `web\.vm`, so it never gets web's address.
+        let mut q = query(4, "web.vm", TYPE::A);
+        q[12] = 6;
+        q[16] = b'.';
+        for forward in [true, false] {
+            let r = reply(ask(&q, forward));
+            assert!(r.answers.is_empty(), "{:?}", r.answers);
+        }
+    }
+
+    #[test]
     fn malformed_packets_never_panic() {
         let good = query(9, "web.vm", TYPE::A);
         let mut corpus: Vec<Vec<u8>> = vec![vec![], vec![0], vec![0xff; 11], vec![0xff; 12]];

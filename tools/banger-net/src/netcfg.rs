@@ -169,5 +169,8 @@ mod tests {
         assert_ne!(mac_for("web"), mac_for("db"));
         assert!(mac_for("web").starts_with("02:"));
         assert_eq!(mac_for("web").len(), 17);
+        // Pinned: a VM keeps its MAC across banger upgrades (sha256 of
+        // "banger-mac:web" starts 99 66 d4 8c 1a).
+        assert_eq!(mac_for("web"), "02:99:66:d4:8c:1a");
     }
 }

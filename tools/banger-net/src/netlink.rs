@@ -3,7 +3,7 @@
 //! crate) sees tokio.
 
 use banger_lib::Error;
-use futures::TryStreamExt;
+use futures_util::TryStreamExt;
 use rtnetlink::packet_route::{
     address::AddressAttribute,
     link::{LinkAttribute, LinkMessage},
@@ -133,9 +133,8 @@ impl Nl {
     }
 
     pub fn del_link(&self, index: u32) -> banger_lib::Result<()> {
-        let mut link = self.h.link();
         self.rt
-            .block_on(link.del(index).execute())
+            .block_on(self.h.link().del(index).execute())
             .map_err(|e| nl_err("deleting a link", e))
     }
 

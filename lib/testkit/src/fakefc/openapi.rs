@@ -40,8 +40,8 @@ pub fn default_path() -> PathBuf {
 }
 
 /// YAML allows integer keys (`200:` under `responses`); JSON does not.
-fn yaml_to_json(v: serde_yaml::Value) -> Value {
-    use serde_yaml::Value as Y;
+fn yaml_to_json(v: yaml_serde::Value) -> Value {
+    use yaml_serde::Value as Y;
     match v {
         Y::Null => Value::Null,
         Y::Bool(b) => Value::Bool(b),
@@ -61,7 +61,7 @@ fn yaml_to_json(v: serde_yaml::Value) -> Value {
             for (k, v) in m {
                 let key = match k {
                     Y::String(s) => s,
-                    other => serde_yaml::to_string(&other)
+                    other => yaml_serde::to_string(&other)
                         .unwrap_or_default()
                         .trim()
                         .to_string(),
@@ -98,7 +98,7 @@ impl Api {
     }
 
     pub fn parse(text: &str) -> Result<Api, String> {
-        let y: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+        let y: yaml_serde::Value = yaml_serde::from_str(text).map_err(|e| e.to_string())?;
         let doc = yaml_to_json(y);
         if !doc["paths"].is_object() || !doc["definitions"].is_object() {
             return Err("not a Swagger 2.0 document with paths and definitions".into());
