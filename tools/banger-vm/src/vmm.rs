@@ -80,6 +80,7 @@ pub fn spec(rec: &VmRecord) -> vmspec::VmSpec {
         mac: rec.mac.clone(),
         vsock_cid: rec.vsock_cid,
         vsock_uds: None,
+        agent_port: None,
         api_socket: None,
         vmm_log: None,
         console_log: None,
