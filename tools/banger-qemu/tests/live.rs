@@ -144,10 +144,15 @@ fn live_tcg_guest_boots_with_vsock_and_stops_clean_as_root() {
     );
     run_json(qemu(&["resume", "livebox"]), None);
 
-    // This agent has no POST /shutdown (404): the ACPI button stops it.
+    // The agent's POST /shutdown: busybox init powers the guest off (the
+    // ACPI button would be acpid's `poweroff -f`, which says nothing).
     let stopped = run_json(qemu(&["stop", "livebox", "--timeout", "60"]), None);
-    assert_eq!(stopped["how"], "acpi", "{stopped}");
-    assert_eq!(stopped["clean"], true, "{stopped}");
+    assert_eq!(
+        stopped,
+        json!({"id": "livebox", "stopped": true, "how": "agent", "clean": true, "synced": true})
+    );
+    let said = std::fs::read_to_string(&console).unwrap_or_default();
+    assert!(said.contains("Requesting system poweroff"), "{said}");
     for (pid, start) in pids.iter().zip(starts) {
         assert!(
             !banger_lib::proc::is_alive(*pid, start),
