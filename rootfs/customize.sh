@@ -110,14 +110,15 @@ ExecStart=/usr/local/sbin/banger-fix-root
 WantedBy=multi-user.target
 UNIT
 
-# The health agent on vsock.
+# The guest agent on vsock: health, and sync / poweroff / reboot on the
+# host's request (a stop asks it first).
 install -m 0755 $B/banger-vsock-agent /usr/local/bin/banger-vsock-agent
 if [ -f $B/banger-vsock-agent.service ]; then
   install -m 0644 $B/banger-vsock-agent.service /etc/systemd/system/banger-vsock-agent.service
 else
   cat > /etc/systemd/system/banger-vsock-agent.service <<'UNIT'
 [Unit]
-Description=banger guest agent (GET /healthz over vsock)
+Description=banger guest agent (HTTP over vsock: /healthz, /sync, /shutdown, /reboot)
 After=local-fs.target
 
 [Service]
@@ -130,6 +131,23 @@ WantedBy=multi-user.target
 UNIT
 fi
 
+# The VMM's power button (QEMU `system_powerdown`, an ACPI power button
+# event) powers the guest off cleanly, so a stop does not have to wait out
+# its timeout and kill the VMM with writes in flight. Nothing else here
+# would react: systemd-logind, the usual handler, needs D-Bus, which this
+# image does not carry (logind would not even start). acpid is the lean
+# choice: one small daemon and no bus; the initramfs loads the `button` and
+# `evdev` modules it listens to. acpid.path starts it as soon as
+# /etc/acpi/events has a rule (early, at paths.target), and it does not
+# hold up the boot. `systemctl poweroff` reaches pid 1 over systemd's
+# private socket, so it needs no D-Bus either.
+install -d -m 0755 /etc/acpi/events
+cat > /etc/acpi/events/banger-powerbtn <<'RULE'
+# banger: the VMM's power button powers the guest off.
+event=button/power.*
+action=/bin/systemctl poweroff
+RULE
+
 # A root shell on the serial console: only the host can reach it.
 mkdir -p /etc/systemd/system/serial-getty@ttyS0.service.d
 cat > /etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf <<'UNIT'
@@ -140,7 +158,7 @@ UNIT
 
 systemctl enable banger-ssh-hostkey.service banger-ipconfig.service \
   banger-fix-root.service banger-vsock-agent.service ssh.service \
-  serial-getty@ttyS0.service >/dev/null 2>&1
+  serial-getty@ttyS0.service acpid.path acpid.socket acpid.service >/dev/null 2>&1
 # Nothing in a throwaway guest should wake up to update apt lists.
 systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer \
   systemd-networkd-wait-online.service >/dev/null 2>&1 || true

@@ -4,7 +4,7 @@
 #   OUT/vmlinux      ELF kernel (both VMMs boot an uncompressed ELF; QEMU via PVH)
 #   OUT/initrd.img   busybox initramfs: loads the virtio/vsock modules, then
 #                    switch_roots to root=, or without root= runs as a tiny
-#                    initramfs-only guest (tests)
+#                    initramfs-only guest (tests) under busybox init
 #   OUT/kernel.json  what was built: package, version, modules
 #
 # Usage: rootfs/make-kernel.sh [OUT_DIR]        (default: runtime/)
@@ -142,7 +142,7 @@ chmod 755 "$root/etc/acpi/PWRF/00000080"
 cat >"$root/init" <<'EOF'
 #!/bin/sh
 # banger initramfs: load the virtio/vsock modules, then switch_root to
-# root=; without root=, stay here as a tiny test guest.
+# root=; without root=, stay here as a tiny test guest under busybox init.
 export PATH=/bin
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 exec </dev/console >/dev/console 2>&1
@@ -203,9 +203,16 @@ IP
   [ -n "$gw" ] && ip route add default via "$gw"
 fi
 acpid -c /etc/acpi -l /var/log/acpid.log
-[ -x /bin/banger-vsock-agent ] && /bin/banger-vsock-agent &
+# From here busybox init is pid 1, not this script: a shell as pid 1
+# ignores the signals that busybox init takes as poweroff (SIGUSR2) and
+# reboot (SIGTERM), which the guest agent's POST /shutdown and /reboot send.
+{
+  [ -x /bin/banger-vsock-agent ] && echo "::respawn:/bin/banger-vsock-agent"
+  echo "::respawn:/bin/cttyhack /bin/sh"
+  echo "::shutdown:/bin/sync"
+} >/etc/inittab
 log "initramfs guest ready"
-while :; do setsid cttyhack sh; done
+exec init
 EOF
 chmod 755 "$root/init"
 

@@ -92,6 +92,8 @@ mkdir "$tree"
 
 base="systemd,systemd-sysv,udev,openssh-server,iproute2,iputils-ping,bash,tmux"
 base+=",ca-certificates,less,curl,procps,kmod,netbase"
+# acpid: the power button powers the guest off (customize.sh says why).
+base+=",acpid"
 [ "$profile" = dev ] && base+=",nodejs,npm,git"
 stage "debootstrap $suite from $mirror"
 debootstrap --variant=minbase --include="$base${packages:+,$packages}" \

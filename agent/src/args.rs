@@ -19,13 +19,20 @@ pub enum Action {
 }
 
 pub const HELP: &str = "\
-banger-vsock-agent: answer GET /healthz over AF_VSOCK inside a banger guest
+banger-vsock-agent: the banger guest agent, HTTP over AF_VSOCK
 
 Usage: banger-vsock-agent [--port PORT] [--unix PATH]
 
+Endpoints:
+  GET  /healthz   200, JSON facts about the guest (hostname, uptime_s, ...)
+  POST /sync      sync(2), then 200
+  POST /shutdown  sync(2), 202, then ask init (pid 1) to power off
+  POST /reboot    sync(2), 202, then ask init (pid 1) to reboot
+
 Options:
   --port PORT   vsock port to listen on (env BANGER_AGENT_PORT, default 52)
-  --unix PATH   listen on a Unix socket instead (testing, debugging)
+  --unix PATH   listen on a Unix socket instead (testing, debugging; the
+                power endpoints still signal this machine's pid 1)
   -h, --help    print this help
   -V, --version print the version
 ";

@@ -1,9 +1,13 @@
-//! banger-vsock-agent: runs inside the guest and answers `GET /healthz` over
-//! AF_VSOCK so the host can tell a booted, responsive guest from a hung one.
+//! banger-vsock-agent: runs inside the guest and answers HTTP over AF_VSOCK:
+//! `GET /healthz` so the host can tell a booted, responsive guest from a
+//! hung one, and `POST /sync`, `/shutdown`, `/reboot` so the host can stop
+//! a guest without losing its writes (routes.rs).
 
 mod args;
 mod health;
 mod http;
+mod power;
+mod routes;
 mod server;
 
 use std::process::ExitCode;
@@ -29,8 +33,8 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
     let result = match args {
-        args::Listen::Vsock(port) => server::serve_vsock(port),
-        args::Listen::Unix(path) => server::serve_unix(&path),
+        args::Listen::Vsock(port) => server::serve_vsock(port, &power::Real),
+        args::Listen::Unix(path) => server::serve_unix(&path, &power::Real),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

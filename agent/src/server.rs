@@ -2,6 +2,7 @@
 //! flood of idle clients cannot exhaust the guest.
 
 use crate::http::{self, Conn};
+use crate::power::System;
 use std::io;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
@@ -12,18 +13,18 @@ use std::time::Duration;
 /// More than enough for a host that polls health; beyond it, 503.
 pub const MAX_CONNECTIONS: usize = 16;
 
-pub fn serve_vsock(port: u32) -> io::Result<()> {
+pub fn serve_vsock(port: u32, sys: &'static dyn System) -> io::Result<()> {
     let listener = vsock::VsockListener::bind_with_cid_port(vsock::VMADDR_CID_ANY, port)
         .map_err(|e| io::Error::new(e.kind(), format!("listen on vsock port {port}: {e}")))?;
     eprintln!("banger-vsock-agent: listening on vsock port {port}");
-    serve(|| listener.accept().map(|(s, _)| s), MAX_CONNECTIONS)
+    serve(|| listener.accept().map(|(s, _)| s), MAX_CONNECTIONS, sys)
 }
 
-pub fn serve_unix(path: &Path) -> io::Result<()> {
+pub fn serve_unix(path: &Path, sys: &'static dyn System) -> io::Result<()> {
     let listener = UnixListener::bind(path)
         .map_err(|e| io::Error::new(e.kind(), format!("listen on {}: {e}", path.display())))?;
     eprintln!("banger-vsock-agent: listening on {}", path.display());
-    serve(|| listener.accept().map(|(s, _)| s), MAX_CONNECTIONS)
+    serve(|| listener.accept().map(|(s, _)| s), MAX_CONNECTIONS, sys)
 }
 
 /// Decrements the live-connection count however the thread ends.
@@ -35,7 +36,7 @@ impl Drop for Slot {
     }
 }
 
-pub fn serve<C, A>(mut accept: A, cap: usize) -> io::Result<()>
+pub fn serve<C, A>(mut accept: A, cap: usize, sys: &'static dyn System) -> io::Result<()>
 where
     C: Conn + Send + 'static,
     A: FnMut() -> io::Result<C>,
@@ -64,7 +65,7 @@ where
             .stack_size(64 * 1024)
             .spawn(move || {
                 let _slot = slot;
-                if let Err(e) = http::handle(&mut conn, http::READ_DEADLINE) {
+                if let Err(e) = http::handle(&mut conn, http::READ_DEADLINE, sys) {
                     eprintln!("banger-vsock-agent: connection: {e}");
                 }
             });
@@ -88,7 +89,13 @@ mod tests {
         let cap = 2;
         let (tx, rx) = mpsc::channel::<UnixStream>();
         std::thread::spawn(move || {
-            let _ = serve(|| rx.recv().map_err(|_| io::Error::other("test over")), cap);
+            static SYS: std::sync::LazyLock<crate::routes::fake::Fake> =
+                std::sync::LazyLock::new(Default::default);
+            let _ = serve(
+                || rx.recv().map_err(|_| io::Error::other("test over")),
+                cap,
+                &*SYS,
+            );
         });
         let mut idle = Vec::new();
         for _ in 0..cap {

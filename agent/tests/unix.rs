@@ -50,6 +50,15 @@ fn serves_healthz_on_a_unix_socket() {
     assert!(get(&sock, b"\x00\x01\x02\r\n\r\n").starts_with("HTTP/1.1 400 "));
     assert!(get(&sock, b"GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404 "));
     assert!(get(&sock, b"GET /healthz HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200 "));
+
+    // sync(2) is harmless on the host; /shutdown and /reboot are not, so
+    // only their wrong method is tried here (the unit tests fake init).
+    let resp = get(&sock, b"POST /sync HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}");
+    assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+    assert!(resp.ends_with(r#"{"status":"ok","synced":true}"#), "{resp}");
+    let resp = get(&sock, b"GET /shutdown HTTP/1.1\r\n\r\n");
+    assert!(resp.starts_with("HTTP/1.1 405 "), "{resp}");
+    assert!(resp.contains("\r\nAllow: POST\r\n"), "{resp}");
 }
 
 #[test]

@@ -4,8 +4,10 @@
 //! JSON-lines output, errors with exit codes, host-tool checks, running
 //! sibling tools, name validation, process identity and signals, the VM
 //! spec that banger-vm hands to a VMM driver and the runtime files the
-//! drivers keep, polling with a deadline, and HTTP over Unix sockets.
+//! drivers keep, polling with a deadline, HTTP over Unix sockets, the host side of the
+//! guest agent, and how a driver stops a VM.
 
+pub mod agent;
 pub mod config;
 pub mod error;
 pub mod fanout;

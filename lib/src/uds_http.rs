@@ -65,7 +65,13 @@ pub struct UdsClient {
     connect: ConnectFn,
     /// For messages only.
     label: String,
+    /// The most bytes read of a response's headers, and of its body.
+    limit: usize,
 }
+
+/// ureq's own caps (64 KiB of headers, 10 MB of body), as `limit` starts.
+const DEFAULT_LIMIT: usize = 10 * 1024 * 1024;
+const DEFAULT_HEADER_LIMIT: usize = 64 * 1024;
 
 /// A response: the status and the body, parsed as JSON when it is JSON,
 /// else a JSON string holding the text (`Null` when empty).
@@ -103,6 +109,7 @@ impl UdsClient {
         UdsClient {
             connect: Arc::new(move || UnixStream::connect(&path)),
             label,
+            limit: DEFAULT_LIMIT,
         }
     }
 
@@ -113,7 +120,15 @@ impl UdsClient {
         UdsClient {
             connect,
             label: "unix socket".into(),
+            limit: DEFAULT_LIMIT,
         }
+    }
+
+    /// Refuse a response whose headers or body are over `bytes` (for a
+    /// peer that is not trusted: the guest agent).
+    pub fn limit(mut self, bytes: usize) -> UdsClient {
+        self.limit = bytes;
+        self
     }
 
     /// Name the endpoint in error messages (`with_connect` clients).
@@ -153,6 +168,7 @@ impl UdsClient {
             .timeout_global(Some(timeout))
             .max_idle_connections(0)
             .max_idle_connections_per_host(0)
+            .max_response_header_size(self.limit.min(DEFAULT_HEADER_LIMIT))
             .build();
         let agent = ureq::Agent::with_parts(
             config,
@@ -177,6 +193,15 @@ impl UdsClient {
                     .map_err(|e| ureq::Error::Other(Box::new(e)))?;
                 agent.run(req)?
             }
+            // An empty POST says `Content-Length: 0`: left to itself ureq
+            // would send a chunked body, which a server answering after the
+            // headers (the guest agent) does not wait for.
+            None if !matches!(method, "GET" | "HEAD" | "DELETE") => {
+                let req = builder
+                    .body(Vec::new())
+                    .map_err(|e| ureq::Error::Other(Box::new(e)))?;
+                agent.run(req)?
+            }
             None => {
                 let req = builder
                     .body(())
@@ -185,7 +210,11 @@ impl UdsClient {
             }
         };
         let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string()?;
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(self.limit as u64)
+            .read_to_string()?;
         let body = if text.trim().is_empty() {
             serde_json::Value::Null
         } else {

@@ -1,6 +1,9 @@
 //! What a VMM driver (banger-fc, banger-qemu) keeps in RUNTIME/ID: loading
 //! and locking the record a start leaves, and removing what a VM leaves
-//! behind. The files only one driver makes stay in that driver.
+//! behind (`stop` is how both stop a VM). The files only one driver makes
+//! stay in that driver.
+
+pub mod stop;
 
 use crate::vmspec::{record_path, run_dir, VmmRecord};
 use crate::{state, Error, Result};

@@ -2,6 +2,7 @@
 //! stdin, and the record both drivers print and keep. One type for both so
 //! the drivers are interchangeable.
 
+use crate::agent::Endpoint;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -50,6 +51,10 @@ pub struct VmSpec {
     /// Host side of the hybrid vsock (`CONNECT PORT\n`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vsock_uds: Option<PathBuf>,
+    /// The guest agent's vsock port (bundle.json `agent_port`); default 52.
+    /// The driver records where the agent is and asks it to shut down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_port: Option<u32>,
     /// Firecracker's API socket, or QEMU's QMP socket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_socket: Option<PathBuf>,
@@ -167,6 +172,9 @@ impl VmSpec {
                 return Err(Error::usage(format!("bad MAC address {mac:?}")));
             }
         }
+        if self.agent_port == Some(0) {
+            return Err(Error::usage("agent_port must be 1 or more"));
+        }
         if let Some(cid) = self.vsock_cid {
             if cid < 3 {
                 return Err(Error::usage(format!(
@@ -179,6 +187,19 @@ impl VmSpec {
             // Firecracker makes `uds_path_PORT` for guest-initiated streams.
         }
         Ok(())
+    }
+
+    /// Where the guest agent will be reached (for the VMM record): the
+    /// vsock socket and `agent_port`, when the VM has vsock.
+    pub fn agent_endpoint(&self) -> Option<Endpoint> {
+        let uds = self
+            .vsock_uds
+            .clone()
+            .filter(|_| self.vsock_cid.is_some())?;
+        Some(Endpoint::Vsock {
+            uds,
+            port: self.agent_port.unwrap_or(crate::agent::DEFAULT_PORT),
+        })
     }
 
     /// The kernel command line with the root device, as Firecracker itself
@@ -218,6 +239,10 @@ pub struct VmmRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qmp_socket: Option<PathBuf>,
     pub vsock_uds: Option<PathBuf>,
+    /// Where the guest agent is reached; set when the VM has vsock. Left
+    /// out by drivers older than it: see `agent_endpoint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<Endpoint>,
     /// A helper process that belongs to the VM (QEMU's vhost-device-vsock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub helper_pid: Option<u32>,
@@ -233,6 +258,17 @@ pub struct VmmRecord {
 impl VmmRecord {
     pub fn is_alive(&self) -> bool {
         crate::proc::is_alive(self.pid, self.pid_start_time)
+    }
+
+    /// The guest agent's endpoint: the recorded one, else (a record
+    /// written before `agent` existed) the vsock socket on the default port.
+    pub fn agent_endpoint(&self) -> Option<Endpoint> {
+        self.agent.clone().or_else(|| {
+            self.vsock_uds.clone().map(|uds| Endpoint::Vsock {
+                uds,
+                port: crate::agent::DEFAULT_PORT,
+            })
+        })
     }
 }
 
@@ -295,5 +331,59 @@ mod tests {
         let mut bad = s.clone();
         bad.vsock_cid = Some(2);
         assert_eq!(bad.validate().unwrap_err().exit_code(), 2);
+        let mut bad = s.clone();
+        bad.agent_port = Some(0);
+        assert_eq!(bad.validate().unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn agent_endpoint_needs_vsock_and_defaults_its_port() {
+        let t = tempfile::tempdir().unwrap();
+        let mut s = spec(t.path());
+        assert_eq!(s.agent_endpoint(), None);
+        s.vsock_cid = Some(3);
+        s.resolve("api.sock");
+        let Some(Endpoint::Vsock { uds, port }) = s.agent_endpoint() else {
+            panic!("no endpoint")
+        };
+        assert!(uds.ends_with("box/vsock.sock"), "{}", uds.display());
+        assert_eq!(port, 52);
+        s.agent_port = Some(1024);
+        assert!(matches!(
+            s.agent_endpoint(),
+            Some(Endpoint::Vsock { port: 1024, .. })
+        ));
+    }
+
+    #[test]
+    fn records_without_agent_still_read() {
+        let old = r#"{"schema":1,"id":"box","vmm":"qemu","accel":"tcg","pid":1,
+            "pid_start_time":2,"qmp_socket":"/r/qmp.sock","vsock_uds":"/r/v.sock",
+            "vmm_version":"QEMU 7.2","started_at":"2026-01-01T00:00:00Z",
+            "vmm_log":"/s/vmm.log","console_log":"/s/console.log"}"#;
+        let rec: VmmRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(rec.agent, None);
+        assert_eq!(
+            rec.agent_endpoint(),
+            Some(Endpoint::Vsock {
+                uds: "/r/v.sock".into(),
+                port: 52
+            })
+        );
+        let mut rec = rec;
+        rec.agent = Some(Endpoint::Vsock {
+            uds: "/r/v.sock".into(),
+            port: 7,
+        });
+        let text = serde_json::to_string(&rec).unwrap();
+        assert!(
+            text.contains(r#""agent":{"kind":"vsock","uds":"/r/v.sock","port":7}"#),
+            "{text}"
+        );
+        let back: VmmRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.agent_endpoint(), rec.agent);
+        // A spec written before agent_port still parses.
+        let spec = VmSpec::parse(r#"{"id":"x","kernel":"/k","vcpus":1,"mem_mib":128}"#).unwrap();
+        assert_eq!(spec.agent_port, None);
     }
 }

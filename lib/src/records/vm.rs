@@ -53,6 +53,9 @@ pub struct VmRecord {
     pub nat: bool,
     pub vsock_cid: Option<u32>,
     pub vsock_uds: Option<PathBuf>,
+    /// Where the guest agent is reached, as the VMM driver said at start.
+    #[serde(default)]
+    pub agent: Option<crate::agent::Endpoint>,
     pub pid: Option<u32>,
     pub pid_start_time: Option<u64>,
     pub vcpus: u32,

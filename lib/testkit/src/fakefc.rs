@@ -45,8 +45,18 @@ pub mod env {
     /// `1`: ignore SIGTERM too, so only SIGKILL ends it.
     pub const IGNORE_SIGTERM: &str = "FAKE_FC_IGNORE_SIGTERM";
     /// The guest port the fake's "agent" answers on the hybrid vsock
-    /// (default 52): `CONNECT 52\n` gets `OK N\n`, then `GET /healthz`.
+    /// (default 52): `CONNECT 52\n` gets `OK N\n`, then `GET /healthz`,
+    /// `POST /sync` (200, synced), `POST /reboot` (202, then the fake
+    /// exits, as Firecracker does when its guest reboots with reboot=k)
+    /// and `POST /shutdown` (202, then the guest is halted: it answers
+    /// nothing more, ignores Ctrl+Alt+Del, and the fake lives on, as
+    /// Firecracker does on x86). Each request is logged to REQUESTS with
+    /// `"agent": true`.
     pub const AGENT_PORT: &str = "FAKE_FC_AGENT_PORT";
+    /// The fake agent's behaviour: `absent` (nothing listens on its port),
+    /// `hang` (`OK`, then never an answer), `ignore_shutdown` (202 to
+    /// /reboot and /shutdown, but the guest stays up).
+    pub const AGENT: &str = "FAKE_FC_AGENT";
 }
 
 /// The fake-firecracker binary, (re)built once per test process so it is
@@ -116,11 +126,12 @@ impl FakeFc {
         cmd
     }
 
-    /// Every request the fake got, in order: (method, path, body).
+    /// Every API request the fake got, in order: (method, path, body).
     pub fn requests(&self) -> Vec<(String, String, Option<Value>)> {
         read_lines(&self.requests)
             .iter()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["agent"] != true)
             .map(|v| {
                 (
                     v["method"].as_str().unwrap_or_default().to_string(),
@@ -131,11 +142,24 @@ impl FakeFc {
             .collect()
     }
 
-    /// `METHOD PATH` of every request, for asserting the sequence.
+    /// `METHOD PATH` of every request, for asserting the sequence: API
+    /// requests, and the agent's as `agent METHOD PATH`.
     pub fn request_lines(&self) -> Vec<String> {
-        self.requests()
-            .into_iter()
-            .map(|(m, p, _)| format!("{m} {p}"))
+        read_lines(&self.requests)
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|v| {
+                let line = format!(
+                    "{} {}",
+                    v["method"].as_str().unwrap_or_default(),
+                    v["path"].as_str().unwrap_or_default()
+                );
+                if v["agent"] == true {
+                    format!("agent {line}")
+                } else {
+                    line
+                }
+            })
             .collect()
     }
 

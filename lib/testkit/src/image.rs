@@ -47,29 +47,28 @@ pub fn guest_dir() -> PathBuf {
     crate::workspace_root().join("target/guest")
 }
 
-/// The statically linked guest agent, as `make agent` builds it (built
-/// here if missing, into the workspace's own target/).
+/// The statically linked guest agent, as `make agent` builds it, into the
+/// workspace's own target/. Built every time (a no-op when current) so an
+/// agent change reaches the image: its stamp hashes this binary.
 pub fn agent() -> PathBuf {
     let root = crate::workspace_root();
     let p = root.join("target/x86_64-unknown-linux-gnu/agent/banger-vsock-agent");
-    if !p.is_file() {
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-p",
-                "banger-vsock-agent",
-                "--profile",
-                "agent",
-                "--target",
-                "x86_64-unknown-linux-gnu",
-            ])
-            .env("RUSTFLAGS", "-C target-feature=+crt-static")
-            .env("CARGO_TARGET_DIR", root.join("target"))
-            .current_dir(&root)
-            .status()
-            .expect("running cargo build for the agent");
-        assert!(status.success(), "building banger-vsock-agent failed");
-    }
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "-p",
+            "banger-vsock-agent",
+            "--profile",
+            "agent",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+        ])
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .env("CARGO_TARGET_DIR", root.join("target"))
+        .current_dir(&root)
+        .status()
+        .expect("running cargo build for the agent");
+    assert!(status.success(), "building banger-vsock-agent failed");
     p
 }
 

@@ -22,6 +22,10 @@ pub fn vm(name: &str, state: &str, ip: Option<&str>, uds: Option<&Path>) -> VmRe
         nat: false,
         vsock_cid: ip.map(|_| 1002),
         vsock_uds: uds.map(Path::to_path_buf),
+        agent: uds.map(|u| banger_lib::agent::Endpoint::Vsock {
+            uds: u.to_path_buf(),
+            port: 52,
+        }),
         pid: None,
         pid_start_time: None,
         vcpus: 1,

@@ -17,6 +17,8 @@ SPEC (stdin of `start`):
     tap, mac      host TAP for eth0 (must exist) and the guest MAC
     vsock_cid     guest CID (>= 3); enables the hybrid vsock
     vsock_uds     its host socket (default RUNTIME/ID/vsock.sock)
+    agent_port    the guest agent's vsock port (default 52): where stop asks
+                  the guest to shut down
     api_socket    Firecracker's API socket (default RUNTIME/ID/api.sock)
     vmm_log       Firecracker's own output (default STATE/vms/ID/vmm.log)
     console_log   the guest serial console (default STATE/vms/ID/console.log)
@@ -29,16 +31,41 @@ RECORDS:
   start prints the VMM record, also kept in RUNTIME/ID/vmm.json:
     {\"schema\":1, \"id\", \"vmm\":\"firecracker\", \"accel\":\"kvm\", \"pid\",
      \"pid_start_time\" (clock ticks since boot, /proc/PID/stat field 22),
-     \"api_socket\", \"vsock_uds\" (null without vsock), \"vmm_version\",
+     \"api_socket\", \"vsock_uds\" (null without vsock), \"agent\"
+     ({\"kind\":\"vsock\", \"uds\", \"port\"}: the guest agent, behind vsock_uds
+     on the spec's agent_port; left out without vsock), \"vmm_version\",
      \"started_at\" (RFC 3339), \"vmm_log\", \"console_log\"}
   status:   {\"id\", \"vmm\", \"pid\", \"alive\", \"state\"} where state is running,
             paused, not_started, unresponsive (alive, API silent) or dead;
             --config adds \"config\" (Firecracker's GET /vm/config)
-  stop:     {\"id\", \"stopped\":true, \"how\"} where how is ctrl_alt_del, sigterm,
-            sigkill, already_dead or not_running (no record)
+  stop:     {\"id\", \"stopped\":true, \"how\", \"clean\", \"synced\"} where how is
+            agent (the guest agent's reboot), ctrl_alt_del, killed (past the
+            timeout, or --kill), already_dead or not_running (no record);
+            clean is true when the guest shut down by itself (agent,
+            ctrl_alt_del); synced is true when the disks are known to be
+            synced: a clean stop, or a kill after the agent's sync
   pause, resume: {\"id\", \"state\":\"paused\"|\"running\"}
   snapshot create: {\"id\", \"dir\", \"vmstate\", \"memory\", \"state\"}
   snapshot load: the VMM record, as start prints it
+
+STOP:
+  stop asks the guest agent (the record's agent endpoint) to reboot with
+  POST /reboot, allowing it 2 s to answer, and waits for firecracker to
+  exit. Reboot, not power off: on x86 Firecracker has no ACPI power
+  management, so a guest that powers off halts and firecracker lives on,
+  while a guest reboot (with reboot=k on the command line) makes
+  firecracker exit. When the agent does not answer, stop sends
+  Ctrl+Alt+Del (PUT /actions SendCtrlAltDel: the same reboot, through the
+  guest's keyboard handler) at once; when it did answer, Ctrl+Alt+Del
+  follows at half the timeout. When --timeout seconds pass and firecracker
+  still runs, stop asks the agent to sync the guest's disks (POST /sync,
+  up to 5 s), then sends SIGTERM and, 5 s later, SIGKILL, and warns on
+  stderr whether the disks were synced first. --timeout 0 goes straight
+  to the sync and the signals; --kill sends the signals at once, without
+  asking the guest anything. A guest that shuts down ends the stop as soon
+  as firecracker exits; one that ignores everything takes the timeout plus
+  about 25 s at most. The sockets, spec and record are removed whatever
+  happened.
 
 FILES:
   A start keeps the console log of the current boot only (Firecracker
@@ -60,7 +87,8 @@ EXAMPLES:
   banger-fc start < spec.json | jq -r .pid
   banger-fc status box | jq -r .state
   banger-fc pause box && banger-fc snapshot create box --dir /tmp/snap
-  banger-fc stop box --timeout 5
+  banger-fc stop box --timeout 5 | jq -r .how
+  banger-fc stop box --kill
   banger-fc snapshot load box --dir /tmp/snap | jq .";
 
 /// Drive one Firecracker microVM process.
@@ -94,12 +122,17 @@ pub enum Sub {
         #[arg(long)]
         config: bool,
     },
-    /// Stop the VM: Ctrl+Alt+Del, then SIGTERM, then SIGKILL; remove its sockets
+    /// Stop the VM: the guest agent's reboot or Ctrl+Alt+Del; past the timeout sync and kill
     Stop {
         id: String,
-        /// Seconds to wait for the guest to shut down before signals
-        #[arg(long, default_value_t = 10)]
+        /// Seconds to wait for a clean shutdown before the disks are synced and
+        /// firecracker is killed (0: sync and kill now)
+        #[arg(long, default_value_t = 30)]
         timeout: u64,
+        /// Kill at once: no clean shutdown and no sync (for a VM whose disks
+        /// are deleted next); --timeout does not apply
+        #[arg(long)]
+        kill: bool,
     },
     /// Pause the VM's vCPUs
     Pause { id: String },

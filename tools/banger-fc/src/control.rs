@@ -2,6 +2,9 @@
 
 use crate::api::{Api, SLOW};
 use crate::record;
+use banger_lib::records::StopLine;
+use banger_lib::vmm::stop;
+use banger_lib::vmspec::VmmRecord;
 use banger_lib::{paths, proc, Error, Result};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -30,20 +33,23 @@ pub fn status(id: &str, with_config: bool) -> Result<Value> {
     Ok(out)
 }
 
-/// Ctrl+Alt+Del, wait; SIGTERM, wait; SIGKILL. Always remove the sockets
-/// and the record.
-pub fn stop(id: &str, timeout: u64) -> Result<Value> {
-    banger_lib::names::validate("VM", id)?;
-    let _lock = record::VMM.lock(id)?;
-    let Some(rec) = record::VMM.load(id)? else {
-        record::VMM.remove_run_dir(id);
-        return Ok(json!({"id": id, "stopped": true, "how": "not_running"}));
-    };
-    let (pid, start) = (rec.pid, rec.pid_start_time);
-    let how = if !rec.is_alive() {
-        "already_dead"
-    } else {
-        let asked = rec.api_socket.as_deref().is_some_and(|s| {
+/// The agent is asked to reboot, not to power off: on x86 Firecracker has
+/// no ACPI power management, so a guest that powers off halts while the
+/// firecracker process lives on, whereas a reboot (with `reboot=k`, which
+/// banger-vm puts on the command line) resets through the i8042 and
+/// Firecracker exits (Firecracker's FAQ, "How can I gracefully reboot the
+/// guest? How can I gracefully poweroff the guest?"). SendCtrlAltDel is the
+/// same reboot, asked of the guest's keyboard handler instead of the agent.
+const AGENT_SHUTDOWN: &str = "/reboot";
+
+/// Firecracker as `stop` drives it.
+struct Firecracker<'a> {
+    rec: &'a VmmRecord,
+}
+
+impl stop::Vmm for Firecracker<'_> {
+    fn request_shutdown(&mut self) -> bool {
+        self.rec.api_socket.as_deref().is_some_and(|s| {
             Api::new(s)
                 .call(
                     "PUT",
@@ -52,17 +58,47 @@ pub fn stop(id: &str, timeout: u64) -> Result<Value> {
                     Duration::from_secs(3),
                 )
                 .is_ok()
-        });
-        if asked && proc::wait_gone(pid, start, Duration::from_secs(timeout)) {
-            "ctrl_alt_del"
-        } else {
-            proc::terminate(pid, start).ok_or_else(|| {
+        })
+    }
+
+    fn kill(&mut self) -> Result<()> {
+        let (pid, id) = (self.rec.pid, &self.rec.id);
+        proc::terminate(pid, self.rec.pid_start_time)
+            .map(drop)
+            .ok_or_else(|| {
                 Error::failed(format!("firecracker pid {pid} of VM {id} survived SIGKILL"))
-            })?
-        }
+            })
+    }
+}
+
+/// The guest agent's reboot, else Ctrl+Alt+Del; past `timeout` the agent's
+/// sync and SIGTERM, SIGKILL (at once with `kill`). Always remove the
+/// sockets and the record.
+pub fn stop(id: &str, timeout: u64, kill: bool) -> Result<StopLine> {
+    banger_lib::names::validate("VM", id)?;
+    let _lock = record::VMM.lock(id)?;
+    let Some(rec) = record::VMM.load(id)? else {
+        record::VMM.remove_run_dir(id);
+        return Ok(stop::Outcome::nothing("not_running").line(id));
+    };
+    let outcome = if !rec.is_alive() {
+        stop::Outcome::nothing("already_dead")
+    } else {
+        let plan = stop::Plan {
+            tool: record::VMM.tool,
+            id,
+            pid: rec.pid,
+            pid_start_time: rec.pid_start_time,
+            agent: rec.agent_endpoint(),
+            agent_path: AGENT_SHUTDOWN,
+            vmm_how: "ctrl_alt_del",
+            timeout: Duration::from_secs(timeout),
+            kill,
+        };
+        stop::run(&plan, &mut Firecracker { rec: &rec })?
     };
     record::remove_leftovers(id, Some(&rec));
-    Ok(json!({"id": id, "stopped": true, "how": how}))
+    Ok(outcome.line(id))
 }
 
 /// The API of a running VM, under its lock. The record is checked before

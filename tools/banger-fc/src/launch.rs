@@ -165,6 +165,7 @@ impl Launch {
             api_socket: spec.api_socket.clone(),
             qmp_socket: None,
             vsock_uds: spec.vsock_uds.clone(),
+            agent: spec.agent_endpoint(),
             helper_pid: None,
             helper_pid_start_time: None,
             vmm_version,

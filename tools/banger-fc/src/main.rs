@@ -18,7 +18,7 @@ fn main() {
         match cli.sub {
             Sub::Start => emit(&boot::start(&read_stdin()?)?),
             Sub::Status { id, config } => emit(&control::status(&id, config)?),
-            Sub::Stop { id, timeout } => emit(&control::stop(&id, timeout)?),
+            Sub::Stop { id, timeout, kill } => emit(&control::stop(&id, timeout, kill)?),
             Sub::Pause { id } => emit(&control::pause(&id)?),
             Sub::Resume { id } => emit(&control::resume(&id)?),
             Sub::Snapshot(SnapshotCmd::Create { id, dir }) => {

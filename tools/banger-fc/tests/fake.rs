@@ -2,130 +2,11 @@
 //! checked against Firecracker's OpenAPI document, and every failure path
 //! must leave no process, socket, record or file behind.
 
-use assert_cmd::Command;
-use banger_testkit::fakefc::{env, FakeFc};
-use banger_testkit::Home;
+mod common;
+
+use banger_testkit::fakefc::env;
+use common::{exists, stderr, T};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-
-struct T {
-    home: Home,
-    fake: FakeFc,
-    extra: Vec<(String, String)>,
-}
-
-impl T {
-    fn new() -> T {
-        let home = Home::new();
-        std::fs::write(home.path().join("vmlinux"), b"kernel").unwrap();
-        std::fs::write(home.path().join("rootfs.ext4"), b"rootfs").unwrap();
-        T {
-            home,
-            fake: FakeFc::new(),
-            extra: vec![],
-        }
-    }
-
-    fn with(mut self, k: &str, v: &str) -> T {
-        self.extra.push((k.into(), v.into()));
-        self
-    }
-
-    fn spec(&self, id: &str) -> Value {
-        json!({
-            "id": id,
-            "kernel": self.home.path().join("vmlinux"),
-            "cmdline": "console=ttyS0 reboot=k",
-            "vcpus": 2,
-            "mem_mib": 256,
-            "drives": [{"id": "rootfs", "path": self.home.path().join("rootfs.ext4"), "root": true}],
-            "vsock_cid": 3,
-        })
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::cargo_bin("banger-fc").unwrap();
-        for (k, v) in self.home.envs() {
-            c.env(k, v);
-        }
-        for (k, v) in self.fake.envs() {
-            c.env(k, v);
-        }
-        for (k, v) in &self.extra {
-            c.env(k, v);
-        }
-        c.args(args);
-        c
-    }
-
-    fn start(&self, spec: &Value) -> assert_cmd::assert::Assert {
-        self.cmd(&["start"]).write_stdin(spec.to_string()).assert()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self
-            .cmd(args)
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        serde_json::from_slice(&out).unwrap()
-    }
-
-    fn run_dir(&self, id: &str) -> PathBuf {
-        self.home.path().join("run/banger").join(id)
-    }
-
-    fn vm_dir(&self, id: &str) -> PathBuf {
-        self.home.path().join("state/banger/vms").join(id)
-    }
-
-    /// Processes whose command line mentions this test's home.
-    fn processes(&self) -> Vec<u32> {
-        let needle = self.home.path().display().to_string();
-        let mut pids = vec![];
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).contains(&needle)
-                && banger_lib::proc::state(pid) != Some('Z')
-            {
-                pids.push(pid);
-            }
-        }
-        pids
-    }
-
-    /// Nothing of VM `id` is left: no process, no socket, no record, no
-    /// run dir, no logs.
-    fn assert_nothing_left(&self, id: &str) {
-        let gone = banger_testkit::poll(std::time::Duration::from_secs(10), || {
-            self.processes().is_empty().then_some(())
-        });
-        assert!(gone.is_some(), "processes left: {:?}", self.processes());
-        assert!(
-            !self.run_dir(id).exists(),
-            "{} left",
-            self.run_dir(id).display()
-        );
-        assert!(
-            !self.vm_dir(id).exists(),
-            "{} left",
-            self.vm_dir(id).display()
-        );
-    }
-}
-
-fn stderr(a: &assert_cmd::assert::Assert) -> String {
-    String::from_utf8_lossy(&a.get_output().stderr).to_string()
-}
-
-fn exists(p: &Value) -> bool {
-    Path::new(p.as_str().unwrap()).exists()
-}
 
 #[test]
 fn full_lifecycle_with_valid_requests() {
@@ -189,12 +70,20 @@ fn full_lifecycle_with_valid_requests() {
         .code(5);
     assert!(stderr(&a).contains("already exists"));
 
+    assert_eq!(
+        rec["agent"],
+        json!({"kind": "vsock", "uds": rec["vsock_uds"], "port": 52})
+    );
     let stop = t.json(&["stop", "box"]);
-    assert_eq!(stop["how"], "ctrl_alt_del");
+    assert_eq!(stop["how"], "agent");
     assert!(!exists(&rec["api_socket"]) && !exists(&rec["vsock_uds"]));
     assert!(!t.run_dir("box").exists());
     // Idempotent.
-    assert_eq!(t.json(&["stop", "box"])["how"], "not_running");
+    assert_eq!(
+        t.json(&["stop", "box"]),
+        json!({"id": "box", "stopped": true, "how": "not_running", "clean": false,
+               "synced": false})
+    );
     t.cmd(&["status", "box"]).assert().code(3);
     t.cmd(&["pause", "box"]).assert().code(3);
 
@@ -220,13 +109,6 @@ fn a_running_vm_is_a_conflict() {
     t.json(&["stop", "one"]);
     t.assert_nothing_left_but_logs("one");
     t.fake.assert_valid();
-}
-
-impl T {
-    fn assert_nothing_left_but_logs(&self, id: &str) {
-        assert!(self.processes().is_empty(), "{:?}", self.processes());
-        assert!(!self.run_dir(id).exists());
-    }
 }
 
 #[test]
@@ -304,17 +186,12 @@ fn stale_sockets_are_replaced() {
 }
 
 #[test]
-fn a_guest_that_ignores_ctrl_alt_del_gets_signals() {
-    let t = T::new().with(env::IGNORE_CTRL_ALT_DEL, "1");
-    t.start(&t.spec("s1")).success();
-    assert_eq!(t.json(&["stop", "s1", "--timeout", "0"])["how"], "sigterm");
-    t.assert_nothing_left_but_logs("s1");
-
+fn a_vmm_that_ignores_sigterm_gets_sigkill() {
     let t = T::new()
         .with(env::IGNORE_CTRL_ALT_DEL, "1")
         .with(env::IGNORE_SIGTERM, "1");
     t.start(&t.spec("s2")).success();
-    assert_eq!(t.json(&["stop", "s2", "--timeout", "0"])["how"], "sigkill");
+    assert_eq!(t.json(&["stop", "s2", "--kill"])["how"], "killed");
     t.assert_nothing_left_but_logs("s2");
     t.fake.assert_valid();
 }
@@ -338,7 +215,11 @@ fn a_crashed_vm_shows_dead_and_stops_clean() {
         (json!(false), json!("dead"))
     );
     t.cmd(&["pause", "c1"]).assert().code(3);
-    assert_eq!(t.json(&["stop", "c1"])["how"], "already_dead");
+    let stop = t.json(&["stop", "c1"]);
+    assert_eq!(
+        (&stop["how"], &stop["clean"]),
+        (&json!("already_dead"), &json!(false))
+    );
     t.assert_nothing_left_but_logs("c1");
 }
 

@@ -2,7 +2,6 @@
 //! the hybrid vsock socket the VMM exposes on the host.
 
 mod cli;
-mod handshake;
 mod probe;
 mod target;
 mod wait;

@@ -1,11 +1,9 @@
-//! One health check: handshake, GET /healthz through ureq, and the result
-//! line, whatever happened.
+//! One health check: GET /healthz through banger_lib::agent (handshake,
+//! bounded request), and the result line, whatever happened.
 
-use crate::handshake;
-use banger_lib::uds_http::UdsClient;
+use banger_lib::agent::{self, Endpoint};
 use serde_json::{json, Map, Value};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The outcome of one check, as its JSON line.
@@ -31,24 +29,11 @@ impl Outcome {
 
 pub fn check(name: &str, uds: &Path, port: u32, timeout: Duration) -> Outcome {
     let start = Instant::now();
-    let deadline = start + timeout;
-    // The handshake's own words beat ureq's generic wrapping of them.
-    let failed: Arc<Mutex<Option<String>>> = Arc::default();
-    let connect = {
-        let (uds, failed) = (uds.to_path_buf(), failed.clone());
-        Arc::new(move || {
-            handshake::connect(&uds, port, deadline).map_err(|f| {
-                let msg = f.message(&uds, port);
-                *failed.lock().unwrap() = Some(msg.clone());
-                std::io::Error::other(msg)
-            })
-        })
+    let ep = Endpoint::Vsock {
+        uds: uds.to_path_buf(),
+        port,
     };
-    let client = UdsClient::with_connect(connect).label(format!("vsock port {port}"));
-    let left = deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_millis(1));
-    let result = client.request("GET", "/healthz", None, left);
+    let result = agent::request(&ep, "GET", "/healthz", timeout);
     let latency_ms = (start.elapsed().as_secs_f64() * 100_000.0).round() / 100.0;
 
     let mut line = Map::new();
@@ -56,8 +41,7 @@ pub fn check(name: &str, uds: &Path, port: u32, timeout: Duration) -> Outcome {
     line.insert("ok".into(), false.into());
     let ok = match result {
         Err(e) => {
-            let msg = failed.lock().unwrap().take().unwrap_or(e.message);
-            line.insert("error".into(), msg.into());
+            line.insert("error".into(), e.message.into());
             false
         }
         Ok(resp) => {

@@ -126,6 +126,7 @@ mod tests {
             mac: Some("06:00:ac:1e:00:02".into()),
             vsock_cid: Some(3),
             vsock_uds: Some("/r/vsock.sock".into()),
+            agent_port: None,
             api_socket: Some("/r/qmp.sock".into()),
             vmm_log: Some("/s/vmm.log".into()),
             console_log: Some("/s/console.log".into()),

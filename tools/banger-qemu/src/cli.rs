@@ -19,6 +19,8 @@ SPEC (stdin of `start`): the same JSON object as banger-fc(1); unknown keys
     vsock_cid     guest CID (>= 3); enables vsock through vhost-device-vsock
     vsock_uds     its host socket (default RUNTIME/ID/vsock.sock): the same
                   hybrid protocol as Firecracker (`CONNECT PORT\\n`, `OK N\\n`)
+    agent_port    the guest agent's vsock port (default 52): where stop asks
+                  the guest to shut down
     api_socket    QEMU's QMP socket (default RUNTIME/ID/qmp.sock)
     vmm_log       output of QEMU and vhost-device-vsock (default
                   STATE/vms/ID/vmm.log, appended to)
@@ -42,11 +44,29 @@ HOW QEMU RUNS:
   to the VM: stop, a failed start, and stop after a crash end both and
   remove their sockets.
 
+STOP:
+  stop asks the guest agent (the record's agent endpoint) to power off with
+  POST /shutdown, allowing it 2 s to answer, and waits for QEMU to exit
+  (the guest's poweroff ends QEMU). When the agent does not answer, stop
+  presses the ACPI power button (QMP system_powerdown) at once; when it
+  did answer, the button follows at half the timeout. When --timeout
+  seconds pass and QEMU still runs, stop asks the agent to sync the
+  guest's disks (POST /sync, up to 5 s), then sends QMP quit and, if QEMU
+  is still there 5 s later, SIGTERM and SIGKILL, and warns on stderr
+  whether the disks were synced first. --timeout 0 goes straight to the
+  sync and the kill; --kill kills at once, without asking the guest
+  anything. vhost-device-vsock is ended after QEMU (SIGTERM, SIGKILL). A
+  guest that powers off ends the stop as soon as QEMU exits; processes
+  that ignore everything take the timeout plus about a minute at most.
+  The sockets, pid file and record are removed whatever happened.
+
 RECORDS:
   start prints the VMM record, also kept in RUNTIME/ID/vmm.json:
     {\"schema\":1, \"id\", \"vmm\":\"qemu\", \"accel\":\"kvm\"|\"tcg\", \"pid\",
      \"pid_start_time\" (clock ticks since boot, /proc/PID/stat field 22),
-     \"qmp_socket\", \"vsock_uds\" (null without vsock),
+     \"qmp_socket\", \"vsock_uds\" (null without vsock), \"agent\"
+     ({\"kind\":\"vsock\", \"uds\", \"port\"}: the guest agent, behind vsock_uds
+     on the spec's agent_port; left out without vsock),
      \"helper_pid\", \"helper_pid_start_time\" (vhost-device-vsock; left out
      without vsock), \"vmm_version\", \"started_at\" (RFC 3339), \"vmm_log\",
      \"console_log\"}
@@ -54,9 +74,13 @@ RECORDS:
             state is QMP's run state (running, paused, shutdown, ...),
             unresponsive (alive, QMP silent) or dead; helper_alive is null
             without vsock
-  stop:     {\"id\", \"stopped\":true, \"how\"} where how is powerdown (ACPI,
-            QMP system_powerdown), quit (QMP quit), sigterm, sigkill,
-            already_dead or not_running (no record)
+  stop:     {\"id\", \"stopped\":true, \"how\", \"clean\", \"synced\"} where how is
+            agent (the guest agent's poweroff), acpi (the ACPI power
+            button, QMP system_powerdown), killed (past the timeout, or
+            --kill), already_dead or not_running (no record); clean is true
+            when the guest shut down by itself (agent, acpi); synced is true
+            when the disks are known to be synced: a clean stop, or a kill
+            after the agent's sync
   pause, resume: {\"id\", \"state\":\"paused\"|\"running\"}
 
 EXIT STATUS:
@@ -75,7 +99,8 @@ EXAMPLES:
   banger-qemu start < spec.json | jq -r .accel
   banger-qemu status box | jq -r .state
   banger-qemu pause box && banger-qemu resume box
-  banger-qemu stop box --timeout 5 | jq -r .how";
+  banger-qemu stop box --timeout 5 | jq -r .how
+  banger-qemu stop box --kill";
 
 /// Drive one QEMU microvm process.
 #[derive(Parser, Debug)]
@@ -103,12 +128,17 @@ pub enum Sub {
     Start,
     /// Show whether the VM's processes are alive and its QMP run state
     Status { id: String },
-    /// Stop the VM: ACPI power button, then QMP quit, then signals; remove its sockets
+    /// Stop the VM: the guest agent's poweroff or the ACPI power button; past the timeout sync and kill
     Stop {
         id: String,
-        /// Seconds to wait for the guest to power off before QMP quit
-        #[arg(long, default_value_t = 10)]
+        /// Seconds to wait for a clean shutdown before the disks are synced and
+        /// QEMU is killed (0: sync and kill now)
+        #[arg(long, default_value_t = 30)]
         timeout: u64,
+        /// Kill at once: no clean shutdown and no sync (for a VM whose disks
+        /// are deleted next); --timeout does not apply
+        #[arg(long)]
+        kill: bool,
     },
     /// Pause the VM's vCPUs (QMP stop)
     Pause { id: String },

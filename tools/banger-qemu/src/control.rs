@@ -2,6 +2,8 @@
 
 use crate::qmp::Qmp;
 use crate::record;
+use banger_lib::records::StopLine;
+use banger_lib::vmm::stop;
 use banger_lib::vmspec::VmmRecord;
 use banger_lib::{proc, Error, Result};
 use serde_json::{json, Value};
@@ -35,42 +37,68 @@ pub fn status(id: &str) -> Result<Value> {
     )
 }
 
-/// ACPI power button, wait; QMP quit; SIGTERM; SIGKILL. Then the helper.
-/// Always remove the sockets and the record.
-pub fn stop(id: &str, timeout: u64) -> Result<Value> {
+/// QEMU as `stop` drives it. The agent is asked to power off: QEMU's
+/// microvm has ACPI, so a guest that powers off ends QEMU.
+struct Qemu<'a> {
+    rec: &'a VmmRecord,
+}
+
+impl stop::Vmm for Qemu<'_> {
+    fn request_shutdown(&mut self) -> bool {
+        qmp(self.rec)
+            .and_then(|mut q| q.execute("system_powerdown", None))
+            .is_ok()
+    }
+
+    /// QMP quit, wait; SIGTERM, wait; SIGKILL.
+    fn kill(&mut self) -> Result<()> {
+        let (pid, start) = (self.rec.pid, self.rec.pid_start_time);
+        // QEMU answers `quit` and then exits; the reply may race the exit.
+        if let Ok(mut q) = qmp(self.rec) {
+            let _ = q.execute("quit", None);
+            if proc::wait_gone(pid, start, Duration::from_secs(5)) {
+                return Ok(());
+            }
+        }
+        proc::terminate(pid, start).map(drop).ok_or_else(|| {
+            Error::failed(format!(
+                "qemu pid {pid} of VM {} survived SIGKILL",
+                self.rec.id
+            ))
+        })
+    }
+}
+
+/// The guest agent's poweroff, else the ACPI power button; past `timeout`
+/// the agent's sync, then QMP quit and signals (at once with `kill`).
+/// Then the helper, which outlives QEMU. Always remove the sockets and the
+/// record.
+pub fn stop(id: &str, timeout: u64, kill: bool) -> Result<StopLine> {
     banger_lib::names::validate("VM", id)?;
     let _lock = record::VMM.lock(id)?;
     let Some(rec) = record::VMM.load(id)? else {
         record::remove_leftovers(id, None);
-        return Ok(json!({"id": id, "stopped": true, "how": "not_running"}));
+        return Ok(stop::Outcome::nothing("not_running").line(id));
     };
-    let how = end_qemu(&rec, Duration::from_secs(timeout))?;
+    let outcome = if !rec.is_alive() {
+        stop::Outcome::nothing("already_dead")
+    } else {
+        let plan = stop::Plan {
+            tool: record::VMM.tool,
+            id,
+            pid: rec.pid,
+            pid_start_time: rec.pid_start_time,
+            agent: rec.agent_endpoint(),
+            agent_path: "/shutdown",
+            vmm_how: "acpi",
+            timeout: Duration::from_secs(timeout),
+            kill,
+        };
+        stop::run(&plan, &mut Qemu { rec: &rec })?
+    };
     record::end_helper(&rec)?;
     record::remove_leftovers(id, Some(&rec));
-    Ok(json!({"id": id, "stopped": true, "how": how}))
-}
-
-fn end_qemu(rec: &VmmRecord, timeout: Duration) -> Result<&'static str> {
-    let (pid, start) = (rec.pid, rec.pid_start_time);
-    if !rec.is_alive() {
-        return Ok("already_dead");
-    }
-    let mut q = qmp(rec).ok();
-    let asked = q
-        .as_mut()
-        .is_some_and(|q| q.execute("system_powerdown", None).is_ok());
-    if asked && proc::wait_gone(pid, start, timeout) {
-        return Ok("powerdown");
-    }
-    // QEMU answers `quit` and then exits; the reply may race the exit.
-    if let Some(q) = q.as_mut() {
-        let _ = q.execute("quit", None);
-        if proc::wait_gone(pid, start, Duration::from_secs(5)) {
-            return Ok("quit");
-        }
-    }
-    proc::terminate(pid, start)
-        .ok_or_else(|| Error::failed(format!("qemu pid {pid} of VM {} survived SIGKILL", rec.id)))
+    Ok(outcome.line(id))
 }
 
 /// QMP on a running VM, under its lock. The record is checked before

@@ -234,6 +234,7 @@ pub fn start(text: &str) -> Result<VmmRecord> {
         api_socket: None,
         qmp_socket: Some(qmp_socket),
         vsock_uds: spec.vsock_uds.clone(),
+        agent: spec.agent_endpoint(),
         helper_pid: undo.helper.map(|h| h.0),
         helper_pid_start_time: undo.helper.map(|h| h.1),
         vmm_version,

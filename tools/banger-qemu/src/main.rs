@@ -21,7 +21,7 @@ fn main() {
         match cli.sub {
             Sub::Start => emit(&launch::start(&read_stdin()?)?),
             Sub::Status { id } => emit(&control::status(&id)?),
-            Sub::Stop { id, timeout } => emit(&control::stop(&id, timeout)?),
+            Sub::Stop { id, timeout, kill } => emit(&control::stop(&id, timeout, kill)?),
             Sub::Pause { id } => emit(&control::pause(&id)?),
             Sub::Resume { id } => emit(&control::resume(&id)?),
             Sub::Snapshot { .. } => {

@@ -205,7 +205,8 @@ fn verbs_on_a_missing_vm() {
     let v: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(
         v,
-        json!({"id": "ghost", "stopped": true, "how": "not_running"})
+        json!({"id": "ghost", "stopped": true, "how": "not_running", "clean": false,
+               "synced": false})
     );
     t.cmd(&["stop", "Bad/Name"]).assert().code(2);
     assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());

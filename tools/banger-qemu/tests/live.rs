@@ -144,8 +144,15 @@ fn live_tcg_guest_boots_with_vsock_and_stops_clean_as_root() {
     );
     run_json(qemu(&["resume", "livebox"]), None);
 
+    // The agent's POST /shutdown: busybox init powers the guest off (the
+    // ACPI button would be acpid's `poweroff -f`, which says nothing).
     let stopped = run_json(qemu(&["stop", "livebox", "--timeout", "60"]), None);
-    assert_eq!(stopped["how"], "powerdown", "{stopped}");
+    assert_eq!(
+        stopped,
+        json!({"id": "livebox", "stopped": true, "how": "agent", "clean": true, "synced": true})
+    );
+    let said = std::fs::read_to_string(&console).unwrap_or_default();
+    assert!(said.contains("Requesting system poweroff"), "{said}");
     for (pid, start) in pids.iter().zip(starts) {
         assert!(
             !banger_lib::proc::is_alive(*pid, start),
@@ -200,6 +207,7 @@ fn both_drivers_print_the_same_record_keys() {
         "pid",
         "pid_start_time",
         "vsock_uds",
+        "agent",
         "vmm_version",
         "started_at",
         "vmm_log",

@@ -92,6 +92,7 @@ pub fn create(a: &CreateArgs) -> Result<Created> {
         nat: a.nat,
         vsock_cid: None,
         vsock_uds: None,
+        agent: None,
         pid: None,
         pid_start_time: None,
         vcpus,

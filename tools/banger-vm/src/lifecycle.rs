@@ -151,6 +151,7 @@ fn stop_locked(rec: &mut VmRecord, timeout: u64) -> Result<StopLine> {
     rec.pid = None;
     rec.pid_start_time = None;
     rec.vsock_uds = None;
+    rec.agent = None;
     record::store(rec)?;
     Ok(s)
 }

@@ -6,6 +6,7 @@
 use crate::plumbing;
 use crate::record::{self, State, VmRecord};
 use crate::{disks, vmm};
+use banger_lib::agent::Endpoint;
 use banger_lib::interrupt;
 use banger_lib::records::ImageLine;
 use banger_lib::{proc, Error, Kind, Result};
@@ -191,10 +192,11 @@ impl Run {
                 // The driver removes what a failed start made; once it has
                 // printed its record, the VMM is ours to stop.
                 let tool = vmm::tool(&self.rec.vmm);
-                let v = plumbing::vmm_start(tool, &vmm::spec(&self.rec))?;
+                let v = plumbing::vmm_start(tool, &vmm::spec(&self.rec, self.agent_port))?;
                 self.made.push(Undo::Vmm);
                 self.rec.pid = Some(v.pid);
                 self.rec.pid_start_time = Some(v.pid_start_time);
+                self.rec.agent = v.agent_endpoint();
                 self.rec.vsock_uds = v.vsock_uds;
                 self.rec.state = State::Running;
                 self.rec.started_at = Some(proc::now_rfc3339());
@@ -207,12 +209,14 @@ impl Run {
                 Ok(())
             }
             Step::Healthy => {
-                let uds = self.rec.vsock_uds.clone().ok_or_else(|| {
-                    Error::failed(format!("{name}'s VMM gave no agent socket (vsock_uds)"))
-                })?;
+                let Some(Endpoint::Vsock { uds, port }) = self.rec.agent.clone() else {
+                    return Err(Error::failed(format!(
+                        "{name}'s VMM gave no guest agent endpoint"
+                    )));
+                };
                 let (uds, port, secs) = (
                     uds.display().to_string(),
-                    self.agent_port.to_string(),
+                    port.to_string(),
                     self.timeout.to_string(),
                 );
                 let args = [

@@ -76,7 +76,7 @@ pub fn cmdline(name: &str, ip: &str, gateway: &str, prefix: u8, dns: &str) -> St
 }
 
 /// The spec for the driver's `start`.
-pub fn spec(rec: &VmRecord) -> vmspec::VmSpec {
+pub fn spec(rec: &VmRecord, agent_port: u32) -> vmspec::VmSpec {
     vmspec::VmSpec {
         id: rec.name.clone(),
         kernel: rec.kernel.clone(),
@@ -102,6 +102,7 @@ pub fn spec(rec: &VmRecord) -> vmspec::VmSpec {
         mac: rec.mac.clone(),
         vsock_cid: rec.vsock_cid,
         vsock_uds: None,
+        agent_port: Some(agent_port),
         api_socket: None,
         vmm_log: None,
         console_log: None,

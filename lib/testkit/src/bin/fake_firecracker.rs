@@ -4,7 +4,7 @@
 
 use banger_testkit::fakefc::{env, openapi::Api, vmm::Effect, vmm::Vmm, vmm::VERSION};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -362,6 +362,9 @@ impl Server {
                 if env_flag(env::IGNORE_CTRL_ALT_DEL) {
                     self.logger
                         .log("fake-firecracker: the guest ignores Ctrl+Alt+Del");
+                } else if self.vmm.lock().unwrap().guest_halted {
+                    self.logger
+                        .log("fake-firecracker: the guest is halted, nothing handles Ctrl+Alt+Del");
                 } else {
                     self.logger.log("Vmm is stopping.");
                     // Like Firecracker, the API socket stays behind.
@@ -400,28 +403,52 @@ fn vsock_conn(
     let asked: Option<u32> = line
         .strip_prefix("CONNECT ")
         .and_then(|p| p.trim().parse().ok());
-    let (running, id) = {
+    let (up, id) = {
         let v = vmm.lock().unwrap();
         (
-            v.state == banger_testkit::fakefc::vmm::State::Running,
+            v.state == banger_testkit::fakefc::vmm::State::Running && !v.guest_halted,
             v.id.clone(),
         )
     };
-    if asked != Some(port) || !running {
+    let mode = std::env::var(env::AGENT).unwrap_or_default();
+    if asked != Some(port) || !up || mode == "absent" {
         // Nothing listens on that port in the guest: Firecracker closes.
         return Ok(());
     }
     let mut w = &conn;
     w.write_all(b"OK 1073741824\n")?;
+    if mode == "hang" {
+        // The guest took the connection but its agent never answers.
+        let mut sink = Vec::new();
+        let _ = r.read_to_end(&mut sink);
+        return Ok(());
+    }
     while let Some(req) = read_request(&mut r)? {
-        let (status, body) = if req.method == "GET" && req.path == "/healthz" {
-            (
+        append_line(
+            env::REQUESTS,
+            &json!({"method": req.method, "path": req.path, "body": null, "agent": true})
+                .to_string(),
+        );
+        let ignore = mode == "ignore_shutdown";
+        let (status, body, after) = match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/healthz") => (
                 200,
                 json!({"status": "ok", "hostname": id, "uptime_s": started.elapsed().as_secs(),
                        "version": "fake"}),
-            )
-        } else {
-            (404, json!({"error": "not found"}))
+                None,
+            ),
+            ("POST", "/sync") => (200, json!({"status": "ok", "synced": true}), None),
+            ("POST", "/reboot") => (
+                202,
+                json!({"status": "ok", "action": "reboot"}),
+                (!ignore).then_some("reboot"),
+            ),
+            ("POST", "/shutdown") => (
+                202,
+                json!({"status": "ok", "action": "poweroff"}),
+                (!ignore).then_some("poweroff"),
+            ),
+            _ => (404, json!({"status": "error", "error": "not found"}), None),
         };
         let text = body.to_string();
         write!(
@@ -429,6 +456,19 @@ fn vsock_conn(
             "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
             text.len()
         )?;
+        w.flush()?;
+        match after {
+            // A guest rebooting with reboot=k resets through the i8042,
+            // and Firecracker exits.
+            Some("reboot") => std::process::exit(0),
+            // On x86 Firecracker has no ACPI power management: the guest
+            // halts and Firecracker lives on.
+            Some(_) => {
+                vmm.lock().unwrap().guest_halted = true;
+                return Ok(());
+            }
+            None => {}
+        }
     }
     Ok(())
 }

@@ -109,6 +109,10 @@ pub struct Vmm {
     /// Bound at PUT /vsock (or snapshot load), as Firecracker does; the
     /// server takes it to serve hybrid vsock connections.
     pub vsock_listener: Option<UnixListener>,
+    /// The guest powered off (through the fake agent): it answers nothing
+    /// more, and Firecracker, which has no ACPI power management on x86,
+    /// lives on.
+    pub guest_halted: bool,
 }
 
 impl Vmm {
@@ -133,6 +137,7 @@ impl Vmm {
             configured: false,
             from_snapshot: false,
             vsock_listener: None,
+            guest_halted: false,
         }
     }
 

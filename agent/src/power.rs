@@ -1,0 +1,105 @@
+//! What `POST /sync`, `/shutdown` and `/reboot` do to the guest: sync(2)
+//! and a signal to init. The effects sit behind `System` so unit tests can
+//! watch them instead of signalling pid 1; which signal to send is a pure
+//! function of the request and the init system.
+
+use libc::c_int;
+use std::io;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Power {
+    Poweroff,
+    Reboot,
+}
+
+impl Power {
+    /// The word the reply carries as `action`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Power::Poweroff => "poweroff",
+            Power::Reboot => "reboot",
+        }
+    }
+}
+
+/// systemd(1): SIGRTMIN+4 powers off, SIGRTMIN+5 reboots, like `systemctl
+/// poweroff|reboot` but without D-Bus or logind. systemd is built against
+/// glibc, whose SIGRTMIN is 34 (two real-time signals are NPTL's), so these
+/// are the numbers pid 1 listens on whatever libc the agent was built with.
+pub const SYSTEMD_POWEROFF: c_int = 38;
+pub const SYSTEMD_REBOOT: c_int = 39;
+
+/// The signal that asks init to do `p`: systemd's numbers, or busybox
+/// init's (SIGUSR2 powers off, SIGTERM reboots) in the initramfs-only
+/// guest of rootfs/make-kernel.sh.
+pub fn init_signal(p: Power, systemd: bool) -> c_int {
+    match (p, systemd) {
+        (Power::Poweroff, true) => SYSTEMD_POWEROFF,
+        (Power::Reboot, true) => SYSTEMD_REBOOT,
+        (Power::Poweroff, false) => libc::SIGUSR2,
+        (Power::Reboot, false) => libc::SIGTERM,
+    }
+}
+
+/// The guest's side effects.
+pub trait System: Sync {
+    /// Flush every filesystem's dirty data to its disk.
+    fn sync(&self);
+    /// Whether systemd is pid 1 (sd_booted(3): /run/systemd/system exists).
+    fn under_systemd(&self) -> bool;
+    /// kill(1, sig); signal 0 only checks that we may.
+    fn signal_init(&self, sig: c_int) -> io::Result<()>;
+}
+
+/// The real guest.
+pub struct Real;
+
+impl System for Real {
+    fn sync(&self) {
+        // SAFETY: sync(2) takes no arguments and cannot fail.
+        unsafe { libc::sync() }
+    }
+
+    fn under_systemd(&self) -> bool {
+        std::path::Path::new("/run/systemd/system").is_dir()
+    }
+
+    fn signal_init(&self, sig: c_int) -> io::Result<()> {
+        // SAFETY: kill(2) with plain integers.
+        if unsafe { libc::kill(1, sig) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn systemd_gets_its_real_time_signals() {
+        assert_eq!(init_signal(Power::Poweroff, true), SYSTEMD_POWEROFF);
+        assert_eq!(init_signal(Power::Reboot, true), SYSTEMD_REBOOT);
+    }
+
+    #[cfg(target_env = "gnu")]
+    #[test]
+    fn systemd_numbers_are_glibc_sigrtmin_plus_4_and_5() {
+        assert_eq!(SYSTEMD_POWEROFF, libc::SIGRTMIN() + 4);
+        assert_eq!(SYSTEMD_REBOOT, libc::SIGRTMIN() + 5);
+    }
+
+    #[test]
+    fn busybox_init_gets_usr2_and_term() {
+        assert_eq!(init_signal(Power::Poweroff, false), libc::SIGUSR2);
+        assert_eq!(init_signal(Power::Reboot, false), libc::SIGTERM);
+    }
+
+    #[test]
+    fn action_names() {
+        assert_eq!(Power::Poweroff.name(), "poweroff");
+        assert_eq!(Power::Reboot.name(), "reboot");
+    }
+}

@@ -1,0 +1,256 @@
+//! The agent's endpoints: which path takes which method, and the reply.
+//!
+//! | method | path      | reply                                      |
+//! |--------|-----------|--------------------------------------------|
+//! | GET    | /healthz  | 200, guest facts (health.rs)               |
+//! | POST   | /sync     | 200 `{"status":"ok","synced":true}`        |
+//! | POST   | /shutdown | 202 `{"status":"ok","action":"poweroff"}`  |
+//! | POST   | /reboot   | 202 `{"status":"ok","action":"reboot"}`    |
+//!
+//! A known path with another method is 405 with `Allow`; anything else 404.
+
+use crate::power::{self, Power, System};
+use libc::c_int;
+use serde_json::json;
+
+/// (path, the one method it takes)
+pub const ROUTES: &[(&str, &str)] = &[
+    ("/healthz", "GET"),
+    ("/sync", "POST"),
+    ("/shutdown", "POST"),
+    ("/reboot", "POST"),
+];
+
+#[derive(Debug, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+    /// The `Allow` header of a 405.
+    pub allow: Option<&'static str>,
+    /// A signal for init, sent only once the reply has been written: the
+    /// host learns the guest accepted before the guest starts going down.
+    pub then_signal: Option<c_int>,
+}
+
+impl Reply {
+    fn bytes(status: u16, body: Vec<u8>) -> Reply {
+        Reply {
+            status,
+            body,
+            allow: None,
+            then_signal: None,
+        }
+    }
+
+    fn json(status: u16, body: serde_json::Value) -> Reply {
+        Reply::bytes(status, body.to_string().into_bytes())
+    }
+
+    pub fn error(status: u16) -> Reply {
+        Reply::bytes(status, error_body(status))
+    }
+}
+
+pub fn route(method: &str, target: &str, sys: &dyn System) -> Reply {
+    let path = target.split(['?', '#']).next().unwrap_or("");
+    let Some(&(path, allowed)) = ROUTES.iter().find(|(p, _)| *p == path) else {
+        return Reply::error(404);
+    };
+    if method != allowed {
+        return Reply {
+            allow: Some(allowed),
+            ..Reply::error(405)
+        };
+    }
+    match path {
+        "/healthz" => Reply::bytes(
+            200,
+            serde_json::to_vec(&crate::health::collect()).unwrap_or_default(),
+        ),
+        "/sync" => {
+            sys.sync();
+            Reply::json(200, json!({"status": "ok", "synced": true}))
+        }
+        "/shutdown" => power(Power::Poweroff, sys),
+        "/reboot" => power(Power::Reboot, sys),
+        _ => Reply::error(404),
+    }
+}
+
+/// Sync now, and signal init after the reply. A signal we may not send
+/// (not root) is refused up front rather than accepted and never done.
+fn power(p: Power, sys: &dyn System) -> Reply {
+    let sig = power::init_signal(p, sys.under_systemd());
+    if let Err(e) = sys.signal_init(0) {
+        return Reply::json(
+            500,
+            json!({"status": "error", "error": format!("cannot signal init (pid 1): {e}")}),
+        );
+    }
+    sys.sync();
+    Reply {
+        then_signal: Some(sig),
+        ..Reply::json(202, json!({"status": "ok", "action": p.name()}))
+    }
+}
+
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        202 => "Accepted",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+pub fn error_body(status: u16) -> Vec<u8> {
+    json!({ "status": "error", "error": reason(status).to_lowercase() })
+        .to_string()
+        .into_bytes()
+}
+
+#[cfg(test)]
+pub mod fake {
+    //! A guest whose effects are recorded, never done.
+    use crate::power::System;
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    pub struct Fake {
+        pub systemd: bool,
+        /// Signals init refuses (EPERM), as for a non-root agent.
+        pub refuse: bool,
+        /// What happened, in order; shared with a recording connection.
+        pub log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Fake {
+        pub fn events(&self) -> Vec<String> {
+            self.log.lock().unwrap().clone()
+        }
+    }
+
+    impl System for Fake {
+        fn sync(&self) {
+            self.log.lock().unwrap().push("sync".into());
+        }
+        fn under_systemd(&self) -> bool {
+            self.systemd
+        }
+        fn signal_init(&self, sig: i32) -> io::Result<()> {
+            if self.refuse {
+                return Err(io::Error::from_raw_os_error(libc::EPERM));
+            }
+            self.log.lock().unwrap().push(format!("signal {sig}"));
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::Fake;
+    use super::*;
+
+    #[test]
+    fn every_path_takes_one_method_and_405s_the_rest() {
+        for (path, allowed) in ROUTES {
+            for method in ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "get"] {
+                let sys = Fake::default();
+                let r = route(method, path, &sys);
+                if method == *allowed {
+                    assert!(
+                        matches!(r.status, 200 | 202),
+                        "{method} {path}: {}",
+                        r.status
+                    );
+                } else {
+                    assert_eq!(r.status, 405, "{method} {path}");
+                    assert_eq!(r.allow, Some(*allowed));
+                    assert_eq!(r.then_signal, None);
+                    assert!(sys.events().is_empty(), "{method} {path} did something");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_paths_are_404_for_any_method() {
+        for path in ["/", "/healthz/x", "/sync/", "/Shutdown", "shutdown", ""] {
+            for method in ["GET", "POST"] {
+                let sys = Fake::default();
+                let r = route(method, path, &sys);
+                assert_eq!(r.status, 404, "{method} {path:?}");
+                assert_eq!(r.allow, None);
+                assert!(sys.events().is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn sync_syncs_and_signals_nobody() {
+        let sys = Fake::default();
+        let r = route("POST", "/sync", &sys);
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&r.body).unwrap(),
+            json!({"status": "ok", "synced": true})
+        );
+        assert_eq!(r.then_signal, None);
+        assert_eq!(sys.events(), ["sync"]);
+    }
+
+    #[test]
+    fn shutdown_and_reboot_sync_then_leave_the_signal_for_after_the_reply() {
+        for (path, systemd, action, sig) in [
+            ("/shutdown", true, "poweroff", power::SYSTEMD_POWEROFF),
+            ("/shutdown", false, "poweroff", libc::SIGUSR2),
+            ("/reboot", true, "reboot", power::SYSTEMD_REBOOT),
+            ("/reboot", false, "reboot", libc::SIGTERM),
+        ] {
+            let sys = Fake {
+                systemd,
+                ..Fake::default()
+            };
+            let r = route("POST", path, &sys);
+            assert_eq!(r.status, 202, "{path}");
+            assert_eq!(
+                serde_json::from_slice::<serde_json::Value>(&r.body).unwrap(),
+                json!({"status": "ok", "action": action})
+            );
+            assert_eq!(r.then_signal, Some(sig), "{path} systemd={systemd}");
+            // Only the permission probe so far; the real signal is the
+            // caller's, after the reply.
+            assert_eq!(sys.events(), ["signal 0", "sync"]);
+        }
+    }
+
+    #[test]
+    fn power_requests_are_refused_when_init_cannot_be_signalled() {
+        for path in ["/shutdown", "/reboot"] {
+            let sys = Fake {
+                refuse: true,
+                ..Fake::default()
+            };
+            let r = route("POST", path, &sys);
+            assert_eq!(r.status, 500);
+            assert_eq!(r.then_signal, None);
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(v["status"], "error");
+            assert!(
+                v["error"].as_str().unwrap().contains("cannot signal init"),
+                "{v}"
+            );
+            assert!(sys.events().is_empty());
+        }
+    }
+}

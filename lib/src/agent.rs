@@ -1,0 +1,208 @@
+//! The host side of banger-vsock-agent: where a VM's agent is reached
+//! (`Endpoint`, kept in the VMM record) and one bounded HTTP request to it.
+//! banger-health asks `GET /healthz`; the VMM drivers ask `POST /shutdown`,
+//! `/reboot` and `/sync` when they stop a VM.
+//!
+//! The guest is untrusted: a request is bounded in time (the whole
+//! exchange, handshake included) and in size (the reply).
+//!
+//! ```no_run
+//! use banger_lib::agent::{self, Endpoint};
+//! use std::time::Duration;
+//!
+//! let ep = Endpoint::Vsock { uds: "/run/banger/box/vsock.sock".into(), port: 52 };
+//! let r = agent::request(&ep, "GET", "/healthz", Duration::from_secs(3))?;
+//! println!("{} {}", r.status, r.body["hostname"]);
+//! # Ok::<(), banger_lib::Error>(())
+//! ```
+
+pub mod handshake;
+
+#[cfg(test)]
+mod fake;
+
+use crate::error::{Error, Result};
+use crate::uds_http::UdsClient;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// An agent's answer: its HTTP status and JSON body.
+pub use crate::uds_http::Response as Reply;
+
+/// The agent's vsock port when nothing says otherwise (bundle.json's
+/// `agent_port` default).
+pub const DEFAULT_PORT: u32 = 52;
+
+/// The largest reply read from an agent (headers, and body apiece). Its
+/// answers are a few hundred bytes; anything past this is a hostile guest.
+pub const MAX_REPLY: usize = 64 * 1024;
+
+/// Where a VM's agent is reached from the host. Stored in the VMM record
+/// as `{"kind":"vsock","uds":PATH,"port":52}`; another channel (a
+/// virtio-serial port's Unix socket) becomes one more variant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Endpoint {
+    /// A hybrid vsock (Firecracker's, or vhost-device-vsock's): connect to
+    /// `uds`, `CONNECT PORT\n`, read `OK N\n`, then the stream is the
+    /// guest's port.
+    Vsock { uds: PathBuf, port: u32 },
+}
+
+impl Endpoint {
+    /// For messages: `vsock port 52 on /run/banger/box/vsock.sock`.
+    pub fn describe(&self) -> String {
+        match self {
+            Endpoint::Vsock { uds, port } => format!("vsock port {port} on {}", uds.display()),
+        }
+    }
+}
+
+/// One request to the agent, the whole exchange within `timeout`, a reply
+/// over [`MAX_REPLY`] refused. Any HTTP status is a `Reply`; an error means
+/// no usable answer (no socket, nothing listening, garbage, too slow, too
+/// big), with the handshake's own words when that is what failed.
+pub fn request(ep: &Endpoint, method: &str, path: &str, timeout: Duration) -> Result<Reply> {
+    let deadline = Instant::now() + timeout;
+    // The handshake runs inside ureq's connect; keep its message, which
+    // says more than ureq's wrapping of it.
+    let failed: Arc<Mutex<Option<String>>> = Arc::default();
+    let client = match ep {
+        Endpoint::Vsock { uds, port } => {
+            let (uds, port, failed) = (uds.clone(), *port, failed.clone());
+            UdsClient::with_connect(Arc::new(move || {
+                handshake::connect(&uds, port, deadline).map_err(|f| {
+                    let msg = f.message(&uds, port);
+                    *failed.lock().unwrap() = Some(msg.clone());
+                    std::io::Error::other(msg)
+                })
+            }))
+        }
+    }
+    .label(ep.describe())
+    .limit(MAX_REPLY);
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    client
+        .request(method, path, None, left)
+        .map_err(|e| match failed.lock().unwrap().take() {
+            Some(msg) => Error { message: msg, ..e },
+            None => e,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::{Behaviour, FakeVsock};
+    use super::*;
+
+    fn ep(fake: &FakeVsock) -> Endpoint {
+        Endpoint::Vsock {
+            uds: fake.path().to_path_buf(),
+            port: 52,
+        }
+    }
+
+    const T: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn endpoint_json_is_tagged_by_kind() {
+        let e = Endpoint::Vsock {
+            uds: "/run/banger/box/vsock.sock".into(),
+            port: 52,
+        };
+        let text = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            text,
+            r#"{"kind":"vsock","uds":"/run/banger/box/vsock.sock","port":52}"#
+        );
+        assert_eq!(serde_json::from_str::<Endpoint>(&text).unwrap(), e);
+        assert!(serde_json::from_str::<Endpoint>(r#"{"kind":"carrier-pigeon"}"#).is_err());
+        assert!(serde_json::from_str::<Endpoint>(r#"{"kind":"vsock","uds":"/x"}"#).is_err());
+    }
+
+    #[test]
+    fn ok_reply_is_status_and_json() {
+        let fake = FakeVsock::start(Behaviour::Http(
+            202,
+            r#"{"status":"ok","action":"poweroff"}"#.into(),
+        ));
+        let r = request(&ep(&fake), "POST", "/shutdown", T).unwrap();
+        assert_eq!(r.status, 202);
+        assert!(r.ok());
+        assert_eq!(r.body["action"], "poweroff");
+        assert_eq!(fake.lines(), ["CONNECT 52", "POST /shutdown HTTP/1.1"]);
+    }
+
+    #[test]
+    fn an_http_error_is_a_reply_not_an_error() {
+        let fake = FakeVsock::start(Behaviour::Http(404, r#"{"status":"error"}"#.into()));
+        let r = request(&ep(&fake), "POST", "/sync", T).unwrap();
+        assert_eq!(r.status, 404);
+        assert!(!r.ok());
+    }
+
+    #[test]
+    fn refused_connect_names_the_port() {
+        let fake = FakeVsock::start(Behaviour::Refuse);
+        let e = request(&ep(&fake), "POST", "/shutdown", T).unwrap_err();
+        assert!(
+            e.message.contains("nothing listens on port 52"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn missing_socket_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let ep = Endpoint::Vsock {
+            uds: dir.path().join("none.sock"),
+            port: 52,
+        };
+        let e = request(&ep, "GET", "/healthz", T).unwrap_err();
+        assert!(e.message.contains("none.sock"), "{}", e.message);
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        let fake = FakeVsock::start(Behaviour::Reply("HELLO\n".into()));
+        let e = request(&ep(&fake), "GET", "/healthz", T).unwrap_err();
+        assert!(e.message.contains("unexpected reply"), "{}", e.message);
+        let fake = FakeVsock::start(Behaviour::Raw(b"this is not HTTP\r\n\r\n".to_vec()));
+        assert!(request(&ep(&fake), "GET", "/healthz", T).is_err());
+    }
+
+    #[test]
+    fn silence_times_out_within_the_timeout() {
+        // Before OK, and after OK (the agent never answers HTTP).
+        for b in [Behaviour::Hang, Behaviour::Echo] {
+            let fake = FakeVsock::start(b);
+            let start = Instant::now();
+            let e =
+                request(&ep(&fake), "POST", "/shutdown", Duration::from_millis(300)).unwrap_err();
+            assert!(
+                start.elapsed() < Duration::from_secs(3),
+                "took {:?}",
+                start.elapsed()
+            );
+            assert!(!e.message.is_empty());
+        }
+    }
+
+    #[test]
+    fn oversize_reply_is_refused() {
+        let big = format!(r#"{{"status":"ok","junk":"{}"}}"#, "x".repeat(MAX_REPLY));
+        let fake = FakeVsock::start(Behaviour::Http(200, big));
+        let e = request(&ep(&fake), "GET", "/healthz", T).unwrap_err();
+        assert!(e.message.contains("larger than"), "{}", e.message);
+        // An endless header is refused too, not read forever.
+        let mut endless = b"HTTP/1.1 200 OK\r\nX-Junk: ".to_vec();
+        endless.extend(std::iter::repeat_n(b'y', 4 * MAX_REPLY));
+        let fake = FakeVsock::start(Behaviour::Raw(endless));
+        assert!(request(&ep(&fake), "GET", "/healthz", T).is_err());
+    }
+}
