@@ -24,10 +24,14 @@ agent:
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build \
 		-p banger-vsock-agent --profile agent --target $(AGENT_TARGET)
 
+# Tests that could not run print SKIPPED: lines; the count comes last.
 test:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@mkdir -p target && rm -f target/test-skips.log
 	$(CARGO) test --workspace
+	@n=$$(cat target/test-skips.log 2>/dev/null | wc -l); \
+	  echo "test summary: $$n skipped"; cat target/test-skips.log 2>/dev/null || true
 
 # The whole flow with a real guest under QEMU, as root: verify.sh --nat in
 # network namespaces it makes (see tools/banger-vm/tests/live.rs).

@@ -4,8 +4,10 @@
 #   ./verify.sh [--nat] [--vmm auto|firecracker|qemu] [--host] [--keep-going]
 #
 # doctor; create a VM; ssh `true`; health; banger-health check and
-# banger-ssh alone (uname -r, exit codes); write a file on the work disk;
-# stop; start; ssh again and read the file back; (--nat: the guest fetches a
+# banger-ssh alone (uname -r, exit codes); write a file on the work disk and
+# stop at once (a clean stop through the guest agent); start; the file is
+# there; stop again with the agent stopped in the guest (the ACPI power
+# button instead) and read a synced file back; (--nat: the guest fetches a
 # page from "upstream" through NAT, and the NAT rule is gone after delete);
 # delete; then check that nothing is left: no VMM process, no non-pool TAP,
 # no lease, no nft element, no VM dir.
@@ -168,16 +170,30 @@ inside() {
     got=$(dig +short +time=2 +tries=2 @"$gw" "$name.vm" A || true)
     [ "$got" = "$ip" ] || fail "dig @$gw $name.vm gave '$got', not $ip"
   fi
-  step "write a file on the work disk"
-  banger vm ssh "$name" -- "echo $MARKER > /root/verify-marker && sync" || fail "writing /root/verify-marker"
-
-  step "stop"
-  banger vm stop "$name" | jq -e '.state == "stopped"' >/dev/null || fail "vm stop"
+  step "write a file on the work disk (no sync) and stop at once"
+  banger vm ssh "$name" -- "echo $MARKER > /root/verify-marker" || fail "writing /root/verify-marker"
+  # The guest agent powers the guest off: a clean stop, not the timeout.
+  banger vm stop "$name" > /tmp/bv-stop.$$ || fail "vm stop"
+  say "  $(cat /tmp/bv-stop.$$)"
+  jq -e '.state == "stopped" and .clean == true and .how == "agent"' /tmp/bv-stop.$$ >/dev/null \
+    || fail "vm stop was not a clean stop through the agent: $(cat /tmp/bv-stop.$$)"
   step "start"
   banger vm start "$name" | jq -e '.state == "running"' >/dev/null || fail "vm start"
-  step "the work disk kept the file"
+  step "the work disk kept the unsynced file"
   got=$(banger vm ssh "$name" -- cat /root/verify-marker) || fail "reading /root/verify-marker"
   [ "$got" = "$MARKER" ] || fail "/root/verify-marker holds '$got', not $MARKER"
+
+  step "without the guest agent, stop falls back to the power button"
+  banger vm ssh "$name" -- "echo $MARKER > /root/verify-synced && sync && systemctl stop banger-vsock-agent" \
+    || fail "writing /root/verify-synced and stopping the agent"
+  banger vm stop "$name" > /tmp/bv-stop.$$ || fail "vm stop without the agent"
+  say "  $(cat /tmp/bv-stop.$$)"
+  jq -e '.clean == true and .how == "acpi"' /tmp/bv-stop.$$ >/dev/null \
+    || fail "vm stop without the agent: $(cat /tmp/bv-stop.$$)"
+  rm -f /tmp/bv-stop.$$
+  banger vm start "$name" | jq -e '.state == "running"' >/dev/null || fail "vm start after the fallback stop"
+  got=$(banger vm ssh "$name" -- cat /root/verify-synced /root/verify-marker) || fail "reading the files back"
+  [ "$got" = "$MARKER"$'\n'"$MARKER" ] || fail "after the fallback stop the files hold '$got'"
 
   if [ "$NAT" = 1 ]; then
     step "the guest reaches upstream through NAT"

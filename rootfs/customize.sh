@@ -68,11 +68,13 @@ echo banger > /etc/hostname
 printf '127.0.0.1 localhost\n127.0.1.1 banger\n::1 localhost ip6-localhost ip6-loopback\n' > /etc/hosts
 
 # Disks: root on the first, the VM's work disk (from work-seed) at /root.
-# nofail: a guest booted without a work disk still comes up.
+# nofail: a guest booted without a work disk still comes up. The device
+# timeout is long: under TCG on a loaded host vdb can take over 20 s to
+# appear, and then /root would be the root disk's.
 cat > /etc/fstab <<'FSTAB'
 # banger guest
 /dev/vda  /      ext4  defaults,errors=remount-ro            0 0
-/dev/vdb  /root  ext4  defaults,nofail,x-systemd.device-timeout=20s  0 0
+/dev/vdb  /root  ext4  defaults,nofail,x-systemd.device-timeout=90s  0 0
 FSTAB
 
 # Older work seeds held /root inside the disk (so it showed up as

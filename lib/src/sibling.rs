@@ -2,6 +2,7 @@
 //! Tools compose this way, never by linking each other's code.
 
 use crate::error::{Error, ErrorLine, Kind, Result};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::io::Write;
 use std::path::PathBuf;
@@ -93,6 +94,37 @@ pub fn run_json(tool: &str, args: &[&str], stdin: Option<&Value>) -> Result<Vec<
         return Err(tool_error(tool, args, code, &stderr));
     }
     Ok(lines)
+}
+
+/// `run_json`, each line read as `T` (banger_lib's record type for it): a
+/// line that does not fit is an error naming the tool, never a guess.
+pub fn run_typed<T: DeserializeOwned>(
+    tool: &str,
+    args: &[&str],
+    stdin: Option<&Value>,
+) -> Result<Vec<T>> {
+    typed(tool, args, run_json(tool, args, stdin)?)
+}
+
+/// Read JSON lines a tool printed as `T`.
+pub fn typed<T: DeserializeOwned>(tool: &str, args: &[&str], lines: Vec<Value>) -> Result<Vec<T>> {
+    lines
+        .into_iter()
+        .map(|v| {
+            serde_json::from_value(v.clone()).map_err(|e| {
+                let verb: Vec<&str> = args
+                    .iter()
+                    .take_while(|a| !a.starts_with('-'))
+                    .take(2)
+                    .copied()
+                    .collect();
+                Error::failed(format!(
+                    "{tool} {} printed a record this banger cannot read ({e}): {v}",
+                    verb.join(" ")
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Like `run_json` but for a tool that prints exactly one record.

@@ -3,7 +3,8 @@
 #
 # `make bench-create`: creates and deletes RUNS VMs (default 5) one after
 # the other and prints one JSON line per run with its phase timings in ms
-# (image, disks, tap, vmm_start, dns, nat, healthy, ssh, total), then one
+# (image, disks, tap, vmm_start, dns, nat, healthy, ssh, total) and the
+# times of the rest of its life (stop, start, restart, delete), then one
 # summary line per phase {"phase","min","median","max"}, then a bare VMM
 # boot of the same kernel and disks without banger (QEMU started by hand,
 # timed to the console's login prompt) and {"banger_total_median_ms",
@@ -50,12 +51,22 @@ create_args=(--timings)
 [ -n "$IMAGE" ] && create_args+=(--image "$IMAGE")
 runs=$(mktemp)
 first=
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+# Milliseconds a command takes (its output discarded).
+timed() { local t0; t0=$(now_ms); "$@" >/dev/null; echo $(( $(now_ms) - t0 )); }
 for i in $(seq 1 "$RUNS"); do
   name=bench-$$-$i
   rec=$(banger-vm create --name "$name" "${create_args[@]}")
   [ -z "$first" ] && first=$rec
-  echo "$rec" | jq -c --argjson run "$i" '{run: $run, vmm} + .timings_ms' | tee -a "$runs"
-  banger-vm delete "$name" >/dev/null
+  # The rest of a VM's life: a clean stop, a start to ssh, a restart, a delete.
+  stop=$(timed banger-vm stop "$name")
+  start=$(timed banger-vm start "$name")
+  restart=$(timed banger-vm restart "$name")
+  delete=$(timed banger-vm delete "$name")
+  echo "$rec" | jq -c --argjson run "$i" --argjson stop "$stop" --argjson start "$start" \
+    --argjson restart "$restart" --argjson delete "$delete" \
+    '{run: $run, vmm} + .timings_ms + {stop: $stop, start: $start, restart: $restart, delete: $delete}' \
+    | tee -a "$runs"
 done
 jq -s -c '
   (.[0] | keys_unsorted | map(select(. != "run" and . != "vmm"))) as $phases

@@ -19,5 +19,5 @@ pub use fields::fields;
 pub use health::HealthLine;
 pub use image::{ImageLine, ImageRecord};
 pub use net::{Lease, TapLine};
-pub use vm::{Disks, VmRecord, VmState};
+pub use vm::{Disks, VmLine, VmRecord, VmState};
 pub use vmm::StopLine;

@@ -87,12 +87,34 @@ impl VmRecord {
     }
 }
 
-/// What `vm list` and `vm show` print: the record and its uptime.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What `vm list` and `vm show` print: the record and its uptime. Read
+/// as strictly as the record (serde's flatten cannot refuse unknown
+/// fields, so the line is taken apart by hand).
+#[derive(Debug, Clone, PartialEq)]
 pub struct VmLine {
-    #[serde(flatten)]
     pub record: VmRecord,
     pub uptime_s: Option<u64>,
+}
+
+impl Serialize for VmLine {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut v = serde_json::to_value(&self.record).map_err(serde::ser::Error::custom)?;
+        v["uptime_s"] = self.uptime_s.into();
+        v.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for VmLine {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let mut map = serde_json::Map::deserialize(d)?;
+        let uptime_s = match map.remove("uptime_s") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(serde_json::from_value(v).map_err(serde::de::Error::custom)?),
+        };
+        let record = serde_json::from_value(serde_json::Value::Object(map))
+            .map_err(serde::de::Error::custom)?;
+        Ok(VmLine { record, uptime_s })
+    }
 }
 
 pub fn dir(name: &str) -> PathBuf {

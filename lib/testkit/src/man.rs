@@ -139,3 +139,37 @@ pub fn check(cmd: clap::Command, section: &str) {
         path.display()
     );
 }
+
+/// The man page's long help (where each tool documents its records) names
+/// every field of each record type: the page stays true to the types the
+/// tools print. `records` are (what, field names), e.g. from
+/// `banger_lib::records::fields::<T>()`.
+pub fn assert_documents(cmd: &clap::Command, records: &[(&str, Vec<&str>)]) {
+    let text = cmd
+        .get_after_long_help()
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let names = |field: &str| {
+        text.match_indices(field).any(|(i, _)| {
+            let before = text[..i].chars().next_back();
+            let after = text[i + field.len()..].chars().next();
+            !before.is_some_and(is_word) && !after.is_some_and(is_word)
+        })
+    };
+    let missing: Vec<String> = records
+        .iter()
+        .flat_map(|(what, fields)| {
+            fields
+                .iter()
+                .filter(|f| !names(f))
+                .map(move |f| format!("{what}.{f}"))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{}(1) does not document these record fields: {}",
+        cmd.get_name(),
+        missing.join(", ")
+    );
+}

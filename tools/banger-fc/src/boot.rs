@@ -69,6 +69,7 @@ pub fn start(text: &str) -> Result<VmmRecord> {
     spec.validate()?;
     let bin = binary::find(spec.binary.as_deref())?;
     let version = banger_lib::hosttools::version(&bin, "firecracker")?;
+    binary::check_version(&bin, &version)?;
     let _lock = record::VMM.lock(&spec.id)?;
     ensure_not_running(&spec.id)?;
     let mut launch = Launch::spawn(&spec, &bin, true)?;
@@ -119,6 +120,7 @@ pub fn load(id: &str, dir: &Path) -> Result<VmmRecord> {
     }
     let bin = binary::find(spec.binary.as_deref())?;
     let version = banger_lib::hosttools::version(&bin, "firecracker")?;
+    binary::check_version(&bin, &version)?;
     let _lock = record::VMM.lock(id)?;
     ensure_not_running(id)?;
     let mut launch = Launch::spawn(&spec, &bin, false)?;

@@ -35,6 +35,8 @@ RECORDS:
      ({\"kind\":\"vsock\", \"uds\", \"port\"}: the guest agent, behind vsock_uds
      on the spec's agent_port; left out without vsock), \"vmm_version\",
      \"started_at\" (RFC 3339), \"vmm_log\", \"console_log\"}
+    The record type is shared with banger-qemu, whose own fields
+    (qmp_socket, helper_pid, helper_pid_start_time) firecracker never has.
   status:   {\"id\", \"vmm\", \"pid\", \"alive\", \"state\"} where state is running,
             paused, not_started, unresponsive (alive, API silent) or dead;
             --config adds \"config\" (Firecracker's GET /vm/config)

@@ -146,6 +146,31 @@ fn missing_firecracker_is_a_prerequisite() {
 }
 
 #[test]
+fn a_firecracker_older_than_supported_is_a_prerequisite() {
+    let t = T::new().with("FAKE_FC_VERSION", "1.9.2");
+    let a = t.start(&t.spec("old")).code(4);
+    let e = stderr(&a);
+    assert!(
+        e.contains("Firecracker v1.9") && e.contains("v1.16 or newer"),
+        "{e}"
+    );
+    t.assert_nothing_left("old");
+    assert!(t.fake.requests().is_empty(), "nothing was started");
+    // A newer one is fine.
+    let t = T::new().with("FAKE_FC_VERSION", "1.17.0-dev");
+    let out = t
+        .start(&t.spec("new"))
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let rec: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(rec["vmm_version"], "Firecracker v1.17.0-dev");
+    t.json(&["stop", "new", "--kill"]);
+    t.assert_nothing_left_but_logs("new");
+}
+
+#[test]
 fn refused_request_shows_fault_and_cleans_up() {
     let t = T::new().with(env::FAIL, "PUT /drives/rootfs");
     let a = t.start(&t.spec("f1")).code(1);

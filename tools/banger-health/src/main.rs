@@ -64,10 +64,8 @@ fn check(names: &[String], flags: &Flags, timeout: Duration) -> Result<i32> {
     for (o, _) in &outcomes {
         output::emit(&o.line);
         if let Some(e) = o.error().filter(|_| !o.ok) {
-            eprintln!(
-                "banger-health: error: {}: {e}",
-                o.line["name"].as_str().unwrap_or("?")
-            );
+            let msg = format!("{}: {e}", o.line.name);
+            banger_lib::error::report("banger-health", banger_lib::Kind::Failed, &msg, None);
         }
     }
     // One name: its own exit code (3 for no such VM); several: 1 if any failed.
@@ -80,8 +78,8 @@ fn check(names: &[String], flags: &Flags, timeout: Duration) -> Result<i32> {
 
 /// One VM's outcome and the exit code its failure would have alone.
 fn check_vm(name: &str, port: u32, timeout: Duration) -> (Outcome, i32) {
-    match target::resolve(name) {
-        Ok(target::Target::Uds(uds)) => (probe::check(name, &uds, port, timeout), 1),
+    match target::resolve(name, port) {
+        Ok(target::Target::Uds(uds, port)) => (probe::check(name, &uds, port, timeout), 1),
         Ok(target::Target::Down(why)) => (Outcome::down(name, why), 1),
         Err(e) => (Outcome::down(name, e.message.clone()), e.exit_code()),
     }
@@ -104,10 +102,7 @@ fn wait(name: Option<String>, flags: &Flags, timeout: Duration) -> Result<i32> {
     if outcome.ok {
         Ok(0)
     } else {
-        let name = outcome.line["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let name = outcome.line.name.clone();
         Err(wait::failed(&name, timeout, &outcome))
     }
 }

@@ -2,31 +2,33 @@
 //! bounded request), and the result line, whatever happened.
 
 use banger_lib::agent::{self, Endpoint};
-use serde_json::{json, Map, Value};
+use banger_lib::records::health::{AgentHealth, HealthLine};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// The outcome of one check, as its JSON line.
+/// The outcome of one check, as its line.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub ok: bool,
-    pub line: Map<String, Value>,
+    pub line: HealthLine,
 }
 
 impl Outcome {
     pub fn down(name: &str, error: String) -> Outcome {
-        let mut line = Map::new();
-        line.insert("name".into(), name.into());
-        line.insert("ok".into(), false.into());
-        line.insert("error".into(), error.into());
-        Outcome { ok: false, line }
+        Outcome {
+            ok: false,
+            line: HealthLine::down(name, error),
+        }
     }
 
     pub fn error(&self) -> Option<&str> {
-        self.line.get("error").and_then(Value::as_str)
+        self.line.error.as_deref()
     }
 }
 
+/// Ask the agent at `uds` (hybrid vsock, `port`) for `GET /healthz`. Its
+/// answer is guest input: read into a closed type (bounded by
+/// `agent::MAX_REPLY`), never passed on as it came.
 pub fn check(name: &str, uds: &Path, port: u32, timeout: Duration) -> Outcome {
     let start = Instant::now();
     let ep = Endpoint::Vsock {
@@ -35,44 +37,41 @@ pub fn check(name: &str, uds: &Path, port: u32, timeout: Duration) -> Outcome {
     };
     let result = agent::request(&ep, "GET", "/healthz", timeout);
     let latency_ms = (start.elapsed().as_secs_f64() * 100_000.0).round() / 100.0;
-
-    let mut line = Map::new();
-    line.insert("name".into(), name.into());
-    line.insert("ok".into(), false.into());
+    let mut line = HealthLine::down(name, "");
+    line.uds = Some(uds.to_path_buf());
+    line.port = Some(port);
     let ok = match result {
         Err(e) => {
-            line.insert("error".into(), e.message.into());
+            line.error = Some(e.message);
             false
         }
         Ok(resp) => {
-            line.insert("http_status".into(), resp.status.into());
-            line.insert("latency_ms".into(), json!(latency_ms));
-            let status = resp.body.get("status").and_then(Value::as_str);
-            let ok = resp.status == 200 && status == Some("ok");
+            line.http_status = Some(resp.status);
+            line.latency_ms = Some(latency_ms);
+            line.error = None;
             if resp.status != 200 {
-                line.insert(
-                    "error".into(),
-                    format!("the agent answered HTTP {}", resp.status).into(),
-                );
-            } else if !ok {
-                line.insert(
-                    "error".into(),
-                    format!("the agent reports status {}", resp.body["status"]).into(),
-                );
-            }
-            if let (true, Value::Object(fields)) = (resp.status == 200, resp.body) {
-                for (k, v) in fields {
-                    if !line.contains_key(&k) {
-                        line.insert(k, v);
+                line.error = Some(format!("the agent answered HTTP {}", resp.status));
+                false
+            } else {
+                match serde_json::from_value::<AgentHealth>(resp.body) {
+                    Ok(h) => {
+                        let ok = h.status == "ok";
+                        if !ok {
+                            line.error = Some(format!("the agent reports status {:?}", h.status));
+                        }
+                        line = line.with_agent(h);
+                        ok
+                    }
+                    Err(e) => {
+                        line.error =
+                            Some(format!("the agent's answer is not a health report: {e}"));
+                        false
                     }
                 }
             }
-            ok
         }
     };
-    line.insert("ok".into(), ok.into());
-    line.insert("uds".into(), uds.display().to_string().into());
-    line.insert("port".into(), port.into());
+    line.ok = ok;
     Outcome { ok, line }
 }
 
@@ -83,18 +82,23 @@ mod tests {
 
     const T: Duration = Duration::from_secs(5);
 
+    /// The line as its JSON, for asserting on fields by name.
+    fn v(o: &Outcome) -> serde_json::Value {
+        serde_json::to_value(&o.line).unwrap()
+    }
+
     #[test]
     fn healthy_agent_merges_its_fields() {
         let fake = FakeVsock::start(Behaviour::Http(200, healthy_body()));
         let o = check("box", fake.path(), 52, T);
         assert!(o.ok, "{:?}", o.line);
-        assert_eq!(o.line["status"], "ok");
-        assert_eq!(o.line["http_status"], 200);
-        assert_eq!(o.line["hostname"], "box");
-        assert_eq!(o.line["uptime_s"], 42);
-        assert_eq!(o.line["port"], 52);
-        assert!(o.line["latency_ms"].as_f64().unwrap() >= 0.0);
-        assert!(o.line.get("error").is_none());
+        assert_eq!(v(&o)["status"], "ok");
+        assert_eq!(v(&o)["http_status"], 200);
+        assert_eq!(v(&o)["hostname"], "box");
+        assert_eq!(v(&o)["uptime_s"], 42);
+        assert_eq!(v(&o)["port"], 52);
+        assert!(v(&o)["latency_ms"].as_f64().unwrap() >= 0.0);
+        assert!(v(&o).get("error").is_none());
         assert_eq!(fake.ports(), vec!["CONNECT 52"]);
     }
 
@@ -105,8 +109,8 @@ mod tests {
             r#"{"status":"ok","name":"evil","ok":"yes"}"#.into(),
         ));
         let o = check("box", fake.path(), 52, T);
-        assert_eq!(o.line["name"], "box");
-        assert_eq!(o.line["ok"], true);
+        assert_eq!(v(&o)["name"], "box");
+        assert_eq!(v(&o)["ok"], true);
     }
 
     #[test]
@@ -114,7 +118,7 @@ mod tests {
         let fake = FakeVsock::start(Behaviour::Http(404, r#"{"error":"not found"}"#.into()));
         let o = check("box", fake.path(), 52, T);
         assert!(!o.ok);
-        assert_eq!(o.line["http_status"], 404);
+        assert_eq!(v(&o)["http_status"], 404);
         assert!(o.error().unwrap().contains("HTTP 404"));
     }
 

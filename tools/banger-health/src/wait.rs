@@ -36,10 +36,10 @@ pub fn wait(subject: &Subject, port: u32, timeout: Duration) -> Result<Outcome> 
     };
     let mut pause = FIRST_PAUSE;
     loop {
-        let uds = match subject {
-            Subject::Uds(p, _) => p.clone(),
-            Subject::Vm(n) => match crate::target::resolve(n)? {
-                Target::Uds(p) => p,
+        let (uds, port) = match subject {
+            Subject::Uds(p, _) => (p.clone(), port),
+            Subject::Vm(n) => match crate::target::resolve(n, port)? {
+                Target::Uds(p, port) => (p, port),
                 Target::Down(why) => {
                     clear(progress);
                     return Ok(Outcome::down(&name, why));
@@ -75,7 +75,7 @@ fn clear(progress: bool) {
 /// The error for a wait that ended unhealthy.
 pub fn failed(name: &str, timeout: Duration, outcome: &Outcome) -> Error {
     let why = outcome.error().unwrap_or("not healthy");
-    if outcome.line.contains_key("uds") {
+    if outcome.line.uds.is_some() {
         Error::failed(format!(
             "{name} not healthy after {:.0}s: {why}",
             timeout.as_secs_f64()

@@ -6,7 +6,7 @@ mod common;
 use assert_cmd::Command;
 use banger_testkit::Home;
 use common::fakevsock::{healthy_body, Behaviour, FakeVsock};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::Path;
 
 fn cmd(home: &Home) -> Command {
@@ -25,11 +25,10 @@ fn lines(out: &[u8]) -> Vec<Value> {
 }
 
 /// A VM record the way banger-vm writes it (the fields we read).
+/// A VM record as banger-vm writes it (made from banger_lib's type).
 fn vm(home: &Home, name: &str, state: &str, uds: Option<&Path>) {
-    let dir = home.path().join("state/banger/vms").join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let rec = json!({"schema": 1, "name": name, "state": state, "vsock_uds": uds});
-    std::fs::write(dir.join("vm.json"), rec.to_string()).unwrap();
+    let rec = banger_testkit::records::vm(name, state, Some("172.30.0.2"), uds);
+    banger_testkit::records::store_vm(&home.path().join("state"), &rec);
 }
 
 #[test]

@@ -90,7 +90,8 @@ impl Context {
         Ok(match banger_lib::config::Bundle::load_optional()? {
             Some(b) => Context {
                 kernel: Some(b.path(&b.kernel)),
-                initrd: Some(b.path(&b.initrd)),
+                // A bundle may have no initrd (a kernel with virtio built in).
+                initrd: Some(b.path(&b.initrd)).filter(|p| p.exists()),
                 default_image: b.default_image.clone(),
             },
             None => Context {

@@ -6,3 +6,15 @@ mod cli;
 fn man_page_is_current() {
     banger_testkit::man::check(cli::command(), "1");
 }
+
+#[test]
+fn man_page_documents_the_records() {
+    use banger_lib::records::{fields, Lease, TapLine};
+    banger_testkit::man::assert_documents(
+        &cli::command(),
+        &[
+            ("lease", fields::<Lease>()),
+            ("tap line", fields::<TapLine>()),
+        ],
+    );
+}

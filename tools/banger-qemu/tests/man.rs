@@ -6,3 +6,16 @@ mod cli;
 fn man_page_is_current() {
     banger_testkit::man::check(cli::command(), "1");
 }
+
+#[test]
+fn man_page_documents_the_records() {
+    use banger_lib::records::{fields, StopLine};
+    use banger_lib::vmspec::VmmRecord;
+    banger_testkit::man::assert_documents(
+        &cli::command(),
+        &[
+            ("vmm record", fields::<VmmRecord>()),
+            ("stop line", fields::<StopLine>()),
+        ],
+    );
+}

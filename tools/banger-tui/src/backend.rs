@@ -3,6 +3,7 @@
 //! access), tests use a fake.
 
 use crate::records::{Health, Image, Vm};
+use banger_lib::records::{FanoutLine, HealthLine, ImageLine, VmLine};
 use banger_lib::{sibling, Error};
 use serde_json::Value;
 use std::process::{Command, Stdio};
@@ -75,13 +76,13 @@ pub struct Tools;
 
 impl Backend for Tools {
     fn list_vms(&self) -> Result<Vec<Vm>, Error> {
-        let lines = sibling::run_json("banger-vm", &["list"], None)?;
-        Ok(lines.iter().filter_map(Vm::from_json).collect())
+        let lines: Vec<VmLine> = sibling::run_typed("banger-vm", &["list"], None)?;
+        Ok(lines.into_iter().map(Vm::from).collect())
     }
 
     fn list_images(&self) -> Result<Vec<Image>, Error> {
-        let lines = sibling::run_json("banger-image", &["list"], None)?;
-        Ok(lines.iter().filter_map(Image::from_json).collect())
+        let lines: Vec<ImageLine> = sibling::run_typed("banger-image", &["list"], None)?;
+        Ok(lines.into_iter().map(Image::from).collect())
     }
 
     fn health(&self, names: &[String]) -> Result<Vec<Health>, Error> {
@@ -90,22 +91,21 @@ impl Backend for Tools {
         // An unhealthy VM makes check exit 1 with its ok:false line: that
         // line is the answer, not a failure.
         let (lines, _) = run_fanout("banger-health", &args)?;
-        Ok(lines.iter().filter_map(Health::from_json).collect())
+        let lines: Vec<HealthLine> = sibling::typed("banger-health", &args, lines)?;
+        Ok(lines.into_iter().map(Health::from).collect())
     }
 
     fn act(&self, verb: Verb, name: &str) -> Result<(), Error> {
         let mut args = verb.args().to_vec();
         args.push(name);
         let (lines, _) = run_fanout("banger-vm", &args)?;
+        let lines: Vec<FanoutLine> = sibling::typed("banger-vm", &args, lines)?;
         // A fan-out verb reports a per-VM failure in its result line.
-        match lines
-            .iter()
-            .find(|l| l.get("ok") == Some(&Value::Bool(false)))
-        {
+        match lines.iter().find(|l| !l.ok) {
             Some(l) => Err(Error::failed(format!(
                 "{} {name}: {}",
                 verb.args()[0],
-                crate::records::text(l, "error")
+                l.error.as_deref().unwrap_or("failed")
             ))),
             None => Ok(()),
         }

@@ -1,8 +1,8 @@
-//! The records the TUI reads from the tools' JSON lines. Parsed leniently
-//! (missing or oddly typed fields become "-") so that a field added or
-//! changed in a tool degrades one cell, never the whole UI.
+//! What the TUI shows of the tools' records. The lines themselves are read
+//! as banger_lib's types (the same the tools print), so a tool and the TUI
+//! cannot drift apart; these are the display forms.
 
-use serde_json::Value;
+use banger_lib::records::{HealthLine, ImageLine, VmLine};
 
 /// One line of `banger-vm list`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,40 +38,29 @@ pub struct Health {
     pub error: Option<String>,
 }
 
-/// A scalar field as display text; absent, null and structured values
-/// are "-".
-pub fn text(v: &Value, key: &str) -> String {
-    match v.get(key) {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::Bool(b)) => if *b { "yes" } else { "no" }.into(),
-        _ => "-".into(),
+impl From<VmLine> for Vm {
+    fn from(l: VmLine) -> Vm {
+        let r = l.record;
+        Vm {
+            state: match r.state {
+                banger_lib::records::VmState::Created => "created",
+                banger_lib::records::VmState::Running => "running",
+                banger_lib::records::VmState::Stopped => "stopped",
+                banger_lib::records::VmState::Crashed => "crashed",
+            }
+            .into(),
+            vmm: r.vmm,
+            ip: r.ip.filter(|s| !s.is_empty()).unwrap_or_else(|| "-".into()),
+            nat: r.nat,
+            image: r.image,
+            started_at: r.started_at,
+            uptime_s: l.uptime_s,
+            name: r.name,
+        }
     }
-}
-
-fn flag(v: &Value, key: &str) -> bool {
-    matches!(v.get(key), Some(Value::Bool(true)))
 }
 
 impl Vm {
-    /// None when the line has no name: such a line cannot be acted on.
-    pub fn from_json(v: &Value) -> Option<Vm> {
-        let name = v.get("name")?.as_str()?.to_string();
-        Some(Vm {
-            name,
-            state: text(v, "state"),
-            vmm: text(v, "vmm"),
-            ip: text(v, "ip"),
-            nat: flag(v, "nat"),
-            image: text(v, "image"),
-            started_at: v
-                .get("started_at")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            uptime_s: v.get("uptime_s").and_then(Value::as_u64),
-        })
-    }
-
     pub fn running(&self) -> bool {
         self.state == "running"
     }
@@ -88,36 +77,26 @@ impl Vm {
     }
 }
 
-impl Image {
-    pub fn from_json(v: &Value) -> Option<Image> {
-        let name = v.get("name")?.as_str()?.to_string();
-        let size = match v.get("size") {
-            Some(Value::Number(n)) => n.as_u64().map(human_bytes).unwrap_or_else(|| n.to_string()),
-            _ => text(v, "size"),
-        };
-        Some(Image {
-            name,
-            default: flag(v, "default"),
-            managed: text(v, "managed"),
-            size,
-            from: text(v, "from"),
-            created_at: text(v, "created_at"),
-        })
+impl From<ImageLine> for Image {
+    fn from(l: ImageLine) -> Image {
+        Image {
+            name: l.name,
+            default: l.default,
+            managed: if l.managed { "yes" } else { "no" }.into(),
+            size: human_bytes(l.size),
+            from: l.from.unwrap_or_else(|| "-".into()),
+            created_at: l.created_at,
+        }
     }
 }
 
-impl Health {
-    pub fn from_json(v: &Value) -> Option<Health> {
-        let name = v.get("name")?.as_str()?.to_string();
-        let error = ["error", "reason"]
-            .iter()
-            .find_map(|k| v.get(*k).and_then(Value::as_str))
-            .map(str::to_string);
-        Some(Health {
-            name,
-            ok: flag(v, "ok"),
-            error,
-        })
+impl From<HealthLine> for Health {
+    fn from(l: HealthLine) -> Health {
+        Health {
+            name: l.name,
+            ok: l.ok,
+            error: l.error,
+        }
     }
 }
 
@@ -190,36 +169,36 @@ fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn line(state: &str, started_at: Option<&str>) -> VmLine {
+        let mut record = banger_testkit::records::vm("box", state, Some("172.30.0.2"), None);
+        record.nat = true;
+        record.started_at = started_at.map(str::to_string);
+        VmLine {
+            record,
+            uptime_s: None,
+        }
+    }
 
     #[test]
-    fn vm_from_full_and_sparse_lines() {
-        let vm = Vm::from_json(&json!({
-            "name": "box", "state": "running", "vmm": "qemu", "ip": "172.30.0.2",
-            "nat": true, "image": "debian", "started_at": "2026-01-01T00:00:00Z",
-            "vcpus": 2
-        }))
-        .unwrap();
+    fn vm_from_its_line() {
+        let vm = Vm::from(line("running", Some("2026-01-01T00:00:00Z")));
         assert_eq!(vm.name, "box");
         assert!(vm.nat && vm.running());
+        assert_eq!(vm.ip, "172.30.0.2");
         assert_eq!(
             vm.uptime(parse_rfc3339("2026-01-01T01:02:03Z").unwrap()),
             "1h02m"
         );
-
-        let sparse = Vm::from_json(&json!({"name": "x", "ip": null, "nat": "weird"})).unwrap();
-        assert_eq!((sparse.state.as_str(), sparse.ip.as_str()), ("-", "-"));
-        assert!(!sparse.nat);
-        assert_eq!(sparse.uptime(0), "-");
-        assert!(Vm::from_json(&json!({"state": "running"})).is_none());
+        // What banger-vm prints reads back into the same line.
+        let text = serde_json::to_string(&line("created", None)).unwrap();
+        let back: VmLine = serde_json::from_str(&text).unwrap();
+        assert_eq!(Vm::from(back).uptime(0), "-");
     }
 
     #[test]
     fn stopped_vm_has_no_uptime() {
-        let vm = Vm::from_json(&json!({
-            "name": "b", "state": "stopped", "started_at": "2026-01-01T00:00:00Z"
-        }))
-        .unwrap();
+        let vm = Vm::from(line("stopped", Some("2026-01-01T00:00:00Z")));
         assert_eq!(vm.uptime(u64::MAX), "-");
     }
 
@@ -254,14 +233,18 @@ mod tests {
 
     #[test]
     fn image_and_health_lines() {
-        let i = Image::from_json(&json!({
-            "name": "debian", "default": true, "managed": true, "size": 4294967296u64,
-            "from": "debian:bookworm"
-        }))
-        .unwrap();
+        let mut l = banger_testkit::records::image_line(
+            "debian",
+            std::path::Path::new("/nonexistent"),
+            None,
+        );
+        l.size = 4 << 30;
+        l.from = Some("debian:bookworm".into());
+        let i = Image::from(l);
         assert!(i.default);
-        assert_eq!((i.size.as_str(), i.created_at.as_str()), ("4.0G", "-"));
-        let h = Health::from_json(&json!({"name": "b", "ok": false, "error": "no agent"})).unwrap();
+        assert_eq!(i.size, "4.0G");
+        let h = Health::from(banger_lib::records::HealthLine::down("b", "no agent"));
         assert_eq!(h.error.as_deref(), Some("no agent"));
+        assert!(!h.ok);
     }
 }

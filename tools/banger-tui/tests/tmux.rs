@@ -15,15 +15,15 @@ case "$1" in
   stop) set_state "$2" stopped; echo "{\"name\":\"$2\",\"ok\":true,\"error\":null}" ;;
   start) set_state "$2" running; echo "{\"name\":\"$2\",\"ok\":true,\"error\":null}" ;;
   delete) sed -i "/\"name\":\"$2\"/d" "$D/vms"; echo "{\"name\":\"$2\",\"ok\":true,\"error\":null}" ;;
-  set) echo "banger-vm: error: NAT is broken here" >&2; echo "hint: check nft" >&2; exit 1 ;;
+  set) echo '{"error":"NAT is broken here","kind":"failed","exit":1,"hint":"check nft"}' >&2; exit 1 ;;
   logs) printf 'boot line 1\nLOGLINE-END\n' ;;
   ssh) echo "STANDIN-SSH into $2"; read line; echo "got $line"; exit 0 ;;
-  *) echo "banger-vm: error: stand-in does not do $1" >&2; exit 2 ;;
+  *) echo '{"error":"stand-in does not do that","kind":"usage","exit":2}' >&2; exit 2 ;;
 esac
 "#;
 
 const BANGER_IMAGE: &str = r#"#!/bin/sh
-echo '{"name":"stand-in-image","default":true,"managed":true,"size":1073741824,"from":"debian:bookworm"}'
+cat "$(dirname "$0")/images"
 "#;
 
 const BANGER_HEALTH: &str = r#"#!/bin/sh
@@ -31,9 +31,41 @@ shift
 for n in "$@"; do echo "{\"name\":\"$n\",\"ok\":true,\"status\":\"ok\"}"; done
 "#;
 
-const VMS: &str = r#"{"name":"box","state":"running","vmm":"qemu","ip":"172.30.0.2","nat":false,"image":"debian","started_at":"2026-01-01T00:00:00Z"}
-{"name":"web","state":"stopped","vmm":"qemu","ip":"172.30.0.3","nat":true,"image":"debian","started_at":null}
-"#;
+/// What the stand-ins print, made from banger_lib's record types.
+fn vms() -> String {
+    let mut out = String::new();
+    for (name, state, ip, nat, started) in [
+        (
+            "box",
+            "running",
+            "172.30.0.2",
+            false,
+            Some("2026-01-01T00:00:00Z"),
+        ),
+        ("web", "stopped", "172.30.0.3", true, None),
+    ] {
+        let mut record = banger_testkit::records::vm(name, state, Some(ip), None);
+        record.nat = nat;
+        record.started_at = started.map(str::to_string);
+        let line = banger_lib::records::VmLine {
+            record,
+            uptime_s: None,
+        };
+        out.push_str(&serde_json::to_string(&line).unwrap());
+        out.push('\n');
+    }
+    out
+}
+
+fn images() -> String {
+    let mut l =
+        banger_testkit::records::image_line("stand-in-image", Path::new("/nonexistent"), None);
+    l.default = true;
+    l.managed = true;
+    l.size = 1 << 30;
+    l.from = Some("debian:bookworm".into());
+    serde_json::to_string(&l).unwrap() + "\n"
+}
 
 /// A private tmux server, killed on drop.
 struct Tmux {
@@ -119,7 +151,8 @@ fn tui_live_in_tmux() {
     script(d, "banger-vm", BANGER_VM);
     script(d, "banger-image", BANGER_IMAGE);
     script(d, "banger-health", BANGER_HEALTH);
-    std::fs::write(d.join("vms"), VMS).unwrap();
+    std::fs::write(d.join("vms"), vms()).unwrap();
+    std::fs::write(d.join("images"), images()).unwrap();
 
     let tmux = Tmux {
         sock: d.join("tmux.sock"),

@@ -6,3 +6,18 @@ mod cli;
 fn man_page_is_current() {
     banger_testkit::man::check(cli::command(), "1");
 }
+
+#[test]
+fn man_page_documents_the_records() {
+    use banger_lib::records::{fields, FanoutLine, VmRecord};
+    banger_testkit::man::assert_documents(
+        &cli::command(),
+        &[
+            ("vm record", fields::<VmRecord>()),
+            ("list line", vec!["uptime_s"]),
+            ("fan-out line", fields::<FanoutLine>()),
+            ("stop line", vec!["state", "clean", "how"]),
+            ("delete line", vec!["removed", "warnings"]),
+        ],
+    );
+}

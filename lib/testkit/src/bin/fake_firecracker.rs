@@ -56,7 +56,9 @@ fn parse_args() -> Args {
             arg_error(&format!("Found argument '{arg}' which wasn't expected"));
         };
         if name == "version" {
-            println!("Firecracker v{VERSION}\n");
+            // FAKE_FC_VERSION: pretend to be another release (version checks).
+            let v = std::env::var("FAKE_FC_VERSION").unwrap_or_else(|_| VERSION.into());
+            println!("Firecracker v{v}\n");
             std::process::exit(0);
         }
         if name == "help" {

@@ -47,7 +47,7 @@ banger-net)
     exec 9>"$S/net.lock"; flock 9
     if [ ! -f "$f" ]; then
       n=10; while grep -qs "\"ip\":\"172.30.0.$n\"" "$S"/leases/*; do n=$((n+1)); done
-      echo "{\"vm\":\"$vm\",\"tap\":\"tap-$vm\",\"ip\":\"172.30.0.$n\",\"prefix\":24,\"gateway\":\"172.30.0.1\",\"mac\":\"06:00:ac:1e:00:$n\",\"dns\":\"172.30.0.1\"}" > "$f"
+      echo "{\"vm\":\"$vm\",\"tap\":\"${STANDIN_TAP:-tap-$vm}\",\"ip\":\"172.30.0.$n\",\"prefix\":24,\"gateway\":\"172.30.0.1\",\"mac\":\"06:00:ac:1e:00:$n\",\"dns\":\"172.30.0.1\"}" > "$f"
     fi
     cat "$f" ;;
   "tap release")

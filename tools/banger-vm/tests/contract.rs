@@ -1,0 +1,92 @@
+//! Contracts between banger-vm and the real plumbing, without root: the
+//! real banger-image (a registered image), banger-fc against the fake
+//! firecracker (whose stand-in agent answers on the hybrid vsock) and
+//! banger-health feed banger-vm's readers. Only banger-net (it needs root)
+//! and banger-ssh's wait (it needs a guest's sshd) stay stand-ins, and
+//! their lines are made from banger_lib's types.
+
+mod common;
+
+use common::*;
+
+fn ext4(path: &std::path::Path, size: u64) {
+    std::fs::File::create(path).unwrap().set_len(size).unwrap();
+    let ok = std::process::Command::new(banger_lib::hosttools::which("mkfs.ext4").unwrap())
+        .args(["-q", "-F"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[test]
+fn create_stop_start_delete_through_real_image_fc_and_health() {
+    let t = "create_stop_start_delete_through_real_image_fc_and_health";
+    if !banger_testkit::require_tool(t, "mkfs.ext4") {
+        return;
+    }
+    let mut fx = Fx::new();
+    for tool in ["banger-image", "banger-fc", "banger-health"] {
+        fx.use_real(tool);
+    }
+    let fake = banger_testkit::fakefc::FakeFc::new();
+    for (k, v) in fake.envs() {
+        fx.env.push((k, v.display().to_string()));
+    }
+    // The fake does not attach a TAP, but the spec must name one that exists.
+    fx.env.push(("STANDIN_TAP".into(), "lo".into()));
+    let rootfs = fx.standin.join("real-rootfs.ext4");
+    let seed = fx.standin.join("real-seed.ext4");
+    ext4(&rootfs, 8 << 20);
+    ext4(&seed, 8 << 20);
+    let out = {
+        let mut c = std::process::Command::new(banger_testkit::bin("banger-image"));
+        fx.apply(&mut c);
+        c.args(["register", "--name", "debian", "--rootfs"])
+            .arg(&rootfs)
+            .arg("--work-seed")
+            .arg(&seed)
+            .output()
+            .unwrap()
+    };
+    assert_ok(&out);
+
+    let rec = fx.create("box", &["--vmm", "firecracker", "--disk", "16M"]);
+    assert_eq!(rec["state"], "running");
+    assert_eq!(rec["vmm"], "firecracker");
+    assert_eq!(rec["image"], "debian");
+    // The VMM record's agent endpoint, kept in the VM record.
+    assert_eq!(rec["agent"]["kind"], "vsock");
+    assert_eq!(rec["agent"]["port"], 52);
+    let log = fx.log();
+    assert!(!log.contains("banger-image"), "the real one ran: {log}");
+    assert!(!log.contains("banger-health"), "the real one ran: {log}");
+    assert!(log.contains("banger-ssh wait box --ip"), "{log}");
+
+    // The real banger-health asks the fake's agent through the VM record.
+    let mut c = std::process::Command::new(banger_testkit::bin("banger-health"));
+    fx.apply(&mut c);
+    let out = c.args(["check", "box"]).output().unwrap();
+    assert_ok(&out);
+    assert_eq!(json_lines(&out)[0]["status"], "ok");
+
+    // A clean stop through the agent; start again; delete kills.
+    let out = fx.run(&["stop", "box"]);
+    assert_ok(&out);
+    let line = &json_lines(&out)[0];
+    assert_eq!(
+        (line["clean"].clone(), line["how"].clone()),
+        (true.into(), "agent".into()),
+        "{line}"
+    );
+    let out = fx.run(&["start", "box"]);
+    assert_ok(&out);
+    assert_eq!(json_lines(&out)[0]["state"], "running");
+    let out = fx.run(&["delete", "box"]);
+    assert_ok(&out);
+    let lines = fake.request_lines();
+    assert!(lines.iter().any(|l| l == "agent POST /reboot"), "{lines:?}");
+    assert!(lines.iter().any(|l| l == "PUT /actions"), "{lines:?}");
+    fake.assert_valid();
+    fx.assert_nothing_left("box");
+}
