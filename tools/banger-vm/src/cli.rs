@@ -36,7 +36,8 @@ RECORDS:
   stop adds clean (the guest shut down by itself, so everything it wrote is on
   its disks) and how (agent, acpi, ctrl_alt_del, killed, crashed,
   not_running); restart adds clean. delete --force of a VM without a readable
-  record adds removed, the list of what it found and removed.
+  record adds removed, the list of what it found and removed; a delete
+  --force whose cleanup steps failed adds warnings, one per failed step.
 
 HOW STOP WORKS:
   stop asks the guest agent to power off (it syncs first); if the agent does
