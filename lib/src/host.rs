@@ -1,11 +1,11 @@
-//! Facts about this host and the checks built on them: one implementation
-//! that banger-doctor reports in full and every other tool calls for its own
-//! prerequisite errors (`Check::require`).
+//! Facts about this host that more than one tool needs: what /dev/kvm is,
+//! which VMM `auto` picks, how many CPUs and how much memory a guest may
+//! get, and whether files can be cloned (reflink). banger-doctor's
+//! readiness checks are built on these; the checks themselves are its own.
 
 use crate::config::Bundle;
 use crate::error::{Error, Result};
 use crate::hosttools::which;
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// What `/dev/kvm` is on this host.
@@ -86,7 +86,9 @@ pub fn cpu_virt_flag(cpuinfo: &str) -> Option<&'static str> {
     None
 }
 
-fn read_write(p: &Path) -> bool {
+/// Whether this user may read and write `p` (access(2), which follows the
+/// real uid as a device node's permissions do).
+pub fn read_write(p: &Path) -> bool {
     let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
         return false;
     };
@@ -129,61 +131,6 @@ fn pick_vmm_with(
         other => Err(Error::usage(format!(
             "vmm is {other:?}; it must be auto, firecracker or qemu"
         ))),
-    }
-}
-
-/// One readiness check: what was checked, whether it passed, whether banger
-/// cannot work without it, what was found, and the command that fixes it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Check {
-    pub check: String,
-    pub ok: bool,
-    pub required: bool,
-    pub detail: String,
-    pub hint: Option<String>,
-}
-
-impl Check {
-    pub fn pass(check: &str, required: bool, detail: impl Into<String>) -> Check {
-        Check {
-            check: check.into(),
-            ok: true,
-            required,
-            detail: detail.into(),
-            hint: None,
-        }
-    }
-
-    pub fn fail(
-        check: &str,
-        required: bool,
-        detail: impl Into<String>,
-        hint: impl Into<String>,
-    ) -> Check {
-        Check {
-            check: check.into(),
-            ok: false,
-            required,
-            detail: detail.into(),
-            hint: Some(hint.into()),
-        }
-    }
-
-    /// Make the check required or not (a tool needing it makes it so).
-    pub fn required(mut self, required: bool) -> Check {
-        self.required = required;
-        self
-    }
-
-    /// The check as a tool's prerequisite: exit 4 with its detail and hint
-    /// when it failed.
-    pub fn require(self) -> Result<Check> {
-        if self.ok {
-            return Ok(self);
-        }
-        let mut e = Error::prereq(format!("{}: {}", self.check, self.detail));
-        e.hint = self.hint.clone();
-        Err(e)
     }
 }
 
@@ -258,9 +205,6 @@ pub fn clone_unsupported(errno: i32) -> bool {
         libc::EOPNOTSUPP | libc::EINVAL | libc::EXDEV | libc::ENOTTY | libc::ENOSYS
     )
 }
-
-mod checks;
-pub use checks::*;
 
 #[cfg(test)]
 mod tests {
@@ -342,14 +286,5 @@ mod tests {
         assert!(reflink_supported(&t.path().join("missing")).is_err());
         assert!(clone_unsupported(libc::EOPNOTSUPP));
         assert!(!clone_unsupported(libc::EACCES));
-    }
-
-    #[test]
-    fn require_turns_failure_into_prereq() {
-        let c = Check::fail("nft", true, "nft is missing", "apt-get install nftables");
-        let e = c.require().unwrap_err();
-        assert_eq!(e.exit_code(), 4);
-        assert_eq!(e.hint.as_deref(), Some("apt-get install nftables"));
-        assert!(Check::pass("nft", true, "/usr/sbin/nft").require().is_ok());
     }
 }

@@ -27,7 +27,7 @@ pub fn build(a: &BuildArgs) -> Result<Image> {
                 .with_hint("--packages takes names like git,build-essential"),
         );
     }
-    if unsafe { libc::geteuid() } != 0 {
+    if !hosttools::is_root() {
         return Err(
             Error::prereq("building an image needs root (debootstrap, chroot)")
                 .with_hint("run it with sudo"),
