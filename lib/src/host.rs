@@ -159,11 +159,38 @@ fn meminfo_total_mib(meminfo: &str) -> Option<u64> {
     Some(kib / 1024)
 }
 
+/// Clone `from`'s contents into `to` with FICLONE (`to` open for writing,
+/// typically empty): `Ok(true)` when the blocks are now shared, `Ok(false)`
+/// when this filesystem (or this pair of files) cannot share extents, so
+/// the caller copies instead; any other failure is an error.
+pub fn reflink(from: &std::fs::File, to: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: FICLONE takes the source fd as its argument and reads no
+    // memory of ours; both fds stay open for the duration of the call.
+    let rc = unsafe { libc::ioctl(to.as_raw_fd(), libc::FICLONE, from.as_raw_fd()) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = std::io::Error::last_os_error();
+    if clone_unsupported(err.raw_os_error().unwrap_or(0)) {
+        Ok(false)
+    } else {
+        Err(err)
+    }
+}
+
+/// The errors FICLONE gives when the filesystem cannot share extents.
+fn clone_unsupported(errno: i32) -> bool {
+    matches!(
+        errno,
+        libc::EOPNOTSUPP | libc::EINVAL | libc::EXDEV | libc::ENOTTY | libc::ENOSYS
+    )
+}
+
 /// Whether files in `dir` can be cloned with FICLONE: probe with two
 /// temporary files, removed again. Filesystems without reflink answer
 /// `Ok(false)`; an error means the probe itself could not run.
 pub fn reflink_supported(dir: &Path) -> std::io::Result<bool> {
-    use std::os::fd::AsRawFd;
     static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let base = format!(".banger-reflink-{}-{n}", std::process::id());
@@ -180,30 +207,11 @@ pub fn reflink_supported(dir: &Path) -> std::io::Result<bool> {
         let src = open(&src_path)?;
         std::io::Write::write_all(&mut &src, &[0x42; 4096])?;
         let dst = open(&dst_path)?;
-        // SAFETY: FICLONE takes the source fd as its argument; both fds are
-        // open for the duration of the call.
-        let rc = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
-        if rc == 0 {
-            return Ok(true);
-        }
-        let err = std::io::Error::last_os_error();
-        if clone_unsupported(err.raw_os_error().unwrap_or(0)) {
-            Ok(false)
-        } else {
-            Err(err)
-        }
+        reflink(&src, &dst)
     })();
     let _ = std::fs::remove_file(&src_path);
     let _ = std::fs::remove_file(&dst_path);
     result
-}
-
-/// The errors FICLONE gives when the filesystem cannot share extents.
-pub fn clone_unsupported(errno: i32) -> bool {
-    matches!(
-        errno,
-        libc::EOPNOTSUPP | libc::EINVAL | libc::EXDEV | libc::ENOTTY | libc::ENOSYS
-    )
 }
 
 #[cfg(test)]
@@ -286,5 +294,26 @@ mod tests {
         assert!(reflink_supported(&t.path().join("missing")).is_err());
         assert!(clone_unsupported(libc::EOPNOTSUPP));
         assert!(!clone_unsupported(libc::EACCES));
+    }
+
+    #[test]
+    fn reflink_clones_or_says_it_cannot() {
+        const BTRFS: i64 = 0x9123_683e;
+        const XFS: i64 = 0x5846_5342;
+        let t = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let src_path = t.path().join("src");
+        std::fs::write(&src_path, [7u8; 8192]).unwrap();
+        let src = std::fs::File::open(&src_path).unwrap();
+        let dst_path = t.path().join("dst");
+        let dst = std::fs::File::create(&dst_path).unwrap();
+        let shares = is_fs(t.path(), BTRFS) || is_fs(t.path(), XFS);
+        assert_eq!(reflink(&src, &dst).unwrap(), shares);
+        if shares {
+            assert_eq!(std::fs::read(&dst_path).unwrap(), [7u8; 8192]);
+        }
+        // A destination not open for writing is the caller's mistake
+        // (EBADF), not a filesystem without reflink.
+        let read_only = std::fs::File::open(&dst_path).unwrap();
+        assert!(reflink(&src, &read_only).is_err());
     }
 }
