@@ -73,32 +73,24 @@ impl stop::Vmm for Firecracker<'_> {
 
 /// The guest agent's reboot, else Ctrl+Alt+Del; past `timeout` the agent's
 /// sync and SIGTERM, SIGKILL (at once with `kill`). Always remove the
-/// sockets and the record.
+/// sockets, the spec copy and the record.
 pub fn stop(id: &str, timeout: u64, kill: bool) -> Result<StopLine> {
-    banger_lib::names::validate("VM", id)?;
-    let _lock = record::VMM.lock(id)?;
-    let Some(rec) = record::VMM.load(id)? else {
-        record::VMM.remove_run_dir(id);
-        return Ok(stop::Outcome::nothing("not_running").line(id));
+    let requests = stop::Requests {
+        agent_path: AGENT_SHUTDOWN,
+        vmm_how: "ctrl_alt_del",
     };
-    let outcome = if !rec.is_alive() {
-        stop::Outcome::nothing("already_dead")
-    } else {
-        let plan = stop::Plan {
-            tool: record::VMM.tool,
-            id,
-            pid: rec.pid,
-            pid_start_time: rec.pid_start_time,
-            agent: rec.agent_endpoint(),
-            agent_path: AGENT_SHUTDOWN,
-            vmm_how: "ctrl_alt_del",
-            timeout: Duration::from_secs(timeout),
-            kill,
-        };
-        stop::run(&plan, &mut Firecracker { rec: &rec })?
-    };
-    record::remove_leftovers(id, Some(&rec));
-    Ok(outcome.line(id))
+    stop::verb(
+        &record::VMM,
+        id,
+        requests,
+        Duration::from_secs(timeout),
+        kill,
+        |rec| Box::new(Firecracker { rec }),
+        |rec| {
+            record::remove_leftovers(id, rec);
+            Ok(())
+        },
+    )
 }
 
 /// The API of a running VM, under its lock. The record is checked before
