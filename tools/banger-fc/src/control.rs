@@ -93,12 +93,9 @@ pub fn stop(id: &str, timeout: u64, kill: bool) -> Result<StopLine> {
     )
 }
 
-/// The API of a running VM, under its lock. The record is checked before
-/// locking so a typo does not leave a run dir behind.
+/// The API of a running VM, under its lock.
 fn alive_api(id: &str) -> Result<(banger_lib::state::Lock, Api)> {
-    record::VMM.load_alive(id)?;
-    let lock = record::VMM.lock(id)?;
-    let rec = record::VMM.load_alive(id)?;
+    let (lock, rec) = record::VMM.lock_alive(id)?;
     let sock = rec
         .api_socket
         .ok_or_else(|| Error::failed(format!("the record of VM {id} has no api_socket")))?;

@@ -95,12 +95,9 @@ pub fn stop(id: &str, timeout: u64, kill: bool) -> Result<StopLine> {
     )
 }
 
-/// QMP on a running VM, under its lock. The record is checked before
-/// locking so a typo does not leave a run dir behind.
+/// QMP on a running VM, under its lock.
 fn alive_qmp(id: &str) -> Result<(banger_lib::state::Lock, Qmp)> {
-    record::VMM.load_alive(id)?;
-    let lock = record::VMM.lock(id)?;
-    let rec = record::VMM.load_alive(id)?;
+    let (lock, rec) = record::VMM.lock_alive(id)?;
     Ok((lock, qmp(&rec)?))
 }
 
