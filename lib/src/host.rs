@@ -96,18 +96,61 @@ pub fn read_write(p: &Path) -> bool {
     unsafe { libc::access(c.as_ptr(), libc::R_OK | libc::W_OK) == 0 }
 }
 
+/// The program an environment variable names (`BANGER_FIRECRACKER`,
+/// `BANGER_QEMU`, `BANGER_VHOST_VSOCK`) when it is set and not empty: it
+/// comes before the bundle's, for tests and one-off runs.
+pub fn program_override(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
 /// The firecracker program: `BANGER_FIRECRACKER` when set, else the
 /// bundle's `firecracker` (a file in the runtime dir, or a name on PATH).
 pub fn firecracker_program(bundle: &Bundle) -> PathBuf {
-    match std::env::var_os("BANGER_FIRECRACKER").filter(|v| !v.is_empty()) {
-        Some(v) => PathBuf::from(v),
-        None => bundle.program(&bundle.firecracker),
-    }
+    program_override("BANGER_FIRECRACKER").unwrap_or_else(|| bundle.program(&bundle.firecracker))
 }
 
 /// The firecracker executable, when there is one.
 pub fn find_firecracker(bundle: &Bundle) -> Option<PathBuf> {
     which(firecracker_program(bundle))
+}
+
+/// The QEMU program: `BANGER_QEMU` when set, else the bundle's `qemu`,
+/// else (no loadable bundle) `qemu-system-x86_64`.
+pub fn qemu_program(bundle: Option<&Bundle>) -> PathBuf {
+    program_override("BANGER_QEMU").unwrap_or_else(|| match bundle {
+        Some(b) => b.program(&b.qemu),
+        None => PathBuf::from("qemu-system-x86_64"),
+    })
+}
+
+/// The vhost-device-vsock program: `BANGER_VHOST_VSOCK` when set, else
+/// the bundle's `vhost_vsock`, else `vhost-device-vsock`.
+pub fn vhost_vsock_program(bundle: Option<&Bundle>) -> PathBuf {
+    program_override("BANGER_VHOST_VSOCK").unwrap_or_else(|| match bundle {
+        Some(b) => b.program(&b.vhost_vsock),
+        None => PathBuf::from("vhost-device-vsock"),
+    })
+}
+
+/// The vhost-device-vsock executable: `program` found like any other, or
+/// a bare name in cargo's bin dir, where `cargo install` puts it (often
+/// not on root's PATH).
+pub fn find_vhost_vsock(program: &Path) -> Option<PathBuf> {
+    which(program).or_else(|| {
+        if program.components().count() > 1 {
+            return None;
+        }
+        [
+            std::env::var_os("CARGO_HOME").map(|c| PathBuf::from(c).join("bin")),
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin")),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|d| d.join(program))
+        .find(|p| crate::hosttools::is_executable(p))
+    })
 }
 
 /// Which VMM to use: the bundle's explicit `firecracker` or `qemu`, or for

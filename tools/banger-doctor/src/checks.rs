@@ -273,23 +273,26 @@ pub fn tool(check: &str, program: impl AsRef<Path>, package: &str, required: boo
     }
 }
 
-/// QEMU, required when it is the VMM that will run guests.
+/// QEMU, required when it is the VMM that will run guests: the program
+/// banger-qemu would run (BANGER_QEMU, else the bundle's).
 pub fn qemu(b: &Bundle, required: bool) -> Check {
     tool(
         "qemu-system-x86_64",
-        b.program(&b.qemu),
+        host::qemu_program(Some(b)),
         "qemu-system-x86",
         required,
     )
 }
 
-/// vhost-device-vsock (vsock for QEMU guests), from crates.io.
+/// vhost-device-vsock (vsock for QEMU guests), from crates.io, found where
+/// banger-qemu finds it (BANGER_VHOST_VSOCK, PATH, cargo's bin dir).
 pub fn vhost_vsock(b: &Bundle, required: bool) -> Check {
-    let program = b.program(&b.vhost_vsock);
-    match which(&program) {
-        Some(p) => Check::pass("vhost-device-vsock", required, p.display().to_string()),
+    const NAME: &str = "vhost-device-vsock";
+    let program = host::vhost_vsock_program(Some(b));
+    match host::find_vhost_vsock(&program) {
+        Some(p) => Check::pass(NAME, required, p.display().to_string()),
         None => Check::fail(
-            "vhost-device-vsock",
+            NAME,
             required,
             format!("{} not found", program.display()),
             "cargo install --locked vhost-device-vsock",
