@@ -1,11 +1,11 @@
-//! Facts about this host and the checks built on them: one implementation
-//! that banger-doctor reports in full and every other tool calls for its own
-//! prerequisite errors (`Check::require`).
+//! Facts about this host that more than one tool needs: what /dev/kvm is,
+//! which VMM `auto` picks, how many CPUs and how much memory a guest may
+//! get, and whether files can be cloned (reflink). banger-doctor's
+//! readiness checks are built on these; the checks themselves are its own.
 
 use crate::config::Bundle;
 use crate::error::{Error, Result};
 use crate::hosttools::which;
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// What `/dev/kvm` is on this host.
@@ -86,7 +86,9 @@ pub fn cpu_virt_flag(cpuinfo: &str) -> Option<&'static str> {
     None
 }
 
-fn read_write(p: &Path) -> bool {
+/// Whether this user may read and write `p` (access(2), which follows the
+/// real uid as a device node's permissions do).
+pub fn read_write(p: &Path) -> bool {
     let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
         return false;
     };
@@ -94,18 +96,61 @@ fn read_write(p: &Path) -> bool {
     unsafe { libc::access(c.as_ptr(), libc::R_OK | libc::W_OK) == 0 }
 }
 
+/// The program an environment variable names (`BANGER_FIRECRACKER`,
+/// `BANGER_QEMU`, `BANGER_VHOST_VSOCK`) when it is set and not empty: it
+/// comes before the bundle's, for tests and one-off runs.
+pub fn program_override(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
 /// The firecracker program: `BANGER_FIRECRACKER` when set, else the
 /// bundle's `firecracker` (a file in the runtime dir, or a name on PATH).
 pub fn firecracker_program(bundle: &Bundle) -> PathBuf {
-    match std::env::var_os("BANGER_FIRECRACKER").filter(|v| !v.is_empty()) {
-        Some(v) => PathBuf::from(v),
-        None => bundle.program(&bundle.firecracker),
-    }
+    program_override("BANGER_FIRECRACKER").unwrap_or_else(|| bundle.program(&bundle.firecracker))
 }
 
 /// The firecracker executable, when there is one.
 pub fn find_firecracker(bundle: &Bundle) -> Option<PathBuf> {
     which(firecracker_program(bundle))
+}
+
+/// The QEMU program: `BANGER_QEMU` when set, else the bundle's `qemu`,
+/// else (no loadable bundle) `qemu-system-x86_64`.
+pub fn qemu_program(bundle: Option<&Bundle>) -> PathBuf {
+    program_override("BANGER_QEMU").unwrap_or_else(|| match bundle {
+        Some(b) => b.program(&b.qemu),
+        None => PathBuf::from("qemu-system-x86_64"),
+    })
+}
+
+/// The vhost-device-vsock program: `BANGER_VHOST_VSOCK` when set, else
+/// the bundle's `vhost_vsock`, else `vhost-device-vsock`.
+pub fn vhost_vsock_program(bundle: Option<&Bundle>) -> PathBuf {
+    program_override("BANGER_VHOST_VSOCK").unwrap_or_else(|| match bundle {
+        Some(b) => b.program(&b.vhost_vsock),
+        None => PathBuf::from("vhost-device-vsock"),
+    })
+}
+
+/// The vhost-device-vsock executable: `program` found like any other, or
+/// a bare name in cargo's bin dir, where `cargo install` puts it (often
+/// not on root's PATH).
+pub fn find_vhost_vsock(program: &Path) -> Option<PathBuf> {
+    which(program).or_else(|| {
+        if program.components().count() > 1 {
+            return None;
+        }
+        [
+            std::env::var_os("CARGO_HOME").map(|c| PathBuf::from(c).join("bin")),
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin")),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|d| d.join(program))
+        .find(|p| crate::hosttools::is_executable(p))
+    })
 }
 
 /// Which VMM to use: the bundle's explicit `firecracker` or `qemu`, or for
@@ -129,61 +174,6 @@ fn pick_vmm_with(
         other => Err(Error::usage(format!(
             "vmm is {other:?}; it must be auto, firecracker or qemu"
         ))),
-    }
-}
-
-/// One readiness check: what was checked, whether it passed, whether banger
-/// cannot work without it, what was found, and the command that fixes it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Check {
-    pub check: String,
-    pub ok: bool,
-    pub required: bool,
-    pub detail: String,
-    pub hint: Option<String>,
-}
-
-impl Check {
-    pub fn pass(check: &str, required: bool, detail: impl Into<String>) -> Check {
-        Check {
-            check: check.into(),
-            ok: true,
-            required,
-            detail: detail.into(),
-            hint: None,
-        }
-    }
-
-    pub fn fail(
-        check: &str,
-        required: bool,
-        detail: impl Into<String>,
-        hint: impl Into<String>,
-    ) -> Check {
-        Check {
-            check: check.into(),
-            ok: false,
-            required,
-            detail: detail.into(),
-            hint: Some(hint.into()),
-        }
-    }
-
-    /// Make the check required or not (a tool needing it makes it so).
-    pub fn required(mut self, required: bool) -> Check {
-        self.required = required;
-        self
-    }
-
-    /// The check as a tool's prerequisite: exit 4 with its detail and hint
-    /// when it failed.
-    pub fn require(self) -> Result<Check> {
-        if self.ok {
-            return Ok(self);
-        }
-        let mut e = Error::prereq(format!("{}: {}", self.check, self.detail));
-        e.hint = self.hint.clone();
-        Err(e)
     }
 }
 
@@ -212,11 +202,38 @@ fn meminfo_total_mib(meminfo: &str) -> Option<u64> {
     Some(kib / 1024)
 }
 
+/// Clone `from`'s contents into `to` with FICLONE (`to` open for writing,
+/// typically empty): `Ok(true)` when the blocks are now shared, `Ok(false)`
+/// when this filesystem (or this pair of files) cannot share extents, so
+/// the caller copies instead; any other failure is an error.
+pub fn reflink(from: &std::fs::File, to: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: FICLONE takes the source fd as its argument and reads no
+    // memory of ours; both fds stay open for the duration of the call.
+    let rc = unsafe { libc::ioctl(to.as_raw_fd(), libc::FICLONE, from.as_raw_fd()) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = std::io::Error::last_os_error();
+    if clone_unsupported(err.raw_os_error().unwrap_or(0)) {
+        Ok(false)
+    } else {
+        Err(err)
+    }
+}
+
+/// The errors FICLONE gives when the filesystem cannot share extents.
+fn clone_unsupported(errno: i32) -> bool {
+    matches!(
+        errno,
+        libc::EOPNOTSUPP | libc::EINVAL | libc::EXDEV | libc::ENOTTY | libc::ENOSYS
+    )
+}
+
 /// Whether files in `dir` can be cloned with FICLONE: probe with two
 /// temporary files, removed again. Filesystems without reflink answer
 /// `Ok(false)`; an error means the probe itself could not run.
 pub fn reflink_supported(dir: &Path) -> std::io::Result<bool> {
-    use std::os::fd::AsRawFd;
     static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let base = format!(".banger-reflink-{}-{n}", std::process::id());
@@ -233,34 +250,12 @@ pub fn reflink_supported(dir: &Path) -> std::io::Result<bool> {
         let src = open(&src_path)?;
         std::io::Write::write_all(&mut &src, &[0x42; 4096])?;
         let dst = open(&dst_path)?;
-        // SAFETY: FICLONE takes the source fd as its argument; both fds are
-        // open for the duration of the call.
-        let rc = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
-        if rc == 0 {
-            return Ok(true);
-        }
-        let err = std::io::Error::last_os_error();
-        if clone_unsupported(err.raw_os_error().unwrap_or(0)) {
-            Ok(false)
-        } else {
-            Err(err)
-        }
+        reflink(&src, &dst)
     })();
     let _ = std::fs::remove_file(&src_path);
     let _ = std::fs::remove_file(&dst_path);
     result
 }
-
-/// The errors FICLONE gives when the filesystem cannot share extents.
-pub fn clone_unsupported(errno: i32) -> bool {
-    matches!(
-        errno,
-        libc::EOPNOTSUPP | libc::EINVAL | libc::EXDEV | libc::ENOTTY | libc::ENOSYS
-    )
-}
-
-mod checks;
-pub use checks::*;
 
 #[cfg(test)]
 mod tests {
@@ -345,11 +340,23 @@ mod tests {
     }
 
     #[test]
-    fn require_turns_failure_into_prereq() {
-        let c = Check::fail("nft", true, "nft is missing", "apt-get install nftables");
-        let e = c.require().unwrap_err();
-        assert_eq!(e.exit_code(), 4);
-        assert_eq!(e.hint.as_deref(), Some("apt-get install nftables"));
-        assert!(Check::pass("nft", true, "/usr/sbin/nft").require().is_ok());
+    fn reflink_clones_or_says_it_cannot() {
+        const BTRFS: i64 = 0x9123_683e;
+        const XFS: i64 = 0x5846_5342;
+        let t = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let src_path = t.path().join("src");
+        std::fs::write(&src_path, [7u8; 8192]).unwrap();
+        let src = std::fs::File::open(&src_path).unwrap();
+        let dst_path = t.path().join("dst");
+        let dst = std::fs::File::create(&dst_path).unwrap();
+        let shares = is_fs(t.path(), BTRFS) || is_fs(t.path(), XFS);
+        assert_eq!(reflink(&src, &dst).unwrap(), shares);
+        if shares {
+            assert_eq!(std::fs::read(&dst_path).unwrap(), [7u8; 8192]);
+        }
+        // A destination not open for writing is the caller's mistake
+        // (EBADF), not a filesystem without reflink.
+        let read_only = std::fs::File::open(&dst_path).unwrap();
+        assert!(reflink(&src, &read_only).is_err());
     }
 }

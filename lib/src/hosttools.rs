@@ -59,6 +59,12 @@ pub fn version(bin: &Path, what: &str) -> Result<String> {
     Ok(line.trim().to_string())
 }
 
+/// Whether this process runs as root (effective uid 0).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) takes no arguments and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Whether this process may change the host's network: root, or
 /// CAP_NET_ADMIN in its effective set.
 pub fn has_net_admin() -> bool {

@@ -1,11 +1,12 @@
 //! banger-lib: what two or more banger tools need, and nothing else.
 //!
 //! Paths, the runtime bundle and user config, locked atomic state files,
-//! JSON-lines output, errors with exit codes, host-tool checks, running
-//! sibling tools, name validation, process identity and signals, the VM
-//! spec that banger-vm hands to a VMM driver and the runtime files the
-//! drivers keep, polling with a deadline, HTTP over Unix sockets, the host side of the
-//! guest agent, and how a driver stops a VM.
+//! JSON-lines output, errors with exit codes, host facts and host
+//! programs, finding and running sibling tools, name validation, process
+//! identity, signals and timestamps, the VM spec that banger-vm hands to a
+//! VMM driver and the runtime files the drivers keep, polling with a
+//! deadline, HTTP over Unix sockets, the host side of the guest agent, and
+//! how a driver stops a VM.
 
 pub mod agent;
 pub mod config;

@@ -70,10 +70,30 @@ pub fn table(rows: &[Value], columns: &[(&str, &str)]) -> String {
     out
 }
 
+/// A table cell's duration: `42s`, `5m07s`, `3h04m`, `2d03h`.
+pub fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s if s < 86_400 => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+        s => format!("{}d{:02}h", s / 86_400, s / 3600 % 24),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn durations() {
+        assert_eq!(human_duration(5), "5s");
+        assert_eq!(human_duration(59), "59s");
+        assert_eq!(human_duration(125), "2m05s");
+        assert_eq!(human_duration(7300), "2h01m");
+        assert_eq!(human_duration(90_000), "1d01h");
+        assert_eq!(human_duration(2 * 86_400 + 3 * 3600 + 5), "2d03h");
+    }
 
     #[test]
     fn table_aligns_and_fills_blanks() {

@@ -151,27 +151,22 @@ pub fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
-/// An RFC 3339 UTC timestamp for records (`2026-11-28T12:00:00Z`).
+/// An RFC 3339 UTC timestamp for records, to the second
+/// (`2026-11-28T12:00:00Z`).
 pub fn rfc3339(unix: u64) -> String {
-    let days = unix / 86_400;
-    let secs = unix % 86_400;
-    // Civil-from-days, after Howard Hinnant's algorithm.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    let max = jiff::Timestamp::MAX.as_second();
+    let secs = i64::try_from(unix).unwrap_or(max).min(max);
+    jiff::Timestamp::from_second(secs)
+        .expect("clamped into jiff's range")
+        .to_string()
+}
+
+/// Seconds since the epoch of an RFC 3339 timestamp (what `rfc3339`
+/// writes; fractional seconds and offsets allowed), None for anything
+/// else or a time before 1970.
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    let t: jiff::Timestamp = s.parse().ok()?;
+    u64::try_from(t.as_second()).ok()
 }
 
 /// The current time as RFC 3339.
@@ -229,5 +224,30 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_869_138), "2026-11-28T12:32:18Z");
+        // Past jiff's range (year 9999) it clamps rather than panics.
+        assert!(rfc3339(u64::MAX).starts_with("9999-12-"));
+        let now = now_rfc3339();
+        assert_eq!(now.len(), "2026-11-28T12:32:18Z".len(), "{now}");
+        assert!(now.ends_with('Z'), "{now}");
+    }
+
+    #[test]
+    fn rfc3339_parses_what_it_writes() {
+        for t in [0, 951_782_400, 1_795_869_138] {
+            assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
+        }
+        assert_eq!(
+            parse_rfc3339("2026-11-28T12:32:18.123+01:00"),
+            Some(1_795_869_138 - 3600)
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "2026-01-01 00:00:00",
+            "1969-12-31T23:59:59Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 }

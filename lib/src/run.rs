@@ -54,3 +54,25 @@ pub struct ErrorArgs {
     #[arg(long, global = true)]
     pub json_errors: bool,
 }
+
+/// The value parser of a `--timeout S` that waits: seconds, fractions
+/// allowed, more than 0 and at most a day.
+pub fn seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() && v <= 86400.0 => Ok(v),
+        _ => Err(format!("'{s}' is not a number of seconds (0 < S <= 86400)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn seconds_within_a_day() {
+        assert_eq!(super::seconds("0.5"), Ok(0.5));
+        assert_eq!(super::seconds("86400"), Ok(86400.0));
+        for bad in ["0", "-1", "86401", "inf", "NaN", "soon", ""] {
+            let e = super::seconds(bad).unwrap_err();
+            assert!(e.contains("0 < S <= 86400"), "{bad}: {e}");
+        }
+    }
+}

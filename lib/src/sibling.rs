@@ -8,34 +8,38 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-/// Find `banger-X`: in `BANGER_LIBEXEC` when set (tests use it to put a
-/// failing stand-in in front of a real tool), next to the current
-/// executable, then on PATH.
-pub fn find(tool: &str) -> Option<PathBuf> {
+/// Where the banger-* tools are looked for, in this order, the one order
+/// for every tool and the dispatcher: `BANGER_LIBEXEC` when set (tests use
+/// it to put a stand-in in front of a real tool), the directory of the
+/// current executable (and, for a test binary in `target/*/deps`, the
+/// directory above it, where cargo puts the tools), then PATH.
+pub fn search_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
     if let Some(dir) = std::env::var_os("BANGER_LIBEXEC").filter(|d| !d.is_empty()) {
-        let p = PathBuf::from(dir).join(tool);
-        if crate::hosttools::is_executable(&p) {
-            return Some(p);
-        }
+        dirs.push(PathBuf::from(dir));
     }
     if let Some(dir) = std::env::current_exe()
         .ok()
         .and_then(|e| e.parent().map(|d| d.to_path_buf()))
     {
-        let p = dir.join(tool);
-        if crate::hosttools::is_executable(&p) {
-            return Some(p);
-        }
-        // Test binaries live in target/*/deps; the tools one level up.
-        if dir.ends_with("deps") {
-            let p = dir.parent().unwrap().join(tool);
-            if crate::hosttools::is_executable(&p) {
-                return Some(p);
-            }
-        }
+        let up = dir
+            .ends_with("deps")
+            .then(|| dir.parent().map(|d| d.to_path_buf()))
+            .flatten();
+        dirs.push(dir);
+        dirs.extend(up);
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    dirs
+}
+
+/// Find `banger-X` (`tool` is the full name): the first executable of that
+/// name in `search_dirs()`.
+pub fn find(tool: &str) -> Option<PathBuf> {
+    search_dirs()
+        .into_iter()
         .map(|d| d.join(tool))
         .find(|p| crate::hosttools::is_executable(p))
 }

@@ -7,11 +7,12 @@
 //! lock; waiters still give up after a deadline in case the holder hangs.
 
 use crate::error::{io, Error, Result};
+use crate::wait::Backoff;
 use serde::{de::DeserializeOwned, Serialize};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The state format this build reads and writes.
 pub const SCHEMA: u64 = 1;
@@ -45,33 +46,31 @@ impl Lock {
             .truncate(false)
             .open(path)
             .map_err(|e| io(format!("opening lock {}", path.display()), e))?;
-        let deadline = Instant::now() + timeout;
-        let mut pause = Duration::from_millis(2);
-        loop {
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(TryLockError::WouldBlock) => {
-                    if Instant::now() >= deadline {
-                        let mut holder = String::new();
-                        let _ = file.read_to_string(&mut holder);
-                        let holder = holder.trim();
-                        return Err(Error::conflict(format!(
-                            "{} is locked by another banger command{}",
-                            path.display(),
-                            if holder.is_empty() {
-                                String::new()
-                            } else {
-                                format!(" (pid {holder})")
-                            }
-                        ))
-                        .with_hint("wait for it to finish, or set BANGER_LOCK_TIMEOUT"));
+        // Start at 2 ms: an uncontended hand-over between two commands
+        // should cost next to nothing.
+        let backoff = Backoff::new(Duration::from_millis(2), Duration::from_millis(100));
+        let got = backoff.poll(timeout, || match file.try_lock() {
+            Ok(()) => Some(Ok(())),
+            Err(TryLockError::WouldBlock) => None,
+            Err(TryLockError::Error(e)) => Some(Err(e)),
+        });
+        match got {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(io(format!("locking {}", path.display()), e)),
+            None => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                return Err(Error::conflict(format!(
+                    "{} is locked by another banger command{}",
+                    path.display(),
+                    if holder.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (pid {holder})")
                     }
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(100));
-                }
-                Err(TryLockError::Error(e)) => {
-                    return Err(io(format!("locking {}", path.display()), e))
-                }
+                ))
+                .with_hint("wait for it to finish, or set BANGER_LOCK_TIMEOUT"));
             }
         }
         // Who holds it, for the message a waiter prints on timeout.

@@ -51,6 +51,15 @@ impl Driver {
         }
     }
 
+    /// The lock and record of a VM whose VMM process is alive, for a verb
+    /// on a running VM (pause, resume, snapshot). The record is checked
+    /// before locking too, so a typo does not leave a run dir behind.
+    pub fn lock_alive(&self, id: &str) -> Result<(state::Lock, VmmRecord)> {
+        self.load_alive(id)?;
+        let lock = self.lock(id)?;
+        Ok((lock, self.load_alive(id)?))
+    }
+
     /// Lock a VM's record for a whole operation.
     pub fn lock(&self, id: &str) -> Result<state::Lock> {
         crate::paths::ensure_dir(&run_dir(id))?;

@@ -1,26 +1,68 @@
 //! Waiting for something without a fixed sleep: poll with a backoff until
-//! a deadline.
+//! a deadline. Every wait in banger goes through here; a caller whose
+//! tries are cheap or costly picks its own `Backoff`.
 
 use std::time::{Duration, Instant};
 
-/// The longest pause between two tries: quick to notice, cheap to wait.
-const MAX_PAUSE: Duration = Duration::from_millis(100);
+/// How often to try again: the first pause, doubled after each try up to
+/// the longest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub first: Duration,
+    pub max: Duration,
+}
 
-/// Call `f` until it returns Some or `timeout` passes. The first tries
-/// come fast (5 ms apart), later ones at most 100 ms apart.
-pub fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(5);
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(MAX_PAUSE);
+impl Backoff {
+    /// 5 ms doubling to 100 ms: quick to notice, cheap to wait.
+    pub const DEFAULT: Backoff = Backoff::new(Duration::from_millis(5), Duration::from_millis(100));
+
+    pub const fn new(first: Duration, max: Duration) -> Backoff {
+        Backoff { first, max }
     }
+
+    /// The same pause every time (following a file, where a try costs a
+    /// read and there is no hurry).
+    pub const fn every(pause: Duration) -> Backoff {
+        Backoff::new(pause, pause)
+    }
+
+    /// Call `f` until it returns Some or `timeout` passes; `Duration::MAX`
+    /// waits for as long as it takes.
+    pub fn poll<T>(self, timeout: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
+        self.poll_until(Instant::now().checked_add(timeout), f)
+    }
+
+    /// Call `f` until it returns Some or `deadline` (None: never) passes.
+    /// `f` runs at least once, and once more at the deadline when a pause
+    /// ends there, so a caller sizing each try from the time left (a
+    /// connect timeout) gets its last try; no pause runs past the deadline.
+    pub fn poll_until<T>(
+        self,
+        deadline: Option<Instant>,
+        mut f: impl FnMut() -> Option<T>,
+    ) -> Option<T> {
+        let mut pause = self.first;
+        loop {
+            if let Some(v) = f() {
+                return Some(v);
+            }
+            let now = Instant::now();
+            let pause_now = match deadline {
+                Some(d) if now >= d => return None,
+                Some(d) => pause.min(d - now),
+                None => pause,
+            };
+            std::thread::sleep(pause_now);
+            pause = (pause * 2).min(self.max);
+        }
+    }
+}
+
+/// `Backoff::DEFAULT.poll`: call `f` until it returns Some or `timeout`
+/// passes. The first tries come fast (5 ms apart), later ones at most
+/// 100 ms apart.
+pub fn poll<T>(timeout: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
+    Backoff::DEFAULT.poll(timeout, f)
 }
 
 #[cfg(test)]
@@ -46,5 +88,37 @@ mod tests {
         });
         assert_eq!(v, None);
         assert_eq!(tries, 1);
+    }
+
+    #[test]
+    fn pauses_grow_to_the_max_and_stop_at_the_deadline() {
+        let start = Instant::now();
+        let deadline = start + Duration::from_millis(150);
+        let mut at = Vec::new();
+        let b = Backoff::new(Duration::from_millis(10), Duration::from_millis(40));
+        let v: Option<()> = b.poll_until(Some(deadline), || {
+            at.push(Instant::now());
+            None
+        });
+        assert_eq!(v, None);
+        let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+        // 10, 20, 40, 40, ...: never under the pause asked for, but for
+        // the last, which the deadline cuts short...
+        let (_, full) = gaps.split_last().unwrap();
+        for (gap, want) in full.iter().zip([10, 20, 40, 40]) {
+            assert!(*gap >= Duration::from_millis(want), "{gaps:?}");
+        }
+        // ...and one last try at the deadline, then no more.
+        assert_eq!(at.iter().filter(|t| **t >= deadline).count(), 1, "{gaps:?}");
+    }
+
+    #[test]
+    fn no_deadline_waits_until_done() {
+        let mut n = 0;
+        let v = Backoff::every(Duration::from_millis(1)).poll(Duration::MAX, || {
+            n += 1;
+            (n == 20).then_some(n)
+        });
+        assert_eq!(v, Some(20));
     }
 }

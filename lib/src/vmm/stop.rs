@@ -7,8 +7,10 @@
 //! `next` is the decision, pure; `run` carries it out against a real
 //! process.
 
+use super::Driver;
 use crate::agent::{self, Endpoint};
 use crate::records::StopLine;
+use crate::vmspec::VmmRecord;
 use crate::{proc, Result};
 use std::time::{Duration, Instant};
 
@@ -145,6 +147,55 @@ impl Outcome {
             synced: self.synced,
         }
     }
+}
+
+/// What a driver asks for a clean stop.
+#[derive(Debug, Clone, Copy)]
+pub struct Requests {
+    /// What the agent is asked: `/shutdown` or `/reboot`.
+    pub agent_path: &'static str,
+    /// `how` when the VMM's own request stopped it: `acpi`, `ctrl_alt_del`.
+    pub vmm_how: &'static str,
+}
+
+/// A driver's whole `stop ID` verb, under the VM's lock: a VM with no
+/// record stops as `not_running`, one whose VMM is gone as `already_dead`,
+/// and a running one through `run` with the driver's `vmm`. Then `cleanup`
+/// removes what the VM left (given its record, when there was one); a stop
+/// that failed leaves everything for the next try.
+pub fn verb(
+    driver: &Driver,
+    id: &str,
+    requests: Requests,
+    timeout: Duration,
+    kill: bool,
+    vmm: impl for<'r> FnOnce(&'r VmmRecord) -> Box<dyn Vmm + 'r>,
+    cleanup: impl FnOnce(Option<&VmmRecord>) -> Result<()>,
+) -> Result<StopLine> {
+    crate::names::validate("VM", id)?;
+    let _lock = driver.lock(id)?;
+    let Some(rec) = driver.load(id)? else {
+        cleanup(None)?;
+        return Ok(Outcome::nothing("not_running").line(id));
+    };
+    let outcome = if !rec.is_alive() {
+        Outcome::nothing("already_dead")
+    } else {
+        let plan = Plan {
+            tool: driver.tool,
+            id,
+            pid: rec.pid,
+            pid_start_time: rec.pid_start_time,
+            agent: rec.agent_endpoint(),
+            agent_path: requests.agent_path,
+            vmm_how: requests.vmm_how,
+            timeout,
+            kill,
+        };
+        run(&plan, vmm(&rec).as_mut())?
+    };
+    cleanup(Some(&rec))?;
+    Ok(outcome.line(id))
 }
 
 /// Carry out a stop. On a kill after the timeout, a warning on stderr says

@@ -68,7 +68,7 @@ pub fn in_ci() -> bool {
 /// Skip (return false, with a visible reason) unless root; under CI=true a
 /// missing privilege is a failure instead.
 pub fn require_root(test: &str) -> bool {
-    if unsafe { libc::geteuid() } == 0 {
+    if banger_lib::hosttools::is_root() {
         return true;
     }
     skip_or_fail(test, "needs root")

@@ -59,6 +59,10 @@ ENVIRONMENT:
   BANGER_RUNTIME      the runtime dir (else the checkout's
                       runtime/, else /usr/local/lib/banger/runtime)
   BANGER_FIRECRACKER  the firecracker binary to use
+  BANGER_QEMU, BANGER_VHOST_VSOCK
+                      the QEMU and vhost-device-vsock binaries
+                      banger-qemu uses (vhost-device-vsock is
+                      also looked for in cargo's bin dir)
   BANGER_PATH_ONLY=1  look for host programs only on PATH, not
                       also in the sbin dirs
 

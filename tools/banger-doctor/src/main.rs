@@ -1,5 +1,6 @@
 //! banger-doctor: is this host ready to run banger VMs?
 
+mod checks;
 mod cli;
 mod report;
 

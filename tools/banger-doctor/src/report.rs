@@ -1,12 +1,13 @@
-//! The report: every check of `banger_lib::host`, in order, with what is
-//! required decided by the VMM this host will use.
+//! The report: every check, in order, with what is required decided by
+//! the VMM this host will use.
 
+use crate::checks::{self, Check};
 use banger_lib::config::{runtime_dir, Bundle};
-use banger_lib::host::{self, Check};
+use banger_lib::host;
 
 /// Run every check. Nothing here changes the host.
 pub fn run() -> Vec<Check> {
-    let (bundle_check, bundle) = host::runtime_bundle();
+    let (bundle_check, bundle) = checks::runtime_bundle();
     // Without a loadable bundle the host checks still run, against the
     // defaults, so one report shows everything that is missing.
     let b = bundle.unwrap_or_else(|| {
@@ -15,28 +16,28 @@ pub fn run() -> Vec<Check> {
         )
     });
     let on_qemu = host::pick_vmm(&b).map_or(true, |v| v == "qemu");
-    let [net_state, dns] = host::network();
+    let [net_state, dns] = checks::network();
     vec![
         bundle_check,
-        host::kernel(&b),
-        host::initrd(&b),
-        host::default_image(&b),
-        host::kvm_check(&b),
-        host::firecracker(&b),
-        host::qemu(&b, on_qemu),
-        host::vhost_vsock(&b, on_qemu),
-        host::tun(),
-        host::tool("ip", "ip", "iproute2", true),
-        host::tool("nft", "nft", "nftables", false),
-        host::tool("ssh", "ssh", "openssh-client", true),
-        host::tool("mkfs.ext4", "mkfs.ext4", "e2fsprogs", true),
-        host::tool("debootstrap", "debootstrap", "debootstrap", false),
-        host::net_admin(),
-        host::ip_forward(),
-        host::bridge(&b),
+        checks::kernel(&b),
+        checks::initrd(&b),
+        checks::default_image(&b),
+        checks::kvm_check(&b),
+        checks::firecracker(&b),
+        checks::qemu(&b, on_qemu),
+        checks::vhost_vsock(&b, on_qemu),
+        checks::tun(),
+        checks::tool("ip", "ip", "iproute2", true),
+        checks::tool("nft", "nft", "nftables", false),
+        checks::tool("ssh", "ssh", "openssh-client", true),
+        checks::tool("mkfs.ext4", "mkfs.ext4", "e2fsprogs", true),
+        checks::tool("debootstrap", "debootstrap", "debootstrap", false),
+        checks::net_admin(),
+        checks::ip_forward(),
+        checks::bridge(&b),
         net_state,
         dns,
-        host::reflink(),
+        checks::reflink(),
     ]
 }
 

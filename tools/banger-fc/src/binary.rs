@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 pub fn find(spec_binary: Option<&Path>) -> Result<PathBuf> {
     let (wanted, from) = match spec_binary {
         Some(p) => (p.to_path_buf(), "the spec's binary"),
-        None => match std::env::var_os("BANGER_FIRECRACKER").filter(|v| !v.is_empty()) {
-            Some(v) => (PathBuf::from(v), "BANGER_FIRECRACKER"),
+        None => match banger_lib::host::program_override("BANGER_FIRECRACKER") {
+            Some(v) => (v, "BANGER_FIRECRACKER"),
             None => {
                 let b = Bundle::load()?;
                 (b.program(&b.firecracker), "the runtime bundle")

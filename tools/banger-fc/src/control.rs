@@ -73,40 +73,29 @@ impl stop::Vmm for Firecracker<'_> {
 
 /// The guest agent's reboot, else Ctrl+Alt+Del; past `timeout` the agent's
 /// sync and SIGTERM, SIGKILL (at once with `kill`). Always remove the
-/// sockets and the record.
+/// sockets, the spec copy and the record.
 pub fn stop(id: &str, timeout: u64, kill: bool) -> Result<StopLine> {
-    banger_lib::names::validate("VM", id)?;
-    let _lock = record::VMM.lock(id)?;
-    let Some(rec) = record::VMM.load(id)? else {
-        record::VMM.remove_run_dir(id);
-        return Ok(stop::Outcome::nothing("not_running").line(id));
+    let requests = stop::Requests {
+        agent_path: AGENT_SHUTDOWN,
+        vmm_how: "ctrl_alt_del",
     };
-    let outcome = if !rec.is_alive() {
-        stop::Outcome::nothing("already_dead")
-    } else {
-        let plan = stop::Plan {
-            tool: record::VMM.tool,
-            id,
-            pid: rec.pid,
-            pid_start_time: rec.pid_start_time,
-            agent: rec.agent_endpoint(),
-            agent_path: AGENT_SHUTDOWN,
-            vmm_how: "ctrl_alt_del",
-            timeout: Duration::from_secs(timeout),
-            kill,
-        };
-        stop::run(&plan, &mut Firecracker { rec: &rec })?
-    };
-    record::remove_leftovers(id, Some(&rec));
-    Ok(outcome.line(id))
+    stop::verb(
+        &record::VMM,
+        id,
+        requests,
+        Duration::from_secs(timeout),
+        kill,
+        |rec| Box::new(Firecracker { rec }),
+        |rec| {
+            record::remove_leftovers(id, rec);
+            Ok(())
+        },
+    )
 }
 
-/// The API of a running VM, under its lock. The record is checked before
-/// locking so a typo does not leave a run dir behind.
+/// The API of a running VM, under its lock.
 fn alive_api(id: &str) -> Result<(banger_lib::state::Lock, Api)> {
-    record::VMM.load_alive(id)?;
-    let lock = record::VMM.lock(id)?;
-    let rec = record::VMM.load_alive(id)?;
+    let (lock, rec) = record::VMM.lock_alive(id)?;
     let sock = rec
         .api_socket
         .ok_or_else(|| Error::failed(format!("the record of VM {id} has no api_socket")))?;

@@ -5,13 +5,14 @@
 use crate::api::Api;
 use crate::record;
 use banger_lib::vmspec::{record_path, VmSpec, VmmRecord};
+use banger_lib::wait::Backoff;
 use banger_lib::{error::io, paths, state, Error, Result};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long Firecracker gets to create its API socket.
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
@@ -122,29 +123,25 @@ impl Launch {
     /// Wait until the API socket accepts connections, or fail when the
     /// process exits or the deadline passes.
     pub fn wait_socket(&mut self) -> Result<Api> {
-        let deadline = Instant::now() + SOCKET_TIMEOUT;
-        let mut pause = Duration::from_millis(2);
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    return Err(Error::failed(format!(
-                        "firecracker exited before serving its API ({status})"
-                    )));
-                }
+        // Firecracker makes its socket within milliseconds: retry fast.
+        let backoff = Backoff::new(Duration::from_millis(2), Duration::from_millis(50));
+        let served = backoff.poll(SOCKET_TIMEOUT, || {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                return Some(Err(Error::failed(format!(
+                    "firecracker exited before serving its API ({status})"
+                ))));
             }
-            if std::os::unix::net::UnixStream::connect(&self.api_socket).is_ok() {
-                return Ok(Api::new(&self.api_socket));
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::failed(format!(
-                    "firecracker did not create its API socket {} within {}s",
-                    self.api_socket.display(),
-                    SOCKET_TIMEOUT.as_secs()
-                )));
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(50));
-        }
+            std::os::unix::net::UnixStream::connect(&self.api_socket)
+                .is_ok()
+                .then(|| Ok(Api::new(&self.api_socket)))
+        });
+        served.unwrap_or_else(|| {
+            Err(Error::failed(format!(
+                "firecracker did not create its API socket {} within {}s",
+                self.api_socket.display(),
+                SOCKET_TIMEOUT.as_secs()
+            )))
+        })
     }
 
     /// Make, store and return the record of the running VM, and let the

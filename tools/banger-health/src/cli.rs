@@ -64,7 +64,7 @@ pub enum Cmd {
         #[command(flatten)]
         target: Target,
         /// Give up on an agent after this many seconds
-        #[arg(long, value_name = "S", default_value_t = 3.0, value_parser = seconds)]
+        #[arg(long, value_name = "S", default_value_t = 3.0, value_parser = banger_lib::run::seconds)]
         timeout: f64,
     },
     /// Poll one VM's agent with backoff until it is healthy or the timeout passes
@@ -75,7 +75,7 @@ pub enum Cmd {
         #[command(flatten)]
         target: Target,
         /// Give up after this many seconds
-        #[arg(long, value_name = "S", default_value_t = 60.0, value_parser = seconds)]
+        #[arg(long, value_name = "S", default_value_t = 60.0, value_parser = banger_lib::run::seconds)]
         timeout: f64,
     },
 }
@@ -88,13 +88,6 @@ pub struct Target {
     /// The agent's vsock port [default: the bundle's agent_port]
     #[arg(long, value_name = "P", value_parser = clap::value_parser!(u32).range(1..))]
     pub port: Option<u32>,
-}
-
-fn seconds(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() && v <= 86400.0 => Ok(v),
-        _ => Err(format!("'{s}' is not a number of seconds (0 < S <= 86400)")),
-    }
 }
 
 #[allow(dead_code)] // for tests/man.rs

@@ -5,18 +5,11 @@
 use crate::cli::BuildArgs;
 use crate::progress::{parse_stage, Progress};
 use crate::record::{self, Image};
-use banger_lib::{config::Bundle, error::io, hosttools, paths, Error, Result};
+use banger_lib::{config::Bundle, error::io, hosttools, interrupt, paths, Error, Result};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
 
 pub fn build(a: &BuildArgs) -> Result<Image> {
     banger_lib::names::validate("image", &a.name)?;
@@ -27,7 +20,7 @@ pub fn build(a: &BuildArgs) -> Result<Image> {
                 .with_hint("--packages takes names like git,build-essential"),
         );
     }
-    if unsafe { libc::geteuid() } != 0 {
+    if !hosttools::is_root() {
         return Err(
             Error::prereq("building an image needs root (debootstrap, chroot)")
                 .with_hint("run it with sudo"),
@@ -63,20 +56,16 @@ pub fn build(a: &BuildArgs) -> Result<Image> {
     remove_staging(&staging)?;
     paths::ensure_dir(&staging)?;
 
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        unsafe {
-            libc::signal(sig, on_signal as *const () as libc::sighandler_t);
-        }
-    }
+    interrupt::install();
     let result = run_script(a, &script, &staging, suite, &pubkey, &agent)
         .and_then(|()| finish(a, &staging, suite));
-    if result.is_err() || INTERRUPTED.load(Ordering::SeqCst) {
+    if result.is_err() || interrupt::requested() {
         if let Err(e) = remove_staging(&staging) {
             eprintln!("banger-image: warning: {e}");
         }
     }
-    if INTERRUPTED.load(Ordering::SeqCst) {
-        return Err(Error::failed("interrupted; removed the half-made image"));
+    if interrupt::requested() {
+        return Err(interrupt::error().reword("interrupted; removed the half-made image"));
     }
     result
 }

@@ -23,7 +23,8 @@ RECORDS:
     packages    extra packages asked for at build time
     default     whether this is the default image (output only)
   verify prints {\"name\",\"ok\",\"sha256\",\"expected\"}.
-  rm prints {\"name\",\"ok\",\"removed\":[paths],\"error\"} per image.
+  rm prints {\"name\",\"ok\":true,\"removed\":[paths]} per image, or
+  {\"name\",\"ok\":false,\"error\"} for one it could not remove.
   default prints the default image's record (exit 3 when it does not exist).
   bundle fetch prints {\"version\",\"url\",\"sha256\",\"into\",\"files\":[..]}.
 

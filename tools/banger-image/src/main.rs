@@ -105,42 +105,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Fan-out: every name at once, one line each. One name keeps its own
-/// exit code (3 missing, 5 in use); several exit 1 if any failed.
+/// Every name at once through banger_lib's fan-out, one line each:
+/// one name keeps its own exit code (3 missing, 5 in use); several exit 1
+/// if any failed.
 fn rm(names: &[String], force: bool) -> anyhow::Result<i32> {
-    let results: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = names
-            .iter()
-            .map(|n| s.spawn(move || (n.clone(), remove::remove(n, force))))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("rm thread"))
-            .collect()
-    });
-    let mut code = 0;
-    for (name, r) in results {
-        match r {
-            Ok(removed) => emit(&remove::Removed {
-                name,
-                ok: true,
-                removed,
-                error: None,
-            }),
-            Err(e) => {
-                eprintln!(
-                    "{}",
-                    banger_lib::error::render("banger-image", &e.clone().into())
-                );
-                code = if names.len() == 1 { e.exit_code() } else { 1 };
-                emit(&remove::Removed {
-                    name,
-                    ok: false,
-                    removed: vec![],
-                    error: Some(e.message),
-                });
-            }
-        }
-    }
-    Ok(code)
+    Ok(banger_lib::fanout::run("banger-image", names, |n| {
+        remove::remove(n, force).map(|removed| remove::Removed { removed })
+    }))
 }

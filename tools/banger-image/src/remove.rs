@@ -6,12 +6,10 @@ use banger_lib::{error::io, Error, Result};
 use serde::Serialize;
 use std::path::PathBuf;
 
+/// What `rm` adds to its fan-out line: the files it deleted.
 #[derive(Debug, Serialize)]
 pub struct Removed {
-    pub name: String,
-    pub ok: bool,
     pub removed: Vec<PathBuf>,
-    pub error: Option<String>,
 }
 
 /// The VMs whose record names this image, read through banger_lib's view

@@ -273,7 +273,7 @@ fn build_refuses_bad_input_before_doing_anything() {
         .assert()
         .code(2);
     b(&["--name", "x", "--profile", "huge"]).assert().code(2);
-    if unsafe { libc::geteuid() } != 0 {
+    if !banger_lib::hosttools::is_root() {
         b(&["--name", "x"])
             .assert()
             .code(4)

@@ -171,25 +171,20 @@ fn wait_ready(
     child: &mut std::process::Child,
     timeout: Duration,
 ) -> std::result::Result<PidFile, Option<i32>> {
-    let deadline = std::time::Instant::now() + timeout;
-    let mut pause = Duration::from_millis(5);
-    loop {
-        if let Some(p) = running() {
-            if p.pid == child.id() {
-                return Ok(p);
-            }
+    let ready = banger_lib::wait::poll(timeout, || {
+        if let Some(p) = running().filter(|p| p.pid == child.id()) {
+            return Some(Ok(p));
         }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(status.code());
+        match child.try_wait() {
+            Ok(Some(status)) => Some(Err(status.code())),
+            _ => None,
         }
-        if std::time::Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(None);
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(100));
-    }
+    });
+    ready.unwrap_or_else(|| {
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(None)
+    })
 }
 
 pub fn stop() -> Result<StopLine> {
@@ -201,16 +196,7 @@ pub fn stop() -> Result<StopLine> {
             pid: None,
         });
     };
-    let pid = nix::unistd::Pid::from_raw(p.pid as i32);
-    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while proc::is_alive(p.pid, p.start_time) {
-        if std::time::Instant::now() >= deadline {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    proc::terminate(p.pid, p.start_time);
     let _ = std::fs::remove_file(pid_path());
     Ok(StopLine {
         was_running: true,

@@ -1,38 +1,24 @@
 //! KVM or TCG, and what a TCG guest needs on its command line.
 
-use std::path::Path;
+use banger_lib::host::{self, Kvm};
 
-/// `kvm` when the host has hardware virtualization and a usable /dev/kvm
-/// that is not PVM (a software KVM a stock guest kernel cannot run on),
-/// else `tcg`. BANGER_QEMU_ACCEL overrides the guess.
+/// `kvm` when the host has hardware KVM (`banger_lib::host::kvm`, the same
+/// answer `vmm: auto` and banger-doctor go by: PVM, a software KVM a stock
+/// guest kernel cannot run on, does not count), else `tcg`.
+/// BANGER_QEMU_ACCEL overrides the guess.
 pub fn detect() -> &'static str {
     match std::env::var("BANGER_QEMU_ACCEL").as_deref() {
         Ok("kvm") => return "kvm",
         Ok("tcg") => return "tcg",
         _ => {}
     }
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let kvm_usable = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok();
-    choose(
-        &cpuinfo,
-        kvm_usable,
-        Path::new("/sys/module/kvm_pvm").exists(),
-    )
+    for_kvm(&host::kvm())
 }
 
-fn choose(cpuinfo: &str, kvm_usable: bool, pvm: bool) -> &'static str {
-    let hw = cpuinfo
-        .lines()
-        .filter(|l| l.starts_with("flags"))
-        .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
-    if hw && kvm_usable && !pvm {
-        "kvm"
-    } else {
-        "tcg"
+fn for_kvm(kvm: &Kvm) -> &'static str {
+    match kvm {
+        Kvm::Hardware => "kvm",
+        Kvm::Pvm | Kvm::Unusable(_) | Kvm::Absent => "tcg",
     }
 }
 
@@ -77,11 +63,10 @@ mod tests {
 
     #[test]
     fn kvm_only_with_hardware_and_not_pvm() {
-        assert_eq!(choose(VMX, true, false), "kvm");
-        assert_eq!(choose(VMX, true, true), "tcg", "PVM is not hardware KVM");
-        assert_eq!(choose(VMX, false, false), "tcg", "no usable /dev/kvm");
-        assert_eq!(choose("flags : fpu sse\n", true, false), "tcg");
-        assert_eq!(choose("flags : fpu svm\n", true, false), "kvm");
+        assert_eq!(for_kvm(&Kvm::Hardware), "kvm");
+        assert_eq!(for_kvm(&Kvm::Pvm), "tcg", "PVM is not hardware KVM");
+        assert_eq!(for_kvm(&Kvm::Unusable("no access".into())), "tcg");
+        assert_eq!(for_kvm(&Kvm::Absent), "tcg");
     }
 
     #[test]

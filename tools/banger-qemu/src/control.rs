@@ -74,39 +74,30 @@ impl stop::Vmm for Qemu<'_> {
 /// Then the helper, which outlives QEMU. Always remove the sockets and the
 /// record.
 pub fn stop(id: &str, timeout: u64, kill: bool) -> Result<StopLine> {
-    banger_lib::names::validate("VM", id)?;
-    let _lock = record::VMM.lock(id)?;
-    let Some(rec) = record::VMM.load(id)? else {
-        record::remove_leftovers(id, None);
-        return Ok(stop::Outcome::nothing("not_running").line(id));
+    let requests = stop::Requests {
+        agent_path: "/shutdown",
+        vmm_how: "acpi",
     };
-    let outcome = if !rec.is_alive() {
-        stop::Outcome::nothing("already_dead")
-    } else {
-        let plan = stop::Plan {
-            tool: record::VMM.tool,
-            id,
-            pid: rec.pid,
-            pid_start_time: rec.pid_start_time,
-            agent: rec.agent_endpoint(),
-            agent_path: "/shutdown",
-            vmm_how: "acpi",
-            timeout: Duration::from_secs(timeout),
-            kill,
-        };
-        stop::run(&plan, &mut Qemu { rec: &rec })?
-    };
-    record::end_helper(&rec)?;
-    record::remove_leftovers(id, Some(&rec));
-    Ok(outcome.line(id))
+    stop::verb(
+        &record::VMM,
+        id,
+        requests,
+        Duration::from_secs(timeout),
+        kill,
+        |rec| Box::new(Qemu { rec }),
+        |rec| {
+            if let Some(r) = rec {
+                record::end_helper(r)?;
+            }
+            record::remove_leftovers(id, rec);
+            Ok(())
+        },
+    )
 }
 
-/// QMP on a running VM, under its lock. The record is checked before
-/// locking so a typo does not leave a run dir behind.
+/// QMP on a running VM, under its lock.
 fn alive_qmp(id: &str) -> Result<(banger_lib::state::Lock, Qmp)> {
-    record::VMM.load_alive(id)?;
-    let lock = record::VMM.lock(id)?;
-    let rec = record::VMM.load_alive(id)?;
+    let (lock, rec) = record::VMM.lock_alive(id)?;
     Ok((lock, qmp(&rec)?))
 }
 

@@ -80,7 +80,7 @@ pub enum Cmd {
         #[arg(long, value_name = "IP")]
         ip: Option<std::net::IpAddr>,
         /// Give up after this many seconds
-        #[arg(long, value_name = "S", default_value_t = 60.0, value_parser = seconds)]
+        #[arg(long, value_name = "S", default_value_t = 60.0, value_parser = banger_lib::run::seconds)]
         timeout: f64,
     },
     /// Print an ssh_config stanza (Host NAME.vm) so plain `ssh NAME.vm` works
@@ -93,13 +93,6 @@ pub enum Cmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
-}
-
-fn seconds(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() && v <= 86400.0 => Ok(v),
-        _ => Err(format!("'{s}' is not a number of seconds (0 < S <= 86400)")),
-    }
 }
 
 #[allow(dead_code)] // for tests/man.rs

@@ -2,16 +2,17 @@
 //! which proves more than an open port (sshd answers only once it runs).
 
 use crate::target::Vm;
+use banger_lib::wait::Backoff;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 const ATTEMPT: Duration = Duration::from_secs(3);
-const FIRST_PAUSE: Duration = Duration::from_millis(100);
-/// A refused connect costs nothing, while a long pause is added to every
-/// create (with 2 s, up to ~1.5 s after sshd was already listening).
-const MAX_PAUSE: Duration = Duration::from_millis(250);
+/// 100 ms doubling to 250 ms: a refused connect costs nothing, while a
+/// long pause is added to every create (with 2 s, up to ~1.5 s after sshd
+/// was already listening).
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(250));
 
 /// The banner, or why not.
 pub fn banner(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
@@ -35,7 +36,6 @@ pub fn banner(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
 /// Poll with backoff until sshd answers or `timeout` passes.
 pub fn wait(vm: &Vm, timeout: Duration) -> (bool, Value) {
     let start = Instant::now();
-    let deadline = start + timeout;
     let ip = match vm.running_ip() {
         Ok(ip) => ip.to_string(),
         Err(e) => {
@@ -55,33 +55,30 @@ pub fn wait(vm: &Vm, timeout: Duration) -> (bool, Value) {
             );
         }
     };
-    let mut pause = FIRST_PAUSE;
-    loop {
+    let deadline = start + timeout;
+    let mut last = String::new();
+    let got = BACKOFF.poll_until(Some(deadline), || {
         let left = deadline.saturating_duration_since(Instant::now());
-        let attempt = banner(addr, left.min(ATTEMPT).max(Duration::from_millis(10)));
-        let waited_ms = start.elapsed().as_millis() as u64;
-        match attempt {
-            Ok(b) => {
-                return (
-                    true,
-                    json!({"name": vm.name, "ok": true, "ip": ip, "banner": b, "waited_ms": waited_ms}),
-                )
-            }
-            Err(e) if Instant::now() >= deadline => {
-                let error = format!(
-                    "sshd did not answer within {:.0}s: {e}",
-                    timeout.as_secs_f64()
-                );
-                return (
-                    false,
-                    json!({"name": vm.name, "ok": false, "ip": ip, "error": error, "waited_ms": waited_ms}),
-                );
-            }
-            Err(_) => {}
+        banner(addr, left.min(ATTEMPT).max(Duration::from_millis(10)))
+            .map_err(|e| last = e)
+            .ok()
+    });
+    let waited_ms = start.elapsed().as_millis() as u64;
+    match got {
+        Some(b) => (
+            true,
+            json!({"name": vm.name, "ok": true, "ip": ip, "banner": b, "waited_ms": waited_ms}),
+        ),
+        None => {
+            let error = format!(
+                "sshd did not answer within {:.0}s: {last}",
+                timeout.as_secs_f64()
+            );
+            (
+                false,
+                json!({"name": vm.name, "ok": false, "ip": ip, "error": error, "waited_ms": waited_ms}),
+            )
         }
-        let now = Instant::now();
-        std::thread::sleep(pause.min(deadline.saturating_duration_since(now)));
-        pause = (pause * 2).min(MAX_PAUSE);
     }
 }
 

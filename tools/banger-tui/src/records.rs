@@ -2,6 +2,8 @@
 //! as banger_lib's types (the same the tools print), so a tool and the TUI
 //! cannot drift apart; these are the display forms.
 
+use banger_lib::output::human_duration;
+pub use banger_lib::proc::parse_rfc3339;
 use banger_lib::records::{HealthLine, ImageLine, VmLine};
 
 /// One line of `banger-vm list`.
@@ -100,57 +102,6 @@ impl From<HealthLine> for Health {
     }
 }
 
-/// Seconds since the epoch of a UTC RFC 3339 timestamp
-/// (`2026-11-28T12:00:00Z`, fractional seconds and offsets allowed).
-pub fn parse_rfc3339(s: &str) -> Option<u64> {
-    let num = |a: usize, b: usize| -> Option<i64> { s.get(a..b)?.parse().ok() };
-    let b = s.as_bytes();
-    if s.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (hh, mm, ss) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
-        return None;
-    }
-    // The zone: after optional fractional seconds, Z or ±HH:MM.
-    let rest = s[19..].trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
-    let offset = match rest {
-        "Z" | "z" => 0,
-        r if r.len() == 6 && (r.starts_with('+') || r.starts_with('-')) => {
-            let h: i64 = r.get(1..3)?.parse().ok()?;
-            let mi: i64 = r.get(4..6)?.parse().ok()?;
-            let o = h * 3600 + mi * 60;
-            if r.starts_with('+') {
-                o
-            } else {
-                -o
-            }
-        }
-        _ => return None,
-    };
-    // Days-from-civil, after Howard Hinnant's algorithm.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let t = days * 86_400 + hh * 3600 + mm * 60 + ss - offset;
-    u64::try_from(t).ok()
-}
-
-/// `42s`, `5m07s`, `3h04m`, `2d03h`: short enough for a table cell.
-pub fn human_duration(secs: u64) -> String {
-    match secs {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
-        s if s < 86_400 => format!("{}h{:02}m", s / 3600, s / 60 % 60),
-        s => format!("{}d{:02}h", s / 86_400, s / 3600 % 24),
-    }
-}
-
 fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
     let mut v = n as f64;
@@ -200,25 +151,6 @@ mod tests {
     fn stopped_vm_has_no_uptime() {
         let vm = Vm::from(line("stopped", Some("2026-01-01T00:00:00Z")));
         assert_eq!(vm.uptime(u64::MAX), "-");
-    }
-
-    #[test]
-    fn rfc3339_parses_what_lib_writes() {
-        for t in [0, 951_782_400, 1_795_869_138] {
-            assert_eq!(parse_rfc3339(&banger_lib::proc::rfc3339(t)), Some(t));
-        }
-        assert_eq!(
-            parse_rfc3339("2026-11-28T12:32:18.123+01:00"),
-            Some(1_795_869_138 - 3600)
-        );
-        for bad in [
-            "",
-            "yesterday",
-            "2026-13-01T00:00:00Z",
-            "2026-01-01 00:00:00",
-        ] {
-            assert_eq!(parse_rfc3339(bad), None, "{bad}");
-        }
     }
 
     #[test]

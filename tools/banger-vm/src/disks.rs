@@ -43,7 +43,9 @@ pub fn copy(src: &Path, dst: &Path) -> Result<Method> {
         .open(dst)
         .map_err(|e| io(format!("creating {}", dst.display()), e))?;
     let result = (|| {
-        if reflink(&from, &to) {
+        // Any failure to clone falls back to the copy, which reports a
+        // real problem (space, I/O) with the copy's own error.
+        if matches!(banger_lib::host::reflink(&from, &to), Ok(true)) {
             return Ok(Method::Reflink);
         }
         sparse_copy(&mut from, &mut to)?;
@@ -58,12 +60,6 @@ pub fn copy(src: &Path, dst: &Path) -> Result<Method> {
         }
         err
     })
-}
-
-fn reflink(from: &File, to: &File) -> bool {
-    // FICLONE = _IOW(0x94, 9, int)
-    const FICLONE: libc::c_ulong = 0x4004_9409;
-    unsafe { libc::ioctl(to.as_raw_fd(), FICLONE as _, from.as_raw_fd()) == 0 }
 }
 
 fn sparse_copy(from: &mut File, to: &mut File) -> std::io::Result<()> {

@@ -28,7 +28,7 @@ pub fn list(json: bool) -> Result<i32> {
         .iter()
         .map(|l| {
             let mut v = serde_json::to_value(l).expect("records serialize");
-            v["uptime"] = l.uptime_s.map(human_duration).into();
+            v["uptime"] = l.uptime_s.map(output::human_duration).into();
             v
         })
         .collect();
@@ -46,15 +46,6 @@ pub fn list(json: bool) -> Result<i32> {
         json,
     );
     Ok(0)
-}
-
-fn human_duration(s: u64) -> String {
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
-        3600..=86_399 => format!("{}h{:02}m", s / 3600, s / 60 % 60),
-        _ => format!("{}d{:02}h", s / 86_400, s / 3600 % 24),
-    }
 }
 
 pub fn show(name: &str) -> Result<i32> {
@@ -163,15 +154,4 @@ fn wait_for(path: &std::path::Path) -> Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn durations() {
-        assert_eq!(super::human_duration(5), "5s");
-        assert_eq!(super::human_duration(125), "2m05s");
-        assert_eq!(super::human_duration(7300), "2h01m");
-        assert_eq!(super::human_duration(90_000), "1d01h");
-    }
 }

@@ -15,8 +15,9 @@ TOOLS:
   doctor   banger-doctor: is this host ready?
   tui      banger-tui: a terminal UI over the tools
 
-`banger SUB ARGS..` runs banger-SUB (found next to banger, then on PATH) with
-ARGS, and exits with its exit code. `banger commands` lists what is installed.
+`banger SUB ARGS..` runs banger-SUB (found in BANGER_LIBEXEC, next to banger,
+then on PATH: where the tools find each other) with ARGS, and exits with its
+exit code. `banger commands` lists what is installed.
 
 OUTPUT:
   Results go to stdout as one JSON object per line; messages go to stderr.
@@ -26,6 +27,9 @@ OUTPUT:
 EXIT STATUS:
   0 ok, 1 failed, 2 usage, 3 not found, 4 prerequisite missing,
   5 conflict (exists, busy, locked).
+
+ENVIRONMENT:
+  BANGER_LIBEXEC  a directory searched first for the banger-* tools
 
 FILES:
   runtime/bundle.json (BANGER_RUNTIME, else the source checkout's runtime/,

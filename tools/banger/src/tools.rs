@@ -1,5 +1,7 @@
-//! Finding the banger-* tools: next to this executable first, then on PATH.
+//! The banger-* tools `banger SUB` can run, found where every banger tool
+//! finds its siblings (`banger_lib::sibling::search_dirs`).
 
+use banger_lib::sibling;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,36 +12,20 @@ pub struct Tool {
     pub path: PathBuf,
 }
 
-fn search_dirs() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(d) = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(|p| p.to_path_buf()))
-    {
-        dirs.push(d);
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        dirs.extend(std::env::split_paths(&path));
-    }
-    dirs
-}
-
 /// The executable for `banger SUB`, if any.
 pub fn find(sub: &str) -> Option<PathBuf> {
     // A name with a slash or a leading dash is never a tool.
     if sub.is_empty() || sub.contains('/') || sub.starts_with('-') {
         return None;
     }
-    search_dirs()
-        .into_iter()
-        .map(|d| d.join(format!("banger-{sub}")))
-        .find(|p| banger_lib::hosttools::is_executable(p))
+    sibling::find(&format!("banger-{sub}"))
 }
 
-/// Every banger-* tool found, first one of each name wins, sorted by name.
+/// Every banger-* tool found, first one of each name in search order wins
+/// (the one `find` runs), sorted by name.
 pub fn all() -> Vec<Tool> {
     let mut found: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for dir in search_dirs() {
+    for dir in sibling::search_dirs() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };

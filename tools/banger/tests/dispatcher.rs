@@ -143,6 +143,37 @@ fn commands_lists_json_lines() {
 }
 
 #[test]
+fn libexec_comes_first_for_dispatch_and_listing() {
+    // The dispatcher looks where every tool looks for its siblings.
+    let on_path = fake_tool_dir();
+    let libexec = tempfile::tempdir().unwrap();
+    let stand_in = libexec.path().join("banger-echo");
+    std::fs::write(&stand_in, "#!/bin/sh\necho stand-in\n").unwrap();
+    std::fs::set_permissions(&stand_in, std::fs::Permissions::from_mode(0o755)).unwrap();
+    banger()
+        .env("PATH", path_with(on_path.path()))
+        .env("BANGER_LIBEXEC", libexec.path())
+        .arg("echo")
+        .assert()
+        .success()
+        .stdout("stand-in\n");
+    let out = banger()
+        .env("PATH", path_with(on_path.path()))
+        .env("BANGER_LIBEXEC", libexec.path())
+        .arg("commands")
+        .output()
+        .unwrap();
+    let echo: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["name"] == "echo")
+        .collect();
+    assert_eq!(echo.len(), 1, "{echo:?}");
+    assert_eq!(echo[0]["path"], stand_in.display().to_string());
+}
+
+#[test]
 fn completions_for_each_shell() {
     for shell in ["bash", "zsh", "fish"] {
         banger()

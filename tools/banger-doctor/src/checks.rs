@@ -1,12 +1,52 @@
 //! One function per readiness check. Each returns a `Check` whose hint, on
-//! failure, is the command that fixes it.
+//! failure, is the command that fixes it. The host facts they report on
+//! (KVM, reflink, the VMM `auto` picks) are `banger_lib::host`'s, the same
+//! ones the other tools act on.
 
-use super::{find_firecracker, firecracker_program, kvm, Check, Kvm};
-use crate::config::Bundle;
-use crate::hosttools::which;
-use crate::{paths, sibling};
+use banger_lib::config::Bundle;
+use banger_lib::host::{self, find_firecracker, firecracker_program, kvm, Kvm};
+use banger_lib::hosttools::{self, which};
+use banger_lib::{paths, sibling, Kind};
+use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
+/// One readiness check: what was checked, whether it passed, whether banger
+/// cannot work without it, what was found, and the command that fixes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    pub check: String,
+    pub ok: bool,
+    pub required: bool,
+    pub detail: String,
+    pub hint: Option<String>,
+}
+
+impl Check {
+    pub fn pass(check: &str, required: bool, detail: impl Into<String>) -> Check {
+        Check {
+            check: check.into(),
+            ok: true,
+            required,
+            detail: detail.into(),
+            hint: None,
+        }
+    }
+
+    pub fn fail(
+        check: &str,
+        required: bool,
+        detail: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Check {
+        Check {
+            check: check.into(),
+            ok: false,
+            required,
+            detail: detail.into(),
+            hint: Some(hint.into()),
+        }
+    }
+}
 
 const RUNTIME_FIX: &str = "make runtime-local";
 
@@ -20,7 +60,7 @@ pub fn runtime_bundle() -> (Check, Option<Bundle>) {
         Err(e) => {
             let hint = e.hint.unwrap_or_else(|| RUNTIME_FIX.into());
             // A broken user config is fixed by editing it, not by rebuilding.
-            let hint = if e.kind == crate::Kind::Usage {
+            let hint = if e.kind == Kind::Usage {
                 hint
             } else {
                 RUNTIME_FIX.into()
@@ -98,7 +138,7 @@ pub fn default_image(b: &Bundle) -> Check {
     let shown = has_tool.then(|| sibling::run_one("banger-image", &["show", &name], None));
     match shown {
         Some(Ok(_)) => Check::pass(NAME, true, format!("{name} ({})", file.display())),
-        Some(Err(e)) if e.kind == crate::Kind::NotFound => {
+        Some(Err(e)) if e.kind == Kind::NotFound => {
             Check::fail(NAME, true, format!("image {name} does not exist"), hint)
         }
         // No tool, or it failed for another reason: the record decides.
@@ -130,32 +170,17 @@ pub fn firecracker(b: &Bundle) -> Check {
             ),
         );
     };
-    match version_of(&path) {
+    match hosttools::version(&path, "firecracker") {
         Ok(v) => Check::pass(NAME, required, format!("{v} at {}", path.display())),
-        Err(why) => Check::fail(
+        Err(e) => Check::fail(
             NAME,
             required,
-            format!("{} --version failed: {why}", path.display()),
+            e.message,
             format!(
                 "replace {} with a working firecracker release binary",
                 path.display()
             ),
         ),
-    }
-}
-
-fn version_of(path: &Path) -> Result<String, String> {
-    let out = Command::new(path)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let first = text.lines().next().unwrap_or("").trim().to_string();
-    if out.status.success() && !first.is_empty() {
-        Ok(first)
-    } else {
-        Err(format!("exit status {}", out.status))
     }
 }
 
@@ -165,7 +190,7 @@ pub fn kvm_check(b: &Bundle) -> Check {
     const NAME: &str = "kvm";
     let required = b.vmm == "firecracker";
     let k = kvm();
-    let picks = match super::pick_vmm(b) {
+    let picks = match host::pick_vmm(b) {
         Ok(v) => v,
         Err(e) => return Check::fail(NAME, true, e.message, "set vmm to auto in config.json"),
     };
@@ -200,7 +225,7 @@ pub fn kvm_check(b: &Bundle) -> Check {
             "sudo -i (or: usermod -aG kvm $USER, then log in again)",
         ),
         Kvm::Absent => {
-            let module = match super::cpu_virt_flag(
+            let module = match host::cpu_virt_flag(
                 &std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default(),
             ) {
                 Some("svm") => "kvm_amd",
@@ -222,7 +247,7 @@ pub fn tun() -> Check {
     let p = Path::new("/dev/net/tun");
     if !p.exists() {
         Check::fail(NAME, true, "no /dev/net/tun", "modprobe tun")
-    } else if !super::read_write(p) {
+    } else if !host::read_write(p) {
         Check::fail(
             NAME,
             true,
@@ -248,23 +273,26 @@ pub fn tool(check: &str, program: impl AsRef<Path>, package: &str, required: boo
     }
 }
 
-/// QEMU, required when it is the VMM that will run guests.
+/// QEMU, required when it is the VMM that will run guests: the program
+/// banger-qemu would run (BANGER_QEMU, else the bundle's).
 pub fn qemu(b: &Bundle, required: bool) -> Check {
     tool(
         "qemu-system-x86_64",
-        b.program(&b.qemu),
+        host::qemu_program(Some(b)),
         "qemu-system-x86",
         required,
     )
 }
 
-/// vhost-device-vsock (vsock for QEMU guests), from crates.io.
+/// vhost-device-vsock (vsock for QEMU guests), from crates.io, found where
+/// banger-qemu finds it (BANGER_VHOST_VSOCK, PATH, cargo's bin dir).
 pub fn vhost_vsock(b: &Bundle, required: bool) -> Check {
-    let program = b.program(&b.vhost_vsock);
-    match which(&program) {
-        Some(p) => Check::pass("vhost-device-vsock", required, p.display().to_string()),
+    const NAME: &str = "vhost-device-vsock";
+    let program = host::vhost_vsock_program(Some(b));
+    match host::find_vhost_vsock(&program) {
+        Some(p) => Check::pass(NAME, required, p.display().to_string()),
         None => Check::fail(
-            "vhost-device-vsock",
+            NAME,
             required,
             format!("{} not found", program.display()),
             "cargo install --locked vhost-device-vsock",
@@ -275,8 +303,8 @@ pub fn vhost_vsock(b: &Bundle, required: bool) -> Check {
 /// Root or CAP_NET_ADMIN: bridge, TAPs and NAT change the host's network.
 pub fn net_admin() -> Check {
     const NAME: &str = "net admin";
-    if crate::hosttools::has_net_admin() {
-        let who = if unsafe { libc::geteuid() } == 0 {
+    if hosttools::has_net_admin() {
+        let who = if hosttools::is_root() {
             "root"
         } else {
             "CAP_NET_ADMIN"
@@ -415,7 +443,7 @@ pub fn reflink() -> Check {
             "mkdir -p ~/.local/share",
         );
     };
-    match super::reflink_supported(dir) {
+    match host::reflink_supported(dir) {
         Ok(true) => Check::pass(
             NAME,
             false,
