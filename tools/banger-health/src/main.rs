@@ -7,7 +7,7 @@ mod target;
 mod wait;
 
 #[cfg(test)]
-#[path = "../tests/common/fakevsock.rs"]
+#[path = "../tests/banger-health/fakevsock.rs"]
 mod fakevsock;
 
 use banger_lib::{config::Bundle, output, Result};

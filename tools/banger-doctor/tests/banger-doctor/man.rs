@@ -1,4 +1,5 @@
-#[path = "../src/cli.rs"]
+#[path = "../../src/cli.rs"]
+#[allow(dead_code)]
 mod cli;
 
 #[test]

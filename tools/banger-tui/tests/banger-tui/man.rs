@@ -1,5 +1,4 @@
-#[path = "../src/cli.rs"]
-#[allow(dead_code)]
+#[path = "../../src/cli.rs"]
 mod cli;
 
 #[test]

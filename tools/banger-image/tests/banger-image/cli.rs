@@ -1,9 +1,7 @@
 //! register, list, show, default, verify, rm: the records, without root.
 
-mod common;
-
+use crate::common::{ext4, image, lines, ok_lines};
 use banger_testkit::{require_tool, Home};
-use common::{ext4, image, lines, ok_lines};
 use predicates::str::contains;
 
 fn ready(test: &str) -> bool {

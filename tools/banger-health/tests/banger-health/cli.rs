@@ -1,11 +1,9 @@
 //! banger-health as a command, against fake hybrid vsock sockets and fake
 //! VM records.
 
-mod common;
-
+use crate::fakevsock::{healthy_body, Behaviour, FakeVsock};
 use assert_cmd::Command;
 use banger_testkit::Home;
-use common::fakevsock::{healthy_body, Behaviour, FakeVsock};
 use serde_json::Value;
 use std::path::Path;
 

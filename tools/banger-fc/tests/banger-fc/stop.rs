@@ -2,10 +2,8 @@
 //! the agent's reboot first, Ctrl+Alt+Del when it does not answer, and
 //! past the timeout the agent's sync, then signals.
 
-mod common;
-
+use crate::common::T;
 use banger_testkit::fakefc::env;
-use common::T;
 use serde_json::{json, Value};
 
 /// Start VM `id`; return how many requests the fake had got by then.

@@ -3,10 +3,8 @@
 //! contract needs, checked in the ext4 files with debugfs; a failing build
 //! leaves nothing behind.
 
-mod common;
-
+use crate::common::{image as image_cmd, lines};
 use banger_testkit::{image, require_root, require_tool, Home};
-use common::{image as image_cmd, lines};
 use predicates::str::contains;
 use std::path::Path;
 use std::process::Command;

@@ -1,8 +1,6 @@
 //! Shared by the CLI tests: a banger-image command in a private home, and
 //! small ext4 files.
 
-#![allow(dead_code)]
-
 use banger_testkit::Home;
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,5 @@
 //! banger-fc driven against the fake firecracker in a private banger
 //! home: the test's harness, shared by the test files.
-#![allow(dead_code)]
 
 use assert_cmd::Command;
 use banger_testkit::fakefc::FakeFc;

@@ -1,9 +1,4 @@
-#[path = "../src/cli.rs"]
-#[allow(dead_code)]
-mod cli;
-#[path = "../src/tools.rs"]
-#[allow(dead_code)]
-mod tools;
+use crate::cli;
 
 #[test]
 fn man_page_is_current() {

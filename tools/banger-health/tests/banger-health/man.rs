@@ -1,5 +1,4 @@
-#[path = "../src/cli.rs"]
-#[allow(dead_code)]
+#[path = "../../src/cli.rs"]
 mod cli;
 
 #[test]
@@ -9,12 +8,9 @@ fn man_page_is_current() {
 
 #[test]
 fn man_page_documents_the_records() {
-    use banger_lib::records::{fields, Lease, TapLine};
+    use banger_lib::records::{fields, HealthLine};
     banger_testkit::man::assert_documents(
         &cli::command(),
-        &[
-            ("lease", fields::<Lease>()),
-            ("tap line", fields::<TapLine>()),
-        ],
+        &[("health line", fields::<HealthLine>())],
     );
 }

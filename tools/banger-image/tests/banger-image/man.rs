@@ -1,4 +1,5 @@
-#[path = "../src/cli.rs"]
+#[path = "../../src/cli.rs"]
+#[allow(dead_code)]
 mod cli;
 
 #[test]
@@ -8,9 +9,9 @@ fn man_page_is_current() {
 
 #[test]
 fn man_page_documents_the_records() {
-    use banger_lib::records::{fields, HealthLine};
+    use banger_lib::records::{fields, ImageLine};
     banger_testkit::man::assert_documents(
         &cli::command(),
-        &[("health line", fields::<HealthLine>())],
+        &[("image line", fields::<ImageLine>())],
     );
 }

@@ -1,4 +1,4 @@
-#[path = "../src/cli.rs"]
+#[path = "../../src/cli.rs"]
 #[allow(dead_code)]
 mod cli;
 
@@ -9,9 +9,12 @@ fn man_page_is_current() {
 
 #[test]
 fn man_page_documents_the_records() {
-    use banger_lib::records::{fields, ImageLine};
+    use banger_lib::records::{fields, Lease, TapLine};
     banger_testkit::man::assert_documents(
         &cli::command(),
-        &[("image line", fields::<ImageLine>())],
+        &[
+            ("lease", fields::<Lease>()),
+            ("tap line", fields::<TapLine>()),
+        ],
     );
 }

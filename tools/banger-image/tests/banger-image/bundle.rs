@@ -3,10 +3,8 @@
 //! archive leave the old bundle untouched. https: `openssl s_server` on
 //! 127.0.0.1 with a CA made for the test, trusted through BANGER_CA_FILE.
 
-mod common;
-
+use crate::common::{image, lines};
 use banger_testkit::Home;
-use common::{image, lines};
 use predicates::str::contains;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};

@@ -2,10 +2,8 @@
 //! checked against Firecracker's OpenAPI document, and every failure path
 //! must leave no process, socket, record or file behind.
 
-mod common;
-
+use crate::common::{exists, stderr, T};
 use banger_testkit::fakefc::env;
-use common::{exists, stderr, T};
 use serde_json::{json, Value};
 
 #[test]

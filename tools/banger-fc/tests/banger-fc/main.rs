@@ -1,0 +1,8 @@
+//! banger-fc's integration tests. One binary per crate: each links the whole
+//! dependency tree, and linking is most of an incremental test build.
+
+mod common;
+mod fake;
+mod live;
+mod man;
+mod stop;

@@ -1,0 +1,6 @@
+//! banger-health's integration tests. One binary per crate: each links the whole
+//! dependency tree, and linking is most of an incremental test build.
+
+mod cli;
+mod fakevsock;
+mod man;

@@ -1,0 +1,6 @@
+//! banger-net's integration tests. One binary per crate: each links the
+//! whole dependency tree, and linking is most of an incremental test build.
+
+mod cli;
+mod man;
+mod net;

@@ -1,0 +1,5 @@
+//! banger-ssh's integration tests. One binary per crate: each links the whole
+//! dependency tree, and linking is most of an incremental test build.
+
+mod cli;
+mod man;
