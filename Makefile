@@ -34,10 +34,10 @@ test:
 	  echo "test summary: $$n skipped"; cat target/test-skips.log 2>/dev/null || true
 
 # The whole flow with a real guest under QEMU, as root: verify.sh --nat in
-# network namespaces it makes (see tools/banger-vm/tests/live.rs).
+# network namespaces it makes (see tools/banger-vm/tests/banger-vm/live.rs).
 test-live:
 	$(CARGO) build --workspace --bins
-	$(CARGO) test -p banger-vm --test live -- --include-ignored --nocapture
+	$(CARGO) test -p banger-vm --test banger-vm live:: -- --include-ignored --nocapture
 
 # Create and delete RUNS VMs, phase timings per run, min/median/max, and a
 # bare QEMU boot of the same disks for the overhead ratio.

@@ -18,6 +18,6 @@ pub use fanout::FanoutLine;
 pub use fields::fields;
 pub use health::HealthLine;
 pub use image::{ImageLine, ImageRecord};
-pub use net::{Lease, TapLine};
+pub use net::{DnsLine, Lease, TapLine};
 pub use vm::{Disks, VmLine, VmRecord, VmState};
 pub use vmm::StopLine;

@@ -45,3 +45,16 @@ impl From<&Lease> for TapLine {
         }
     }
 }
+
+/// What `banger-net dns status` and `dns ensure` print (banger-doctor
+/// reads it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsLine {
+    pub running: bool,
+    pub pid: Option<u32>,
+    pub listen: String,
+    /// `dns ensure`: whether this call started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<bool>,
+}

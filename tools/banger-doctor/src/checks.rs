@@ -6,6 +6,7 @@
 use banger_lib::config::Bundle;
 use banger_lib::host::{self, find_firecracker, firecracker_program, kvm, Kvm};
 use banger_lib::hosttools::{self, which};
+use banger_lib::records::{DnsLine, ImageLine, Lease};
 use banger_lib::{paths, sibling, Kind};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -122,33 +123,23 @@ pub fn initrd(b: &Bundle) -> Check {
     bundle_file("initrd", b, &b.initrd)
 }
 
-/// The default image: its name from `banger-image default` when that tool
-/// answers, else the bundle's `default_image`; present per `banger-image
-/// show`, else per its image.json.
+/// The default image, as `banger-image default` prints it (the user's
+/// choice over the bundle's `default_image`).
 pub fn default_image(b: &Bundle) -> Check {
     const NAME: &str = "default image";
-    let has_tool = sibling::find("banger-image").is_some();
-    let name = has_tool
-        .then(|| sibling::run_one("banger-image", &["default"], None).ok())
-        .flatten()
-        .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_string))
-        .unwrap_or_else(|| b.default_image.clone());
-    let hint = format!("banger-image build --name {name}");
-    let file = paths::images_dir().join(&name).join("image.json");
-    let shown = has_tool.then(|| sibling::run_one("banger-image", &["show", &name], None));
-    match shown {
-        Some(Ok(_)) => Check::pass(NAME, true, format!("{name} ({})", file.display())),
-        Some(Err(e)) if e.kind == Kind::NotFound => {
-            Check::fail(NAME, true, format!("image {name} does not exist"), hint)
-        }
-        // No tool, or it failed for another reason: the record decides.
-        _ if file.is_file() => Check::pass(NAME, true, format!("{name} ({})", file.display())),
-        _ => Check::fail(
+    let hint = format!("banger-image build --name {}", b.default_image);
+    if sibling::find("banger-image").is_none() {
+        return Check::fail(NAME, true, "banger-image is not installed", "make install");
+    }
+    match sibling::run_typed::<ImageLine>("banger-image", &["default"], None) {
+        Ok(l) if l.len() == 1 => Check::pass(
             NAME,
             true,
-            format!("image {name} does not exist: no {}", file.display()),
-            hint,
+            format!("{} ({})", l[0].name, l[0].rootfs.display()),
         ),
+        Ok(_) => Check::fail(NAME, true, "banger-image default printed no image", hint),
+        Err(e) if e.kind == Kind::NotFound => Check::fail(NAME, true, e.message, hint),
+        Err(e) => Check::fail(NAME, true, e.message.clone(), e.hint.unwrap_or(hint)),
     }
 }
 
@@ -363,9 +354,9 @@ pub fn bridge(b: &Bundle) -> Check {
     }
 }
 
-/// banger-net's state (net.json: leases, pool, NAT) and the .vm DNS
-/// server, from one `banger-net status`. A corrupt or too-new net.json
-/// fails the first check: every create needs it.
+/// banger-net's state (its leases, from net.json) and the .vm DNS server,
+/// as `banger-net lease list` and `dns status` print them. A corrupt or
+/// too-new net.json fails the first check: every create needs it.
 pub fn network() -> [Check; 2] {
     const STATE: &str = "network state";
     const DNS: &str = "dns";
@@ -375,8 +366,8 @@ pub fn network() -> [Check; 2] {
             Check::fail(DNS, false, "banger-net is not installed", "make install"),
         ];
     }
-    let lines = match sibling::run_json("banger-net", &["status"], None) {
-        Ok(l) => l,
+    let state = match sibling::run_typed::<Lease>("banger-net", &["lease", "list"], None) {
+        Ok(l) => Check::pass(STATE, true, format!("{} leases", l.len())),
         Err(e) => {
             let hint = e.hint.clone().unwrap_or_else(|| {
                 format!(
@@ -384,45 +375,41 @@ pub fn network() -> [Check; 2] {
                     paths::state_dir().join("net.json").display()
                 )
             });
-            return [
-                Check::fail(STATE, true, e.message.clone(), hint),
-                Check::fail(
-                    DNS,
-                    false,
-                    "unknown: banger-net status failed",
-                    "see network state",
-                ),
-            ];
+            Check::fail(STATE, true, e.message, hint)
         }
     };
-    let kind = |k: &str| lines.iter().find(|l| l["kind"] == k);
-    let leases = lines.iter().filter(|l| l["kind"] == "lease").count();
-    let pool = lines.iter().filter(|l| l["kind"] == "pool").count();
-    let state = Check::pass(STATE, true, format!("{leases} leases, {pool} pooled TAPs"));
-    let dns = match kind("dns") {
-        Some(d) if d["running"] == true => Check::pass(
-            DNS,
-            false,
-            format!(
-                "the .vm DNS server runs (pid {}) on {}",
-                d["pid"],
-                d["listen"].as_str().unwrap_or("?")
+    let dns = match sibling::run_typed::<DnsLine>("banger-net", &["dns", "status"], None) {
+        Ok(l) => match l.first() {
+            Some(d) if d.running => Check::pass(
+                DNS,
+                false,
+                format!(
+                    "the .vm DNS server runs (pid {}) on {}",
+                    d.pid.unwrap_or(0),
+                    d.listen
+                ),
             ),
-        ),
-        Some(d) => Check::fail(
-            DNS,
-            false,
-            format!(
-                "the .vm DNS server is not running (it would listen on {})",
-                d["listen"].as_str().unwrap_or("?")
+            Some(d) => Check::fail(
+                DNS,
+                false,
+                format!(
+                    "the .vm DNS server is not running (it would listen on {})",
+                    d.listen
+                ),
+                "banger-net dns ensure (vm create runs it)",
             ),
-            "banger-net dns ensure (vm create runs it)",
-        ),
-        None => Check::fail(
+            None => Check::fail(
+                DNS,
+                false,
+                "banger-net dns status printed nothing",
+                "banger-net dns status",
+            ),
+        },
+        Err(e) => Check::fail(
             DNS,
             false,
-            "banger-net status printed no dns line",
-            "banger-net status",
+            e.message.clone(),
+            e.hint.unwrap_or_else(|| "banger-net dns status".into()),
         ),
     };
     [state, dns]

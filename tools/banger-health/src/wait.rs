@@ -2,6 +2,7 @@
 
 use crate::probe::{self, Outcome};
 use crate::target::Target;
+use banger_lib::wait::Backoff;
 use banger_lib::{Error, Result};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -19,39 +20,32 @@ pub enum Subject {
 /// Each attempt gets at most this long, so a slow boot is retried rather
 /// than waited on in one long request.
 const ATTEMPT: Duration = Duration::from_secs(3);
-const FIRST_PAUSE: Duration = Duration::from_millis(100);
-const MAX_PAUSE: Duration = Duration::from_millis(250);
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(250));
 
 /// The last outcome; `Err` for a VM that does not exist or cannot come up
 /// (stopped, VMM gone), which no amount of waiting fixes.
 pub fn wait(subject: &Subject, port: u32, timeout: Duration) -> Result<Outcome> {
     let start = Instant::now();
     let deadline = start + timeout;
-    let (name, progress) = match subject {
-        Subject::Vm(n) => (n.clone(), std::io::stderr().is_terminal()),
-        Subject::Uds(p, n) => (
-            n.clone().unwrap_or_else(|| p.display().to_string()),
-            std::io::stderr().is_terminal(),
-        ),
+    let progress = std::io::stderr().is_terminal();
+    let name = match subject {
+        Subject::Vm(n) => n.clone(),
+        Subject::Uds(p, n) => n.clone().unwrap_or_else(|| p.display().to_string()),
     };
-    let mut pause = FIRST_PAUSE;
-    loop {
+    let mut last = Outcome::down(&name, "not asked yet".into());
+    let done = BACKOFF.poll_until(Some(deadline), || {
         let (uds, port) = match subject {
             Subject::Uds(p, _) => (p.clone(), port),
-            Subject::Vm(n) => match crate::target::resolve(n, port)? {
-                Target::Uds(p, port) => (p, port),
-                Target::Down(why) => {
-                    clear(progress);
-                    return Ok(Outcome::down(&name, why));
-                }
+            Subject::Vm(n) => match crate::target::resolve(n, port) {
+                Err(e) => return Some(Err(e)),
+                Ok(Target::Uds(p, port)) => (p, port),
+                Ok(Target::Down(why)) => return Some(Ok(Outcome::down(&name, why))),
             },
         };
         let left = deadline.saturating_duration_since(Instant::now());
         let outcome = probe::check(&name, &uds, port, left.min(ATTEMPT));
-        let now = Instant::now();
-        if outcome.ok || now >= deadline {
-            clear(progress);
-            return Ok(outcome);
+        if outcome.ok {
+            return Some(Ok(outcome));
         }
         if progress {
             let _ = write!(
@@ -61,9 +55,11 @@ pub fn wait(subject: &Subject, port: u32, timeout: Duration) -> Result<Outcome> 
                 outcome.error().unwrap_or("not healthy")
             );
         }
-        std::thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(MAX_PAUSE);
-    }
+        last = outcome;
+        None
+    });
+    clear(progress);
+    done.unwrap_or(Ok(last))
 }
 
 fn clear(progress: bool) {

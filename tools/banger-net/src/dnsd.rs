@@ -18,15 +18,7 @@ pub struct PidFile {
     pub forward: bool,
 }
 
-#[derive(Debug, Serialize)]
-pub struct DnsLine {
-    pub running: bool,
-    pub pid: Option<u32>,
-    pub listen: String,
-    /// `dns ensure`: whether this call started it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub started: Option<bool>,
-}
+pub use banger_lib::records::DnsLine;
 
 #[derive(Debug, Serialize)]
 pub struct StopLine {

@@ -1,6 +1,7 @@
 //! Running the system ssh against a guest.
 
 use crate::{ident, target::Vm};
+use banger_lib::records::HealthLine;
 use banger_lib::{hosttools, sibling, Error, Result};
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -76,8 +77,8 @@ pub fn interactive(vm: &Vm) -> Result<i32> {
 
 /// Whether the guest agent still answers (banger-health check exits 0).
 fn still_running(name: &str) -> bool {
-    sibling::run_json("banger-health", &["check", name, "--timeout", "2"], None)
-        .map(|lines| lines.iter().all(|l| l["ok"] == true) && !lines.is_empty())
+    sibling::run_typed::<HealthLine>("banger-health", &["check", name, "--timeout", "2"], None)
+        .map(|lines| lines.iter().all(|l| l.ok) && !lines.is_empty())
         .unwrap_or(false)
 }
 

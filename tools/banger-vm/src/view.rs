@@ -2,6 +2,7 @@
 //! banger-health.
 
 use crate::record::{self, State, VmLine};
+use banger_lib::wait::Backoff;
 use banger_lib::{output, sibling, Error, Result};
 use serde_json::Value;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -61,7 +62,7 @@ pub fn ssh(name: &str, cmd: &[String]) -> Result<i32> {
     let rec = record::load_existing(name)?;
     if rec.state != State::Running {
         return Err(
-            Error::conflict(format!("{name} is {}, not running", state_word(rec.state)))
+            Error::conflict(format!("{name} is {}, not running", rec.state.word()))
                 .with_hint(format!("start it: banger vm start {name}")),
         );
     }
@@ -72,15 +73,6 @@ pub fn ssh(name: &str, cmd: &[String]) -> Result<i32> {
     }
     let e = c.exec();
     Err(Error::failed(format!("running banger-ssh: {e}")))
-}
-
-fn state_word(s: State) -> &'static str {
-    match s {
-        State::Created => "created (never started)",
-        State::Running => "running",
-        State::Stopped => "stopped",
-        State::Crashed => "crashed",
-    }
 }
 
 /// `banger-health check NAMES..`: its fan-out lines are ours.
@@ -145,13 +137,18 @@ pub fn logs(name: &str, follow: bool) -> Result<i32> {
             }
             _ => {}
         }
-        std::thread::sleep(Duration::from_millis(200));
+        // Until the log grows, shrinks or goes.
+        let pos = f.stream_position().unwrap_or(0);
+        FOLLOW.poll(Duration::MAX, || {
+            (std::fs::metadata(&path).map(|m| m.len()).ok() != Some(pos)).then_some(())
+        });
     }
 }
 
+/// How often `logs --follow` looks at the console log.
+const FOLLOW: Backoff = Backoff::every(Duration::from_millis(200));
+
 fn wait_for(path: &std::path::Path) -> Result<()> {
-    while !path.exists() {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    FOLLOW.poll(Duration::MAX, || path.exists().then_some(()));
     Ok(())
 }

@@ -25,10 +25,7 @@ impl Setup {
         // Siblings found next to the test binaries would be the real tools;
         // stand-ins decide what they answer.
         script(&libexec.join("banger-image"), "exit 1");
-        script(
-            &libexec.join("banger-net"),
-            "echo '{\"kind\":\"dns\",\"running\":false,\"listen\":\"172.30.0.1:53\"}'",
-        );
+        script(&libexec.join("banger-net"), &net_standin(false));
         Setup {
             home,
             runtime,
@@ -70,6 +67,27 @@ impl Setup {
             .arg("--json");
         c
     }
+}
+
+/// A stand-in banger-net: no leases, and the DNS server running or not,
+/// its line made from banger_lib's type.
+fn net_standin(running: bool) -> String {
+    let dns = banger_lib::records::DnsLine {
+        running,
+        pid: running.then_some(42),
+        listen: "172.30.0.1:53".into(),
+        started: None,
+    };
+    format!(
+        "case \"$1 $2\" in\n  \"dns status\") echo '{}' ;;\n  \"lease list\") ;;\n  *) exit 2 ;;\nesac",
+        serde_json::to_string(&dns).unwrap()
+    )
+}
+
+/// What `banger-image show NAME` prints, from banger_lib's type.
+fn image_line(name: &str) -> String {
+    let l = banger_testkit::records::image_line(name, Path::new("/nonexistent/rootfs.ext4"), None);
+    serde_json::to_string(&l).unwrap()
 }
 
 fn script(path: &Path, body: &str) {
@@ -143,7 +161,10 @@ fn incomplete_bundle_names_what_is_missing() {
 #[test]
 fn complete_bundle_and_image_pass() {
     let s = Setup::new().complete("{\"vmm\": \"qemu\"}");
-    s.image("debian");
+    script(
+        &s.libexec.join("banger-image"),
+        &format!("echo '{}'", image_line("debian")),
+    );
     let (_, checks) = run(s.cmd());
     for name in ["runtime bundle", "kernel", "initrd", "default image"] {
         assert_eq!(get(&checks, name)["ok"], true, "{name}: {checks:?}");
@@ -168,26 +189,23 @@ fn missing_default_image_says_how_to_build_it() {
 #[test]
 fn default_image_follows_banger_image() {
     let s = Setup::new().complete("{}");
-    // banger-image says the default is `mine` and that it exists; no
-    // image.json is needed when the tool answers.
+    // banger-image says the default is `mine`.
     script(
         &s.libexec.join("banger-image"),
-        r#"case "$1 $2" in
-  "default ") echo '{"name":"mine"}' ;;
-  "show mine") echo '{"name":"mine"}' ;;
-  *) echo "banger-image: error: image $2 does not exist" >&2; exit 3 ;;
-esac"#,
+        &format!(
+            "case \"$1\" in\n  default) echo '{}' ;;\n  *) exit 2 ;;\nesac",
+            image_line("mine")
+        ),
     );
     let (_, checks) = run(s.cmd());
     let i = get(&checks, "default image");
     assert_eq!(i["ok"], true, "{i}");
     assert!(i["detail"].as_str().unwrap().starts_with("mine"), "{i}");
 
-    // The tool says not found: that wins over a stray image.json.
+    // The tool says not found: the check fails, a stray image.json or not.
     script(
         &s.libexec.join("banger-image"),
-        r#"[ "$1" = default ] && { echo '{"name":"debian"}'; exit 0; }
-echo "banger-image: error: image debian does not exist" >&2; exit 3"#,
+        r#"echo '{"error":"no image named \"debian\"","kind":"not_found","exit":3}' >&2; exit 3"#,
     );
     s.image("debian");
     let (_, checks) = run(s.cmd());
@@ -332,10 +350,7 @@ fn dns_state_comes_from_banger_net() {
         "the .vm DNS server is not running (it would listen on 172.30.0.1:53)"
     );
     assert_eq!(get(&checks, "network state")["ok"], true);
-    script(
-        &s.libexec.join("banger-net"),
-        "echo '{\"kind\":\"dns\",\"running\":true,\"pid\":42,\"listen\":\"172.30.0.1:53\"}'",
-    );
+    script(&s.libexec.join("banger-net"), &net_standin(true));
     let (_, checks) = run(s.cmd());
     let d = get(&checks, "dns");
     assert_eq!(d["ok"], true);

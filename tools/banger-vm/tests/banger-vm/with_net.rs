@@ -2,10 +2,8 @@
 //! plumbing still stand-ins): the lease, TAP and NAT element it makes are
 //! real, and a failed create gives all of them back.
 
-mod common;
-
+use crate::common::*;
 use banger_testkit::NetNs;
-use common::*;
 
 fn in_ns(fx: &Fx, ns: &NetNs, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut c = ns.command(env!("CARGO_BIN_EXE_banger-vm"));

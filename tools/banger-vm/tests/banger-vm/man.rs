@@ -1,4 +1,4 @@
-#[path = "../src/cli.rs"]
+#[path = "../../src/cli.rs"]
 #[allow(dead_code)]
 mod cli;
 

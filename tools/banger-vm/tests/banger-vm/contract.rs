@@ -5,9 +5,7 @@
 //! and banger-ssh's wait (it needs a guest's sshd) stay stand-ins, and
 //! their lines are made from banger_lib's types.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn ext4(path: &std::path::Path, size: u64) {
     std::fs::File::create(path).unwrap().set_len(size).unwrap();

@@ -1,9 +1,7 @@
 //! banger-vm against stand-in plumbing tools: the lifecycle, undo at every
 //! create step, bad input, reconciliation, locks and fan-out.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 #[test]

@@ -4,8 +4,6 @@
 //! files (so a test can check nothing is left), and fails or hangs at a
 //! chosen call (FAIL_AT / HANG_AT: a prefix of "TOOL ARGS").
 
-#![allow(dead_code)]
-
 use banger_testkit::Home;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,10 @@
+//! banger-vm's integration tests. One binary per crate: each links the
+//! whole dependency tree, and linking is most of an incremental test build.
+
+#[allow(dead_code)]
+mod common;
+mod contract;
+mod lifecycle;
+mod live;
+mod man;
+mod with_net;
