@@ -18,9 +18,6 @@
 
 pub mod handshake;
 
-#[cfg(test)]
-mod fake;
-
 use crate::error::{Error, Result};
 use crate::uds_http::UdsClient;
 use serde::{Deserialize, Serialize};
@@ -96,8 +93,8 @@ pub fn request(ep: &Endpoint, method: &str, path: &str, timeout: Duration) -> Re
 
 #[cfg(test)]
 mod tests {
-    use super::fake::{Behaviour, FakeVsock};
     use super::*;
+    use banger_testkit::fakevsock::{Behaviour, FakeVsock};
 
     fn ep(fake: &FakeVsock) -> Endpoint {
         Endpoint::Vsock {

@@ -123,7 +123,7 @@ fn after(d: std::time::Duration) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::fake::{Behaviour, FakeVsock};
+    use banger_testkit::fakevsock::{Behaviour, FakeVsock};
     use std::time::Duration;
 
     #[test]

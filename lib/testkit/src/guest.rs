@@ -109,3 +109,28 @@ pub fn initrd_with(base: &Path, extra: &[(&Path, &str)], out: &Path) {
     data.extend_from_slice(&cpio.stdout);
     std::fs::write(out, data).expect("writing the initrd");
 }
+
+/// `ssh root@IP CMD` from inside `ns` with the test image's key, for tests
+/// that boot a guest without banger-ssh. The guest's host key is made at
+/// its first boot, so it is not checked here (banger-ssh's tests pin it).
+pub fn ssh(ns: &crate::NetNs, key: &Path, ip: &str, cmd: &str) -> std::process::Output {
+    ns.command("ssh")
+        .arg("-i")
+        .arg(key)
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            "-o",
+            "LogLevel=ERROR",
+            &format!("root@{ip}"),
+            cmd,
+        ])
+        .output()
+        .expect("running ssh")
+}

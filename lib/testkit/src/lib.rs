@@ -3,6 +3,7 @@
 //! an isolated banger home, and the man-page drift check.
 
 pub mod fakefc;
+pub mod fakevsock;
 pub mod guest;
 pub mod image;
 pub mod man;

@@ -6,10 +6,6 @@ mod probe;
 mod target;
 mod wait;
 
-#[cfg(test)]
-#[path = "../tests/banger-health/fakevsock.rs"]
-mod fakevsock;
-
 use banger_lib::{config::Bundle, output, Result};
 use cli::{Cli, Cmd, Target as Flags};
 use probe::Outcome;

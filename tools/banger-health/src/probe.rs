@@ -78,7 +78,7 @@ pub fn check(name: &str, uds: &Path, port: u32, timeout: Duration) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fakevsock::{healthy_body, Behaviour, FakeVsock};
+    use banger_testkit::fakevsock::{healthy_body, Behaviour, FakeVsock};
 
     const T: Duration = Duration::from_secs(5);
 

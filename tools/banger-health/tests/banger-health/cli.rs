@@ -1,8 +1,8 @@
 //! banger-health as a command, against fake hybrid vsock sockets and fake
 //! VM records.
 
-use crate::fakevsock::{healthy_body, Behaviour, FakeVsock};
 use assert_cmd::Command;
+use banger_testkit::fakevsock::{healthy_body, Behaviour, FakeVsock};
 use banger_testkit::Home;
 use serde_json::Value;
 use std::path::Path;

@@ -2,5 +2,4 @@
 //! dependency tree, and linking is most of an incremental test build.
 
 mod cli;
-mod fakevsock;
 mod man;

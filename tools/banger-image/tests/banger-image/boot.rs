@@ -102,27 +102,7 @@ fn live_root_image_boots_under_qemu_with_ssh_network_and_work_disk() {
         .spawn()
         .expect("starting qemu");
 
-    let ssh = |cmd: &str| {
-        ns.command("ssh")
-            .arg("-i")
-            .arg(&img.ssh_key)
-            .args([
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "ConnectTimeout=5",
-                "-o",
-                "LogLevel=ERROR",
-                "root@172.30.9.2",
-                cmd,
-            ])
-            .output()
-            .unwrap()
-    };
+    let ssh = |cmd: &str| banger_testkit::guest::ssh(&ns, &img.ssh_key, "172.30.9.2", cmd);
     let up = poll(Duration::from_secs(600), || {
         if let Ok(Some(_)) = qemu.try_wait() {
             return Some(false);

@@ -4,43 +4,16 @@
 //! through the uds path, and that stop leaves no process, socket or TAP.
 //! Also compares the record keys of banger-qemu and banger-fc.
 
+use crate::common::{have_vhost_vsock, run_json};
 use banger_testkit::{guest, Home, NetNs};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const BOOT: Duration = Duration::from_secs(180);
-
-fn have_vhost_vsock(test: &str) -> bool {
-    let in_cargo = std::env::var_os("HOME")
-        .map(|h| PathBuf::from(h).join(".cargo/bin/vhost-device-vsock"))
-        .is_some_and(|p| p.is_file());
-    in_cargo || banger_testkit::require_tool(test, "vhost-device-vsock")
-}
-
-fn run_json(mut cmd: Command, stdin: Option<&Value>) -> Value {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawning");
-    let text = stdin.map(|s| s.to_string()).unwrap_or_default();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON line")
-}
 
 /// `CONNECT PORT` on the hybrid vsock, then GET /healthz.
 fn healthz(uds: &Path, port: u32) -> Option<String> {

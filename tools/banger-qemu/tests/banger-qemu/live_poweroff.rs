@@ -15,6 +15,7 @@
 //! `stop` only cleans up after a QEMU that is already gone. Two boots under
 //! TCG (~1 min); root only, in a network namespace, serialized.
 
+use crate::common::{have_vhost_vsock, run_json};
 use banger_testkit::{guest, Home, NetNs};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -34,34 +35,6 @@ const MAX_REPLY: u64 = 64 * 1024;
 const GUEST_IP: &str = "172.31.12.2";
 const HOST_IP: &str = "172.31.12.1";
 const TAP: &str = "bqpwr0";
-
-fn have_vhost_vsock(test: &str) -> bool {
-    let in_cargo = std::env::var_os("HOME")
-        .map(|h| PathBuf::from(h).join(".cargo/bin/vhost-device-vsock"))
-        .is_some_and(|p| p.is_file());
-    in_cargo || banger_testkit::require_tool(test, "vhost-device-vsock")
-}
-
-fn run_json(mut cmd: Command, stdin: Option<&Value>) -> Value {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawning");
-    let text = stdin.map(|s| s.to_string()).unwrap_or_default();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON line")
-}
 
 /// One HTTP request to the guest agent through the hybrid vsock socket
 /// (`CONNECT 52\n`, `OK N\n`, then HTTP); the status and body, or None
@@ -244,27 +217,7 @@ fn live_debian_guest_powers_off_on_agent_shutdown_and_power_button_as_root() {
         home.apply(&mut c).args(args);
         c
     };
-    let ssh = |cmd: &str| -> Output {
-        ns.command("ssh")
-            .arg("-i")
-            .arg(&image.ssh_key)
-            .args([
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "ConnectTimeout=5",
-                "-o",
-                "LogLevel=ERROR",
-                &format!("root@{GUEST_IP}"),
-                cmd,
-            ])
-            .output()
-            .expect("running ssh")
-    };
+    let ssh = |cmd: &str| -> Output { guest::ssh(&ns, &image.ssh_key, GUEST_IP, cmd) };
     let boot = |n: u32| -> (Value, PathBuf, PathBuf) {
         let rec = run_json(qemu(&["start"]), Some(&spec(n)));
         assert_eq!(rec["vmm"], "qemu");

@@ -2,6 +2,7 @@
 //! dependency tree, and linking is most of an incremental test build.
 
 mod cli;
+mod common;
 mod live;
 mod live_poweroff;
 mod live_stop;
