@@ -140,6 +140,21 @@ inside() {
 
   step "ssh true"
   banger vm ssh "$name" -- true || fail "vm ssh true"
+  step "plain ssh with banger vm ssh-config: ssh -F <(banger vm ssh-config $name) $name.vm"
+  ssh -F <(banger vm ssh-config "$name") "$name.vm" true || fail "ssh through the ssh-config stanza"
+  step "vm cp: a file and a directory, both ways, byte-identical"
+  cpd=$(mktemp -d /tmp/bv-cp.XXXXXX)
+  head -c 300000 /dev/urandom > "$cpd/blob"
+  mkdir -p "$cpd/tree/sub" && echo "$MARKER" > "$cpd/tree/sub/m"
+  banger vm cp "$cpd/blob" "$name:/root/blob" || fail "vm cp into the guest"
+  banger vm cp "$name:/root/blob" "$cpd/blob.back" || fail "vm cp out of the guest"
+  cmp "$cpd/blob" "$cpd/blob.back" || fail "vm cp round trip changed the file"
+  banger vm cp -r "$cpd/tree" "$name:/root/tree" || fail "vm cp -r into the guest"
+  banger vm cp -r "$name:/root/tree" "$cpd/tree.back" || fail "vm cp -r out of the guest"
+  diff -r "$cpd/tree" "$cpd/tree.back" >/dev/null || fail "vm cp -r round trip changed the tree"
+  set +e; banger vm cp "$name:/root/no-such-file" "$cpd/x" 2>/dev/null; rc=$?; set -e
+  [ "$rc" != 0 ] || fail "vm cp of a missing file succeeded"
+  rm -rf "$cpd"
   step "a remote exit code comes back"
   set +e; banger vm ssh "$name" -- 'exit 3'; rc=$?; set -e
   [ "$rc" = 3 ] || fail "vm ssh 'exit 3' returned $rc"

@@ -35,6 +35,10 @@ EXIT STATUS:
   running.
   wait: 0 sshd answered, 1 it did not in time, 3 no such VM.
   config, forget: 0, 2 usage, 3 no such VM (config).
+  cp: scp's exit status (1 when a remote path is missing, with scp's
+  message); before scp runs: 2 usage (no NAME:PATH side, a directory
+  without -r), 3 a missing local source or no such VM, 5 the VM is not
+  running.
 
 EXAMPLES:
   banger-ssh box
@@ -43,6 +47,8 @@ EXAMPLES:
   tar c src | banger-ssh box -- tar x -C /root
   banger-ssh wait box --timeout 120 | jq .waited_ms
   banger-ssh config box >> ~/.ssh/config && ssh box.vm
+  banger-ssh cp ./notes.txt box:/root/
+  banger-ssh cp -r box:/root/project ./project-copy
   banger-ssh forget box
 
 SEE ALSO:
@@ -56,7 +62,7 @@ SEE ALSO:
     after_long_help = AFTER,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
-    override_usage = "banger-ssh NAME [-- CMD..]\n       banger-ssh <wait|config|forget> ..."
+    override_usage = "banger-ssh NAME [-- CMD..]\n       banger-ssh <wait|config|cp|forget> ..."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -87,6 +93,16 @@ pub enum Cmd {
     Config {
         #[arg(required = true)]
         names: Vec<String>,
+    },
+    /// Copy files between the host and a VM with scp: one side is NAME:PATH
+    Cp {
+        /// Copy directories recursively
+        #[arg(short = 'r', long)]
+        recursive: bool,
+        /// What to copy: a local path, or NAME:PATH in a VM
+        src: String,
+        /// Where to: a local path, or NAME:PATH in a VM
+        dst: String,
     },
     /// Forget the VMs' host keys (their banger known_hosts files)
     Forget {

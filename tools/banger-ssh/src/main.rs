@@ -2,6 +2,7 @@
 //! key and a per-VM known_hosts; wait for sshd; print ssh_config stanzas.
 
 mod cli;
+mod copy;
 mod ident;
 mod remote;
 mod session;
@@ -29,6 +30,11 @@ fn main() {
             }
             Some(Cmd::Wait { name, ip, timeout }) => wait(&name, ip, timeout)?,
             Some(Cmd::Config { names }) => config(&names)?,
+            Some(Cmd::Cp {
+                recursive,
+                src,
+                dst,
+            }) => copy::copy(&src, &dst, recursive)?,
             Some(Cmd::Forget { names }) => forget(&names)?,
         })
     })

@@ -11,6 +11,17 @@ use std::process::Command;
 
 /// The ssh command line for `root@ip`.
 pub fn ssh_args(key: &Path, known_hosts: &Path, ip: &str, tty: bool) -> Vec<OsString> {
+    let mut a = ssh_options(key, known_hosts);
+    if tty {
+        a.push("-t".into());
+    }
+    a.push(format!("root@{ip}").into());
+    a
+}
+
+/// The options banger's ssh and scp share: our key only, the VM's own
+/// known_hosts, no user config, never a password prompt.
+pub fn ssh_options(key: &Path, known_hosts: &Path) -> Vec<OsString> {
     let mut a: Vec<OsString> = vec!["-F".into(), "/dev/null".into(), "-i".into(), key.into()];
     for opt in [
         "IdentitiesOnly=yes".to_string(),
@@ -26,10 +37,6 @@ pub fn ssh_args(key: &Path, known_hosts: &Path, ip: &str, tty: bool) -> Vec<OsSt
         a.push("-o".into());
         a.push(opt.into());
     }
-    if tty {
-        a.push("-t".into());
-    }
-    a.push(format!("root@{ip}").into());
     a
 }
 

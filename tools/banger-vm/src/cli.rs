@@ -79,6 +79,8 @@ EXAMPLES:
   banger vm create --name box && banger vm ssh box
   banger vm create --name web --nat --vcpus 4 --memory 4096 --disk 20G
   banger vm ssh box -- uname -r
+  banger vm cp ./app.tar.gz box:/root/ && banger vm cp -r box:/root/out ./out
+  banger vm ssh-config > ~/.ssh/banger.conf   # Include it; then: ssh box.vm
   banger vm list | jq -r 'select(.state == \"running\") | .name'
   banger vm show box | jq -r .ip
   banger vm stop box web; banger vm start box
@@ -130,6 +132,18 @@ pub enum Cmd {
         #[arg(last = true)]
         cmd: Vec<String>,
     },
+    /// Copy files between the host and a VM: one side is NAME:PATH (banger-ssh cp)
+    Cp {
+        /// Copy directories recursively
+        #[arg(short = 'r', long)]
+        recursive: bool,
+        /// What to copy: a local path, or NAME:PATH in a VM
+        src: String,
+        /// Where to: a local path, or NAME:PATH in a VM
+        dst: String,
+    },
+    /// Print ssh_config stanzas (Host NAME.vm) for all or the named VMs, for Include in ~/.ssh/config
+    SshConfig { names: Vec<String> },
     /// Ask the guest agent of each VM whether it is healthy (banger-health check)
     Health {
         #[arg(required = true)]

@@ -73,6 +73,12 @@ fn main() {
             }
             Cmd::Ssh { name, cmd } => view::ssh(&name, &cmd)?,
             Cmd::Health { names } => view::health(&names)?,
+            Cmd::Cp {
+                recursive,
+                src,
+                dst,
+            } => view::cp(recursive, &src, &dst)?,
+            Cmd::SshConfig { names } => view::ssh_config(&names)?,
             Cmd::Logs { name, follow } => view::logs(&name, follow)?,
         })
     })

@@ -75,6 +75,47 @@ pub fn ssh(name: &str, cmd: &[String]) -> Result<i32> {
     Err(Error::failed(format!("running banger-ssh: {e}")))
 }
 
+/// `banger-ssh cp`: its exit code and messages are ours.
+pub fn cp(recursive: bool, src: &str, dst: &str) -> Result<i32> {
+    let mut c = sibling::command("banger-ssh")?;
+    c.arg("cp");
+    if recursive {
+        c.arg("-r");
+    }
+    c.args(["--", src, dst]);
+    let e = c.exec();
+    Err(Error::failed(format!("running banger-ssh: {e}")))
+}
+
+/// `banger-ssh config` for the named VMs, or every VM that has an
+/// address (a lease), for `Include` in ~/.ssh/config.
+pub fn ssh_config(names: &[String]) -> Result<i32> {
+    let names: Vec<String> = if names.is_empty() {
+        record::names()?
+            .into_iter()
+            .filter(|n| {
+                record::load(n)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|r| r.ip.is_some())
+            })
+            .collect()
+    } else {
+        for n in names {
+            banger_lib::names::validate("VM", n)?;
+            record::load_existing(n)?;
+        }
+        names.to_vec()
+    };
+    if names.is_empty() {
+        return Ok(0);
+    }
+    let mut c = sibling::command("banger-ssh")?;
+    c.arg("config").args(&names);
+    let e = c.exec();
+    Err(Error::failed(format!("running banger-ssh: {e}")))
+}
+
 /// `banger-health check NAMES..`: its fan-out lines are ours.
 pub fn health(names: &[String]) -> Result<i32> {
     for n in names {

@@ -95,7 +95,8 @@ impl Guest {
             format!(
                 "ListenAddress {GUEST_IP}:22\nHostKey {0}/host\nAuthorizedKeysFile {0}/authorized_keys\n\
                  PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
-                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile {0}/sshd.pid\n",
+                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile {0}/sshd.pid\n\
+                 Subsystem sftp /usr/lib/openssh/sftp-server\n",
                 d.display()
             ),
         )
@@ -370,4 +371,89 @@ fn usage_errors_exit_2() {
         let out = env.cmd().args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
     }
+}
+
+#[test]
+fn cp_refuses_what_it_cannot_copy() {
+    let env = Env::new();
+    env.vm("box", "stopped", GUEST_IP);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    std::fs::write(&file, "x").unwrap();
+    let f = file.to_str().unwrap();
+    let d = dir.path().to_str().unwrap();
+    for (args, code, says) in [
+        (vec!["cp", f, "/tmp/elsewhere"], 2, "neither side"),
+        (
+            vec!["cp", "/nonexistent/src", "box:/root/"],
+            3,
+            "no such file",
+        ),
+        (vec!["cp", d, "box:/root/"], 2, "with -r"),
+        (vec!["cp", f, "ghost:/root/"], 3, "no VM named ghost"),
+        (vec!["cp", f, "box:/root/"], 5, "not running"),
+        (vec!["cp", "box:/a", "web:/b"], 2, "not two VMs"),
+    ] {
+        let out = env.cmd().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn live_root_cp_files_and_directories_both_ways() {
+    if !live("live_root_cp_files_and_directories_both_ways")
+        || !banger_testkit::require_tool("live_root_cp_files_and_directories_both_ways", "scp")
+    {
+        return;
+    }
+    let env = Env::new();
+    env.vm("box", "running", GUEST_IP);
+    let guest = Guest::start(&env);
+    let out = guest
+        .ssh(&env, &["wait", "box", "--timeout", "30"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // The "guest" is this host's sshd in a namespace: its paths are ours.
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(w.join("in.bin"), &data).unwrap();
+    std::fs::create_dir_all(w.join("tree/sub")).unwrap();
+    std::fs::write(w.join("tree/sub/a.txt"), "alpha\n").unwrap();
+    std::fs::write(w.join("tree/b.txt"), "beta\n").unwrap();
+    let p = |rel: &str| w.join(rel).to_str().unwrap().to_string();
+    let cp = |args: &[&str]| {
+        let out = guest
+            .ssh(&env, &[&["cp"][..], args].concat())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "cp {args:?}: {out:?}");
+    };
+    cp(&[&p("in.bin"), &format!("box:{}", p("copied.bin"))]);
+    cp(&[&format!("box:{}", p("copied.bin")), &p("back.bin")]);
+    assert_eq!(std::fs::read(w.join("back.bin")).unwrap(), data);
+    cp(&["-r", &p("tree"), &format!("box:{}", p("tree2"))]);
+    cp(&["-r", &format!("box:{}", p("tree2")), &p("tree3")]);
+    assert_eq!(
+        std::fs::read_to_string(w.join("tree3/sub/a.txt")).unwrap(),
+        "alpha\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.join("tree3/b.txt")).unwrap(),
+        "beta\n"
+    );
+    // A missing remote source: scp's own exit code and message.
+    let out = guest
+        .ssh(&env, &["cp", &format!("box:{}", p("nope")), &p("x")])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("No such file"),
+        "{out:?}"
+    );
+    assert!(!w.join("x").exists());
 }
