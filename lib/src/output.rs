@@ -36,6 +36,28 @@ pub fn print_list<T: Serialize>(items: &[T], columns: &[(&str, &str)], force_jso
     }
 }
 
+/// `print_list`, with `humanize` applied to each row of the table (sizes,
+/// times as people read them); JSON lines keep the exact values.
+pub fn print_list_human<T: Serialize>(
+    items: &[T],
+    columns: &[(&str, &str)],
+    force_json: bool,
+    humanize: impl Fn(&mut Value),
+) {
+    if !want_table(force_json) {
+        return print_list(items, columns, true);
+    }
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|i| {
+            let mut v = serde_json::to_value(i).expect("records always serialize");
+            humanize(&mut v);
+            v
+        })
+        .collect();
+    print!("{}", table(&rows, columns));
+}
+
 /// Render records as an aligned table, headers upper-cased, missing and
 /// null fields as `-`.
 pub fn table(rows: &[Value], columns: &[(&str, &str)]) -> String {
@@ -80,10 +102,61 @@ pub fn human_duration(secs: u64) -> String {
     }
 }
 
+/// A table cell's size, as `ls -h` prints it: `512B`, `4.0G`, `20M`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 || v >= 10.0 {
+        format!("{v:.0}{}", UNITS[u])
+    } else {
+        format!("{v:.1}{}", UNITS[u])
+    }
+}
+
+/// A table cell's time, relative to `now` (Unix seconds), as `podman ps`
+/// prints it: `just now`, `3 minutes ago`, `2 days ago`. A time that is not
+/// RFC 3339 is shown as it is.
+pub fn human_ago(rfc3339: &str, now: u64) -> String {
+    let Some(t) = crate::proc::parse_rfc3339(rfc3339) else {
+        return rfc3339.to_string();
+    };
+    let s = now.saturating_sub(t);
+    let (n, unit) = match s {
+        0..=9 => return "just now".into(),
+        10..=59 => (s, "second"),
+        60..=3599 => (s / 60, "minute"),
+        3600..=86_399 => (s / 3600, "hour"),
+        86_400..=2_591_999 => (s / 86_400, "day"),
+        2_592_000..=31_535_999 => (s / 2_592_000, "month"),
+        _ => (s / 31_536_000, "year"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn sizes_and_ages() {
+        assert_eq!(human_bytes(512), "512B");
+        assert_eq!(human_bytes(4 << 30), "4.0G");
+        assert_eq!(human_bytes(2147483648), "2.0G");
+        assert_eq!(human_bytes(20 << 20), "20M");
+        let t = "2026-01-01T00:00:00Z";
+        let base = crate::proc::parse_rfc3339(t).unwrap();
+        assert_eq!(human_ago(t, base + 3), "just now");
+        assert_eq!(human_ago(t, base + 180), "3 minutes ago");
+        assert_eq!(human_ago(t, base + 3600), "1 hour ago");
+        assert_eq!(human_ago(t, base + 2 * 86_400), "2 days ago");
+        assert_eq!(human_ago("whenever", base), "whenever");
+    }
 
     #[test]
     fn durations() {

@@ -11,7 +11,7 @@ mod record;
 mod register;
 mod remove;
 
-use banger_lib::output::{emit, print_list};
+use banger_lib::output::{emit, human_ago, human_bytes, print_list_human};
 use banger_lib::Error;
 use cli::{BundleSub, Cli, Sub};
 
@@ -35,7 +35,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let c = ctx()?;
             let (images, unreadable) = record::all()?;
             let rows: Vec<_> = images.into_iter().map(|i| c.show(i)).collect();
-            print_list(
+            let now = banger_lib::proc::now_unix();
+            print_list_human(
                 &rows,
                 &[
                     ("name", "name"),
@@ -47,6 +48,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     ("rootfs", "rootfs"),
                 ],
                 json,
+                |row| {
+                    if let Some(n) = row["size"].as_u64() {
+                        row["size"] = human_bytes(n).into();
+                    }
+                    if let Some(t) = row["created_at"].as_str() {
+                        row["created_at"] = human_ago(t, now).into();
+                    }
+                },
             );
             if let Some((name, e)) = unreadable.into_iter().next() {
                 return Err(Error::new(e.kind, format!("image {name}: {}", e.message))

@@ -2,7 +2,7 @@
 //! as banger_lib's types (the same the tools print), so a tool and the TUI
 //! cannot drift apart; these are the display forms.
 
-use banger_lib::output::human_duration;
+use banger_lib::output::{human_bytes, human_duration};
 pub use banger_lib::proc::parse_rfc3339;
 use banger_lib::records::{HealthLine, ImageLine, VmLine};
 
@@ -99,21 +99,6 @@ impl From<HealthLine> for Health {
             ok: l.ok,
             error: l.error,
         }
-    }
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 || v >= 10.0 {
-        format!("{v:.0}{}", UNITS[u])
-    } else {
-        format!("{v:.1}{}", UNITS[u])
     }
 }
 

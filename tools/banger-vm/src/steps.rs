@@ -46,6 +46,19 @@ impl Step {
         }
     }
 
+    /// What the progress line says while the step runs.
+    fn doing(self) -> &'static str {
+        match self {
+            Step::Disks => "making the disks",
+            Step::Tap => "leasing a TAP and an address",
+            Step::Nat => "turning NAT on",
+            Step::Vmm => "starting the VMM",
+            Step::Dns => "starting the .vm DNS server",
+            Step::Healthy => "waiting for the guest agent (the guest is booting)",
+            Step::Ssh => "waiting for sshd",
+        }
+    }
+
     fn timing_key(self) -> &'static str {
         match self {
             Step::Vmm => "vmm_start",
@@ -135,8 +148,9 @@ impl Run {
     /// made, newest first, and return the error naming the step.
     pub fn run(&mut self, steps: &[Step]) -> Result<()> {
         for &step in steps {
-            progress(&self.rec.name, step.name());
+            let ticker = Ticker::start(&self.rec.name, step.doing());
             let r = interrupt::check().and_then(|_| self.step(step));
+            drop(ticker);
             if let Err(e) = r {
                 if step.shows_console() {
                     show_console_tail(&self.rec.name);
@@ -332,6 +346,50 @@ impl Timings {
         self.map
             .insert("total".into(), json!((ms * 10.0).round() / 10.0));
         Value::Object(self.map)
+    }
+}
+
+/// A progress line on a terminal while a step runs: the step and its
+/// elapsed seconds, rewritten in place, cleared when the step ends.
+struct Ticker {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(vm: &str, doing: &str) -> Ticker {
+        if !std::io::stderr().is_terminal() {
+            return Ticker {
+                stop: None,
+                thread: None,
+            };
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let line = format!("{vm}: {doing}");
+        let thread = std::thread::spawn(move || {
+            let start = Instant::now();
+            loop {
+                eprint!("\r\x1b[K{line} ({}s)", start.elapsed().as_secs());
+                match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => break,
+                }
+            }
+            eprint!("\r\x1b[K");
+        });
+        Ticker {
+            stop: Some(tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 

@@ -4,7 +4,6 @@
 use crate::record::{self, State, VmLine};
 use banger_lib::wait::Backoff;
 use banger_lib::{output, sibling, Error, Result};
-use serde_json::Value;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::process::CommandExt;
 use std::time::Duration;
@@ -18,23 +17,10 @@ pub fn list(json: bool) -> Result<i32> {
             Err(e) => eprintln!("banger-vm: warning: {name}: {e}"),
         }
     }
-    if !output::want_table(json) {
-        for l in &lines {
-            output::emit(l);
-        }
-        return Ok(0);
-    }
-    // The table's own column: uptime as people read it.
-    let rows: Vec<Value> = lines
-        .iter()
-        .map(|l| {
-            let mut v = serde_json::to_value(l).expect("records serialize");
-            v["uptime"] = l.uptime_s.map(output::human_duration).into();
-            v
-        })
-        .collect();
-    output::print_list(
-        &rows,
+    // On a terminal: uptime and age as people read them.
+    let now = banger_lib::proc::now_unix();
+    output::print_list_human(
+        &lines,
         &[
             ("name", "name"),
             ("state", "state"),
@@ -43,8 +29,15 @@ pub fn list(json: bool) -> Result<i32> {
             ("nat", "nat"),
             ("image", "image"),
             ("uptime", "uptime"),
+            ("created_at", "created"),
         ],
         json,
+        |row| {
+            row["uptime"] = row["uptime_s"].as_u64().map(output::human_duration).into();
+            if let Some(t) = row["created_at"].as_str() {
+                row["created_at"] = output::human_ago(t, now).into();
+            }
+        },
     );
     Ok(0)
 }

@@ -368,3 +368,43 @@ fn list_fails_on_a_broken_config_or_an_unknown_schema() {
         "{err}"
     );
 }
+
+#[test]
+fn list_on_a_terminal_reads_like_ls_h() {
+    let t = "list_on_a_terminal_reads_like_ls_h";
+    if !ready(t) || !require_tool(t, "script") {
+        return;
+    }
+    let home = Home::new();
+    let rootfs = ext4(&home.path().join("r.ext4"));
+    ok_lines(
+        image(&home)
+            .args(["register", "--name", "mine", "--rootfs"])
+            .arg(&rootfs),
+    );
+    // util-linux's script gives the command a terminal for stdout.
+    let mut c = std::process::Command::new("script");
+    for (k, v) in home.envs() {
+        c.env(k, v);
+    }
+    let cmd = format!(
+        "{} list",
+        assert_cmd::cargo::cargo_bin("banger-image").display()
+    );
+    let out = c.args(["-qec", &cmd, "/dev/null"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("mine"))
+        .unwrap_or_default();
+    assert!(row.contains(" 4.0M "), "size humanized: {text}");
+    assert!(row.contains("just now"), "age relative: {text}");
+    assert!(
+        text.lines().next().unwrap_or_default().starts_with("NAME"),
+        "{text}"
+    );
+    // A pipe keeps the exact numbers.
+    let out = ok_lines(image(&home).arg("list"));
+    assert_eq!(out[0]["size"], 4 << 20);
+}
