@@ -65,9 +65,90 @@ pub fn poll<T>(timeout: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
     Backoff::DEFAULT.poll(timeout, f)
 }
 
+/// A stream whose reads all end by one deadline, however the peer drips
+/// its bytes: each read gets only the time left, and none starts after
+/// the deadline. For reading from guests (sshd's banner, QMP), which are
+/// hostile.
+pub struct ByDeadline<S> {
+    stream: S,
+    deadline: Instant,
+}
+
+/// A stream with a per-read timeout.
+pub trait ReadTimeout {
+    fn set_read_timeout(&self, d: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl ReadTimeout for std::net::TcpStream {
+    fn set_read_timeout(&self, d: Option<Duration>) -> std::io::Result<()> {
+        std::net::TcpStream::set_read_timeout(self, d)
+    }
+}
+
+impl ReadTimeout for std::os::unix::net::UnixStream {
+    fn set_read_timeout(&self, d: Option<Duration>) -> std::io::Result<()> {
+        std::os::unix::net::UnixStream::set_read_timeout(self, d)
+    }
+}
+
+impl<S> ByDeadline<S> {
+    pub fn new(stream: S, deadline: Instant) -> Self {
+        ByDeadline { stream, deadline }
+    }
+
+    /// Move the deadline (a new request on the same connection).
+    pub fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+    }
+
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+}
+
+impl<S: std::io::Read + ReadTimeout> std::io::Read for ByDeadline<S> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no complete answer in time",
+            ));
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dripping_peer_is_cut_off_at_the_deadline() {
+        use std::io::{BufRead, Write};
+        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        // One byte every 50 ms, never a newline.
+        std::thread::spawn(move || {
+            while a.write_all(b"x").is_ok() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = std::io::BufReader::new(ByDeadline::new(
+                b,
+                Instant::now() + Duration::from_millis(300),
+            ));
+            let mut line = String::new();
+            let _ = tx.send(r.read_line(&mut line).map(|_| line));
+        });
+        // Without the deadline this read_line never ends.
+        let got = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("read ended");
+        assert_eq!(got.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+    }
 
     #[test]
     fn returns_the_first_some() {

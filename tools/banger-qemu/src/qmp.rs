@@ -8,6 +8,10 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
+/// The longest QMP line read: replies banger asks for are a few hundred
+/// bytes; a runaway one must not grow without bound.
+const MAX_LINE: u64 = 1 << 20;
+
 pub struct Qmp {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
@@ -38,12 +42,16 @@ impl Qmp {
 
     fn read(&mut self) -> Result<Value> {
         let mut line = String::new();
-        let n = self
-            .reader
+        let n = std::io::Read::take(&mut self.reader, MAX_LINE)
             .read_line(&mut line)
             .map_err(|e| Error::failed(format!("reading from QMP: {e}")))?;
         if n == 0 {
             return Err(Error::failed("QMP closed the connection"));
+        }
+        if !line.ends_with('\n') && n as u64 == MAX_LINE {
+            return Err(Error::failed(format!(
+                "QMP sent a line over {MAX_LINE} bytes; not reading on"
+            )));
         }
         serde_json::from_str(&line)
             .map_err(|e| Error::failed(format!("QMP sent bad JSON ({e}): {}", line.trim())))
@@ -132,6 +140,21 @@ mod tests {
         assert_eq!(got[0]["execute"], "qmp_capabilities");
         assert_eq!(got[1]["execute"], "query-status");
         assert_eq!(got[2]["execute"], "stop");
+    }
+
+    #[test]
+    fn an_endless_line_is_cut_at_the_cap() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("qmp.sock");
+        let l = UnixListener::bind(&p).unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            // A greeting that never ends.
+            let chunk = vec![b'x'; 64 << 10];
+            while s.write_all(&chunk).is_ok() {}
+        });
+        let e = Qmp::connect(&p, Duration::from_secs(5)).err().unwrap();
+        assert!(e.message.contains("over 1048576 bytes"), "{}", e.message);
     }
 
     #[test]

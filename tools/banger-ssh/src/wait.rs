@@ -2,7 +2,7 @@
 //! which proves more than an open port (sshd answers only once it runs).
 
 use crate::target::Vm;
-use banger_lib::wait::Backoff;
+use banger_lib::wait::{Backoff, ByDeadline};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
@@ -14,13 +14,13 @@ const ATTEMPT: Duration = Duration::from_secs(3);
 /// was already listening).
 const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(250));
 
-/// The banner, or why not.
+/// The banner, or why not, within `timeout` all told: a guest that drips
+/// one byte at a time is cut off at the deadline, not per read.
 pub fn banner(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
+    let deadline = Instant::now() + timeout;
     let s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
-    s.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
     // RFC 4253: the server may send other lines before `SSH-`.
-    let mut r = BufReader::new(s).take(8192);
+    let mut r = BufReader::new(ByDeadline::new(s, deadline)).take(8192);
     let mut line = String::new();
     loop {
         line.clear();
