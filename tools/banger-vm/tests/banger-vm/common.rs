@@ -14,11 +14,15 @@ tool=$(basename "$0")
 S="$STANDIN"
 call="$tool $*"
 echo "$call" >> "$S/log"
-# The error line every banger tool prints with BANGER_ERRORS=json.
+T="$S/templates"
+# The error line every banger tool prints with BANGER_ERRORS=json, from
+# templates Fx::new makes out of banger_lib's ErrorLine.
 fail() { # CODE MESSAGE [HINT]
-  local kinds=(failed failed usage not_found prereq conflict)
-  local hint=""; [ -n "${3:-}" ] && hint=",\"hint\":\"$3\""
-  echo "{\"error\":\"$2\",\"kind\":\"${kinds[$1]}\",\"exit\":$1$hint}" >&2
+  if [ -n "${3:-}" ]; then
+    sed -e "s|__MSG__|$2|" -e "s|__HINT__|$3|" "$T/error-$1.json" >&2
+  else
+    sed -e "s|__MSG__|$2|" -e 's|,"hint":"__HINT__"||' "$T/error-$1.json" >&2
+  fi
   exit "$1"
 }
 if [ -n "$FAIL_AT" ] && [[ "$call" == "$FAIL_AT"* ]]; then
@@ -45,7 +49,9 @@ banger-net)
     exec 9>"$S/net.lock"; flock 9
     if [ ! -f "$f" ]; then
       n=10; while grep -qs "\"ip\":\"172.30.0.$n\"" "$S"/leases/*; do n=$((n+1)); done
-      echo "{\"vm\":\"$vm\",\"tap\":\"${STANDIN_TAP:-tap-$vm}\",\"ip\":\"172.30.0.$n\",\"prefix\":24,\"gateway\":\"172.30.0.1\",\"mac\":\"06:00:ac:1e:00:$n\",\"dns\":\"172.30.0.1\"}" > "$f"
+      sed -e "s|__VM__|$vm|" -e "s|__TAP__|${STANDIN_TAP:-tap-$vm}|" \
+          -e "s|172.30.0.199|172.30.0.$n|" -e "s|06:00:ac:1e:00:c7|06:00:ac:1e:00:$n|" \
+          "$T/tap.json" > "$f"
     fi
     cat "$f" ;;
   "tap release")
@@ -69,7 +75,8 @@ banger-qemu|banger-fc)
     mkdir -p "$XDG_STATE_HOME/banger/vms/$id"
     echo "standin console: $id booting" >> "$XDG_STATE_HOME/banger/vms/$id/console.log"
     vmm=qemu; [ "$tool" = banger-fc ] && vmm=firecracker
-    echo "{\"schema\":1,\"id\":\"$id\",\"vmm\":\"$vmm\",\"accel\":\"tcg\",\"pid\":$pid,\"pid_start_time\":$st,\"vsock_uds\":\"$XDG_RUNTIME_DIR/banger/$id/vsock.sock\",\"vmm_version\":\"standin\",\"started_at\":\"now\",\"vmm_log\":\"x\",\"console_log\":\"y\"}" ;;
+    sed -e "s|__ID__|$id|g" -e "s|__VMM__|$vmm|" -e "s|4294967001|$pid|" \
+        -e "s|18446744073709551001|$st|" -e "s|__RUN__|$XDG_RUNTIME_DIR|g" "$T/vmm.json" ;;
   stop)
     f="$S/vmm/$2.pid"
     [ -f "$f" ] || fail 3 "no VM $2"
@@ -77,7 +84,8 @@ banger-qemu|banger-fc)
     how=${STOP_HOW:-agent}; clean=true
     case " $* " in *" --kill "*) how=killed ;; esac
     [ "$how" = killed ] && clean=false
-    echo "{\"id\":\"$2\",\"stopped\":true,\"how\":\"$how\",\"clean\":$clean,\"synced\":${STOP_SYNCED:-false}}" ;;
+    sed -e "s|__ID__|$2|" -e "s|__HOW__|$how|" -e "s|\"clean\":true|\"clean\":$clean|" \
+        -e "s|\"synced\":true|\"synced\":${STOP_SYNCED:-false}|" "$T/stop.json" ;;
   *) exit 2 ;;
   esac ;;
 banger-health)
@@ -97,6 +105,66 @@ banger-ssh)
   esac ;;
 esac
 "#;
+
+/// The lines the stand-ins print, made from banger_lib's own types with
+/// placeholders the script fills in: they cannot drift from what the real
+/// tools print.
+fn write_templates(dir: &Path) {
+    use banger_lib::error::{ErrorLine, Kind};
+    use banger_lib::records::{StopLine, TapLine};
+    std::fs::create_dir_all(dir).unwrap();
+    let put = |name: &str, v: String| std::fs::write(dir.join(name), v + "\n").unwrap();
+    for kind in [
+        Kind::Failed,
+        Kind::Usage,
+        Kind::NotFound,
+        Kind::Prereq,
+        Kind::Conflict,
+    ] {
+        let line = ErrorLine::new(kind, "__MSG__", Some("__HINT__"));
+        put(
+            &format!("error-{}.json", kind.exit_code()),
+            serde_json::to_string(&line).unwrap(),
+        );
+    }
+    let tap = TapLine {
+        vm: "__VM__".into(),
+        tap: "__TAP__".into(),
+        ip: "172.30.0.199".parse().unwrap(),
+        prefix: 24,
+        gateway: "172.30.0.1".parse().unwrap(),
+        mac: "06:00:ac:1e:00:c7".into(),
+        dns: "172.30.0.1".parse().unwrap(),
+    };
+    put("tap.json", serde_json::to_string(&tap).unwrap());
+    let vmm = banger_lib::vmspec::VmmRecord {
+        schema: banger_lib::state::SCHEMA,
+        id: "__ID__".into(),
+        vmm: "__VMM__".into(),
+        accel: "tcg".into(),
+        pid: 4294967001,
+        pid_start_time: 18446744073709551001,
+        api_socket: None,
+        qmp_socket: None,
+        vsock_uds: Some("__RUN__/banger/__ID__/vsock.sock".into()),
+        agent: None,
+        helper_pid: None,
+        helper_pid_start_time: None,
+        vmm_version: "standin".into(),
+        started_at: "2026-01-01T00:00:00Z".into(),
+        vmm_log: "/nonexistent/vmm.log".into(),
+        console_log: "/nonexistent/console.log".into(),
+    };
+    put("vmm.json", serde_json::to_string(&vmm).unwrap());
+    let stop = StopLine {
+        id: "__ID__".into(),
+        stopped: true,
+        how: "__HOW__".into(),
+        clean: true,
+        synced: true,
+    };
+    put("stop.json", serde_json::to_string(&stop).unwrap());
+}
 
 pub struct Fx {
     pub home: Home,
@@ -119,6 +187,7 @@ impl Fx {
         std::fs::create_dir_all(&libexec).unwrap();
         std::fs::create_dir_all(&runtime).unwrap();
         std::fs::write(standin.join("log"), "").unwrap();
+        write_templates(&standin.join("templates"));
         for tool in [
             "banger-image",
             "banger-net",
