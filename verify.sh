@@ -140,8 +140,11 @@ inside() {
 
   step "ssh true"
   banger vm ssh "$name" -- true || fail "vm ssh true"
-  step "plain ssh with banger vm ssh-config: ssh -F <(banger vm ssh-config $name) $name.vm"
-  ssh -F <(banger vm ssh-config "$name") "$name.vm" true || fail "ssh through the ssh-config stanza"
+  # A file, not <(...): some hosts (CI containers) have no /dev/fd.
+  step "plain ssh with banger vm ssh-config: ssh -F FILE $name.vm"
+  banger vm ssh-config "$name" > /tmp/bv-sshcfg.$$ || fail "vm ssh-config"
+  ssh -F /tmp/bv-sshcfg.$$ "$name.vm" true || { rm -f /tmp/bv-sshcfg.$$; fail "ssh through the ssh-config stanza"; }
+  rm -f /tmp/bv-sshcfg.$$
   step "vm cp: a file and a directory, both ways, byte-identical"
   cpd=$(mktemp -d /tmp/bv-cp.XXXXXX)
   head -c 300000 /dev/urandom > "$cpd/blob"
