@@ -1,8 +1,8 @@
 //! Process identity: a pid plus its start time, so a recorded VMM process is
 //! never confused with an unrelated process that reused its pid.
 
-pub use nix::sys::signal::Signal;
 use nix::sys::prctl::set_pdeathsig;
+pub use nix::sys::signal::Signal;
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
 use nix::unistd::{sysconf, Pid, SysconfVar};
 use std::path::Path;
