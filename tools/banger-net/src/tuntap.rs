@@ -20,8 +20,8 @@ struct IfReq {
 }
 
 // The kernel declares both _IOW('T', N, int), though TUNSETIFF is handed a
-// pointer to a struct ifreq.
-nix::ioctl_write_ptr_bad!(
+// struct ifreq, and writes the device's name back into it.
+nix::ioctl_readwrite_bad!(
     tunsetiff,
     nix::request_code_write!(b'T', 202, std::mem::size_of::<std::ffi::c_int>()),
     IfReq
@@ -50,10 +50,11 @@ pub fn create(name: &str) -> banger_lib::Result<()> {
     };
     req.name[..name.len()].copy_from_slice(name.as_bytes());
     let fd = tun.as_raw_fd();
-    // SAFETY: fd is our open /dev/net/tun, and TUNSETIFF reads a struct
-    // ifreq (IFNAMSIZ name, then the flags) through the pointer: req is a
-    // live, #[repr(C)] struct of that layout and the full 40 bytes.
-    unsafe { tunsetiff(fd, &req) }.map_err(|e| errno("TUNSETIFF", name, e))?;
+    // SAFETY: fd is our open /dev/net/tun, and TUNSETIFF reads and writes
+    // back a struct ifreq (IFNAMSIZ name, then the flags) through the
+    // pointer: req is a live, exclusively borrowed #[repr(C)] struct of
+    // that layout and the full 40 bytes.
+    unsafe { tunsetiff(fd, &raw mut req) }.map_err(|e| errno("TUNSETIFF", name, e))?;
     // SAFETY: TUNSETPERSIST takes a plain integer (1: keep the device) on
     // the same open fd and touches no memory of ours.
     unsafe { tunsetpersist(fd, 1) }.map_err(|e| errno("TUNSETPERSIST", name, e))?;
