@@ -186,7 +186,7 @@ impl Nl {
             .map_err(|e| nl_err("listing routes", e))?;
         let mut out = Vec::new();
         for m in msgs {
-            let mut table = m.header.table as u32;
+            let mut table = u32::from(m.header.table);
             let mut dst = Ipv4Addr::UNSPECIFIED;
             let mut oif = None;
             for a in &m.attributes {
