@@ -56,8 +56,7 @@ pub struct Real;
 
 impl System for Real {
     fn sync(&self) {
-        // SAFETY: sync(2) takes no arguments and cannot fail.
-        unsafe { libc::sync() }
+        nix::unistd::sync();
     }
 
     fn under_systemd(&self) -> bool {
@@ -65,7 +64,10 @@ impl System for Real {
     }
 
     fn signal_init(&self, sig: c_int) -> io::Result<()> {
-        // SAFETY: kill(2) with plain integers.
+        // SAFETY: kill(2) takes only integers and reads or writes no memory
+        // of ours. Raw libc because systemd's signals are real-time ones,
+        // numbered for glibc, which neither nix's Signal nor rustix's safe
+        // constructors can name.
         if unsafe { libc::kill(1, sig) } == 0 {
             Ok(())
         } else {

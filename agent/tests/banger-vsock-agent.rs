@@ -26,7 +26,7 @@ fn get(sock: &std::path::Path, request: &[u8]) -> String {
 fn serves_healthz_on_a_unix_socket() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("agent.sock");
-    let _agent = Agent(
+    let agent = Agent(
         Command::new(env!("CARGO_BIN_EXE_banger-vsock-agent"))
             .arg("--unix")
             .arg(&sock)
@@ -39,6 +39,17 @@ fn serves_healthz_on_a_unix_socket() {
         assert!(Instant::now() < deadline, "agent never listened");
         std::thread::yield_now();
     }
+    // A client that goes away mid-response costs it an EPIPE, not its
+    // life: SIGPIPE is ignored (std does that before main).
+    let status = std::fs::read_to_string(format!("/proc/{}/status", agent.0.id())).unwrap();
+    let ignored = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .map(|m| u64::from_str_radix(m.trim(), 16).unwrap())
+        .unwrap();
+    const SIGPIPE: u32 = 13;
+    assert_ne!(ignored & (1 << (SIGPIPE - 1)), 0, "SigIgn: {ignored:x}");
+
     let resp = get(&sock, b"GET /healthz HTTP/1.1\r\nHost: agent\r\n\r\n");
     assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
     let body: serde_json::Value =

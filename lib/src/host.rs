@@ -89,11 +89,8 @@ pub fn cpu_virt_flag(cpuinfo: &str) -> Option<&'static str> {
 /// Whether this user may read and write `p` (access(2), which follows the
 /// real uid as a device node's permissions do).
 pub fn read_write(p: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    // SAFETY: access(2) only reads the NUL-terminated path.
-    unsafe { libc::access(c.as_ptr(), libc::R_OK | libc::W_OK) == 0 }
+    use nix::unistd::{access, AccessFlags};
+    access(p, AccessFlags::R_OK | AccessFlags::W_OK).is_ok()
 }
 
 /// The program an environment variable names (`BANGER_FIRECRACKER`,
@@ -207,26 +204,19 @@ fn meminfo_total_mib(meminfo: &str) -> Option<u64> {
 /// when this filesystem (or this pair of files) cannot share extents, so
 /// the caller copies instead; any other failure is an error.
 pub fn reflink(from: &std::fs::File, to: &std::fs::File) -> std::io::Result<bool> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: FICLONE takes the source fd as its argument and reads no
-    // memory of ours; both fds stay open for the duration of the call.
-    let rc = unsafe { libc::ioctl(to.as_raw_fd(), libc::FICLONE, from.as_raw_fd()) };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let err = std::io::Error::last_os_error();
-    if clone_unsupported(err.raw_os_error().unwrap_or(0)) {
-        Ok(false)
-    } else {
-        Err(err)
+    match rustix::fs::ioctl_ficlone(to, from) {
+        Ok(()) => Ok(true),
+        Err(e) if clone_unsupported(e) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// The errors FICLONE gives when the filesystem cannot share extents.
-fn clone_unsupported(errno: i32) -> bool {
+fn clone_unsupported(e: rustix::io::Errno) -> bool {
+    use rustix::io::Errno;
     matches!(
-        errno,
-        libc::EOPNOTSUPP | libc::EINVAL | libc::EXDEV | libc::ENOTTY | libc::ENOSYS
+        e,
+        Errno::OPNOTSUPP | Errno::INVAL | Errno::XDEV | Errno::NOTTY | Errno::NOSYS
     )
 }
 
@@ -260,6 +250,7 @@ pub fn reflink_supported(dir: &Path) -> std::io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::statfs::{statfs, FsType, BTRFS_SUPER_MAGIC, TMPFS_MAGIC, XFS_SUPER_MAGIC};
 
     #[test]
     fn memory_from_meminfo() {
@@ -312,44 +303,37 @@ mod tests {
         assert_eq!(pick_vmm_with("xen", || true).unwrap_err().exit_code(), 2);
     }
 
-    fn is_fs(dir: &Path, magic: i64) -> bool {
-        let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
-        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-        unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == magic }
+    fn is_fs(dir: &Path, fs: FsType) -> bool {
+        statfs(dir).is_ok_and(|st| st.filesystem_type() == fs)
     }
 
     #[test]
     fn reflink_probe_on_tmpfs_and_a_dir() {
-        const TMPFS: i64 = 0x0102_1994;
-        const BTRFS: i64 = 0x9123_683e;
-        const XFS: i64 = 0x5846_5342;
         let shm = Path::new("/dev/shm");
-        if shm.is_dir() && is_fs(shm, TMPFS) {
+        if shm.is_dir() && is_fs(shm, TMPFS_MAGIC) {
             let t = tempfile::tempdir_in(shm).unwrap();
             assert!(!reflink_supported(t.path()).unwrap());
             assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
         }
         let t = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
-        let expect = is_fs(t.path(), BTRFS) || is_fs(t.path(), XFS);
+        let expect = is_fs(t.path(), BTRFS_SUPER_MAGIC) || is_fs(t.path(), XFS_SUPER_MAGIC);
         assert_eq!(reflink_supported(t.path()).unwrap(), expect);
         // The probe leaves nothing behind.
         assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
         assert!(reflink_supported(&t.path().join("missing")).is_err());
-        assert!(clone_unsupported(libc::EOPNOTSUPP));
-        assert!(!clone_unsupported(libc::EACCES));
+        assert!(clone_unsupported(rustix::io::Errno::OPNOTSUPP));
+        assert!(!clone_unsupported(rustix::io::Errno::ACCESS));
     }
 
     #[test]
     fn reflink_clones_or_says_it_cannot() {
-        const BTRFS: i64 = 0x9123_683e;
-        const XFS: i64 = 0x5846_5342;
         let t = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
         let src_path = t.path().join("src");
         std::fs::write(&src_path, [7u8; 8192]).unwrap();
         let src = std::fs::File::open(&src_path).unwrap();
         let dst_path = t.path().join("dst");
         let dst = std::fs::File::create(&dst_path).unwrap();
-        let shares = is_fs(t.path(), BTRFS) || is_fs(t.path(), XFS);
+        let shares = is_fs(t.path(), BTRFS_SUPER_MAGIC) || is_fs(t.path(), XFS_SUPER_MAGIC);
         assert_eq!(reflink(&src, &dst).unwrap(), shares);
         if shares {
             assert_eq!(std::fs::read(&dst_path).unwrap(), [7u8; 8192]);

@@ -61,8 +61,7 @@ pub fn version(bin: &Path, what: &str) -> Result<String> {
 
 /// Whether this process runs as root (effective uid 0).
 pub fn is_root() -> bool {
-    // SAFETY: geteuid(2) takes no arguments and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    nix::unistd::geteuid().is_root()
 }
 
 /// Whether this process may change the host's network: root, or

@@ -1,6 +1,10 @@
 //! Process identity: a pid plus its start time, so a recorded VMM process is
 //! never confused with an unrelated process that reused its pid.
 
+use nix::sys::prctl::set_pdeathsig;
+pub use nix::sys::signal::Signal;
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+use nix::unistd::{sysconf, Pid, SysconfVar};
 use std::path::Path;
 
 /// The start time of `pid` in clock ticks since boot (field 22 of
@@ -32,26 +36,34 @@ pub fn wait_gone(pid: u32, start: u64, timeout: std::time::Duration) -> bool {
     crate::wait::poll(timeout, || (!is_alive(pid, start)).then_some(())).is_some()
 }
 
-/// Send `sig` (`libc::SIGTERM`...) if the process is still the recorded
-/// one, so a reused pid is never hit.
-pub fn signal(pid: u32, start: u64, sig: libc::c_int) {
+/// Send `sig` if the process is still the recorded one, so a reused pid is
+/// never hit.
+pub fn signal(pid: u32, start: u64, sig: Signal) {
     if is_alive(pid, start) {
-        // SAFETY: kill(2) takes plain integers and touches no memory.
-        unsafe {
-            libc::kill(pid as libc::pid_t, sig);
-        }
+        let _ = kill(pid, sig);
     }
+}
+
+/// kill(2) to the one process `pid`. A pid that does not fit a positive
+/// `pid_t` is refused rather than wrapped, since 0 and negative pids mean
+/// process groups, and -1 every process we may signal.
+pub fn kill(pid: u32, sig: Signal) -> std::io::Result<()> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or(std::io::ErrorKind::InvalidInput)?;
+    Ok(nix::sys::signal::kill(Pid::from_raw(pid), sig)?)
 }
 
 /// SIGTERM, wait 5 s, SIGKILL, wait 10 s. Returns "sigterm", "sigkill", or
 /// None when the process outlived SIGKILL.
 pub fn terminate(pid: u32, start: u64) -> Option<&'static str> {
     use std::time::Duration;
-    signal(pid, start, libc::SIGTERM);
+    signal(pid, start, Signal::SIGTERM);
     if wait_gone(pid, start, Duration::from_secs(5)) {
         return Some("sigterm");
     }
-    signal(pid, start, libc::SIGKILL);
+    signal(pid, start, Signal::SIGKILL);
     wait_gone(pid, start, Duration::from_secs(10)).then_some("sigkill")
 }
 
@@ -60,13 +72,15 @@ pub fn terminate(pid: u32, start: u64) -> Option<&'static str> {
 /// nothing its caller inherited (a script's lock fd, a CI runner's pipe
 /// that someone waits to see closed). Async-signal-safe: only syscalls.
 pub fn cloexec_inherited() -> std::io::Result<()> {
-    // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only changes
-    // descriptor flags; it reads and writes no memory of ours.
+    use libc::{c_int, c_uint};
+    // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only sets flags on
+    // our own descriptor table and reads or writes no memory of ours. Raw
+    // libc because neither nix nor rustix wraps close_range.
     let r = unsafe {
         libc::syscall(
             libc::SYS_close_range,
-            3 as libc::c_uint,
-            libc::c_uint::MAX,
+            3 as c_uint,
+            c_uint::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
@@ -74,15 +88,21 @@ pub fn cloexec_inherited() -> std::io::Result<()> {
         return Ok(());
     }
     // Kernels before 5.11: one descriptor at a time, up to the limit.
-    // SAFETY: sysconf and fcntl take plain integers.
-    let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) }.clamp(1024, 1 << 16) as libc::c_int;
+    let max = sysconf(SysconfVar::OPEN_MAX)
+        .ok()
+        .flatten()
+        .unwrap_or(1024)
+        .clamp(1024, 1 << 16) as c_int;
     for fd in 3..max {
-        // SAFETY: as above; a closed fd just fails with EBADF.
-        unsafe {
-            let flags = libc::fcntl(fd, libc::F_GETFD);
-            if flags >= 0 {
-                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
-            }
+        // SAFETY: F_GETFD on a descriptor number reads only the kernel's
+        // flags for it, and fails with EBADF when it is not open. Raw libc
+        // because nix's fcntl takes a BorrowedFd, which may only be made
+        // for a descriptor known to be open, and here most are not.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if flags >= 0 {
+            // SAFETY: as above; F_SETFD changes only that descriptor's
+            // close-on-exec flag.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) };
         }
     }
     Ok(())
@@ -96,10 +116,8 @@ pub fn cloexec_inherited() -> std::io::Result<()> {
 /// handed to init or a subreaper and exit at once).
 pub fn die_with_parent() {
     let parent = std::os::unix::process::parent_id();
-    // SAFETY: prctl(PR_SET_PDEATHSIG) takes integers and touches no memory.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-    }
+    // Only an invalid signal makes it fail.
+    let _ = set_pdeathsig(Signal::SIGKILL);
     if std::os::unix::process::parent_id() != parent {
         std::process::exit(1);
     }
@@ -108,11 +126,76 @@ pub fn die_with_parent() {
 /// In a child between fork and exec (`pre_exec`): the same, for a process
 /// this one starts. Async-signal-safe.
 pub fn pre_exec_die_with_parent() -> std::io::Result<()> {
-    // SAFETY: prctl(PR_SET_PDEATHSIG) takes integers and touches no memory.
-    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
-        return Err(std::io::Error::last_os_error());
+    Ok(set_pdeathsig(Signal::SIGKILL)?)
+}
+
+/// SIGINT and SIGQUIT ignored while a child owns the terminal (an ssh
+/// session): the terminal's ^C and ^\ are the child's, and this
+/// process only waits for it. Dropping it puts back the actions there were.
+pub struct InterruptsIgnored {
+    old: [Option<SigAction>; 2],
+}
+
+const INTERRUPTS: [Signal; 2] = [Signal::SIGINT, Signal::SIGQUIT];
+
+impl InterruptsIgnored {
+    pub fn new() -> Self {
+        InterruptsIgnored {
+            old: INTERRUPTS.map(|sig| set_action(sig, SigHandler::SigIgn).ok()),
+        }
+    }
+}
+
+impl Default for InterruptsIgnored {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for InterruptsIgnored {
+    fn drop(&mut self) {
+        for (sig, old) in INTERRUPTS.iter().zip(&self.old) {
+            if let Some(old) = old {
+                // SAFETY: this puts back the very action sigaction(2)
+                // returned for this signal, so only a handler that was
+                // installed (and could run) before can run again.
+                let _ = unsafe { sigaction(*sig, old) };
+            }
+        }
+    }
+}
+
+/// In a child between fork and exec (`pre_exec`): SIGINT and SIGQUIT back
+/// to their default actions, which the program would otherwise inherit
+/// ignored from `InterruptsIgnored`. Async-signal-safe.
+pub fn pre_exec_default_interrupts() -> std::io::Result<()> {
+    for sig in INTERRUPTS {
+        set_action(sig, SigHandler::SigDfl)?;
     }
     Ok(())
+}
+
+/// Ignore `sig` from now on (a test stand-in that must outlive SIGTERM).
+pub fn ignore_signal(sig: Signal) -> std::io::Result<()> {
+    set_action(sig, SigHandler::SigIgn).map(drop)
+}
+
+/// Give `sig` its default action back. Async-signal-safe.
+pub fn default_signal(sig: Signal) -> std::io::Result<()> {
+    set_action(sig, SigHandler::SigDfl).map(drop)
+}
+
+/// Set `sig` to SIG_IGN or SIG_DFL; returns the action it had. Private so
+/// that no caller can pass a handler of its own.
+fn set_action(sig: Signal, how: SigHandler) -> std::io::Result<SigAction> {
+    debug_assert!(matches!(how, SigHandler::SigIgn | SigHandler::SigDfl));
+    let action = SigAction::new(how, SaFlags::empty(), SigSet::empty());
+    // SAFETY: SIG_IGN and SIG_DFL run no code of ours when the signal
+    // comes, so nothing of ours runs in signal context; the old action is
+    // only handed back to sigaction (see `InterruptsIgnored::drop`), never
+    // called. sigaction(2) is async-signal-safe and nix allocates nothing
+    // here, so this may also run between fork and exec.
+    Ok(unsafe { sigaction(sig, &action) }?)
 }
 
 /// Seconds since `pid` started, from /proc.
@@ -120,8 +203,9 @@ pub fn uptime_s(pid: u32) -> Option<u64> {
     let start_ticks = start_time(pid)?;
     let up = std::fs::read_to_string("/proc/uptime").ok()?;
     let up: f64 = up.split_whitespace().next()?.parse().ok()?;
-    // SAFETY: sysconf takes an integer and touches no memory.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    // USER_HZ: 100 on every Linux we run on.
+    let hz = sysconf(SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100);
+    let hz = hz.max(1) as f64;
     Some((up - start_ticks as f64 / hz).max(0.0) as u64)
 }
 
@@ -210,13 +294,67 @@ mod tests {
         let pid = child.id();
         let st = start_time(pid).unwrap();
         // A wrong start time stands for another process on the same pid.
-        signal(pid, st + 1, libc::SIGKILL);
+        signal(pid, st + 1, Signal::SIGKILL);
         assert!(is_alive(pid, st));
         assert!(!wait_gone(pid, st, std::time::Duration::ZERO));
         // The zombie counts as gone, so terminate returns before the reap.
         assert_eq!(terminate(pid, st), Some("sigterm"));
         child.wait().unwrap();
         assert_eq!(terminate(pid, st), Some("sigterm"), "gone stays gone");
+    }
+
+    #[test]
+    fn kill_refuses_pids_that_mean_groups() {
+        // 0 is our own group; past i32::MAX a pid_t turns negative: a
+        // group, or with -1 every process we may signal.
+        for pid in [0, 1 << 31, u32::MAX] {
+            let e = kill(pid, Signal::SIGKILL).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{pid}");
+        }
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        kill(child.id(), Signal::SIGKILL).unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(child.wait().unwrap().signal(), Some(9));
+    }
+
+    /// SIGINT and SIGQUIT in a SigIgn mask of /proc/PID/status.
+    fn interrupts_ignored(status: &str) -> [bool; 2] {
+        let mask = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .map(|m| u64::from_str_radix(m.trim(), 16).unwrap())
+            .unwrap();
+        INTERRUPTS.map(|sig| mask & (1 << (sig as i32 - 1)) != 0)
+    }
+
+    fn status_of(cmd: &mut std::process::Command) -> String {
+        let out = cmd.args(["SigIgn", "/proc/self/status"]).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn interrupts_ignored_while_held_and_default_for_a_child_that_asks() {
+        use std::os::unix::process::CommandExt;
+        let own = || std::fs::read_to_string("/proc/self/status").unwrap();
+        // Whatever the runner gave us (a background job has them ignored).
+        let before = interrupts_ignored(&own());
+        let held = InterruptsIgnored::new();
+        assert_eq!(interrupts_ignored(&own()), [true, true]);
+        // A child inherits the ignoring, unless it resets it before exec.
+        let inherits = status_of(&mut std::process::Command::new("grep"));
+        assert_eq!(interrupts_ignored(&inherits), [true, true]);
+        let mut cmd = std::process::Command::new("grep");
+        // SAFETY: the closure only calls sigaction(2), which is
+        // async-signal-safe and allocates nothing.
+        unsafe {
+            cmd.pre_exec(pre_exec_default_interrupts);
+        }
+        assert_eq!(interrupts_ignored(&status_of(&mut cmd)), [false, false]);
+        drop(held);
+        assert_eq!(interrupts_ignored(&own()), before, "put back on drop");
     }
 
     #[test]

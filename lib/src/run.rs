@@ -5,10 +5,9 @@
 /// errors (exit 2) before the body runs.
 pub fn main(tool: &str, body: impl FnOnce() -> anyhow::Result<i32>) -> ! {
     // A closed pipe (`banger-image list | head -1`) is not an error worth a
-    // panic: restore the default SIGPIPE so we just end quietly.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // panic: restore the default SIGPIPE (std ignores it) so we just end
+    // quietly.
+    let _ = crate::proc::default_signal(crate::proc::Signal::SIGPIPE);
     let code = match body() {
         Ok(code) => code,
         Err(err) => {

@@ -91,9 +91,7 @@ impl Default for NetNs {
 impl Drop for NetNs {
     fn drop(&mut self) {
         for pid in self.pids() {
-            unsafe {
-                libc::kill(pid as i32, libc::SIGKILL);
-            }
+            let _ = banger_lib::proc::kill(pid, banger_lib::proc::Signal::SIGKILL);
         }
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])

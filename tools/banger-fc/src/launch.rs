@@ -91,13 +91,11 @@ impl Launch {
             .stdout(out)
             .stderr(err);
         // Its own session: no terminal signals, and it outlives us.
+        // SAFETY: the closure runs between fork and exec, where only
+        // async-signal-safe calls are sound; setsid(2) is one, and nix's
+        // wrapper allocates nothing.
         unsafe {
-            cmd.pre_exec(|| {
-                if libc::setsid() < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+            cmd.pre_exec(|| Ok(nix::unistd::setsid().map(drop)?));
         }
         let mut launch = Launch {
             id: spec.id.clone(),

@@ -4,6 +4,7 @@
 
 use crate::netstate::NetState;
 use banger_lib::{Error, Result};
+use nix::errno::Errno;
 use simple_dns::{
     rdata::{RData, A},
     Packet, PacketFlag, ResourceRecord, CLASS, QTYPE, RCODE, TYPE,
@@ -260,13 +261,13 @@ pub fn serve(listen: SocketAddr, forward: bool, pid_file: Option<&Path>) -> Resu
 
 fn bind_error(listen: SocketAddr, e: std::io::Error) -> Error {
     let msg = format!("cannot listen on {listen}: {e}");
-    match e.raw_os_error() {
-        Some(libc::EADDRINUSE) => Error::conflict(msg).with_hint(
+    match e.raw_os_error().map(Errno::from_raw) {
+        Some(Errno::EADDRINUSE) => Error::conflict(msg).with_hint(
             "another DNS server uses that port; stop it, or set `dns_port` in config.json / pass --listen",
         ),
-        Some(libc::EADDRNOTAVAIL) => Error::prereq(msg)
+        Some(Errno::EADDRNOTAVAIL) => Error::prereq(msg)
             .with_hint("the bridge address is not configured: run `banger-net setup`"),
-        Some(libc::EACCES) | Some(libc::EPERM) => {
+        Some(Errno::EACCES | Errno::EPERM) => {
             Error::prereq(msg).with_hint("ports below 1024 need root (or CAP_NET_BIND_SERVICE)")
         }
         _ => Error::failed(msg),

@@ -118,11 +118,12 @@ pub fn ensure(cfg: &NetCfg, listen: Option<SocketAddr>, forward: bool) -> Result
     // Its own session: the server outlives this command and its terminal,
     // and keeps none of the descriptors this command inherited.
     use std::os::unix::process::CommandExt;
-    // SAFETY: the closure only makes syscalls (setsid, close_range/fcntl),
-    // which is what may run between fork and exec.
+    // SAFETY: the closure runs between fork and exec, where only
+    // async-signal-safe calls are sound: it makes syscalls (setsid,
+    // close_range or fcntl) and allocates nothing.
     unsafe {
         cmd.pre_exec(|| {
-            libc::setsid();
+            nix::unistd::setsid()?;
             banger_lib::proc::cloexec_inherited()
         });
     }

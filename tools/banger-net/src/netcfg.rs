@@ -100,7 +100,7 @@ pub fn mask(prefix: u8) -> u32 {
     if prefix == 0 {
         0
     } else {
-        u32::MAX << (32 - prefix as u32)
+        u32::MAX << (32 - u32::from(prefix))
     }
 }
 

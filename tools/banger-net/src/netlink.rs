@@ -4,6 +4,7 @@
 
 use banger_lib::Error;
 use futures_util::TryStreamExt;
+use nix::errno::Errno;
 use rtnetlink::packet_route::{
     address::AddressAttribute,
     link::{LinkAttribute, LinkMessage},
@@ -32,17 +33,21 @@ pub struct Route {
     pub oif: Option<u32>,
 }
 
+/// The errno of a netlink error (the kernel sends it negated).
+fn errno(m: &rtnetlink::packet_core::ErrorMessage) -> Errno {
+    Errno::from_raw(-m.raw_code())
+}
+
 /// A netlink failure with the exit code its errno deserves.
 fn nl_err(what: &str, e: rtnetlink::Error) -> Error {
     if let rtnetlink::Error::NetlinkError(m) = &e {
-        let errno = -m.raw_code();
         let kind_msg = format!("{what}: {}", m.to_io());
-        return match errno {
-            libc::EPERM | libc::EACCES => {
+        return match errno(m) {
+            Errno::EPERM | Errno::EACCES => {
                 Error::prereq(kind_msg).with_hint("run it as root (or with CAP_NET_ADMIN)")
             }
-            libc::EEXIST | libc::EBUSY => Error::conflict(kind_msg),
-            libc::ENODEV | libc::ENOENT => Error::not_found(kind_msg),
+            Errno::EEXIST | Errno::EBUSY => Error::conflict(kind_msg),
+            Errno::ENODEV | Errno::ENOENT => Error::not_found(kind_msg),
             _ => Error::failed(kind_msg),
         };
     }
@@ -84,7 +89,7 @@ impl Nl {
         match r {
             Ok(v) => Ok(v.into_iter().next().map(to_link)),
             Err(rtnetlink::Error::NetlinkError(m))
-                if -m.raw_code() == libc::ENODEV || -m.raw_code() == libc::ENOENT =>
+                if matches!(errno(&m), Errno::ENODEV | Errno::ENOENT) =>
             {
                 Ok(None)
             }
@@ -181,7 +186,7 @@ impl Nl {
             .map_err(|e| nl_err("listing routes", e))?;
         let mut out = Vec::new();
         for m in msgs {
-            let mut table = m.header.table as u32;
+            let mut table = u32::from(m.header.table);
             let mut dst = Ipv4Addr::UNSPECIFIED;
             let mut oif = None;
             for a in &m.attributes {

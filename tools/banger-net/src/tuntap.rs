@@ -19,7 +19,13 @@ struct IfReq {
     _pad: [u8; 22],
 }
 
-nix::ioctl_write_int!(tunsetiff, b'T', 202);
+// The kernel declares both _IOW('T', N, int), though TUNSETIFF is handed a
+// struct ifreq, and writes the device's name back into it.
+nix::ioctl_readwrite_bad!(
+    tunsetiff,
+    nix::request_code_write!(b'T', 202, std::mem::size_of::<std::ffi::c_int>()),
+    IfReq
+);
 nix::ioctl_write_int!(tunsetpersist, b'T', 203);
 
 /// Create the persistent TAP `name` (not yet up, not on a bridge).
@@ -44,10 +50,13 @@ pub fn create(name: &str) -> banger_lib::Result<()> {
     };
     req.name[..name.len()].copy_from_slice(name.as_bytes());
     let fd = tun.as_raw_fd();
-    // SAFETY: fd is an open /dev/net/tun; req is a valid ifreq that lives
-    // across both calls.
-    unsafe { tunsetiff(fd, &mut req as *mut IfReq as u64) }
-        .map_err(|e| errno("TUNSETIFF", name, e))?;
+    // SAFETY: fd is our open /dev/net/tun, and TUNSETIFF reads and writes
+    // back a struct ifreq (IFNAMSIZ name, then the flags) through the
+    // pointer: req is a live, exclusively borrowed #[repr(C)] struct of
+    // that layout and the full 40 bytes.
+    unsafe { tunsetiff(fd, &raw mut req) }.map_err(|e| errno("TUNSETIFF", name, e))?;
+    // SAFETY: TUNSETPERSIST takes a plain integer (1: keep the device) on
+    // the same open fd and touches no memory of ours.
     unsafe { tunsetpersist(fd, 1) }.map_err(|e| errno("TUNSETPERSIST", name, e))?;
     Ok(())
 }

@@ -173,8 +173,11 @@ pub fn start(text: &str) -> Result<VmmRecord> {
             .stdout(log.try_clone().map_err(|e| io("duplicating the log", e))?)
             .stderr(log.try_clone().map_err(|e| io("duplicating the log", e))?);
         // Its own session: not killed with the caller's terminal.
+        // SAFETY: the closure runs between fork and exec, where only
+        // async-signal-safe calls are sound; setsid(2) is one, and nix's
+        // wrapper allocates nothing.
         unsafe {
-            cmd.pre_exec(|| nix::unistd::setsid().map(drop).map_err(Into::into));
+            cmd.pre_exec(|| Ok(nix::unistd::setsid().map(drop)?));
         }
         let child = cmd
             .spawn()

@@ -65,7 +65,7 @@ pub fn run_command(vm: &Vm, cmd: &[String]) -> Result<i32> {
 pub fn interactive(vm: &Vm) -> Result<i32> {
     let mut c = ssh_command(vm, false)?;
     // The terminal's ^C belongs to the remote shell; we only wait.
-    let _guard = IgnoreInterrupts::new();
+    let _guard = banger_lib::proc::InterruptsIgnored::new();
     let status = c
         .status()
         .map_err(|e| Error::failed(format!("running ssh: {e}")))?;
@@ -87,32 +87,6 @@ fn still_running(name: &str) -> bool {
     sibling::run_typed::<HealthLine>("banger-health", &["check", name, "--timeout", "2"], None)
         .map(|lines| lines.iter().all(|l| l.ok) && !lines.is_empty())
         .unwrap_or(false)
-}
-
-struct IgnoreInterrupts {
-    old: [libc::sighandler_t; 2],
-}
-
-impl IgnoreInterrupts {
-    fn new() -> Self {
-        unsafe {
-            IgnoreInterrupts {
-                old: [
-                    libc::signal(libc::SIGINT, libc::SIG_IGN),
-                    libc::signal(libc::SIGQUIT, libc::SIG_IGN),
-                ],
-            }
-        }
-    }
-}
-
-impl Drop for IgnoreInterrupts {
-    fn drop(&mut self) {
-        unsafe {
-            libc::signal(libc::SIGINT, self.old[0]);
-            libc::signal(libc::SIGQUIT, self.old[1]);
-        }
-    }
 }
 
 #[cfg(test)]

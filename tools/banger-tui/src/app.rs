@@ -149,8 +149,8 @@ impl App {
 
     fn move_cursor(&mut self, delta: isize) {
         let Some(i) = self.cursor() else { return };
-        let last = self.vms.len() as isize - 1;
-        let j = (i as isize + delta).clamp(0, last) as usize;
+        let last = self.vms.len().saturating_sub(1);
+        let j = i.saturating_add_signed(delta).min(last);
         self.selected = Some(self.vms[j].name.clone());
     }
 

@@ -3,7 +3,7 @@
 
 use crate::app::{self, App, Msg, Task};
 use crate::backend::Backend;
-use banger_lib::Error;
+use banger_lib::{proc, Error};
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
 use ratatui::crossterm::{execute, terminal};
 use ratatui::DefaultTerminal;
@@ -137,12 +137,15 @@ fn ssh(term: &mut DefaultTerminal, backend: &dyn Backend, name: String) -> Msg {
     eprintln!("banger-tui: ssh {name}; the UI comes back when the session ends");
     // Ctrl-C before ssh owns the terminal must reach ssh, not end the UI:
     // ignore it here, and give the child the default back.
-    let _ = ignore_interrupts(true);
+    let ignored = proc::InterruptsIgnored::new();
+    // SAFETY: the closure runs between fork and exec, where only
+    // async-signal-safe calls are sound; it only calls sigaction(2) and
+    // allocates nothing.
     unsafe {
-        cmd.pre_exec(|| ignore_interrupts(false));
+        cmd.pre_exec(proc::pre_exec_default_interrupts);
     }
     let status = cmd.status();
-    let _ = ignore_interrupts(false);
+    drop(ignored);
     let _ = terminal::enable_raw_mode();
     let _ = execute!(std::io::stdout(), terminal::EnterAlternateScreen);
     let _ = term.clear();
@@ -150,16 +153,4 @@ fn ssh(term: &mut DefaultTerminal, backend: &dyn Backend, name: String) -> Msg {
         .map(|s| s.code().unwrap_or(1))
         .map_err(|e| Error::failed(format!("running banger-vm ssh {name}: {e}")));
     Msg::SshDone(name, result)
-}
-
-/// SIGINT and SIGQUIT ignored (true) or back to the default.
-fn ignore_interrupts(ignore: bool) -> std::io::Result<()> {
-    let how = if ignore { libc::SIG_IGN } else { libc::SIG_DFL };
-    for sig in [libc::SIGINT, libc::SIGQUIT] {
-        // signal() is async-signal-safe, so this is fine in pre_exec too.
-        if unsafe { libc::signal(sig, how) } == libc::SIG_ERR {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }

@@ -4,9 +4,10 @@
 
 use banger_lib::records::{Disks, ImageLine};
 use banger_lib::{error::io, hosttools, Error, Result};
+use nix::errno::Errno;
+use nix::unistd::Whence;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::io::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -36,8 +37,8 @@ pub enum Method {
 
 /// Copy `src` to a new file `dst` (which must not exist).
 pub fn copy(src: &Path, dst: &Path) -> Result<Method> {
-    let mut from = File::open(src).map_err(|e| io(format!("opening {}", src.display()), e))?;
-    let mut to = OpenOptions::new()
+    let from = File::open(src).map_err(|e| io(format!("opening {}", src.display()), e))?;
+    let to = OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(dst)
@@ -48,7 +49,7 @@ pub fn copy(src: &Path, dst: &Path) -> Result<Method> {
         if matches!(banger_lib::host::reflink(&from, &to), Ok(true)) {
             return Ok(Method::Reflink);
         }
-        sparse_copy(&mut from, &mut to)?;
+        sparse_copy(&from, &to)?;
         to.sync_all()?;
         Ok(Method::Sparse)
     })();
@@ -62,47 +63,42 @@ pub fn copy(src: &Path, dst: &Path) -> Result<Method> {
     })
 }
 
-fn sparse_copy(from: &mut File, to: &mut File) -> std::io::Result<()> {
+fn sparse_copy(from: &File, to: &File) -> std::io::Result<()> {
     let len = from.metadata()?.len();
     to.set_len(len)?;
     let mut buf = vec![0u8; 1 << 20];
     let mut pos: u64 = 0;
     while pos < len {
-        let data = match seek(from, pos, libc::SEEK_DATA) {
+        let data = match seek(from, pos, Whence::SeekData) {
             Ok(d) => d,
             // ENXIO: no data after pos, the rest is a hole.
-            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => break,
+            Err(Errno::ENXIO) => break,
             // A filesystem without SEEK_DATA: copy everything from here.
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => pos,
-            Err(e) => return Err(e),
+            Err(Errno::EINVAL) => pos,
+            Err(e) => return Err(e.into()),
         };
-        let hole = seek(from, data, libc::SEEK_HOLE).unwrap_or(len).min(len);
-        from.seek(SeekFrom::Start(data))?;
-        to.seek(SeekFrom::Start(data))?;
-        let mut left = hole - data;
-        while left > 0 {
-            let n = (left as usize).min(buf.len());
-            from.read_exact(&mut buf[..n])?;
+        let hole = seek(from, data, Whence::SeekHole).unwrap_or(len).min(len);
+        let mut at = data;
+        while at < hole {
+            let n = usize::try_from(hole - at).map_or(buf.len(), |left| left.min(buf.len()));
+            let chunk = &mut buf[..n];
+            from.read_exact_at(chunk, at)?;
             // Zero blocks inside a data extent stay holes in the copy.
-            if buf[..n].iter().all(|b| *b == 0) {
-                to.seek(SeekFrom::Current(n as i64))?;
-            } else {
-                to.write_all(&buf[..n])?;
+            if chunk.iter().any(|b| *b != 0) {
+                to.write_all_at(chunk, at)?;
             }
-            left -= n as u64;
+            at += n as u64;
         }
         pos = hole;
     }
     Ok(())
 }
 
-fn seek(f: &File, offset: u64, whence: libc::c_int) -> std::io::Result<u64> {
-    let r = unsafe { libc::lseek(f.as_raw_fd(), offset as libc::off_t, whence) };
-    if r < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(r as u64)
-    }
+/// lseek(2) with SEEK_DATA or SEEK_HOLE, which std's Seek cannot ask for.
+fn seek(f: &File, offset: u64, whence: Whence) -> nix::Result<u64> {
+    let offset = i64::try_from(offset).map_err(|_| Errno::EOVERFLOW)?;
+    let at = nix::unistd::lseek(f, offset, whence)?;
+    u64::try_from(at).map_err(|_| Errno::EOVERFLOW)
 }
 
 /// Grow an ext4 image file to `size` bytes and its filesystem with it.
@@ -251,7 +247,7 @@ fn human(n: u64) -> String {
 
 /// EFBIG from the host filesystem is the size's fault: exit 2, not 1.
 fn too_big(path: &Path, e: std::io::Error) -> Error {
-    if e.raw_os_error() == Some(libc::EFBIG) {
+    if e.raw_os_error() == Some(Errno::EFBIG as i32) {
         return Error::usage(format!(
             "bad size: {} cannot hold a file that big",
             path.parent().unwrap_or(path).display()
@@ -297,12 +293,14 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let src = t.path().join("src");
         {
-            let mut f = File::create(&src).unwrap();
+            let f = File::create(&src).unwrap();
             f.set_len(64 << 20).unwrap();
-            f.seek(SeekFrom::Start(4096)).unwrap();
-            f.write_all(b"hello").unwrap();
-            f.seek(SeekFrom::Start(40 << 20)).unwrap();
-            f.write_all(&[7u8; 10000]).unwrap();
+            f.write_all_at(b"hello", 4096).unwrap();
+            // Written zeros are a data extent, but need no blocks in a copy.
+            f.write_all_at(&[0u8; 1 << 20], 20 << 20).unwrap();
+            f.write_all_at(&[7u8; 10000], 40 << 20).unwrap();
+            // Data up to the end: no hole after the last extent.
+            f.write_all_at(b"end", (64 << 20) - 3).unwrap();
         }
         let dst = t.path().join("dst");
         copy(&src, &dst).unwrap();

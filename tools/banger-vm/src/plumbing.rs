@@ -8,6 +8,8 @@ use crate::interrupt;
 use banger_lib::records::{ImageLine, TapLine};
 use banger_lib::vmspec::{VmSpec, VmmRecord};
 use banger_lib::{sibling, Error, Result};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::io::Read;
@@ -29,13 +31,16 @@ pub fn call(
         // A wait serves this command alone: if banger-vm is killed outright
         // (SIGKILL, OOM), the wait must not poll on. Tools that make
         // something are left to finish it, so a kill never cuts one short.
-        // SAFETY: the closure only calls prctl(2), allowed before exec.
+        // SAFETY: the closure runs between fork and exec, where only
+        // async-signal-safe calls are sound; it makes one prctl(2) call
+        // and allocates nothing.
         unsafe {
             cmd.pre_exec(banger_lib::proc::pre_exec_die_with_parent);
         }
     }
     let mut child = sibling::spawn(&mut cmd, tool, stdin)?;
-    let pid = child.id() as i32;
+    // It leads its own group (process_group(0)), so its pid names the group.
+    let group = i32::try_from(child.id()).ok().map(Pid::from_raw);
     let mut out = child.stdout.take().expect("piped stdout");
     let mut err = child.stderr.take().expect("piped stderr");
     let (tx, rx) = mpsc::channel();
@@ -56,8 +61,10 @@ pub fn call(
             Ok(r) => break r,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if interruptible && interrupt::requested() {
-                    // The whole group: a script's children too.
-                    unsafe { libc::kill(-pid, libc::SIGKILL) };
+                    if let Some(group) = group {
+                        // The whole group: a script's children too.
+                        let _ = killpg(group, Signal::SIGKILL);
+                    }
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {

@@ -41,7 +41,7 @@ fn mask_bits(prefix: u8) -> u32 {
     if prefix == 0 {
         0
     } else {
-        u32::MAX << (32 - prefix.min(32) as u32)
+        u32::MAX << (32 - u32::from(prefix.min(32)))
     }
 }
 

@@ -485,9 +485,7 @@ fn main() {
         logger.set_path(&p.display().to_string());
     }
     if env_flag(env::IGNORE_SIGTERM) {
-        unsafe {
-            libc::signal(libc::SIGTERM, libc::SIG_IGN);
-        }
+        let _ = banger_lib::proc::ignore_signal(banger_lib::proc::Signal::SIGTERM);
     }
     let api = match Api::load(&banger_testkit::fakefc::openapi::default_path()) {
         Ok(a) => a,

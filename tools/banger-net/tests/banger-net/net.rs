@@ -2,6 +2,7 @@
 
 use banger_testkit::{poll, require_root, require_tool, Home, NetNs};
 use serde_json::Value;
+use std::os::fd::AsRawFd;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -311,10 +312,9 @@ fn dns_answers_from_leases_as_root() {
     // A descriptor the caller leaks to its children (no O_CLOEXEC), as a
     // script's lock fd or a CI runner's pipe would be: the daemon must not
     // keep it open.
-    let mut pipe = [0; 2];
-    // SAFETY: pipe(2) writes two descriptors into the array we own.
-    assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
-    let leaked = std::fs::read_link(format!("/proc/self/fd/{}", pipe[1])).unwrap();
+    // (nix's pipe is pipe(2) without O_CLOEXEC, unlike std's.)
+    let pipe = nix::unistd::pipe().unwrap();
+    let leaked = std::fs::read_link(format!("/proc/self/fd/{}", pipe.1.as_raw_fd())).unwrap();
     let started = &n.ok(&["dns", "ensure", "--no-forward"])[0];
     assert_eq!(started["started"], true);
     let pid = started["pid"].as_u64().unwrap();
@@ -323,11 +323,7 @@ fn dns_answers_from_leases_as_root() {
         .flatten()
         .filter(|fd| std::fs::read_link(fd.path()).ok().as_ref() == Some(&leaked))
         .collect();
-    // SAFETY: closing the two descriptors pipe(2) gave us.
-    unsafe {
-        libc::close(pipe[0]);
-        libc::close(pipe[1]);
-    }
+    drop(pipe);
     assert!(
         held.is_empty(),
         "the DNS daemon kept the caller's {leaked:?}"

@@ -4,6 +4,7 @@
 //! files (so a test can check nothing is left), and fails or hangs at a
 //! chosen call (FAIL_AT / HANG_AT: a prefix of "TOOL ARGS").
 
+use banger_lib::proc::{kill, Signal};
 use banger_testkit::Home;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -363,7 +364,7 @@ impl Fx {
 
     pub fn kill_hang(&self) {
         if let Some(pid) = banger_lib::proc::read_pid_file(&self.standin.join("hang.pid")) {
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            let _ = kill(pid, Signal::SIGKILL);
         }
     }
 }
@@ -371,7 +372,7 @@ impl Fx {
 impl Drop for Fx {
     fn drop(&mut self) {
         for pid in self.live_vmms() {
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            let _ = kill(pid, Signal::SIGKILL);
         }
         self.kill_hang();
     }

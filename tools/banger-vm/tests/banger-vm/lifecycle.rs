@@ -2,6 +2,7 @@
 //! create step, bad input, reconciliation, locks and fan-out.
 
 use crate::common::*;
+use banger_lib::proc::{kill, Signal};
 use std::time::Duration;
 
 #[test]
@@ -224,8 +225,8 @@ fn duplicate_name_is_a_conflict_and_changes_nothing() {
 fn a_dead_vmm_is_reconciled_to_crashed_and_start_works() {
     let fx = Fx::new();
     let rec = fx.create("box", &[]);
-    let pid = rec["pid"].as_u64().unwrap() as i32;
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let pid = u32::try_from(rec["pid"].as_u64().unwrap()).unwrap();
+    kill(pid, Signal::SIGKILL).unwrap();
     let crashed = banger_testkit::poll(Duration::from_secs(10), || {
         let out = fx.run(&["list"]);
         let l = json_lines(&out);
@@ -383,7 +384,7 @@ fn ctrl_c_during_create_undoes_everything() {
             .spawn()
             .unwrap();
         wait_for_call(&fx, hang_at);
-        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        kill(child.id(), Signal::SIGINT).unwrap();
         if hang_at.contains("tap") {
             // A step that makes something is let finish, then undone.
             fx.kill_hang();
