@@ -15,9 +15,12 @@
 # By default everything runs inside network namespaces this script makes
 # and removes: "bv-host-PID" holds the bridge, TAPs and guest, and
 # "bv-up-PID" stands in for the internet (a web server on 10.250.0.2). The
-# host's own interfaces and rules are never touched. --host runs on the
-# host's real network instead (for a real machine whose guests should use
-# its uplink).
+# host's own interfaces and rules are never touched. It also runs in a
+# private world (its own XDG config, data, state and runtime dirs under
+# /tmp, the caller's default image registered there and its config copied),
+# so the caller's VMs, net.json and DNS daemon are never read, stopped or
+# reset. --host runs on the host's real network and state instead (for a
+# real machine whose guests should use its uplink).
 #
 # The banger tools are taken from BANGER_BIN (a directory), else from this
 # checkout's target/release or target/debug, else PATH. The default image
@@ -55,6 +58,28 @@ step() { say "$1"; }
 UP_IP=10.250.0.2
 MARKER=${MARKER:-banger-verify-$$}  # the outer run passes its own to --inside
 
+# A world of our own: the caller's default image (registered: its files are
+# read, never copied or changed) and config, fresh state and runtime dirs.
+private_world() {
+  local img cfg
+  img=$(banger-image show) \
+    || fail "no default image (banger-image show): build one with make runtime-local"
+  cfg=${XDG_CONFIG_HOME:-$HOME/.config}/banger/config.json
+  world=$(mktemp -d /tmp/bv-world.XXXXXX)
+  mkdir -p "$world/config/banger"
+  [ -f "$cfg" ] && cp "$cfg" "$world/config/banger/config.json"
+  export XDG_CONFIG_HOME=$world/config XDG_DATA_HOME=$world/data \
+    XDG_STATE_HOME=$world/state XDG_RUNTIME_DIR=$world/run
+  local args=(--name "$(jq -r .name <<<"$img")" --rootfs "$(jq -r .rootfs <<<"$img")")
+  local k
+  for k in kernel initrd work_seed; do
+    v=$(jq -r --arg k "$k" '.[$k] // empty' <<<"$img")
+    [ -n "$v" ] && args+=("--${k//_/-}" "$v")
+  done
+  banger-image register "${args[@]}" >/dev/null || fail "registering the image in the private world"
+  step "private world $world (image $(jq -r .name <<<"$img"))"
+}
+
 outside() {
   for t in banger banger-vm banger-net banger-image; do
     command -v "$t" >/dev/null || fail "$t not found: build it (make build) or set BANGER_BIN"
@@ -64,6 +89,7 @@ outside() {
   ns=bv-host-$$ up=bv-up-$$
   www=$(mktemp -d /tmp/bv-www.XXXXXX)
   echo "$MARKER" > "$www/marker"
+  world=
   cleanup_ns() {
     [ -n "${HTTPD_PID:-}" ] && kill "$HTTPD_PID" 2>/dev/null || true
     # Anything left running in the namespace (it should be nothing).
@@ -71,8 +97,10 @@ outside() {
     ip netns del "$ns" 2>/dev/null || true
     ip netns del "$up" 2>/dev/null || true
     rm -rf "$www"
+    [ -n "$world" ] && rm -rf "$world"
   }
   trap cleanup_ns EXIT
+  private_world
   step "making namespaces $ns (guests) and $up (upstream)"
   ip netns add "$ns"
   ip netns add "$up"

@@ -4,6 +4,8 @@
 //! namespaces verify.sh makes; on the way, banger-health check and
 //! banger-ssh alone: the agent answers with the ip= hostname, `uname -r` is
 //! the bundle kernel's, failing remote exit codes come back unchanged.
+//! verify.sh runs in a world of its own: the test's DNS daemon (a stand-in
+//! process) and net.json are untouched afterwards.
 //! Root only (skipped otherwise, required under CI=true); one guest boot
 //! plus one restart, ~1.5 min under TCG. `make test-live` runs it alone.
 
@@ -60,6 +62,25 @@ fn verify_sh_with_nat_under_qemu_as_root() {
             .unwrap();
     let release = meta["kernel_release"].as_str().unwrap().to_string();
 
+    // The caller's world as verify.sh must leave it: a live DNS daemon
+    // (a stand-in process named in its pid file) and a net.json with a
+    // pool entry. verify.sh works in a world of its own.
+    let mut daemon = Command::new("sleep").arg("3600").spawn().unwrap();
+    let pid = daemon.id();
+    let run = home.path().join("run/banger");
+    let state = home.path().join("state/banger");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::create_dir_all(&state).unwrap();
+    let pid_file = serde_json::json!({
+        "pid": pid,
+        "start_time": banger_lib::proc::start_time(pid).unwrap(),
+        "listen": "172.30.0.1:53",
+        "forward": true,
+    });
+    std::fs::write(run.join("net-dns.json"), pid_file.to_string()).unwrap();
+    let net_json = r#"{"schema":1,"forwarding_was_off":false,"leases":[],"pool":["tap-pool-0"],"uplink":null}"#;
+    std::fs::write(state.join("net.json"), net_json).unwrap();
+
     let mut verify = Command::new(banger_testkit::workspace_root().join("verify.sh"));
     verify
         .args(["--nat", "--vmm", "qemu"])
@@ -70,7 +91,17 @@ fn verify_sh_with_nat_under_qemu_as_root() {
     let out = verify.output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     eprintln!("{err}");
+    let daemon_alive = daemon.try_wait().unwrap().is_none();
+    let _ = daemon.kill();
+    let _ = daemon.wait();
     assert!(out.status.success(), "verify.sh failed:\n{err}");
+    assert!(daemon_alive, "verify.sh stopped the caller's DNS daemon");
+    assert_eq!(
+        std::fs::read_to_string(state.join("net.json")).unwrap(),
+        net_json,
+        "verify.sh changed the caller's net.json"
+    );
+    assert!(err.contains("verify: private world"), "{err}");
     assert!(err.contains("verify: all good"), "{err}");
     assert!(err.contains(&format!("guest kernel {release}")), "{err}");
 }
