@@ -109,14 +109,17 @@ impl<S> ByDeadline<S> {
 impl<S: std::io::Read + ReadTimeout> std::io::Read for ByDeadline<S> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let left = self.deadline.saturating_duration_since(Instant::now());
+        let timed_out =
+            || std::io::Error::new(std::io::ErrorKind::TimedOut, "no complete answer in time");
         if left.is_zero() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "no complete answer in time",
-            ));
+            return Err(timed_out());
         }
         self.stream.set_read_timeout(Some(left))?;
-        self.stream.read(buf)
+        // A socket timeout shows as WouldBlock (EAGAIN): it is the deadline.
+        match self.stream.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(timed_out()),
+            r => r,
+        }
     }
 }
 
