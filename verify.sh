@@ -62,8 +62,8 @@ MARKER=${MARKER:-banger-verify-$$}  # the outer run passes its own to --inside
 # read, never copied or changed) and config, fresh state and runtime dirs.
 private_world() {
   local img cfg
-  img=$(banger-image show) \
-    || fail "no default image (banger-image show): build one with make runtime-local"
+  img=$(banger-image default) \
+    || fail "no default image (banger-image default): build one with make runtime-local"
   cfg=${XDG_CONFIG_HOME:-$HOME/.config}/banger/config.json
   world=$(mktemp -d /tmp/bv-world.XXXXXX)
   mkdir -p "$world/config/banger"
