@@ -8,6 +8,7 @@
 
 pub mod fanout;
 pub mod fields;
+pub mod gc;
 pub mod health;
 pub mod image;
 pub mod net;
@@ -16,6 +17,7 @@ pub mod vmm;
 
 pub use fanout::FanoutLine;
 pub use fields::fields;
+pub use gc::GcLine;
 pub use health::HealthLine;
 pub use image::{ImageLine, ImageRecord};
 pub use net::{DnsLine, Lease, TapLine};

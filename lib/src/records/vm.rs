@@ -10,6 +10,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VmState {
+    /// A create is under way (written before its first disk is made); one
+    /// left so by a killed create is found by `banger-vm gc`.
+    Creating,
     /// Made, never booted (`create --no-start`).
     Created,
     Running,
@@ -21,6 +24,7 @@ pub enum VmState {
 impl VmState {
     pub fn word(self) -> &'static str {
         match self {
+            VmState::Creating => "being created",
             VmState::Created => "created (never started)",
             VmState::Running => "running",
             VmState::Stopped => "stopped",

@@ -6,7 +6,7 @@
 use banger_lib::config::Bundle;
 use banger_lib::host::{self, find_firecracker, firecracker_program, kvm, Kvm};
 use banger_lib::hosttools::{self, which};
-use banger_lib::records::{DnsLine, ImageLine, Lease};
+use banger_lib::records::{DnsLine, GcLine, ImageLine, Lease};
 use banger_lib::{paths, sibling, Kind};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -413,6 +413,41 @@ pub fn network() -> [Check; 2] {
         ),
     };
     [state, dns]
+}
+
+/// What killed commands left behind (`banger-vm gc --dry-run`): not
+/// required, but worth a `banger gc`.
+pub fn leftovers() -> Check {
+    const CHECK: &str = "leftovers";
+    if sibling::find("banger-vm").is_none() {
+        return Check::fail(CHECK, false, "banger-vm is not installed", "make install");
+    }
+    match sibling::run_typed::<GcLine>("banger-vm", &["gc", "--dry-run"], None) {
+        Ok(l) if l.is_empty() => {
+            Check::pass(CHECK, false, "nothing left behind by killed commands")
+        }
+        Ok(l) => {
+            let mut vms: Vec<&str> = l.iter().map(|g| g.vm.as_str()).collect();
+            vms.dedup();
+            Check::fail(
+                CHECK,
+                false,
+                format!(
+                    "{} {} left by killed commands ({})",
+                    l.len(),
+                    if l.len() == 1 { "thing" } else { "things" },
+                    vms.join(", ")
+                ),
+                "banger gc --dry-run shows them; banger gc removes them",
+            )
+        }
+        Err(e) => Check::fail(
+            CHECK,
+            false,
+            e.message.clone(),
+            e.hint.unwrap_or_else(|| "banger vm gc --dry-run".into()),
+        ),
+    }
 }
 
 /// Whether the data dir clones files with FICLONE (btrfs, xfs): then VM

@@ -30,6 +30,8 @@ CHECKS (in order; * required, ? required in some set-ups):
   ipv4 forwarding   NAT only (`banger-net setup` turns it on)
   bridge            the bundle's bridge (`banger-net setup`)
   dns               `banger-net dns status` says running
+  leftovers         nothing left by killed commands
+                    (`banger vm gc --dry-run` finds nothing)
   reflink           the data dir clones files (FICLONE: btrfs,
                     xfs); else VM disks are sparse copies
 

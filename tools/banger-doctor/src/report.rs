@@ -37,6 +37,7 @@ pub fn run() -> Vec<Check> {
         checks::bridge(&b),
         net_state,
         dns,
+        checks::leftovers(),
         checks::reflink(),
     ]
 }

@@ -45,6 +45,7 @@ impl From<VmLine> for Vm {
         let r = l.record;
         Vm {
             state: match r.state {
+                banger_lib::records::VmState::Creating => "creating",
                 banger_lib::records::VmState::Created => "created",
                 banger_lib::records::VmState::Running => "running",
                 banger_lib::records::VmState::Stopped => "stopped",

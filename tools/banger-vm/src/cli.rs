@@ -10,7 +10,8 @@ RECORDS:
     name            the VM's name (also its hostname and NAME.vm)
     image           the image it was made from
     vmm             firecracker or qemu
-    state           created (never booted), running, stopped, or crashed
+    state           creating (a create is under way, or was killed: see gc),
+                    created (never booted), running, stopped, or crashed
                     (its VMM process died without a stop)
     ip, prefix, gateway, dns, mac, tap
                     its network lease from banger-net
@@ -38,6 +39,24 @@ RECORDS:
   not_running); restart adds clean. delete --force of a VM without a readable
   record adds removed, the list of what it found and removed; a delete
   --force whose cleanup steps failed adds warnings, one per failed step.
+
+  gc prints one line per leftover it finds:
+    {\"what\": \"unfinished-create\", \"vm\": \"box\", \"detail\": \"/...\", \"removed\": true}
+    what      unfinished-create (a record a killed create left creating),
+              vm-dir (a VM dir without a record), run-dir (a runtime dir
+              without a record), lease (a banger-net lease without a record)
+    vm        the VM name it belongs to
+    detail    the path, or the lease's TAP and address
+    removed   false with --dry-run, or when removing it failed
+    error     why removing it failed (only then)
+
+WHAT A KILLED COMMAND LEAVES:
+  create writes the record (state creating) before it makes anything, so a
+  create killed outright (SIGKILL, OOM) leaves a record that `vm list` shows
+  and that `vm delete` or `gc` removes with its disks, lease, NAT element and
+  VMM. A killed start leaves the record as it was and a VMM that `delete`
+  or the next `start` handles. gc skips any VM whose lock is held (a command
+  is at work on it) and never touches a VM with a finished record.
 
 HOW STOP WORKS:
   stop asks the guest agent to power off (it syncs first); if the agent does
@@ -84,7 +103,8 @@ EXAMPLES:
   banger vm list | jq -r 'select(.state == \"running\") | .name'
   banger vm show box | jq -r .ip
   banger vm stop box web; banger vm start box
-  banger vm delete $(banger vm list | jq -r .name)";
+  banger vm delete $(banger vm list | jq -r .name)
+  banger vm gc --dry-run | jq -c 'select(.removed == false)'";
 
 /// Create, start, stop, ssh into and delete microVMs
 #[derive(Parser, Debug)]
@@ -148,6 +168,12 @@ pub enum Cmd {
     Health {
         #[arg(required = true)]
         names: Vec<String>,
+    },
+    /// Find what killed commands left behind (half-made VMs, dirs, leases) and remove it
+    Gc {
+        /// Only report what would be removed
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Print a VM's serial console log
     Logs {

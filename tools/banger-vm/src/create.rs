@@ -82,7 +82,8 @@ pub fn create(a: &CreateArgs) -> Result<Created> {
         name: name.clone(),
         image: image.name.clone(),
         vmm,
-        state: State::Created,
+        // Until the last step: a create killed before then is found by gc.
+        state: State::Creating,
         ip: None,
         prefix: None,
         gateway: None,
@@ -121,6 +122,10 @@ pub fn create(a: &CreateArgs) -> Result<Created> {
         list.extend(steps::boot(a.nat, !a.no_wait));
     }
     run.run(&list)?;
+    if run.rec.state == State::Creating {
+        run.rec.state = State::Created;
+        record::store(&run.rec)?;
+    }
     Ok(Created {
         line: record::line(&run.rec),
         timings_ms: a.timings.then(|| run.timings.finish()),

@@ -72,6 +72,13 @@ pub fn start(name: &str, no_wait: bool, timeout: u64) -> Result<VmLine> {
     if rec.state == State::Running {
         return Ok(record::line(&rec));
     }
+    if rec.state == State::Creating {
+        return Err(
+            Error::conflict(format!("{name} was never finished: its create was killed")).with_hint(
+                format!("remove it and create it again: banger vm delete {name} (or banger gc)"),
+            ),
+        );
+    }
     if rec.state == State::Crashed {
         // Whatever the dead VMM left: sockets, QEMU's vsock helper.
         let _ = stop::stop_vmm(vmm::tool(&rec.vmm), name, StopMode::Kill);
@@ -121,7 +128,7 @@ fn stop_locked(rec: &mut VmRecord, timeout: u64) -> Result<StopLine> {
                 synced: false,
             }
         }
-        State::Created | State::Stopped => {
+        State::Creating | State::Created | State::Stopped => {
             return Ok(StopLine {
                 id: rec.name.clone(),
                 stopped: true,
@@ -263,6 +270,12 @@ pub fn delete(name: &str, force: bool, graceful: bool, timeout: u64) -> Result<D
 /// it, printing what was there.
 fn delete_by_name(name: &str) -> Result<Deleted> {
     let _l = lock_any(name)?;
+    sweep(name)
+}
+
+/// Remove everything that belongs to `name`, record or not; the caller
+/// holds the VM's lock. Also what `gc` does with a leftover.
+pub fn sweep(name: &str) -> Result<Deleted> {
     let mut removed: Vec<String> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     for tool in ["banger-qemu", "banger-fc"] {

@@ -5,6 +5,7 @@
 mod cli;
 mod create;
 mod disks;
+mod gc;
 mod lifecycle;
 mod plumbing;
 mod record;
@@ -80,6 +81,12 @@ fn main() {
             } => view::cp(recursive, &src, &dst)?,
             Cmd::SshConfig { names } => view::ssh_config(&names)?,
             Cmd::Logs { name, follow } => view::logs(&name, follow)?,
+            Cmd::Gc { dry_run } => {
+                for l in gc::gc(dry_run)? {
+                    banger_lib::output::emit(&l);
+                }
+                0
+            }
         })
     })
 }

@@ -134,6 +134,12 @@ pub fn call_typed<T: DeserializeOwned>(
     })
 }
 
+/// `call`, every line read as `T`.
+pub fn call_many<T: DeserializeOwned>(tool: &str, args: &[&str]) -> Result<Vec<T>> {
+    let lines = call(tool, args, None, false)?;
+    banger_lib::sibling::typed(tool, args, lines)
+}
+
 /// `banger-image show NAME`, or `banger-image default` (the user's chosen
 /// default) when no name was given.
 pub fn image(name: Option<&str>) -> Result<ImageLine> {

@@ -178,8 +178,10 @@ impl Run {
                     .as_ref()
                     .ok_or_else(|| Error::failed("no image for the disks step"))?;
                 self.made.push(Undo::Dirs);
-                disks::make(image, &self.rec.disks, self.rec.disk_size)?;
-                record::store(&self.rec)
+                // The record first: whatever a kill leaves from here on
+                // belongs to a record `vm list` shows and gc finds.
+                record::store(&self.rec)?;
+                disks::make(image, &self.rec.disks, self.rec.disk_size)
             }
             Step::Tap => {
                 // banger-net undoes its own half-made acquire: there is only

@@ -17,7 +17,8 @@ TOOLS:
 
 `banger SUB ARGS..` runs banger-SUB (found in BANGER_LIBEXEC, next to banger,
 then on PATH: where the tools find each other) with ARGS, and exits with its
-exit code. `banger commands` lists what is installed.
+exit code. `banger commands` lists what is installed. `banger gc` is
+`banger vm gc`: it finds and removes what killed commands left behind.
 
 OUTPUT:
   Results go to stdout as one JSON object per line; messages go to stderr.
@@ -61,6 +62,11 @@ pub struct Cli {
 pub enum Sub {
     /// List the banger tools found, as JSON lines {"name","path"}
     Commands,
+    /// Find and remove what killed commands left behind: banger-vm gc [--dry-run]
+    Gc {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]

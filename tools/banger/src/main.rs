@@ -23,6 +23,11 @@ fn main() {
             cli::completions(shell, &mut std::io::stdout());
             Ok(0)
         }
+        Sub::Gc { args } => {
+            let mut v: Vec<std::ffi::OsString> = vec!["vm".into(), "gc".into()];
+            v.extend(args);
+            dispatch(v)
+        }
         Sub::External(args) => dispatch(args),
     })
 }
@@ -34,7 +39,7 @@ fn dispatch(args: Vec<std::ffi::OsString>) -> anyhow::Result<i32> {
         let known: Vec<String> = tools::all().into_iter().map(|t| t.name).collect();
         return Err(Error::usage(format!("unknown command {sub:?}"))
             .with_hint(format!(
-                "the commands are: {}, and the built-ins help, commands, completions",
+                "the commands are: {}, and the built-ins help, commands, completions, gc",
                 known.join(", ")
             ))
             .into());

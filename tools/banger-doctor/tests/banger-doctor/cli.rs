@@ -361,6 +361,31 @@ fn dns_state_comes_from_banger_net() {
 }
 
 #[test]
+fn leftovers_of_killed_commands_come_from_banger_vm_gc() {
+    let s = Setup::new();
+    std::os::unix::fs::symlink(
+        banger_testkit::bin("banger-vm"),
+        s.libexec.join("banger-vm"),
+    )
+    .unwrap();
+    let (_, checks) = run(s.cmd());
+    let l = get(&checks, "leftovers");
+    assert_eq!(l["ok"], true, "{l}");
+    assert_eq!(l["required"], false);
+    // A VM dir with a disk and no record: what a killed create left.
+    let dir = s.home.path().join("state/banger/vms/olddisk");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("rootfs.ext4"), b"x").unwrap();
+    let (_, checks) = run(s.cmd());
+    let l = get(&checks, "leftovers");
+    assert_eq!(l["ok"], false, "{l}");
+    assert_eq!(l["detail"], "1 thing left by killed commands (olddisk)");
+    assert!(l["hint"].as_str().unwrap().contains("banger gc"), "{l}");
+    // Doctor changes nothing.
+    assert!(dir.join("rootfs.ext4").exists());
+}
+
+#[test]
 fn broken_state_and_config_fail_the_report() {
     let s = Setup::new().complete("{}");
     let real = banger_testkit::bin("banger-net");

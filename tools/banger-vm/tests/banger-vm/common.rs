@@ -62,6 +62,7 @@ banger-net)
   "nat disable")
     rm "$S/nat/$(vm_arg "$@")" 2>/dev/null || fail 3 "no NAT for it" ;;
   "dns ensure") ;;
+  "lease list") cat "$S"/leases/* 2>/dev/null || true ;;
   *) exit 2 ;;
   esac ;;
 banger-qemu|banger-fc)
@@ -412,4 +413,12 @@ pub fn assert_code(out: &Output, code: i32) {
         String::from_utf8_lossy(&out.stdout),
         stderr(out)
     );
+}
+
+/// Wait until the stand-ins log a call starting with `call`.
+pub fn wait_for_call(fx: &Fx, call: &str) {
+    let seen = banger_testkit::poll(Duration::from_secs(30), || {
+        fx.log().contains(call).then_some(())
+    });
+    assert!(seen.is_some(), "never called {call}: {}", fx.log());
 }

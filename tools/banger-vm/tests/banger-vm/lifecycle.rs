@@ -435,13 +435,6 @@ fn no_start_makes_a_created_vm_that_start_boots() {
     assert_eq!(json_lines(&out)[0]["state"], "running");
 }
 
-fn wait_for_call(fx: &Fx, call: &str) {
-    let seen = banger_testkit::poll(Duration::from_secs(30), || {
-        fx.log().contains(call).then_some(())
-    });
-    assert!(seen.is_some(), "never called {call}: {}", fx.log());
-}
-
 #[test]
 fn disk_full_during_create_is_undone_as_root() {
     let t = "disk_full_during_create_is_undone_as_root";

@@ -4,6 +4,7 @@
 #[allow(dead_code)]
 mod common;
 mod contract;
+mod gc;
 mod lifecycle;
 mod live;
 mod man;

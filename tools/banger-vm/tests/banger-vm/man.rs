@@ -9,7 +9,7 @@ fn man_page_is_current() {
 
 #[test]
 fn man_page_documents_the_records() {
-    use banger_lib::records::{fields, FanoutLine, VmRecord};
+    use banger_lib::records::{fields, FanoutLine, GcLine, VmRecord};
     banger_testkit::man::assert_documents(
         &cli::command(),
         &[
@@ -18,6 +18,7 @@ fn man_page_documents_the_records() {
             ("fan-out line", fields::<FanoutLine>()),
             ("stop line", vec!["state", "clean", "how"]),
             ("delete line", vec!["removed", "warnings"]),
+            ("gc line", fields::<GcLine>()),
         ],
     );
 }

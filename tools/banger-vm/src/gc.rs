@@ -1,0 +1,145 @@
+//! `gc`: find what killed commands left behind in this world and remove
+//! it. A leftover is anything under a VM name that no finished record
+//! accounts for: a record a killed create left `creating`, a VM dir
+//! without a record, a runtime dir without a record, a lease without a
+//! record. A name whose lock is held is being worked on and is skipped, so
+//! gc never touches a command in flight or another, healthy VM.
+
+use crate::record::{self, State};
+use crate::{lifecycle, plumbing};
+use banger_lib::records::{GcLine, Lease};
+use banger_lib::{names, paths, vmspec, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// Find (and unless `dry_run`, remove) leftovers; one line each.
+pub fn gc(dry_run: bool) -> Result<Vec<GcLine>> {
+    let found = find()?;
+    let mut lines = Vec::new();
+    for (vm, things) in found {
+        // Zero wait: a held lock means a command is at work on it.
+        let Ok(_lock) = record::lock(&vm, Duration::ZERO) else {
+            continue;
+        };
+        // Found before the lock: look again now that nobody can change it.
+        let Some(things) = find_one(&vm, things)? else {
+            continue;
+        };
+        let (removed, error) = if dry_run {
+            (false, None)
+        } else {
+            match lifecycle::sweep(&vm) {
+                Ok(d) if d.warnings.is_empty() => (true, None),
+                Ok(d) => (false, Some(d.warnings.join("; "))),
+                Err(e) => (false, Some(e.to_string())),
+            }
+        };
+        for (what, detail) in things {
+            lines.push(GcLine {
+                what: what.into(),
+                vm: vm.clone(),
+                detail,
+                removed,
+                error: error.clone(),
+            });
+        }
+    }
+    Ok(lines)
+}
+
+type Found = BTreeMap<String, Vec<(&'static str, String)>>;
+
+fn find() -> Result<Found> {
+    let mut found = Found::new();
+    for vm in dir_names(&paths::vms_dir()) {
+        if let Some(t) = leftover_dir(&vm) {
+            found.entry(vm).or_default().push(t);
+        }
+    }
+    for vm in dir_names(&paths::runtime_dir()) {
+        if let Some(t) = leftover_run_dir(&vm) {
+            found.entry(vm).or_default().push(t);
+        }
+    }
+    for l in leases()? {
+        if record_state(&l.vm).is_none() {
+            let detail = format!("{} {}", l.tap, l.ip);
+            found.entry(l.vm).or_default().push(("lease", detail));
+        }
+    }
+    Ok(found)
+}
+
+/// `vm`'s leftovers re-checked under its lock (leases as found before: only
+/// banger-net changes them, and a VM without a record cannot get one).
+fn find_one(
+    vm: &str,
+    before: Vec<(&'static str, String)>,
+) -> Result<Option<Vec<(&'static str, String)>>> {
+    let mut now: Vec<_> = [leftover_dir(vm), leftover_run_dir(vm)]
+        .into_iter()
+        .flatten()
+        .collect();
+    now.extend(before.into_iter().filter(|(w, _)| *w == "lease"));
+    // A record that appeared meanwhile (a create that finished) accounts
+    // for its lease.
+    if matches!(record_state(vm), Some(Ok(s)) if s != State::Creating) {
+        return Ok(None);
+    }
+    Ok((!now.is_empty()).then_some(now))
+}
+
+/// The state in `vm`'s record: None without a record, Err for a record
+/// that cannot be read (left to `delete --force`).
+fn record_state(vm: &str) -> Option<std::result::Result<State, ()>> {
+    match record::load(vm) {
+        Ok(Some(r)) => Some(Ok(r.state)),
+        Ok(None) => None,
+        Err(_) => Some(Err(())),
+    }
+}
+
+fn leftover_dir(vm: &str) -> Option<(&'static str, String)> {
+    let dir = record::vm_dir(vm);
+    let detail = dir.display().to_string();
+    match record_state(vm) {
+        Some(Ok(State::Creating)) => Some(("unfinished-create", detail)),
+        Some(_) => None,
+        // Only the lock file: what any lock on a name makes; not worth a line
+        // unless something else is there.
+        None if only_lock(&dir) => None,
+        None => Some(("vm-dir", detail)),
+    }
+}
+
+fn leftover_run_dir(vm: &str) -> Option<(&'static str, String)> {
+    let dir = vmspec::run_dir(vm);
+    (dir.is_dir() && record_state(vm).is_none()).then(|| ("run-dir", dir.display().to_string()))
+}
+
+fn only_lock(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|d| {
+        d.flatten()
+            .all(|e| e.file_name().to_string_lossy().ends_with(".lock"))
+    })
+}
+
+/// Directory entries that are directories with a valid VM name.
+fn dir_names(dir: &Path) -> Vec<String> {
+    let Ok(d) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = d
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| names::validate("VM", n).is_ok())
+        .collect();
+    v.sort();
+    v
+}
+
+fn leases() -> Result<Vec<Lease>> {
+    plumbing::call_many::<Lease>("banger-net", &["lease", "list"])
+}

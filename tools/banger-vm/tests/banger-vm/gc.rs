@@ -1,0 +1,174 @@
+//! What a killed command leaves, and gc: a create SIGKILLed after each of
+//! its steps in turn leaves a record `vm list` shows as creating; `gc
+//! --dry-run` reports it and changes nothing; `gc` then leaves nothing
+//! (record, disks, lease, NAT element, VMM, dirs) and never touches a
+//! healthy VM or a create that is still at work.
+
+use crate::common::*;
+use std::process::Stdio;
+
+fn gc_lines(fx: &Fx, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = fx.run(args);
+    assert_ok(&out);
+    json_lines(&out)
+}
+
+/// Kill `create --name box --nat` outright while it waits in `hang_at`.
+fn kill_create_at(fx: &Fx, hang_at: &str) {
+    // Only this create's calls in the log from here on.
+    fx.clear_log();
+    let mut child = fx
+        .cmd(&["create", "--name", "box", "--nat"])
+        .env("HANG_AT", hang_at)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_call(fx, hang_at);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    fx.kill_hang();
+}
+
+#[test]
+fn a_create_killed_after_each_step_is_found_and_removed_by_gc() {
+    // Each call below comes after one more step of create has made
+    // something: disks and record, then the lease, then the NAT element,
+    // then the VMM.
+    for hang_at in [
+        "banger-net tap acquire",
+        "banger-net nat enable",
+        "banger-qemu start",
+        "banger-net dns ensure",
+    ] {
+        let fx = Fx::new();
+        fx.create("keep", &["--nat"]);
+        kill_create_at(&fx, hang_at);
+
+        let listed = json_lines(&fx.run(&["list", "--json"]));
+        let vmm_started = hang_at.contains("dns");
+        let want = if vmm_started { "running" } else { "creating" };
+        assert!(
+            listed
+                .iter()
+                .any(|v| v["name"] == "box" && v["state"] == want),
+            "{hang_at}: {listed:?}"
+        );
+
+        let dry = gc_lines(&fx, &["gc", "--dry-run"]);
+        if vmm_started {
+            // A VM whose VMM runs is a VM, not a leftover: delete is the
+            // way to remove it.
+            assert!(dry.is_empty(), "{hang_at}: {dry:?}");
+            assert_ok(&fx.run(&["delete", "box"]));
+        } else {
+            assert_eq!(dry.len(), 1, "{hang_at}: {dry:?}");
+            assert_eq!(dry[0]["what"], "unfinished-create");
+            assert_eq!(dry[0]["vm"], "box");
+            assert_eq!(dry[0]["removed"], false);
+            assert!(
+                fx.vms_dir().join("box/vm.json").exists(),
+                "dry run removed it"
+            );
+            let start = fx.run(&["start", "box"]);
+            assert_code(&start, 5);
+            assert!(
+                stderr(&start).contains("banger vm delete box"),
+                "{}",
+                stderr(&start)
+            );
+
+            let done = gc_lines(&fx, &["gc"]);
+            assert_eq!(done.len(), 1, "{hang_at}: {done:?}");
+            assert_eq!(done[0]["removed"], true, "{done:?}");
+        }
+        assert!(gc_lines(&fx, &["gc", "--dry-run"]).is_empty());
+        // Nothing of box is left, and keep is as it was.
+        assert!(!fx.vms_dir().join("box").exists(), "{hang_at}: VM dir left");
+        assert_eq!(fx.leases(), ["keep"], "{hang_at}");
+        assert_eq!(fx.nats(), ["keep"], "{hang_at}");
+        assert_eq!(
+            fx.live_vmms().len(),
+            1,
+            "{hang_at}: VMMs {:?}",
+            fx.live_vmms()
+        );
+        assert_eq!(fx.vm_json("keep")["state"], "running");
+        assert_ok(&fx.run(&["delete", "keep"]));
+        fx.assert_nothing_left("keep");
+        fx.assert_nothing_left("box");
+    }
+}
+
+#[test]
+fn gc_finds_dirs_and_leases_without_a_record() {
+    let fx = Fx::new();
+    fx.create("keep", &["--no-start"]);
+    // What older versions or a kill before any record left: a VM dir with
+    // a disk, a runtime dir, a lease nobody owns.
+    let dir = fx.vms_dir().join("olddisk");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("rootfs.ext4"), b"x").unwrap();
+    let run = fx.home.path().join("run/banger/oldrun");
+    std::fs::create_dir_all(&run).unwrap();
+    let lease = std::fs::read_to_string(fx.standin.join("leases/keep")).unwrap();
+    std::fs::write(
+        fx.standin.join("leases/ghost"),
+        lease.replace("\"vm\":\"keep\"", "\"vm\":\"ghost\""),
+    )
+    .unwrap();
+
+    let dry = gc_lines(&fx, &["gc", "--dry-run"]);
+    let what: Vec<(String, String)> = dry
+        .iter()
+        .map(|l| {
+            (
+                l["vm"].as_str().unwrap().into(),
+                l["what"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        what,
+        [
+            ("ghost".to_string(), "lease".to_string()),
+            ("olddisk".into(), "vm-dir".into()),
+            ("oldrun".into(), "run-dir".into()),
+        ],
+        "{dry:?}"
+    );
+    assert!(dir.exists() && run.exists());
+
+    let done = gc_lines(&fx, &["gc"]);
+    assert!(done.iter().all(|l| l["removed"] == true), "{done:?}");
+    assert!(!dir.exists() && !run.exists());
+    assert_eq!(fx.leases(), ["keep"]);
+    assert_eq!(fx.vm_json("keep")["state"], "created");
+    // The porcelain: banger gc is banger vm gc.
+    let mut c = std::process::Command::new(banger_testkit::bin("banger"));
+    c.args(["gc", "--dry-run"]);
+    fx.apply(&mut c);
+    let out = c.output().unwrap();
+    assert_ok(&out);
+    assert!(json_lines(&out).is_empty());
+}
+
+#[test]
+fn gc_leaves_a_create_at_work_alone() {
+    let fx = Fx::new();
+    let child = fx
+        .cmd(&["create", "--name", "busy"])
+        .env("HANG_AT", "banger-net tap acquire")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_call(&fx, "banger-net tap acquire");
+    assert!(gc_lines(&fx, &["gc"]).is_empty());
+    assert!(fx.vms_dir().join("busy/vm.json").exists());
+    // Let it fail: it undoes itself.
+    fx.kill_hang();
+    let out = child.wait_with_output().unwrap();
+    assert_code(&out, 1);
+    fx.assert_nothing_left("busy");
+}
