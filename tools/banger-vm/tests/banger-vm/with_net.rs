@@ -134,3 +134,86 @@ fn nat_without_an_uplink_names_the_config_key_as_root() {
     fx.assert_nothing_left("box");
     net(&fx, &ns, &format!("{} teardown", net_bin.display()));
 }
+
+#[test]
+fn twenty_concurrent_creates_and_deletes_as_root() {
+    let t = "twenty_concurrent_creates_and_deletes_as_root";
+    if !banger_testkit::require_root(t) || !banger_testkit::require_tool(t, "ip") {
+        return;
+    }
+    let fx = Fx::new();
+    fx.use_real("banger-net");
+    let ns = NetNs::new();
+    let net_bin = banger_testkit::bin("banger-net");
+    let net_bin = net_bin.display();
+    let names: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
+    let spawn_all = |args: &dyn Fn(&str) -> Vec<String>| {
+        let children: Vec<_> = names
+            .iter()
+            .map(|n| {
+                let mut c = ns.command(env!("CARGO_BIN_EXE_banger-vm"));
+                c.args(args(n));
+                fx.apply(&mut c);
+                c.stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect::<Vec<_>>()
+    };
+
+    let outs = spawn_all(&|n| {
+        ["create", "--name", n, "--no-start"]
+            .map(String::from)
+            .to_vec()
+    });
+    let mut ips = std::collections::BTreeSet::new();
+    let mut taps = std::collections::BTreeSet::new();
+    for out in &outs {
+        assert_ok(out);
+        let rec = &json_lines(out)[0];
+        assert_eq!(rec["state"], "created");
+        ips.insert(rec["ip"].as_str().unwrap().to_string());
+        taps.insert(rec["tap"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ips.len(), 20, "addresses handed out twice: {ips:?}");
+    assert_eq!(taps.len(), 20, "TAPs handed out twice: {taps:?}");
+    // net.json stayed valid and holds exactly these leases; the TAPs exist.
+    let leases = net(&fx, &ns, &format!("{net_bin} lease list"));
+    assert_eq!(leases.lines().count(), 20, "{leases}");
+    let links = net(&fx, &ns, "ip -o link show");
+    for tap in &taps {
+        assert!(links.contains(tap.as_str()), "{tap} missing: {links}");
+    }
+    let listed = json_lines(&in_ns(&fx, &ns, &["list", "--json"], &[]));
+    assert_eq!(listed.len(), 20);
+
+    let outs = spawn_all(&|n| ["delete", n].map(String::from).to_vec());
+    for out in &outs {
+        assert_ok(out);
+    }
+    assert_eq!(net(&fx, &ns, &format!("{net_bin} lease list")), "");
+    let links = net(
+        &fx,
+        &ns,
+        "ip -o link show type tun | awk -F': ' '{print $2}'",
+    );
+    assert!(
+        links.lines().all(|l| l.starts_with("tap-pool-")),
+        "non-pool TAPs left: {links}"
+    );
+    for n in &names {
+        fx.assert_nothing_left(n);
+    }
+    let gc = in_ns(&fx, &ns, &["gc", "--dry-run"], &[]);
+    assert_ok(&gc);
+    assert!(
+        json_lines(&gc).is_empty(),
+        "{}",
+        String::from_utf8_lossy(&gc.stdout)
+    );
+}
