@@ -10,7 +10,9 @@
 # button instead) and read a synced file back; (--nat: the guest fetches a
 # page from "upstream" through NAT, and the NAT rule is gone after delete);
 # delete; then check that nothing is left: no VMM process, no non-pool TAP,
-# no lease, no nft element, no VM dir.
+# no lease, no nft element, no VM dir. Then two creates killed with SIGKILL
+# (while making disks, and once the VMM runs): delete removes each, the
+# same leak check holds, and `banger gc --dry-run` finds nothing.
 #
 # By default everything runs inside network namespaces this script makes
 # and removes: "bv-host-PID" holds the bridge, TAPs and guest, and
@@ -36,7 +38,7 @@ while [ $# -gt 0 ]; do
     --vmm) VMM=$2; shift ;;
     --host) HOST=1 ;;
     --inside) INSIDE=1 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "verify.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -147,8 +149,9 @@ inside() {
   created=0
   on_exit() {
     if [ "$created" = 1 ]; then
-      say "cleaning up $name"
+      say "cleaning up $name ${name_k:-}"
       banger vm delete --force "$name" >/dev/null 2>&1 || true
+      [ -n "${name_k:-}" ] && { banger vm delete --force "$name_k" >/dev/null 2>&1 || true; }
     fi
     # Only our own namespace's bridge: on --host, other VMs may use it.
     if [ "$INSIDE" = 1 ]; then
@@ -253,22 +256,59 @@ inside() {
   banger vm delete "$name" | jq -e '.state == "deleted"' >/dev/null || fail "vm delete"
   created=0
 
-  step "nothing is left"
-  leaks=()
+  nothing_left "$name" "$ip"
+
+  # A create killed outright (SIGKILL) at two moments: while it makes the
+  # disks (the record says creating) and once its VMM runs. Either way
+  # delete removes all of it.
+  for moment in creating running; do
+    k=$name-$moment
+    step "a create killed with SIGKILL once $k is $moment; then delete"
+    banger vm create --name "$k" "${nat_args[@]}" "${vmm_args[@]}" >/dev/null 2>&1 &
+    pid=$!
+    created=1 name_k=$k
+    seen=
+    for _ in $(seq 600); do
+      st=$(banger vm show "$k" 2>/dev/null | jq -r .state) || true
+      [ "$st" = "$moment" ] && { seen=1; break; }
+      kill -0 "$pid" 2>/dev/null || break
+      # The creating window is about a second: look as often as we can.
+      [ "$moment" = running ] && sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    [ -n "$seen" ] || fail "$k never reached $moment"
+    kip=$(banger vm show "$k" | jq -r '.ip // ""')
+    banger vm delete "$k" | jq -e '.state == "deleted"' >/dev/null || fail "vm delete $k after the kill"
+    name_k=
+    nothing_left "$k" "$kip"
+  done
+  created=0
+  if [ "$INSIDE" = 1 ]; then
+    step "banger gc finds nothing"
+    [ -z "$(banger gc --dry-run)" ] || fail "banger gc --dry-run found: $(banger gc --dry-run)"
+  fi
+  say "all good"
+}
+
+# Nothing of VM $1 (address $2) is left: process, TAP, lease, nft element,
+# record, dir.
+nothing_left() {
+  local name=$1 ip=$2 leaks=() taps
+  step "nothing of $name is left"
   pgrep -af -- "$name" | grep -v -e verify.sh -e pgrep >/dev/null && leaks+=("a process with $name in its command line")
   taps=$(ip -o link show type tun 2>/dev/null | awk -F': ' '{print $2}' | grep -v '^tap-pool-' || true)
   [ -n "$taps" ] && leaks+=("TAPs: $taps")
   # (not jq -e: jq 1.6 exits 0 on empty input, i.e. no leases at all)
   banger net lease list | jq -r .vm | grep -Fx -- "$name" >/dev/null \
     && leaks+=("a lease for $name")
-  if [ "$NAT" = 1 ] && nft list ruleset 2>/dev/null | grep -F "$ip" >/dev/null; then
+  if [ "$NAT" = 1 ] && [ -n "$ip" ] && nft list ruleset 2>/dev/null | grep -F "$ip" >/dev/null; then
     # (not grep -q: with pipefail, nft's SIGPIPE would hide a match)
     leaks+=("an nft element for $ip")
   fi
   banger vm show "$name" >/dev/null 2>&1 && leaks+=("the VM record")
   [ -e "${XDG_STATE_HOME:-$HOME/.local/state}/banger/vms/$name" ] && leaks+=("the VM dir")
   [ ${#leaks[@]} = 0 ] || fail "left behind: ${leaks[*]}"
-  say "all good"
 }
 
 if [ "$INSIDE" = 1 ] || [ "$HOST" = 1 ]; then
