@@ -10,11 +10,11 @@ AGENT_TARGET := x86_64-unknown-linux-gnu
 AGENT := target/$(AGENT_TARGET)/agent/banger-vsock-agent
 
 .PHONY: help build agent kernel test test-live man install clean runtime-bundle \
-        runtime-local rootfs rootfs-void verify-void bench-create
+        runtime-local rootfs rootfs-void verify-void bench-create soak
 
 help:
 	@echo "make build | agent | test | test-live | man | install | clean"
-	@echo "make runtime-bundle RUNTIME_MANIFEST=path | runtime-local | rootfs | rootfs-void | bench-create"
+	@echo "make runtime-bundle RUNTIME_MANIFEST=path | runtime-local | rootfs | rootfs-void | bench-create | soak"
 
 build: agent
 	$(CARGO) build --release --workspace --bins
@@ -38,6 +38,12 @@ test:
 test-live:
 	$(CARGO) build --workspace --bins
 	$(CARGO) test -p banger-vm --test banger-vm live:: -- --include-ignored --nocapture
+
+# SOAK create/delete cycles with the real banger-net in a namespace (CI
+# runs 20 as part of make test), then nothing may be left. Root only.
+SOAK ?= 100
+soak:
+	BANGER_SOAK=$(SOAK) $(CARGO) test -p banger-vm --test banger-vm with_net::soak -- --nocapture
 
 # Create and delete RUNS VMs, phase timings per run, min/median/max, and a
 # bare QEMU boot of the same disks for the overhead ratio.

@@ -217,3 +217,60 @@ fn twenty_concurrent_creates_and_deletes_as_root() {
         String::from_utf8_lossy(&gc.stdout)
     );
 }
+
+/// Create/delete cycles (`--no-start`, the real banger-net): BANGER_SOAK
+/// of them (20 by default, as CI runs it; `make soak` runs 100), then
+/// nothing is left and the next address handed out is the first again.
+#[test]
+fn soak_create_delete_cycles_leave_nothing_as_root() {
+    let t = "soak_create_delete_cycles_leave_nothing_as_root";
+    if !banger_testkit::require_root(t)
+        || !banger_testkit::require_tool(t, "ip")
+        || !banger_testkit::require_tool(t, "nft")
+    {
+        return;
+    }
+    let cycles: usize = std::env::var("BANGER_SOAK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let fx = Fx::new();
+    fx.use_real("banger-net");
+    let ns = NetNs::new();
+    let up = NetNs::new();
+    ns.veth("up0", &up, "down0");
+    ns.sh("ip addr add 10.250.0.1/30 dev up0 && ip route add default via 10.250.0.2");
+    let net_bin = banger_testkit::bin("banger-net");
+    let net_bin = net_bin.display();
+    let mut first_ip = None;
+    for i in 0..cycles {
+        let name = format!("soak{}", i % 3);
+        let out = in_ns(
+            &fx,
+            &ns,
+            &["create", "--name", &name, "--no-start", "--nat"],
+            &[],
+        );
+        assert_ok(&out);
+        let ip = json_lines(&out)[0]["ip"].as_str().unwrap().to_string();
+        // Every cycle gets the address the last one gave back.
+        assert_eq!(first_ip.get_or_insert_with(|| ip.clone()), &ip, "cycle {i}");
+        assert_ok(&in_ns(&fx, &ns, &["delete", &name], &[]));
+    }
+    assert_eq!(net(&fx, &ns, &format!("{net_bin} lease list")), "");
+    assert!(!net(&fx, &ns, "nft list ruleset 2>/dev/null").contains("172.30."));
+    let links = net(
+        &fx,
+        &ns,
+        "ip -o link show type tun | awk -F': ' '{print $2}'",
+    );
+    assert!(
+        links.lines().all(|l| l.starts_with("tap-pool-")),
+        "non-pool TAPs left: {links}"
+    );
+    for n in ["soak0", "soak1", "soak2"] {
+        fx.assert_nothing_left(n);
+    }
+    let gc = in_ns(&fx, &ns, &["gc", "--dry-run"], &[]);
+    assert!(json_lines(&gc).is_empty());
+}
