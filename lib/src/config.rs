@@ -35,6 +35,9 @@ pub struct Bundle {
     pub disk_size: String,
     /// The interface NAT masquerades out of; empty: the default route's.
     pub uplink: String,
+    /// Host ports (TCP and UDP) guests may reach on the gateway address,
+    /// besides DNS and ping; every other port of the host is closed to them.
+    pub guest_host_ports: Vec<u16>,
 }
 
 /// One file's worth of settings: every key optional, unknown keys refused.
@@ -65,6 +68,7 @@ struct Layer {
     memory_mib: Option<u32>,
     disk_size: Option<String>,
     uplink: Option<String>,
+    guest_host_ports: Option<Vec<u16>>,
 }
 
 impl Bundle {
@@ -92,6 +96,7 @@ impl Bundle {
             memory_mib: 1024,
             disk_size: "8G".into(),
             uplink: String::new(),
+            guest_host_ports: Vec::new(),
         }
     }
 
@@ -161,7 +166,8 @@ impl Bundle {
             vcpus,
             memory_mib,
             disk_size,
-            uplink
+            uplink,
+            guest_host_ports
         );
     }
 
@@ -283,6 +289,21 @@ mod tests {
         assert_eq!(b.bridge, "banger0");
         assert_eq!(b.path("vmlinux"), t.path().join("vmlinux"));
         assert_eq!(b.path("/x/vmlinux"), PathBuf::from("/x/vmlinux"));
+    }
+
+    #[test]
+    fn guest_host_ports_are_a_list_of_ports() {
+        let t = tempfile::tempdir().unwrap();
+        write(&t.path().join("bundle.json"), "{}");
+        let cfg = t.path().join("config.json");
+        let b = Bundle::load_from(t.path(), &cfg).unwrap();
+        assert!(b.guest_host_ports.is_empty(), "closed unless opened");
+        write(&cfg, r#"{"guest_host_ports": [8080, 5432]}"#);
+        let b = Bundle::load_from(t.path(), &cfg).unwrap();
+        assert_eq!(b.guest_host_ports, [8080, 5432]);
+        write(&cfg, r#"{"guest_host_ports": [70000]}"#);
+        let e = Bundle::load_from(t.path(), &cfg).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
     }
 
     #[test]

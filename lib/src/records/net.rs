@@ -17,6 +17,14 @@ pub struct Lease {
     pub dns: Ipv4Addr,
     #[serde(default)]
     pub nat: bool,
+    /// Whether the TAP is cut off from the other guests (bridge port
+    /// isolation); a lease from before isolation existed reads as isolated.
+    #[serde(default = "yes")]
+    pub isolated: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// What `banger-net tap acquire` prints: the lease without its NAT flag.
@@ -30,6 +38,8 @@ pub struct TapLine {
     pub gateway: Ipv4Addr,
     pub mac: String,
     pub dns: Ipv4Addr,
+    #[serde(default = "yes")]
+    pub isolated: bool,
 }
 
 impl From<&Lease> for TapLine {
@@ -42,6 +52,7 @@ impl From<&Lease> for TapLine {
             gateway: l.gateway,
             mac: l.mac.clone(),
             dns: l.dns,
+            isolated: l.isolated,
         }
     }
 }

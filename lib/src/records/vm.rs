@@ -55,6 +55,11 @@ pub struct VmRecord {
     pub mac: Option<String>,
     pub tap: Option<String>,
     pub nat: bool,
+    /// Cut off from the other guests (the default); `false` lets it reach
+    /// the other VMs that are not isolated either. Records from before
+    /// isolation existed read as isolated.
+    #[serde(default = "isolated_default")]
+    pub isolated: bool,
     pub vsock_cid: Option<u32>,
     pub vsock_uds: Option<PathBuf>,
     /// Where the guest agent is reached, as the VMM driver said at start.
@@ -71,6 +76,10 @@ pub struct VmRecord {
     pub cmdline: String,
     pub created_at: String,
     pub started_at: Option<String>,
+}
+
+fn isolated_default() -> bool {
+    true
 }
 
 impl VmRecord {

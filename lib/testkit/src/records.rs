@@ -20,6 +20,7 @@ pub fn vm(name: &str, state: &str, ip: Option<&str>, uds: Option<&Path>) -> VmRe
         mac: ip.map(|_| "06:00:ac:1e:00:02".into()),
         tap: ip.map(|_| "bgr-0".into()),
         nat: false,
+        isolated: true,
         vsock_cid: ip.map(|_| 1002),
         vsock_uds: uds.map(Path::to_path_buf),
         agent: uds.map(|u| banger_lib::agent::Endpoint::Vsock {

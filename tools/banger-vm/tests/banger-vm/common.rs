@@ -137,6 +137,7 @@ fn write_templates(dir: &Path) {
         gateway: "172.30.0.1".parse().unwrap(),
         mac: "06:00:ac:1e:00:c7".into(),
         dns: "172.30.0.1".parse().unwrap(),
+        isolated: true,
     };
     put("tap.json", serde_json::to_string(&tap).unwrap());
     let vmm = banger_lib::vmspec::VmmRecord {
