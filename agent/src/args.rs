@@ -25,6 +25,7 @@ Usage: banger-vsock-agent [--port PORT] [--unix PATH]
 
 Endpoints:
   GET  /healthz   200, JSON facts about the guest (hostname, uptime_s, ...)
+  GET  /hostkeys  200, {\"keys\": [...]}: the guest's ssh host public keys
   POST /sync      sync(2), then 200
   POST /shutdown  sync(2), 202, then ask init (pid 1) to power off
   POST /reboot    sync(2), 202, then ask init (pid 1) to reboot

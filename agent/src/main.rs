@@ -1,10 +1,12 @@
 //! banger-vsock-agent: runs inside the guest and answers HTTP over AF_VSOCK:
 //! `GET /healthz` so the host can tell a booted, responsive guest from a
-//! hung one, and `POST /sync`, `/shutdown`, `/reboot` so the host can stop
-//! a guest without losing its writes (routes.rs).
+//! hung one, `GET /hostkeys` so the host can pin the guest's ssh host keys
+//! before it first connects, and `POST /sync`, `/shutdown`, `/reboot` so
+//! the host can stop a guest without losing its writes (routes.rs).
 
 mod args;
 mod health;
+mod hostkeys;
 mod http;
 mod power;
 mod routes;

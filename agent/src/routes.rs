@@ -3,6 +3,7 @@
 //! | method | path      | reply                                      |
 //! |--------|-----------|--------------------------------------------|
 //! | GET    | /healthz  | 200, guest facts (health.rs)               |
+//! | GET    | /hostkeys | 200, `{"keys":[...]}`: ssh host keys (hostkeys.rs) |
 //! | POST   | /sync     | 200 `{"status":"ok","synced":true}`        |
 //! | POST   | /shutdown | 202 `{"status":"ok","action":"poweroff"}`  |
 //! | POST   | /reboot   | 202 `{"status":"ok","action":"reboot"}`    |
@@ -16,6 +17,7 @@ use serde_json::json;
 /// (path, the one method it takes)
 pub const ROUTES: &[(&str, &str)] = &[
     ("/healthz", "GET"),
+    ("/hostkeys", "GET"),
     ("/sync", "POST"),
     ("/shutdown", "POST"),
     ("/reboot", "POST"),
@@ -66,6 +68,13 @@ pub fn route(method: &str, target: &str, sys: &dyn System) -> Reply {
         "/healthz" => Reply::bytes(
             200,
             serde_json::to_vec(&crate::health::collect()).unwrap_or_default(),
+        ),
+        "/hostkeys" => Reply::bytes(
+            200,
+            serde_json::to_vec(&crate::hostkeys::collect(std::path::Path::new(
+                crate::hostkeys::DIR,
+            )))
+            .unwrap_or_default(),
         ),
         "/sync" => {
             sys.sync();

@@ -57,6 +57,18 @@ fn serves_healthz_on_a_unix_socket() {
     assert_eq!(body["status"], "ok");
     assert!(body["uptime_s"].as_u64().is_some());
 
+    // The host keys are this machine's /etc/ssh ones, without comments.
+    let resp = get(&sock, b"GET /hostkeys HTTP/1.1\r\n\r\n");
+    assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+    let body: serde_json::Value =
+        serde_json::from_str(resp.split_once("\r\n\r\n").unwrap().1).unwrap();
+    let keys = body["keys"].as_array().unwrap();
+    if let Ok(pubkey) = std::fs::read_to_string("/etc/ssh/ssh_host_ed25519_key.pub") {
+        let want: Vec<&str> = pubkey.split_whitespace().take(2).collect();
+        assert!(keys.contains(&want.join(" ").into()), "{keys:?}");
+    }
+    assert!(get(&sock, b"POST /hostkeys HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405 "));
+
     // A bad request does not take the agent down.
     assert!(get(&sock, b"\x00\x01\x02\r\n\r\n").starts_with("HTTP/1.1 400 "));
     assert!(get(&sock, b"GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404 "));
