@@ -1,12 +1,11 @@
-//! The bridge every TAP hangs off: setup (idempotent), teardown, status.
+//! The bridge every TAP hangs off, with the guests' packet filter
+//! (filter.rs): setup (idempotent), teardown, status.
 
 use crate::netcfg::NetCfg;
 use crate::netlink::Nl;
 use crate::netstate;
 use banger_lib::{hosttools, Error, Result};
 use serde::Serialize;
-
-const FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
 
 #[derive(Serialize)]
 pub struct SetupLine {
@@ -15,19 +14,10 @@ pub struct SetupLine {
     pub gateway: String,
     pub created: bool,
     pub address_added: bool,
-    pub forwarding_enabled: bool,
+    /// Whether banger's nftables tables had to be made (they are remade
+    /// from the settings either way).
+    pub filter_installed: bool,
     pub changed: bool,
-}
-
-fn forwarding() -> Option<bool> {
-    std::fs::read_to_string(FORWARD)
-        .ok()
-        .map(|s| s.trim() == "1")
-}
-
-fn set_forwarding(on: bool) -> Result<()> {
-    std::fs::write(FORWARD, if on { "1\n" } else { "0\n" })
-        .map_err(|e| banger_lib::error::io(format!("writing {FORWARD}"), e))
 }
 
 /// A route of the host that already covers part of the subnet (and is not
@@ -56,10 +46,12 @@ fn check_overlap(cfg: &NetCfg, nl: &Nl, bridge_index: Option<u32>) -> Result<()>
     Ok(())
 }
 
-/// Make the bridge, its address and forwarding; change nothing that is
-/// already right.
+/// Make the bridge, its address and the guests' filter; change nothing
+/// that is already right. The filter goes in before the bridge is up, so
+/// no guest ever sends through an unfiltered bridge.
 pub fn setup(cfg: &NetCfg, nl: &Nl) -> Result<SetupLine> {
     hosttools::require_net_admin("setting up the bridge")?;
+    crate::nft::require("the guests' packet filter")?;
     netstate::update(|st| {
         let mut line = SetupLine {
             bridge: cfg.bridge.clone(),
@@ -67,7 +59,7 @@ pub fn setup(cfg: &NetCfg, nl: &Nl) -> Result<SetupLine> {
             gateway: cfg.gateway.to_string(),
             created: false,
             address_added: false,
-            forwarding_enabled: false,
+            filter_installed: false,
             changed: false,
         };
         let existing = nl.link(&cfg.bridge)?;
@@ -98,15 +90,11 @@ pub fn setup(cfg: &NetCfg, nl: &Nl) -> Result<SetupLine> {
                 .map_err(undo)?;
             line.address_added = true;
         }
+        line.filter_installed = crate::filter::install(cfg, st).map_err(undo)?;
         if !link.up {
             nl.set_up(link.index).map_err(undo)?;
         }
-        if forwarding() == Some(false) {
-            set_forwarding(true).map_err(undo)?;
-            st.forwarding_was_off = true;
-            line.forwarding_enabled = true;
-        }
-        line.changed = line.created || line.address_added || line.forwarding_enabled || !link.up;
+        line.changed = line.created || line.address_added || line.filter_installed || !link.up;
         register_resolved(cfg);
         Ok(line)
     })
@@ -146,7 +134,8 @@ fn register_resolved(cfg: &NetCfg) {
 pub struct TeardownLine {
     pub bridge: String,
     pub removed: Vec<String>,
-    pub nat_removed: bool,
+    /// Whether banger's nftables tables were there to remove.
+    pub tables_removed: bool,
     pub dns_stopped: bool,
     pub forwarding_disabled: bool,
     pub changed: bool,
@@ -171,7 +160,7 @@ pub fn teardown(cfg: &NetCfg, force: bool) -> Result<TeardownLine> {
     let dns_stopped = crate::dnsd::stop()?.was_running;
     netstate::update(|st| {
         refuse(st)?;
-        let nat_removed = crate::nat::purge()?;
+        let tables_removed = crate::filter::purge()?;
         let mut removed = Vec::new();
         let bridge = nl.link(&cfg.bridge)?;
         let ours: Vec<String> = st
@@ -192,17 +181,18 @@ pub fn teardown(cfg: &NetCfg, force: bool) -> Result<TeardownLine> {
             nl.del_link(b.index)?;
             removed.push(b.name);
         }
-        let mut forwarding_disabled = false;
-        if st.forwarding_was_off {
-            set_forwarding(false)?;
-            forwarding_disabled = true;
-        }
-        *st = netstate::NetState::default();
+        let forwarding_disabled = crate::nat::restore_forwarding(st)?;
+        // Ports opened with `allow` stay open for the next setup.
+        let open_ports = std::mem::take(&mut st.open_ports);
+        *st = netstate::NetState {
+            open_ports,
+            ..netstate::NetState::default()
+        };
         Ok(TeardownLine {
             bridge: cfg.bridge.clone(),
-            changed: !removed.is_empty() || nat_removed || dns_stopped || forwarding_disabled,
+            changed: !removed.is_empty() || tables_removed || dns_stopped || forwarding_disabled,
             removed,
-            nat_removed,
+            tables_removed,
             dns_stopped,
             forwarding_disabled,
         })
@@ -228,7 +218,7 @@ pub fn status(cfg: &NetCfg) -> Result<Vec<serde_json::Value>> {
         "addresses": addrs.iter().map(|(a, p)| format!("{a}/{p}")).collect::<Vec<_>>(),
         "subnet": cfg.subnet(),
         "gateway": cfg.gateway,
-        "forwarding": forwarding(),
+        "forwarding": crate::nat::forwarding(),
     }));
     let names: Vec<String> = nl.links()?.into_iter().map(|l| l.name).collect();
     for l in &st.leases {
@@ -246,16 +236,18 @@ pub fn status(cfg: &NetCfg) -> Result<Vec<serde_json::Value>> {
         .filter(|l| l.nat)
         .map(|l| l.vm.as_str())
         .collect();
-    let table = if hosttools::has_net_admin() && hosttools::which("nft").is_some() {
-        Some(crate::nat::table_exists())
-    } else {
-        None
-    };
     out.push(json!({
         "kind": "nat",
-        "table": table,
         "uplink": st.uplink,
         "vms": nat_vms,
+    }));
+    let readable = hosttools::has_net_admin() && hosttools::which("nft").is_some();
+    let dropped = readable.then(crate::filter::dropped).flatten();
+    out.push(json!({
+        "kind": "filter",
+        "tables": readable.then(|| dropped.is_some()),
+        "host_ports": crate::filter::host_ports(cfg, &st),
+        "dropped": dropped,
     }));
     let mut dns = serde_json::to_value(crate::dnsd::status(cfg)?).expect("serializes");
     dns["kind"] = json!("dns");

@@ -5,64 +5,111 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 const AFTER: &str = "\
+WHAT A GUEST CAN REACH:
+  A guest is untrusted. banger-net keeps two nftables tables of its own
+  (`bridge banger` and `inet banger`; no other table or chain of the host is
+  touched, and every chain banger adds accepts what it does not drop):
+  - the host: only DNS (udp and tcp, dns_port) and ping on the gateway
+    address, and the ports opened on purpose: `guest_host_ports` in
+    config.json (e.g. [8080]) or `allow --port P` (kept in net.json until
+    `deny --port P`); TCP and UDP, on the gateway address. Everything else a
+    guest sends to the host is dropped (counter input); replies to what the
+    host opened (ssh into a guest) pass.
+  - other guests: none, unless both VMs are not isolated (`tap acquire
+    --no-isolate`, `tap set --no-isolate`; banger vm create --no-isolate).
+    Isolation is the bridge port flag (IFLA_BRPORT_ISOLATED) plus a bridge
+    rule for an isolated VM and a non-isolated one (counter isolated). A
+    guest cannot route through the host to another guest (counter hairpin).
+  - no spoofing: each leased TAP (bgr-N) may send only frames from its
+    lease's MAC, IPv4 from its lease's address and ARP for that pair; no
+    IPv6 or other protocols; an idle tap-pool-N sends nothing (counter
+    spoofed). NAT masquerades only NAT VMs' addresses, which this check has
+    verified, so NAT follows the TAP.
+  - routing: the host forwards only NAT VMs' traffic out of the uplink and
+    the replies; other traffic from or to the bridge is dropped (counter
+    forward). IPv4 forwarding (net.ipv4.ip_forward) is turned on by the
+    first `nat enable` when it was off, and back off when the last VM
+    leaves NAT or at teardown. While it is on, the host routes between all
+    its interfaces, not only for banger.
+  - the .vm DNS server answers only the guests and the host itself; a query
+    from anywhere else (a neighbour routing to the gateway through this
+    host) is dropped by the filter (counter outside) and ignored by the
+    server, and so is any packet from outside the bridge that claims a
+    guest's address.
+  `status` shows the counters and the open ports. The tables are made by
+  setup (or the first tap acquire) and removed by teardown; leases, NAT and
+  ports change only their set elements, so nothing of a VM is left once its
+  lease is released.
+
 RECORDS (one JSON object per line on stdout):
   tap acquire, lease list:
-    {\"vm\", \"tap\", \"ip\", \"prefix\", \"gateway\", \"mac\", \"dns\"}
+    {\"vm\", \"tap\", \"ip\", \"prefix\", \"gateway\", \"mac\", \"dns\", \"isolated\"}
     ip and gateway are dotted IPv4 without prefix; prefix is a number; dns is
     the address the guest should use as its resolver (the bridge address);
-    mac is stable for a VM name. `lease list` adds \"nat\" (bool).
+    mac is stable for a VM name; isolated says whether the VM is cut off
+    from the other guests. `lease list` and `tap set` add \"nat\" (bool).
   tap release: {\"vm\", \"tap\", \"ip\", \"pooled_as\"} (pooled_as: the
     tap-pool-N name the TAP went back to the pool as, or null if deleted).
   setup: {\"bridge\", \"subnet\", \"gateway\", \"created\", \"address_added\",
-    \"forwarding_enabled\", \"changed\"}; changed is false when nothing was
-    to do.
-  teardown: {\"bridge\", \"removed\" (links), \"nat_removed\", \"dns_stopped\",
-    \"forwarding_disabled\", \"changed\"}.
+    \"filter_installed\", \"changed\"}; changed is false when nothing was to
+    do; filter_installed: banger's tables had to be made.
+  teardown: {\"bridge\", \"removed\" (links), \"tables_removed\",
+    \"dns_stopped\", \"forwarding_disabled\", \"changed\"}.
   status: one line per thing, each with \"kind\":
     bridge {\"name\", \"present\", \"up\", \"addresses\", \"subnet\", \"gateway\",
       \"forwarding\"}; lease {lease fields, \"tap_present\"}; pool {\"tap\",
-      \"present\"}; nat {\"table\" (null when it cannot be read), \"uplink\",
-      \"vms\"}; dns {\"running\", \"pid\", \"listen\", and \"resolver_hint\"
-      when systemd-resolved does not run}.
+      \"present\"}; nat {\"uplink\", \"vms\"}; filter {\"tables\" (null when
+      they cannot be read), \"host_ports\", \"dropped\": {\"spoofed\",
+      \"isolated\", \"hairpin\", \"input\", \"forward\", \"outside\"} (packets)};
+      dns {\"running\", \"pid\", \"listen\", and \"resolver_hint\" when
+      systemd-resolved does not run}.
   pool fill, pool drain: {\"tap\", \"action\": \"created\"|\"deleted\"} per TAP.
   pool list: {\"tap\", \"bridge\", \"present\"}.
   nat enable, nat disable, nat list: {\"vm\", \"ip\", \"nat\", \"uplink\"}.
+  allow, deny: {\"port\", \"open\", \"source\"} (source: \"config\" or
+    \"allow\"; null once closed).
   dns ensure, dns status: {\"running\", \"pid\", \"listen\"}; ensure adds
     \"started\" (false when it was already running). dns stop:
     {\"was_running\", \"pid\"}.
 
 NAMES:
   A leased TAP is bgr-N, an idle pooled one tap-pool-N (idle capacity, not a
-  leak). The nftables table is `ip banger` with the set `guests`.
+  leak). The nftables tables are `bridge banger` (sets macs, addrs, shared)
+  and `inet banger` (sets nat_guests, uplink, host_ports).
 
 FILES:
-  $XDG_STATE_HOME/banger/net.json   leases, pool, NAT uplink (locked updates)
+  $XDG_STATE_HOME/banger/net.json   leases, pool, NAT uplink, ports opened
+    with allow (locked updates)
   $XDG_STATE_HOME/banger/net-dns.log   the DNS server's messages
   $XDG_RUNTIME_DIR/banger/net-dns.json   the DNS server's pid file
-  Settings: bridge, subnet, gateway, dns_port, pool_size from bundle.json and
-  $XDG_CONFIG_HOME/banger/config.json.
+  Settings: bridge, subnet, gateway, dns_port, pool_size, uplink,
+  guest_host_ports from bundle.json and $XDG_CONFIG_HOME/banger/config.json
+  (guest_host_ports is applied at the next setup, tap, nat or allow/deny).
 
 EXIT STATUS:
-  0 ok; 1 failed; 2 usage (bad flags, bad VM name, bad subnet settings);
-  3 not found (VM without a lease, unknown uplink); 4 prerequisite missing
-  (not root / no CAP_NET_ADMIN, nft missing: apt-get install nftables, no
-  default route for NAT, bridge address missing for DNS); 5 conflict (subnet
-  exhausted, subnet overlaps a host route, DNS port in use, leases left at
-  teardown, state locked).
+  0 ok; 1 failed; 2 usage (bad flags, bad VM name, bad subnet settings, an
+  interface name nft cannot take); 3 not found (VM without a lease, unknown
+  uplink); 4 prerequisite missing (not root / no CAP_NET_ADMIN, nft missing:
+  apt-get install nftables, no default route for NAT, bridge address missing
+  for DNS); 5 conflict (subnet exhausted, subnet overlaps a host route, DNS
+  port in use, leases left at teardown, deny of a port config.json opens,
+  state locked).
 
 EXAMPLES:
   banger-net tap acquire --vm web | jq -r .ip
+  banger-net tap acquire --vm db --no-isolate     # may talk to other non-isolated VMs
   banger-net nat enable --vm web
+  banger-net allow --port 8080                    # a dev server on the host, for guests
   banger-net dns ensure && dig @172.30.0.1 web.vm +short
-  banger-net status | jq 'select(.kind == \"lease\") | .vm'
+  banger-net status | jq 'select(.kind == \"filter\") | .dropped'
   banger-net tap release --vm web && banger-net teardown";
 
-/// Host networking for banger: bridge, TAPs and their pool, leases, per-VM NAT, the .vm DNS server
+/// Host networking for banger: bridge, TAPs and their pool, leases, the guests' filter, per-VM NAT, the .vm DNS server
 #[derive(Parser, Debug)]
 #[command(
     name = "banger-net",
     version,
-    about = "Host networking for banger: bridge, TAPs, leases, NAT, .vm DNS",
+    about = "Host networking for banger: bridge, TAPs, leases, guest isolation, NAT, .vm DNS",
     after_long_help = AFTER,
     subcommand_required = true,
     arg_required_else_help = true
@@ -76,9 +123,9 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
-    /// Create the bridge with the gateway address and turn on IPv4 forwarding (idempotent)
+    /// Create the bridge with the gateway address and the guests' packet filter (idempotent)
     Setup,
-    /// Remove the bridge, every banger TAP, the NAT table and the DNS server
+    /// Remove the bridge, every banger TAP, banger's nftables tables and the DNS server
     Teardown {
         /// Tear down even while VMs hold leases (their leases are dropped)
         #[arg(long)]
@@ -101,10 +148,20 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: LeaseCmd,
     },
-    /// Per-VM NAT out of the uplink (nftables table `banger`)
+    /// Per-VM NAT out of the uplink
     Nat {
         #[command(subcommand)]
         cmd: NatCmd,
+    },
+    /// Open a host port to the guests (TCP and UDP, on the gateway address)
+    Allow {
+        #[arg(long, value_name = "P", value_parser = clap::value_parser!(u16).range(1..))]
+        port: u16,
+    },
+    /// Close a host port opened with allow
+    Deny {
+        #[arg(long, value_name = "P", value_parser = clap::value_parser!(u16).range(1..))]
+        port: u16,
     },
     /// The DNS server answering NAME.vm from the leases
     Dns {
@@ -119,6 +176,24 @@ pub enum TapCmd {
     Acquire {
         #[arg(long, value_name = "NAME")]
         vm: String,
+        /// Let it reach the other VMs that are not isolated either (default: isolated)
+        #[arg(long)]
+        no_isolate: bool,
+    },
+    /// Change a leased VM's isolation from the other guests
+    Set {
+        #[arg(long, value_name = "NAME")]
+        vm: String,
+        /// Cut it off from every other guest
+        #[arg(
+            long,
+            conflicts_with = "no_isolate",
+            required_unless_present = "no_isolate"
+        )]
+        isolate: bool,
+        /// Let it reach the other VMs that are not isolated either
+        #[arg(long)]
+        no_isolate: bool,
     },
     /// Free VM's lease; its TAP returns to the pool, or is deleted when the pool is full
     Release {

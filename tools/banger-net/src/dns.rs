@@ -1,6 +1,10 @@
 //! The .vm DNS server: A records for NAME.vm from the leases, NXDOMAIN for
 //! unknown .vm names, an empty answer for other types of known names, and
-//! everything else forwarded to the host's resolvers (or REFUSED).
+//! everything else forwarded to the host's resolvers (or REFUSED). It
+//! answers only the guests (the subnet) and the host itself (loopback):
+//! anything else that can route to the gateway gets nothing, and no
+//! recursive forwarder. (The filter drops such queries before they get
+//! here; this holds without it.)
 
 use crate::netstate::NetState;
 use banger_lib::{Error, Result};
@@ -172,6 +176,50 @@ fn servfail(query: &[u8]) -> Option<Vec<u8>> {
     r.build_bytes_vec().ok()
 }
 
+/// Whether a query from `peer` is one to answer: from a guest (the
+/// subnet, which the bridge filter keeps to the guests) or from this host.
+pub fn answers(cfg: &crate::netcfg::NetCfg, peer: SocketAddr) -> bool {
+    match peer.ip() {
+        std::net::IpAddr::V4(a) => cfg.contains(a) || a.is_loopback(),
+        std::net::IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(a) => cfg.contains(a) || a.is_loopback(),
+            None => a.is_loopback(),
+        },
+    }
+}
+
+/// The host's resolvers, re-read when resolv.conf changes (a laptop that
+/// moves networks, a VPN, systemd-resolved rewriting it).
+pub struct Resolvers {
+    path: PathBuf,
+    me: SocketAddr,
+    stamp: Option<(u64, i64, i64)>,
+    list: Arc<Vec<SocketAddr>>,
+}
+
+impl Resolvers {
+    pub fn new(path: PathBuf, me: SocketAddr) -> Resolvers {
+        Resolvers {
+            path,
+            me,
+            stamp: None,
+            list: Arc::new(Vec::new()),
+        }
+    }
+
+    pub fn current(&mut self) -> Arc<Vec<SocketAddr>> {
+        use std::os::unix::fs::MetadataExt;
+        let stamp = std::fs::metadata(&self.path)
+            .ok()
+            .map(|m| (m.ino(), m.mtime(), m.mtime_nsec()));
+        if stamp != self.stamp || stamp.is_none() {
+            self.stamp = stamp;
+            self.list = Arc::new(upstreams(&self.path, self.me));
+        }
+        self.list.clone()
+    }
+}
+
 /// The nameservers of /etc/resolv.conf, minus ourselves.
 pub fn upstreams(resolv_conf: &Path, me: SocketAddr) -> Vec<SocketAddr> {
     let text = std::fs::read_to_string(resolv_conf).unwrap_or_default();
@@ -211,14 +259,19 @@ fn forward_one(query: &[u8], upstreams: &[SocketAddr]) -> Option<Vec<u8>> {
 }
 
 /// Bind `listen`, write the pid file once bound, and answer forever.
-pub fn serve(listen: SocketAddr, forward: bool, pid_file: Option<&Path>) -> Result<()> {
+pub fn serve(
+    cfg: &crate::netcfg::NetCfg,
+    listen: SocketAddr,
+    forward: bool,
+    pid_file: Option<&Path>,
+) -> Result<()> {
     let sock = UdpSocket::bind(listen).map_err(|e| bind_error(listen, e))?;
     if let Some(p) = pid_file {
         crate::dnsd::write_pid(p, listen, forward)?;
     }
     eprintln!("banger-net: DNS for .vm on {listen}");
     let mut leases = Leases::new(crate::netstate::path());
-    let ups = Arc::new(upstreams(Path::new("/etc/resolv.conf"), listen));
+    let mut resolvers = Resolvers::new(PathBuf::from("/etc/resolv.conf"), listen);
     let inflight = Arc::new(AtomicUsize::new(0));
     let sock = Arc::new(sock);
     let mut buf = [0u8; 4096];
@@ -228,6 +281,9 @@ pub fn serve(listen: SocketAddr, forward: bool, pid_file: Option<&Path>) -> Resu
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(banger_lib::error::io("receiving a DNS query", e)),
         };
+        if !answers(cfg, peer) {
+            continue;
+        }
         let query = buf[..n].to_vec();
         // A bug in parsing one hostile packet must not take the server down.
         let action = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -247,7 +303,7 @@ pub fn serve(listen: SocketAddr, forward: bool, pid_file: Option<&Path>) -> Resu
                     }
                     continue;
                 }
-                let (sock, ups, inflight) = (sock.clone(), ups.clone(), inflight.clone());
+                let (sock, ups, inflight) = (sock.clone(), resolvers.current(), inflight.clone());
                 std::thread::spawn(move || {
                     if let Some(r) = forward_one(&query, &ups).or_else(|| servfail(&query)) {
                         let _ = sock.send_to(&r, peer);
@@ -438,6 +494,45 @@ mod tests {
     }
 
     #[test]
+    fn only_guests_and_the_host_are_answered() {
+        let cfg =
+            crate::netcfg::NetCfg::from_parts("banger0", "172.30.0.0/24", "172.30.0.1", 53, 1)
+                .unwrap();
+        for (peer, yes) in [
+            ("172.30.0.2:5000", true),
+            ("172.30.0.1:5000", true),
+            ("127.0.0.1:5000", true),
+            ("[::1]:5000", true),
+            ("[::ffff:172.30.0.9]:5000", true),
+            ("10.99.0.3:5000", false),
+            ("172.31.0.2:5000", false),
+            ("[fe80::1]:5000", false),
+            ("[::ffff:10.0.0.1]:5000", false),
+        ] {
+            assert_eq!(answers(&cfg, peer.parse().unwrap()), yes, "{peer}");
+        }
+    }
+
+    #[test]
+    fn resolvers_are_read_again_when_resolv_conf_changes() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("resolv.conf");
+        let me: SocketAddr = "172.30.0.1:53".parse().unwrap();
+        let mut r = Resolvers::new(p.clone(), me);
+        assert!(r.current().is_empty());
+        std::fs::write(&p, "nameserver 10.0.0.53\n").unwrap();
+        assert_eq!(
+            *r.current(),
+            ["10.0.0.53:53".parse::<SocketAddr>().unwrap()]
+        );
+        // Replaced by rename, as resolvconf and NetworkManager do.
+        let new = t.path().join("new");
+        std::fs::write(&new, "nameserver 10.1.1.1\n").unwrap();
+        std::fs::rename(&new, &p).unwrap();
+        assert_eq!(*r.current(), ["10.1.1.1:53".parse::<SocketAddr>().unwrap()]);
+    }
+
+    #[test]
     fn leases_reload_when_file_changes() {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("net.json");
@@ -453,6 +548,7 @@ mod tests {
             mac: crate::netcfg::mac_for("web"),
             dns: Ipv4Addr::new(172, 30, 0, 1),
             nat: false,
+            isolated: true,
         });
         banger_lib::state::store(&p, &st).unwrap();
         assert_eq!(l.lookup("web"), Some(Ipv4Addr::new(172, 30, 0, 2)));

@@ -1,14 +1,18 @@
 //! banger-net: host networking. The bridge, TAPs and their pool, leases,
+//! the guests' packet filter (isolation, anti-spoofing, the host's ports),
 //! per-VM NAT and the .vm DNS server.
 
 mod bridge;
 mod cli;
 mod dns;
 mod dnsd;
+mod filter;
 mod nat;
 mod netcfg;
 mod netlink;
 mod netstate;
+mod nft;
+mod ports;
 mod tap;
 mod tuntap;
 
@@ -37,10 +41,15 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::Teardown { force } => emit(&bridge::teardown(&cfg, force)?),
         Cmd::Status => return each(bridge::status(&cfg)?),
-        Cmd::Tap { cmd } => match cmd {
-            TapCmd::Acquire { vm } => emit(&netstate::TapLine::from(&tap::acquire(&cfg, &vm)?)),
-            TapCmd::Release { vm } => emit(&tap::release(&cfg, &vm)?),
-        },
+        Cmd::Tap { cmd } => {
+            match cmd {
+                TapCmd::Acquire { vm, no_isolate } => emit(&netstate::TapLine::from(
+                    &tap::acquire(&cfg, &vm, !no_isolate)?,
+                )),
+                TapCmd::Set { vm, isolate, .. } => emit(&tap::set_isolated(&cfg, &vm, isolate)?),
+                TapCmd::Release { vm } => emit(&tap::release(&cfg, &vm)?),
+            }
+        }
         Cmd::Pool { cmd } => match cmd {
             PoolCmd::Fill { size } => return each(tap::pool_fill(&cfg, size)?),
             PoolCmd::List => return each(tap::pool_list(&cfg)?),
@@ -50,10 +59,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             cmd: LeaseCmd::List,
         } => return each(netstate::load()?.leases),
         Cmd::Nat { cmd } => match cmd {
-            NatCmd::Enable { vm, uplink } => emit(&nat::enable(&vm, uplink.as_deref())?),
-            NatCmd::Disable { vm, .. } => emit(&nat::disable(&vm)?),
+            NatCmd::Enable { vm, uplink } => emit(&nat::enable(&cfg, &vm, uplink.as_deref())?),
+            NatCmd::Disable { vm, .. } => emit(&nat::disable(&cfg, &vm)?),
             NatCmd::List => return each(nat::list()?),
         },
+        Cmd::Allow { port } => emit(&ports::allow(&cfg, port)?),
+        Cmd::Deny { port } => emit(&ports::deny(&cfg, port)?),
         Cmd::Dns { cmd } => match cmd {
             DnsCmd::Serve {
                 listen,
@@ -61,7 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 pid_file,
             } => {
                 let listen = listen.unwrap_or_else(|| dnsd::default_listen(&cfg));
-                dns::serve(listen, !no_forward, pid_file.as_deref())?;
+                dns::serve(&cfg, listen, !no_forward, pid_file.as_deref())?;
             }
             DnsCmd::Ensure { listen, no_forward } => {
                 emit(&dnsd::ensure(&cfg, listen, !no_forward)?)

@@ -1,5 +1,6 @@
 //! The network settings from bundle.json / config.json, checked once: the
-//! bridge name, the subnet and its gateway, the DNS port, the pool size.
+//! bridge name, the subnet and its gateway, the DNS port, the pool size,
+//! the host ports opened to guests.
 
 use banger_lib::{config::Bundle, Error, Result};
 use sha2::{Digest, Sha256};
@@ -13,6 +14,8 @@ pub struct NetCfg {
     pub gateway: Ipv4Addr,
     pub dns_port: u16,
     pub pool_size: u32,
+    /// `guest_host_ports`: host ports guests may reach on the gateway.
+    pub host_ports: Vec<u16>,
 }
 
 fn bad(what: &str) -> Error {
@@ -24,7 +27,14 @@ fn bad(what: &str) -> Error {
 impl NetCfg {
     pub fn load() -> Result<NetCfg> {
         let b = Bundle::load()?;
-        Self::from_parts(&b.bridge, &b.subnet, &b.gateway, b.dns_port, b.pool_size)
+        let mut cfg = Self::from_parts(&b.bridge, &b.subnet, &b.gateway, b.dns_port, b.pool_size)?;
+        if b.guest_host_ports.contains(&0) {
+            return Err(Error::usage("guest_host_ports holds port 0").with_hint(
+                "list ports 1-65535 in `guest_host_ports` in $XDG_CONFIG_HOME/banger/config.json",
+            ));
+        }
+        cfg.host_ports = b.guest_host_ports;
+        Ok(cfg)
     }
 
     pub fn from_parts(
@@ -61,6 +71,7 @@ impl NetCfg {
             gateway,
             dns_port,
             pool_size,
+            host_ports: Vec::new(),
         };
         if !cfg.contains(gateway) || gateway == network || gateway == cfg.broadcast() {
             return Err(bad(&format!(

@@ -10,7 +10,7 @@ use rtnetlink::packet_route::{
     link::{LinkAttribute, LinkMessage},
     route::{RouteAddress, RouteAttribute},
 };
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, RouteMessageBuilder};
 use std::net::{IpAddr, Ipv4Addr};
 
 pub struct Nl {
@@ -119,6 +119,16 @@ impl Nl {
         self.rt
             .block_on(self.h.link().set(msg).execute())
             .map_err(|e| nl_err("attaching a TAP to the bridge", e))
+    }
+
+    /// A bridge port's isolation (IFLA_BRPORT_ISOLATED): an isolated port
+    /// exchanges no frames with another isolated port.
+    pub fn set_isolated(&self, index: u32, on: bool) -> banger_lib::Result<()> {
+        // Port settings travel in RTM_NEWLINK (RTM_SETLINK ignores them).
+        let msg = LinkBridgePort::new(index).isolated(on).build();
+        self.rt
+            .block_on(self.h.link().set_port(msg).execute())
+            .map_err(|e| nl_err("setting a bridge port's isolation", e))
     }
 
     /// Rename a link; the kernel only renames a link that is down.

@@ -1,5 +1,6 @@
-//! net.json: the leases, the TAP pool and the NAT uplink, read and written
-//! only under its lock (banger_lib::state::update).
+//! net.json: the leases, the TAP pool, the NAT uplink and the host ports
+//! opened to guests, read and written only under its lock
+//! (banger_lib::state::update).
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -7,7 +8,8 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NetState {
     pub schema: u64,
-    /// Whether setup had to turn IPv4 forwarding on (teardown turns it off).
+    /// Whether NAT had to turn IPv4 forwarding on (the last NAT VM going,
+    /// or teardown, turns it off again).
     #[serde(default)]
     pub forwarding_was_off: bool,
     #[serde(default)]
@@ -18,6 +20,9 @@ pub struct NetState {
     /// The interface NAT masquerades out of, while any VM has NAT.
     #[serde(default)]
     pub uplink: Option<String>,
+    /// Host ports opened to guests with `allow --port`.
+    #[serde(default)]
+    pub open_ports: Vec<u16>,
 }
 
 impl Default for NetState {
@@ -28,6 +33,7 @@ impl Default for NetState {
             leases: Vec::new(),
             pool: Vec::new(),
             uplink: None,
+            open_ports: Vec::new(),
         }
     }
 }

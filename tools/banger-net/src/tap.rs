@@ -1,5 +1,7 @@
 //! TAPs for VMs: acquire (lease an address, take a pooled TAP or make one),
-//! release (back to the pool, or deleted), and the pool itself.
+//! release (back to the pool, or deleted), isolation, and the pool itself.
+//! Every change to the leases brings the filter's sets in line (filter.rs)
+//! before net.json is written.
 //!
 //! Names say what a TAP is: `bgr-N` is leased to a VM, `tap-pool-N` is idle
 //! capacity. TAP names never derive from VM names, so they stay under the
@@ -51,14 +53,16 @@ fn ensure_bridge(cfg: &NetCfg, nl: &Nl) -> Result<u32> {
     bridge_index(cfg, nl)
 }
 
-/// Make a TAP and put it on the bridge; nothing is left if that fails.
+/// Make a TAP and put it on the bridge, isolated; nothing is left if
+/// that fails.
 fn make_tap(nl: &Nl, name: &str, bridge: u32) -> Result<()> {
     tuntap::create(name)?;
     let attach = || -> Result<()> {
         let l = nl
             .link(name)?
             .ok_or_else(|| Error::failed(format!("TAP {name} vanished after creation")))?;
-        nl.attach(l.index, bridge)
+        nl.attach(l.index, bridge)?;
+        nl.set_isolated(l.index, true)
     };
     attach().inspect_err(|_| {
         if let Ok(Some(l)) = nl.link(name) {
@@ -68,24 +72,38 @@ fn make_tap(nl: &Nl, name: &str, bridge: u32) -> Result<()> {
 }
 
 /// A TAP that exists and is on the bridge and up (remade if it vanished,
-/// e.g. after a reboot).
-fn ensure_tap(nl: &Nl, name: &str, bridge: u32) -> Result<()> {
+/// e.g. after a reboot), isolated or not.
+fn ensure_tap(nl: &Nl, name: &str, bridge: u32, isolated: bool) -> Result<()> {
     match nl.link(name)? {
-        Some(l) if l.master == Some(bridge) && l.up => Ok(()),
-        Some(l) => nl.attach(l.index, bridge),
-        None => make_tap(nl, name, bridge),
+        Some(l) if l.master == Some(bridge) && l.up => {}
+        Some(l) => nl.attach(l.index, bridge)?,
+        None => make_tap(nl, name, bridge)?,
     }
+    isolate(nl, name, isolated)
 }
 
-pub fn acquire(cfg: &NetCfg, vm: &str) -> Result<Lease> {
+fn isolate(nl: &Nl, name: &str, on: bool) -> Result<()> {
+    let l = nl
+        .link(name)?
+        .ok_or_else(|| Error::not_found(format!("TAP {name} does not exist")))?;
+    nl.set_isolated(l.index, on)
+}
+
+/// Lease a TAP and an address to `vm`, isolated from the other guests
+/// unless `isolated` is false. Asked again, the same lease, with the
+/// isolation asked for now.
+pub fn acquire(cfg: &NetCfg, vm: &str, isolated: bool) -> Result<Lease> {
     banger_lib::names::validate("VM", vm)?;
     hosttools::require_net_admin("tap acquire")?;
+    crate::nft::require("tap acquire")?;
     let nl = Nl::new()?;
     let bridge = ensure_bridge(cfg, &nl)?;
     netstate::update(|st| {
-        if let Some(l) = st.leases.iter().find(|l| l.vm == vm) {
-            ensure_tap(&nl, &l.tap, bridge)?;
-            return Ok(l.clone());
+        if let Some(i) = st.leases.iter().position(|l| l.vm == vm) {
+            st.leases[i].isolated = isolated;
+            ensure_tap(&nl, &st.leases[i].tap, bridge, isolated)?;
+            crate::filter::sync(cfg, st)?;
+            return Ok(st.leases[i].clone());
         }
         let ip = cfg
             .guest_addrs()
@@ -105,16 +123,46 @@ pub fn acquire(cfg: &NetCfg, vm: &str) -> Result<Lease> {
         take_or_make(st, &nl, &tap, bridge)?;
         let lease = Lease {
             vm: vm.to_string(),
-            tap,
+            tap: tap.clone(),
             ip,
             prefix: cfg.prefix,
             gateway: cfg.gateway,
             mac: mac_for(vm),
             dns: cfg.gateway,
             nat: false,
+            isolated,
         };
         st.leases.push(lease.clone());
+        // Its frames are dropped until the filter knows its MAC and address.
+        let r = isolate(&nl, &tap, isolated).and_then(|_| crate::filter::sync(cfg, st));
+        if let Err(e) = r {
+            // net.json is not written on an error: no TAP either.
+            if let Ok(Some(l)) = nl.link(&tap) {
+                let _ = nl.del_link(l.index);
+            }
+            return Err(e);
+        }
         Ok(lease)
+    })
+}
+
+/// Cut `vm` off from the other guests, or (isolated false) let it reach
+/// the other VMs that are not isolated either.
+pub fn set_isolated(cfg: &NetCfg, vm: &str, isolated: bool) -> Result<Lease> {
+    banger_lib::names::validate("VM", vm)?;
+    hosttools::require_net_admin("tap set")?;
+    crate::nft::require("tap set")?;
+    let nl = Nl::new()?;
+    netstate::update(|st| {
+        let i = crate::nat::lease_index(st, vm)?;
+        st.leases[i].isolated = isolated;
+        // A TAP that is gone (host reboot) gets the setting when it is
+        // made again at the next acquire.
+        if nl.link(&st.leases[i].tap)?.is_some() {
+            isolate(&nl, &st.leases[i].tap, isolated)?;
+        }
+        crate::filter::sync(cfg, st)?;
+        Ok(st.leases[i].clone())
     })
 }
 
@@ -144,10 +192,14 @@ pub fn release(cfg: &NetCfg, vm: &str) -> Result<Released> {
     let nl = Nl::new()?;
     netstate::update(|st| {
         let i = crate::nat::lease_index(st, vm)?;
-        if st.leases[i].nat {
-            crate::nat::remove(st, i)?;
-        }
+        crate::nat::remove(st, i);
         let lease = st.leases.remove(i);
+        // The filter forgets the lease first: from here on its TAP can
+        // send nothing (an idle pool TAP is dropped whole).
+        if banger_lib::hosttools::which("nft").is_some() {
+            crate::filter::sync(cfg, st)?;
+        }
+        crate::nat::restore_if_unused(st)?;
         let mut pooled_as = None;
         if let Some(l) = nl.link(&lease.tap)? {
             if (st.pool.len() as u32) < cfg.pool_size && nl.link(&cfg.bridge)?.is_some() {
@@ -156,6 +208,7 @@ pub fn release(cfg: &NetCfg, vm: &str) -> Result<Released> {
                     links.iter().any(|l| l == n) || st.pool.iter().any(|p| p == n)
                 });
                 nl.rename(l.index, &name)?;
+                nl.set_isolated(l.index, true)?;
                 st.pool.push(name.clone());
                 pooled_as = Some(name);
             } else {

@@ -2,5 +2,7 @@
 //! whole dependency tree, and linking is most of an incremental test build.
 
 mod cli;
+mod common;
+mod isolation;
 mod man;
 mod net;

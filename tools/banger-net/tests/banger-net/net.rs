@@ -1,87 +1,9 @@
 //! banger-net for real, each test inside its own network namespaces.
 
-use banger_testkit::{poll, require_root, require_tool, Home, NetNs};
-use serde_json::Value;
+use crate::common::*;
+use banger_testkit::{poll, require_tool, Home, NetNs};
 use std::os::fd::AsRawFd;
-use std::process::{Command, Output};
 use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_banger-net");
-
-struct Net {
-    ns: NetNs,
-    home: Home,
-}
-
-impl Net {
-    fn new() -> Net {
-        let n = Net {
-            ns: NetNs::new(),
-            home: Home::new(),
-        };
-        n.config(r#"{"pool_size": 2}"#);
-        n
-    }
-
-    fn config(&self, json: &str) {
-        let dir = self.home.path().join("config/banger");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("config.json"), json).unwrap();
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = self.ns.command(BIN);
-        self.home.apply(&mut c);
-        c.args(args);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    /// Run, expect success, return the JSON lines.
-    fn ok(&self, args: &[&str]) -> Vec<Value> {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "banger-net {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        lines(&out)
-    }
-
-    fn code(&self, args: &[&str]) -> (i32, String) {
-        let out = self.run(args);
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn links(&self) -> Vec<String> {
-        self.ns
-            .sh("ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1")
-            .lines()
-            .map(String::from)
-            .collect()
-    }
-
-    fn leases(&self) -> Vec<Value> {
-        self.ok(&["lease", "list"])
-    }
-}
-
-fn lines(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
-        .collect()
-}
-
-fn gated(test: &str) -> bool {
-    require_root(test) && require_tool(test, "ip")
-}
 
 #[test]
 fn setup_is_idempotent_and_cycles_leave_the_pool_as_root() {
@@ -226,78 +148,61 @@ fn bad_input_fails_cleanly_as_root() {
 }
 
 #[test]
-fn nat_masquerades_to_upstream_as_root() {
-    let t = "nat_masquerades_to_upstream_as_root";
-    if !gated(t)
-        || !require_tool(t, "nft")
-        || !require_tool(t, "curl")
-        || !require_tool(t, "python3")
-    {
+fn nat_masquerades_to_upstream_and_forwarding_follows_as_root() {
+    let t = "nat_masquerades_to_upstream_and_forwarding_follows_as_root";
+    if !gated(t) || !require_tool(t, "curl") || !require_tool(t, "python3") {
         return;
     }
     let n = Net::new();
     let up = NetNs::new();
-    let guest = NetNs::new();
     n.ns.veth("up0", &up, "eth0");
     n.ns.sh("ip addr add 10.99.0.1/24 dev up0 && ip route add default via 10.99.0.2");
     up.sh("ip addr add 10.99.0.2/24 dev eth0");
-    let lease = n.ok(&["tap", "acquire", "--vm", "web"])[0].clone();
-    let ip = lease["ip"].as_str().unwrap();
-    // A veth stands in for the guest's NIC, plugged into the bridge.
-    n.ns.veth("gh0", &guest, "eth0");
-    n.ns.sh("ip link set gh0 master banger0");
-    guest.sh(&format!(
-        "ip addr add {ip}/24 dev eth0 && ip route add default via 172.30.0.1"
-    ));
-    let log = n.home.path().join("http.log");
-    let mut server = up
-        .command("python3")
-        .args(["-u", "-m", "http.server", "8000", "--bind", "10.99.0.2"])
-        .current_dir(n.home.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let ready = poll(Duration::from_secs(20), || {
-        up.try_sh("curl -s -o /dev/null http://10.99.0.2:8000/")
-            .status
-            .success()
-            .then_some(())
-    });
-    assert!(ready.is_some(), "http server did not come up");
-    let fetch = || {
-        guest
-            .try_sh("curl -s -m 2 -o /dev/null http://10.99.0.2:8000/")
-            .status
-            .success()
+    let forwarding = || {
+        n.ns.sh("cat /proc/sys/net/ipv4/ip_forward")
+            .trim()
+            .to_string()
     };
+    assert_eq!(forwarding(), "0", "a fresh namespace routes nothing");
+    let guest = n.guest("web", &[]);
+    assert_eq!(forwarding(), "0", "a lease alone turns no forwarding on");
+    let server = server(&up, "10.99.0.2", 8000, n.home.path());
+    let fetch = || guest.fetch("http://10.99.0.2:8000/");
 
     assert!(!fetch(), "no NAT: upstream cannot answer the guest");
     let on = &n.ok(&["nat", "enable", "--vm", "web"])[0];
     assert_eq!(on["uplink"], "up0");
+    assert_eq!(forwarding(), "1", "NAT needs forwarding");
     assert_eq!(n.ok(&["nat", "list"]).len(), 1);
     assert!(fetch(), "NAT on: the guest reaches upstream");
-    let seen = std::fs::read_to_string(&log).unwrap();
+    let seen = std::fs::read_to_string(&server.log).unwrap();
     assert!(seen.contains("10.99.0.1 "), "upstream saw: {seen}");
-    assert!(!seen.contains(ip), "upstream saw the guest address: {seen}");
+    assert!(
+        !seen.contains(&guest.ip),
+        "upstream saw the guest address: {seen}"
+    );
     // Enabling twice is harmless.
     n.ok(&["nat", "enable", "--vm", "web"]);
 
     n.ok(&["nat", "disable", "--vm", "web"]);
-    let rules = n.ns.sh("nft list ruleset");
-    assert!(!rules.contains("banger"), "{rules}");
+    let rules = n.ns.sh("nft list set inet banger nat_guests");
+    assert!(!rules.contains(&guest.ip), "{rules}");
+    assert_eq!(
+        forwarding(),
+        "0",
+        "the last NAT VM gone, forwarding as it was"
+    );
     assert!(!fetch(), "NAT off again");
     assert!(n.ok(&["nat", "list"]).is_empty());
 
     // Release takes a VM out of NAT too.
     n.ok(&["nat", "enable", "--vm", "web"]);
     n.ok(&["tap", "release", "--vm", "web"]);
-    assert!(!n.ns.sh("nft list ruleset").contains("banger"));
-    let _ = server.kill();
-    let _ = server.wait();
+    assert!(!n.ns.sh("nft list ruleset").contains(&guest.ip));
+    assert_eq!(forwarding(), "0");
 }
 
-fn dig(ns: &NetNs, args: &str) -> String {
+fn dig_at(ns: &NetNs, args: &str) -> String {
     ns.sh(&format!("dig -p 53 @172.30.0.1 +time=2 +tries=1 {args}"))
 }
 
@@ -332,20 +237,20 @@ fn dns_answers_from_leases_as_root() {
     assert_eq!(again["started"], false);
     assert_eq!(again["pid"].as_u64(), Some(pid));
 
-    assert_eq!(dig(&n.ns, "+short web.vm").trim(), "172.30.0.2");
-    assert!(dig(&n.ns, "nope.vm").contains("status: NXDOMAIN"));
-    let aaaa = dig(&n.ns, "AAAA web.vm");
+    assert_eq!(dig_at(&n.ns, "+short web.vm").trim(), "172.30.0.2");
+    assert!(dig_at(&n.ns, "nope.vm").contains("status: NXDOMAIN"));
+    let aaaa = dig_at(&n.ns, "AAAA web.vm");
     assert!(aaaa.contains("status: NOERROR"), "{aaaa}");
     assert!(aaaa.contains("ANSWER: 0"), "{aaaa}");
-    assert!(dig(&n.ns, "example.org").contains("status: REFUSED"));
+    assert!(dig_at(&n.ns, "example.org").contains("status: REFUSED"));
     // Opcodes other than QUERY (here STATUS and UPDATE) are not implemented.
     for opcode in [2, 5] {
-        let r = dig(&n.ns, &format!("+opcode={opcode} web.vm"));
+        let r = dig_at(&n.ns, &format!("+opcode={opcode} web.vm"));
         assert!(r.contains("status: NOTIMP"), "opcode {opcode}: {r}");
     }
     // A lease made after the server started is answered without a restart.
     n.ok(&["tap", "acquire", "--vm", "late"]);
-    assert_eq!(dig(&n.ns, "+short late.vm").trim(), "172.30.0.3");
+    assert_eq!(dig_at(&n.ns, "+short late.vm").trim(), "172.30.0.3");
 
     // The port is taken: a second server fails with exit 5, and so does an
     // ensure from another home.
@@ -379,7 +284,7 @@ for p in corpus:
     s.sendto(p, ("172.30.0.1", 53))
 "#;
     n.ns.sh(&format!("python3 -c '{script}'"));
-    assert_eq!(dig(&n.ns, "+short web.vm").trim(), "172.30.0.2");
+    assert_eq!(dig_at(&n.ns, "+short web.vm").trim(), "172.30.0.2");
     let st = &n.ok(&["dns", "status"])[0];
     assert_eq!(st["running"], true);
     assert_eq!(st["pid"].as_u64(), Some(pid));
@@ -393,39 +298,51 @@ for p in corpus:
 #[test]
 fn teardown_leaves_nothing_as_root() {
     let t = "teardown_leaves_nothing_as_root";
-    if !gated(t) || !require_tool(t, "nft") {
+    if !gated(t) {
         return;
     }
     let n = Net::new();
-    let before = n.ns.sh("cat /proc/sys/net/ipv4/ip_forward");
+    let sysctls = "cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/all/forwarding";
+    let before = n.ns.sh(sysctls);
+    // Someone else's table and chain: teardown must leave them alone.
+    n.ns.sh("nft add table inet theirs && nft add chain inet theirs their_forward '{ type filter hook forward priority 0; policy accept; }'");
+    let theirs = n.ns.sh("nft list table inet theirs");
     n.ns.sh("ip link add up0 type veth peer name up1 && ip link set up0 up && ip link set up1 up");
     n.ok(&["pool", "fill"]);
     n.ok(&["tap", "acquire", "--vm", "web"]);
-    n.ok(&["tap", "acquire", "--vm", "db"]);
+    n.ok(&["tap", "acquire", "--vm", "db", "--no-isolate"]);
     n.ok(&["nat", "enable", "--vm", "web", "--uplink", "up0"]);
+    n.ok(&["allow", "--port", "8080"]);
     n.ok(&["dns", "ensure", "--no-forward"]);
     assert!(!n.ns.pids().is_empty());
+    assert_ne!(n.ns.sh(sysctls), before, "NAT turned forwarding on");
     // Refused while leases exist, and nothing stopped.
     assert_eq!(n.code(&["teardown"]).0, 5);
     assert_eq!(n.ok(&["dns", "status"])[0]["running"], true);
     let status = n.ok(&["status"]);
-    assert!(status
-        .iter()
-        .any(|s| s["kind"] == "nat" && s["table"] == true));
+    assert!(status.iter().any(|s| s["kind"] == "filter"
+        && s["tables"] == true
+        && s["host_ports"] == serde_json::json!([8080])));
 
     let down = &n.ok(&["teardown", "--force"])[0];
     assert_eq!(down["dns_stopped"], true);
-    assert_eq!(down["nat_removed"], true);
+    assert_eq!(down["tables_removed"], true);
+    assert_eq!(down["forwarding_disabled"], true);
     let mut links = n.links();
     links.sort();
     assert_eq!(links, vec!["lo", "up0", "up1"]);
     assert!(!n.ns.sh("ip -4 addr").contains("172.30.0.1"));
-    assert!(!n.ns.sh("nft list ruleset").contains("banger"));
+    // No table, set, chain or counter of banger's in any family; theirs as it was.
+    let rules = n.ns.sh("nft list ruleset");
+    for word in ["banger", "bgr-", "nat_guests", "host_ports", "spoofed"] {
+        assert!(!rules.contains(word), "{word} left: {rules}");
+    }
+    assert_eq!(n.ns.sh("nft list table inet theirs"), theirs);
+    assert_eq!(n.ns.sh(sysctls), before, "sysctls as before");
     let gone = poll(Duration::from_secs(5), || {
         n.ns.pids().is_empty().then_some(())
     });
     assert!(gone.is_some(), "processes left: {:?}", n.ns.pids());
-    assert_eq!(n.ns.sh("cat /proc/sys/net/ipv4/ip_forward"), before);
     assert!(n.leases().is_empty());
     // Twice is fine.
     assert_eq!(n.ok(&["teardown"])[0]["changed"], false);
