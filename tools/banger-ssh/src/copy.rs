@@ -57,7 +57,7 @@ pub fn copy(src: &str, dst: &str, recursive: bool) -> Result<i32> {
     let ip = vm.running_ip()?.to_string();
     let scp = hosttools::require("scp", "copying files to and from guests", "openssh-client")?;
     let key = ident::key()?;
-    let known_hosts = ident::known_hosts(&vm.name)?;
+    let known_hosts = session::pinned_known_hosts(&vm, false)?;
     let arg = |s: &Side| -> OsString {
         match s {
             Side::Local(p) => p.into(),

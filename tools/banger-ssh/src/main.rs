@@ -4,12 +4,14 @@
 mod cli;
 mod copy;
 mod ident;
+mod pin;
 mod remote;
 mod session;
 mod stanza;
 mod target;
 mod wait;
 
+use banger_lib::agent::Endpoint;
 use banger_lib::{output, Error, Result};
 use cli::{Cli, Cmd};
 use serde_json::json;
@@ -23,12 +25,30 @@ fn main() {
             None => {
                 let vm = Vm::load(cli.name.as_deref().expect("clap requires NAME"))?;
                 if cli.command.is_empty() {
-                    session::interactive(&vm)?
+                    session::interactive(&vm, cli.rekey)?
                 } else {
-                    session::run_command(&vm, &[remote::command_line(&cli.command)])?
+                    session::run_command(&vm, &[remote::command_line(&cli.command)], cli.rekey)?
                 }
             }
             Some(Cmd::Wait { name, ip, timeout }) => wait(&name, ip, timeout)?,
+            Some(Cmd::Pin {
+                name,
+                rekey,
+                uds,
+                port,
+                ip,
+                timeout,
+            }) => {
+                let target = match (uds, port, ip) {
+                    (Some(uds), Some(port), Some(ip)) => {
+                        let mut vm = Vm::at(&name, &ip.to_string())?;
+                        vm.agent = Some(Endpoint::Vsock { uds, port });
+                        vm
+                    }
+                    _ => Vm::load(&name)?,
+                };
+                pin(&target, rekey, timeout)?
+            }
             Some(Cmd::Config { names }) => config(&names)?,
             Some(Cmd::Cp {
                 recursive,
@@ -57,6 +77,19 @@ fn wait(name: &str, ip: Option<std::net::IpAddr>, timeout: f64) -> Result<i32> {
         .with_hint(format!("see the guest console: banger vm logs {name}")))
 }
 
+fn pin(vm: &Vm, rekey: bool, timeout: f64) -> Result<i32> {
+    // Like wait, it only serves whoever runs it.
+    banger_lib::proc::die_with_parent();
+    let ip = vm.running_ip()?;
+    let ep = vm.agent.as_ref().ok_or_else(|| {
+        Error::prereq(format!("{}'s record names no guest agent", vm.name))
+            .with_hint(format!("start it again: banger vm restart {}", vm.name))
+    })?;
+    let keys = pin::fetch(&vm.name, ep, Duration::from_secs_f64(timeout))?;
+    output::emit(&pin::pin(&vm.name, ip, keys, rekey)?);
+    Ok(0)
+}
+
 fn config(names: &[String]) -> Result<i32> {
     let vms = names
         .iter()
@@ -65,6 +98,12 @@ fn config(names: &[String]) -> Result<i32> {
     let key = ident::key()?;
     let mut text = Vec::new();
     for vm in &vms {
+        // Plain ssh checks the pinned keys; pin them now if none are yet.
+        if vm.state == banger_lib::records::VmState::Running {
+            if let Err(e) = session::pinned_known_hosts(vm, false) {
+                eprintln!("banger-ssh: warning: {}: {e}", vm.name);
+            }
+        }
         text.push(stanza::stanza(
             &vm.name,
             vm.ip()?,

@@ -1,6 +1,6 @@
 //! Running the system ssh against a guest.
 
-use crate::{ident, target::Vm};
+use crate::{ident, pin, target::Vm};
 use banger_lib::records::HealthLine;
 use banger_lib::{hosttools, sibling, Error, Result};
 use std::ffi::OsString;
@@ -29,9 +29,10 @@ pub fn ssh_options(key: &Path, known_hosts: &Path) -> Vec<OsString> {
         "BatchMode=yes".to_string(),
         format!("UserKnownHostsFile={}", known_hosts.display()),
         "GlobalKnownHostsFile=/dev/null".to_string(),
-        "StrictHostKeyChecking=accept-new".to_string(),
+        // Keys pinned from the guest agent before the first contact
+        // (pin.rs): an unknown or changed key is refused, never learned.
+        "StrictHostKeyChecking=yes".to_string(),
         "ConnectTimeout=10".to_string(),
-        // Quiet the `Permanently added` notice on first contact.
         "LogLevel=ERROR".to_string(),
     ] {
         a.push("-o".into());
@@ -40,11 +41,43 @@ pub fn ssh_options(key: &Path, known_hosts: &Path) -> Vec<OsString> {
     a
 }
 
-fn ssh_command(vm: &Vm, tty: bool) -> Result<Command> {
+/// The VM's known_hosts with its keys pinned: checked against what its
+/// agent says now (a changed key is an error unless `rekey`), pinned from
+/// it when nothing is yet. An agent that does not answer leaves ssh to
+/// check the keys already pinned.
+pub fn pinned_known_hosts(vm: &Vm, rekey: bool) -> Result<std::path::PathBuf> {
+    let ip = vm.running_ip()?;
+    let path = ident::known_hosts(&vm.name)?;
+    let have = !pin::pinned(&path).is_empty();
+    let asked = match &vm.agent {
+        Some(ep) => pin::fetch(&vm.name, ep, AGENT_TIMEOUT),
+        None => Err(Error::prereq(format!(
+            "{}'s record names no guest agent",
+            vm.name
+        ))),
+    };
+    match asked {
+        Ok(keys) => pin::pin(&vm.name, ip, keys, rekey).map(|l| l.known_hosts),
+        Err(_) if have && !rekey => Ok(path),
+        Err(e) => Err(Error {
+            message: format!("no ssh host keys of {} to check: {}", vm.name, e.message),
+            hint: Some(format!(
+                "banger takes a guest's host keys from its agent; restart it: banger vm restart {}",
+                vm.name
+            )),
+            ..e
+        }),
+    }
+}
+
+/// How long a session waits for the agent's keys (the guest is up).
+const AGENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn ssh_command(vm: &Vm, tty: bool, rekey: bool) -> Result<Command> {
     let ip = vm.running_ip()?;
     let ssh = hosttools::require("ssh", "logging into guests", "openssh-client")?;
     let key = ident::key()?;
-    let known_hosts = ident::known_hosts(&vm.name)?;
+    let known_hosts = pinned_known_hosts(vm, rekey)?;
     let mut c = Command::new(ssh);
     c.args(ssh_args(&key, &known_hosts, ip, tty));
     Ok(c)
@@ -52,9 +85,9 @@ fn ssh_command(vm: &Vm, tty: bool) -> Result<Command> {
 
 /// `banger-ssh NAME -- CMD`: become ssh, so nothing stands between the
 /// remote command and the caller.
-pub fn run_command(vm: &Vm, cmd: &[String]) -> Result<i32> {
+pub fn run_command(vm: &Vm, cmd: &[String], rekey: bool) -> Result<i32> {
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let mut c = ssh_command(vm, tty)?;
+    let mut c = ssh_command(vm, tty, rekey)?;
     // `--` so a remote command starting with `-` is not read as an option.
     c.arg("--").args(cmd);
     let e = c.exec();
@@ -62,8 +95,8 @@ pub fn run_command(vm: &Vm, cmd: &[String]) -> Result<i32> {
 }
 
 /// `banger-ssh NAME`: a login shell, then the still-running reminder.
-pub fn interactive(vm: &Vm) -> Result<i32> {
-    let mut c = ssh_command(vm, false)?;
+pub fn interactive(vm: &Vm, rekey: bool) -> Result<i32> {
+    let mut c = ssh_command(vm, false, rekey)?;
     // The terminal's ^C belongs to the remote shell; we only wait.
     let _guard = banger_lib::proc::InterruptsIgnored::new();
     let status = c
@@ -104,7 +137,7 @@ mod tests {
         for want in [
             "-o IdentitiesOnly=yes",
             "-o UserKnownHostsFile=/kh/box",
-            "-o StrictHostKeyChecking=accept-new",
+            "-o StrictHostKeyChecking=yes",
         ] {
             assert!(s.contains(want), "{want} in {s}");
         }

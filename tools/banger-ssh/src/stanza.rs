@@ -4,7 +4,7 @@ use std::path::Path;
 
 pub fn stanza(name: &str, ip: &str, key: &Path, known_hosts: &Path) -> String {
     format!(
-        "Host {name}.vm\n    HostName {ip}\n    User root\n    IdentityFile {}\n    IdentitiesOnly yes\n    UserKnownHostsFile {}\n    StrictHostKeyChecking accept-new\n",
+        "Host {name}.vm\n    HostName {ip}\n    User root\n    IdentityFile {}\n    IdentitiesOnly yes\n    UserKnownHostsFile {}\n    StrictHostKeyChecking yes\n",
         key.display(),
         known_hosts.display()
     )

@@ -2,6 +2,7 @@
 //! banger_lib's read-only view (typed, never parsed here), or given on the
 //! command line by a caller that has them (banger-vm's `wait --ip`).
 
+use banger_lib::agent::Endpoint;
 use banger_lib::records::{vm, VmState};
 use banger_lib::{names, Error, Result};
 
@@ -10,6 +11,8 @@ pub struct Vm {
     pub name: String,
     pub state: VmState,
     pub ip: Option<String>,
+    /// Where its guest agent answers (for its host keys).
+    pub agent: Option<Endpoint>,
 }
 
 impl Vm {
@@ -19,6 +22,7 @@ impl Vm {
             name: name.to_string(),
             state: rec.state,
             ip: rec.ip.filter(|s| !s.is_empty()),
+            agent: rec.agent,
         })
     }
 
@@ -29,6 +33,7 @@ impl Vm {
             name: name.to_string(),
             state: VmState::Running,
             ip: Some(ip.to_string()),
+            agent: None,
         })
     }
 

@@ -1,6 +1,7 @@
 //! banger-ssh as a command. The live tests run a real OpenSSH sshd inside a
 //! network namespace, on an address there, standing in for a guest.
 
+use banger_testkit::fakevsock::{Behaviour, FakeVsock};
 use banger_testkit::{Home, NetNs};
 use serde_json::Value;
 use std::io::Write;
@@ -8,16 +9,16 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-const GUEST_IP: &str = "10.213.0.2";
+pub const GUEST_IP: &str = "10.213.0.2";
 
 /// A banger home with a runtime bundle whose key is ours.
-struct Env {
-    home: Home,
+pub struct Env {
+    pub home: Home,
     runtime: PathBuf,
 }
 
 impl Env {
-    fn new() -> Env {
+    pub fn new() -> Env {
         let home = Home::new();
         let runtime = home.path().join("runtime");
         std::fs::create_dir_all(&runtime).unwrap();
@@ -34,8 +35,13 @@ impl Env {
         self.runtime.join("key")
     }
 
-    fn vm(&self, name: &str, state: &str, ip: &str) {
-        let rec = banger_testkit::records::vm(name, state, Some(ip), None);
+    pub fn vm(&self, name: &str, state: &str, ip: &str) {
+        self.vm_with_agent(name, state, ip, None);
+    }
+
+    /// A VM whose guest agent answers on `uds`.
+    pub fn vm_with_agent(&self, name: &str, state: &str, ip: &str, uds: Option<&Path>) {
+        let rec = banger_testkit::records::vm(name, state, Some(ip), uds);
         banger_testkit::records::store_vm(&self.home.path().join("state"), &rec);
     }
 
@@ -44,18 +50,18 @@ impl Env {
         c.env("BANGER_RUNTIME", &self.runtime);
     }
 
-    fn cmd(&self) -> Command {
+    pub fn cmd(&self) -> Command {
         let mut c = Command::new(banger_testkit::bin("banger-ssh"));
         self.apply(&mut c);
         c
     }
 
-    fn known_hosts(&self, name: &str) -> PathBuf {
+    pub fn known_hosts(&self, name: &str) -> PathBuf {
         self.home.path().join("state/banger/known_hosts").join(name)
     }
 }
 
-fn keygen(path: &Path) {
+pub fn keygen(path: &Path) {
     let st = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
         .arg(path)
@@ -64,22 +70,41 @@ fn keygen(path: &Path) {
     assert!(st.success());
 }
 
-fn lines(out: &[u8]) -> Vec<Value> {
+pub fn lines(out: &[u8]) -> Vec<Value> {
     String::from_utf8_lossy(out)
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect()
 }
 
-/// sshd on GUEST_IP:22 inside its own namespace, accepting our key as root.
-struct Guest {
-    ns: NetNs,
+/// `TYPE BASE64` of a public key file.
+pub fn pubkey(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What the guest agent answers to GET /hostkeys.
+pub fn hostkeys(keys: &[&str]) -> Behaviour {
+    Behaviour::Http(200, serde_json::json!({ "keys": keys }).to_string())
+}
+
+/// sshd on GUEST_IP:22 inside its own namespace, accepting our key as
+/// root, and VM "box" at that address, whose guest agent (a fake vsock)
+/// gives sshd's host key.
+pub struct Guest {
+    pub ns: NetNs,
     sshd: Child,
+    pub agent: FakeVsock,
+    /// sshd's host key, `TYPE BASE64`.
+    pub host_key: String,
     _dir: tempfile::TempDir,
 }
 
 impl Guest {
-    fn start(env: &Env) -> Guest {
+    pub fn start(env: &Env) -> Guest {
         let ns = NetNs::new();
         ns.sh(&format!("ip addr add {GUEST_IP}/32 dev lo"));
         let dir = tempfile::Builder::new()
@@ -88,6 +113,9 @@ impl Guest {
             .unwrap();
         let d = dir.path();
         keygen(&d.join("host"));
+        let host_key = pubkey(&d.join("host.pub"));
+        let agent = FakeVsock::start(hostkeys(&[&host_key]));
+        env.vm_with_agent("box", "running", GUEST_IP, Some(agent.path()));
         std::fs::copy(env.key().with_extension("pub"), d.join("authorized_keys")).unwrap();
         let cfg = d.join("sshd_config");
         std::fs::write(
@@ -115,12 +143,14 @@ impl Guest {
         Guest {
             ns,
             sshd,
+            agent,
+            host_key,
             _dir: dir,
         }
     }
 
     /// banger-ssh run inside the namespace.
-    fn ssh(&self, env: &Env, args: &[&str]) -> Command {
+    pub fn ssh(&self, env: &Env, args: &[&str]) -> Command {
         let mut c = self.ns.command(banger_testkit::bin("banger-ssh"));
         env.apply(&mut c);
         c.args(args);
@@ -151,7 +181,7 @@ fn run_with_stdin(mut c: Command, input: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn live(test: &str) -> bool {
+pub fn live(test: &str) -> bool {
     banger_testkit::require_root(test)
         && banger_testkit::require_tool(test, "sshd")
         && banger_testkit::require_tool(test, "ssh")
@@ -177,7 +207,6 @@ fn live_root_commands_exit_codes_stdin_and_argv_pass_through() {
         return;
     }
     let env = Env::new();
-    env.vm("box", "running", GUEST_IP);
     let guest = Guest::start(&env);
 
     let out = guest
@@ -202,9 +231,9 @@ fn live_root_commands_exit_codes_stdin_and_argv_pass_through() {
         let out = guest.ssh(&env, args).output().unwrap();
         assert_eq!(out.status.code(), Some(code), "{args:?}: {out:?}");
     }
-    // The first contact recorded the host key in the VM's own file.
+    // The agent's key was pinned in the VM's own file before any ssh.
     let kh = std::fs::read_to_string(env.known_hosts("box")).unwrap();
-    assert!(kh.contains(GUEST_IP), "{kh}");
+    assert_eq!(kh, format!("{GUEST_IP} {}\n", guest.host_key));
 
     let out = run_with_stdin(
         guest.ssh(&env, &["box", "--", "tr", "a-z", "A-Z"]),
@@ -234,7 +263,7 @@ fn live_root_commands_exit_codes_stdin_and_argv_pass_through() {
         .unwrap();
     assert_eq!(st.code(), Some(4));
 
-    // forget drops the host key; the next login learns it again.
+    // forget drops the host key; the next login pins it again.
     let out = env.cmd().args(["forget", "box"]).output().unwrap();
     assert_eq!(lines(&out.stdout)[0]["removed"], true);
     assert!(!env.known_hosts("box").exists());
@@ -250,7 +279,6 @@ fn live_root_interactive_session_reminds_while_running() {
         return;
     }
     let env = Env::new();
-    env.vm("box", "running", GUEST_IP);
     let guest = Guest::start(&env);
     guest.ssh(&env, &["wait", "box"]).output().unwrap();
     let libexec = tempfile::tempdir().unwrap();
@@ -409,7 +437,6 @@ fn live_root_cp_files_and_directories_both_ways() {
         return;
     }
     let env = Env::new();
-    env.vm("box", "running", GUEST_IP);
     let guest = Guest::start(&env);
     let out = guest
         .ssh(&env, &["wait", "box", "--timeout", "30"])
