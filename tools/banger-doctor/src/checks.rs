@@ -306,7 +306,9 @@ pub fn net_admin() -> Check {
     }
 }
 
-/// IPv4 forwarding, needed for guests' NAT to the outside.
+/// IPv4 forwarding: a report, not a requirement. banger-net turns it on
+/// for the first VM with NAT and back off after the last one when it was
+/// off; what it means for the host is worth saying either way.
 pub fn ip_forward() -> Check {
     ip_forward_from(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").ok())
 }
@@ -314,18 +316,26 @@ pub fn ip_forward() -> Check {
 fn ip_forward_from(value: Option<String>) -> Check {
     const NAME: &str = "ipv4 forwarding";
     match value.as_deref().map(str::trim) {
-        Some("1") => Check::pass(NAME, false, "on"),
-        Some(v) => Check::fail(
+        Some("1") => Check::pass(
             NAME,
             false,
-            format!("off (net.ipv4.ip_forward = {v}); guests' NAT needs it"),
-            "sysctl -w net.ipv4.ip_forward=1",
+            "on (net.ipv4.ip_forward = 1): this host routes packets between all its \
+             interfaces, not only for banger; banger's own rules forward only NAT VMs' \
+             traffic from its bridge (banger-net(1))",
+        ),
+        Some(v) => Check::pass(
+            NAME,
+            false,
+            format!(
+                "off (net.ipv4.ip_forward = {v}): banger-net turns it on while a VM has \
+                 NAT, and off again after the last one"
+            ),
         ),
         None => Check::fail(
             NAME,
             false,
             "cannot read /proc/sys/net/ipv4/ip_forward",
-            "sysctl -w net.ipv4.ip_forward=1",
+            "mount /proc (guests' NAT needs IPv4 forwarding)",
         ),
     }
 }
@@ -497,11 +507,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ip_forward_values() {
-        assert!(ip_forward_from(Some("1\n".into())).ok);
+    fn ip_forward_is_reported_and_explained() {
+        let on = ip_forward_from(Some("1\n".into()));
+        assert!(on.ok);
+        assert!(
+            on.detail
+                .contains("routes packets between all its interfaces"),
+            "{}",
+            on.detail
+        );
+        // banger-net turns it on when NAT needs it: off is no failure.
         let off = ip_forward_from(Some("0\n".into()));
-        assert!(!off.ok);
-        assert_eq!(off.hint.as_deref(), Some("sysctl -w net.ipv4.ip_forward=1"));
+        assert!(off.ok);
+        assert!(
+            off.detail.contains("turns it on while a VM has NAT"),
+            "{}",
+            off.detail
+        );
         assert!(!ip_forward_from(None).ok);
     }
 

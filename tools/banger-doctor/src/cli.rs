@@ -24,10 +24,15 @@ CHECKS (in order; * required, ? required in some set-ups):
                     required when the VMM picked is QEMU
   tun *             /dev/net/tun readable and writable
   ip *, ssh *, mkfs.ext4 *
-  nft               NAT (--nat) only
+  nft *             banger's packet filter, which every VM's lease
+                    comes with (isolation, anti-spoofing, host ports)
   debootstrap       image builds only
   net admin *       root or CAP_NET_ADMIN
-  ipv4 forwarding   NAT only (`banger-net setup` turns it on)
+  ipv4 forwarding   a report: on means this host routes between all
+                    its interfaces, not only for banger; banger-net
+                    turns it on while a VM has NAT (and off after the
+                    last one when it was off), and its rules forward
+                    only NAT VMs' traffic from the bridge
   bridge            the bundle's bridge (`banger-net setup`)
   dns               `banger-net dns status` says running
   leftovers         nothing left by killed commands
@@ -40,12 +45,11 @@ CHECKS (in order; * required, ? required in some set-ups):
     banger-image build --name debian
     apt-get install nftables
     cargo install --locked vhost-device-vsock
-    sysctl -w net.ipv4.ip_forward=1
   No check changes the host.
 
 RECORDS:
   One line per check:
-  {\"check\": \"nft\", \"ok\": false, \"required\": false,
+  {\"check\": \"nft\", \"ok\": false, \"required\": true,
    \"detail\": \"nft not found\", \"hint\": \"apt-get install nftables\"}
   check     the check's name (above)
   ok        whether it passed

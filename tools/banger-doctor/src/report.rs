@@ -28,7 +28,8 @@ pub fn run() -> Vec<Check> {
         checks::vhost_vsock(&b, on_qemu),
         checks::tun(),
         checks::tool("ip", "ip", "iproute2", true),
-        checks::tool("nft", "nft", "nftables", false),
+        // Every lease comes with banger's packet filter.
+        checks::tool("nft", "nft", "nftables", true),
         checks::tool("ssh", "ssh", "openssh-client", true),
         checks::tool("mkfs.ext4", "mkfs.ext4", "e2fsprogs", true),
         checks::tool("debootstrap", "debootstrap", "debootstrap", false),

@@ -228,6 +228,7 @@ fn path_without_nft_fails_the_nft_check() {
     let (_, checks) = run(c);
     let nft = get(&checks, "nft");
     assert_eq!(nft["ok"], false);
+    assert_eq!(nft["required"], true, "every lease needs the filter");
     assert_eq!(nft["hint"], "apt-get install nftables");
     let deb = get(&checks, "debootstrap");
     assert_eq!(deb["hint"], "apt-get install debootstrap");
