@@ -16,6 +16,9 @@ RECORDS:
     ip, prefix, gateway, dns, mac, tap
                     its network lease from banger-net
     nat             whether guest traffic is masqueraded out of the host
+    isolated        whether it is cut off from the other guests (true unless
+                    created or set with --no-isolate; two VMs reach each
+                    other only when neither is isolated)
     vsock_cid       guest vsock CID (1000 + host part of the IP)
     vsock_uds       host side of the hybrid vsock (banger-health uses it)
     pid, pid_start_time
@@ -28,9 +31,10 @@ RECORDS:
     created_at, started_at
                     RFC 3339 UTC (started_at null when never started)
   list and show add uptime_s (null unless running); create --timings adds
-  timings_ms {image, disks, tap, vmm_start, dns, nat, healthy, ssh, total}.
+  timings_ms {image, disks, tap, vmm_start, dns, nat, healthy, pin, ssh,
+  total}.
 
-  Verbs over several names (start, stop, restart, delete, set --nat/--no-nat)
+  Verbs over several names (start, stop, restart, delete, set)
   run concurrently and print one line per VM:
     {\"name\": \"box\", \"ok\": true, \"state\": \"stopped\", \"clean\": true, \"how\": \"agent\"}
     {\"name\": \"web\", \"ok\": false, \"error\": \"no VM named web\"}
@@ -72,7 +76,10 @@ HOW CREATE WORKS:
   the work disk grown to --disk with resize2fs) -> TAP and lease (banger-net
   tap acquire) -> VMM (banger-fc start or banger-qemu start) -> .vm DNS
   (banger-net dns ensure; a failure is only a warning) -> NAT (--nat) ->
-  guest agent healthy (banger-health wait) -> sshd up (banger-ssh wait).
+  guest agent healthy (banger-health wait) -> the guest's ssh host keys,
+  from its agent, pinned in its known_hosts (banger-ssh pin) -> sshd up
+  (banger-ssh wait). ssh then refuses any other key: a guest whose keys
+  changed on purpose is accepted with `banger vm ssh NAME --rekey`.
   A failing step, or Ctrl-C, undoes every step before it (VMM process,
   sockets, NAT element, TAP and lease, disks, record) and the error names the
   step. Every command first marks VMs whose VMM process died as crashed;
@@ -97,6 +104,8 @@ EXIT STATUS:
 EXAMPLES:
   banger vm create --name box && banger vm ssh box
   banger vm create --name web --nat --vcpus 4 --memory 4096 --disk 20G
+  banger vm create --name db --no-isolate; banger vm set --no-isolate web
+                                              # web and db may talk
   banger vm ssh box -- uname -r
   banger vm cp ./app.tar.gz box:/root/ && banger vm cp -r box:/root/out ./out
   banger vm ssh-config > ~/.ssh/banger.conf   # Include it; then: ssh box.vm
@@ -143,11 +152,14 @@ pub enum Cmd {
     },
     /// Print one VM's record
     Show { name: String },
-    /// Change settings: NAT on several VMs, vCPUs/memory of a stopped VM
+    /// Change settings: NAT and isolation of several VMs, vCPUs/memory of a stopped VM
     Set(SetArgs),
     /// ssh into a running VM as root, or run CMD there (exit code passes through)
     Ssh {
         name: String,
+        /// Accept the guest's current ssh host keys in place of the pinned ones (they changed on purpose)
+        #[arg(long)]
+        rekey: bool,
         /// The command to run instead of a shell
         #[arg(last = true)]
         cmd: Vec<String>,
@@ -204,6 +216,9 @@ pub struct CreateArgs {
     /// Let the guest reach the outside through the host (masquerade)
     #[arg(long)]
     pub nat: bool,
+    /// Let it reach the other VMs created or set with --no-isolate (default: cut off from every other guest)
+    #[arg(long)]
+    pub no_isolate: bool,
     /// Which VMM runs it (default: bundle vmm; auto picks firecracker where it can boot a guest)
     #[arg(long, value_enum)]
     pub vmm: Option<VmmChoice>,
@@ -270,6 +285,12 @@ pub struct SetArgs {
     /// Stop masquerading the guests' traffic
     #[arg(long)]
     pub no_nat: bool,
+    /// Cut the VMs off from every other guest (the default for a new VM)
+    #[arg(long, conflicts_with = "no_isolate")]
+    pub isolate: bool,
+    /// Let the VMs reach each other and the other VMs set with --no-isolate
+    #[arg(long)]
+    pub no_isolate: bool,
     /// Virtual CPUs (the VM must be stopped)
     #[arg(long)]
     pub vcpus: Option<u32>,

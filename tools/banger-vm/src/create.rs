@@ -91,6 +91,7 @@ pub fn create(a: &CreateArgs) -> Result<Created> {
         mac: None,
         tap: None,
         nat: a.nat,
+        isolated: !a.no_isolate,
         vsock_cid: None,
         vsock_uds: None,
         agent: None,

@@ -328,6 +328,7 @@ fn forget_host_key(name: &str) {
 
 pub struct Settings {
     pub nat: Option<bool>,
+    pub isolated: Option<bool>,
     pub vcpus: Option<u32>,
     pub memory: Option<u32>,
 }
@@ -363,6 +364,16 @@ pub fn set(name: &str, s: &Settings) -> Result<VmLine> {
             }
         }
         rec.nat = nat;
+    }
+    if let Some(isolated) = s.isolated {
+        // Without a lease, the next tap acquire (start) applies it.
+        if rec.ip.is_some() {
+            match plumbing::tap_isolate(name, isolated) {
+                Err(e) if e.kind == Kind::NotFound => {}
+                r => r?,
+            }
+        }
+        rec.isolated = isolated;
     }
     if let Some(v) = s.vcpus {
         rec.vcpus = v;

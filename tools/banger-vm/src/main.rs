@@ -61,18 +61,29 @@ fn main() {
                     } else {
                         None
                     },
+                    isolated: if a.isolate {
+                        Some(true)
+                    } else if a.no_isolate {
+                        Some(false)
+                    } else {
+                        None
+                    },
                     vcpus: a.vcpus,
                     memory: a.memory,
                 };
-                if s.nat.is_none() && s.vcpus.is_none() && s.memory.is_none() {
+                if s.nat.is_none()
+                    && s.isolated.is_none()
+                    && s.vcpus.is_none()
+                    && s.memory.is_none()
+                {
                     return Err(banger_lib::Error::usage(
-                        "set needs --nat, --no-nat, --vcpus or --memory",
+                        "set needs --nat, --no-nat, --isolate, --no-isolate, --vcpus or --memory",
                     )
                     .into());
                 }
                 fanout(&a.names, |n| lifecycle::set(n, &s))
             }
-            Cmd::Ssh { name, cmd } => view::ssh(&name, &cmd)?,
+            Cmd::Ssh { name, rekey, cmd } => view::ssh(&name, rekey, &cmd)?,
             Cmd::Health { names } => view::health(&names)?,
             Cmd::Cp {
                 recursive,

@@ -150,9 +150,24 @@ pub fn image(name: Option<&str>) -> Result<ImageLine> {
 }
 
 /// `banger-net tap acquire --vm NAME`: a TAP and an address (the same
-/// lease again when the VM has one).
-pub fn tap_acquire(vm: &str) -> Result<TapLine> {
-    call_typed("banger-net", &["tap", "acquire", "--vm", vm], None, false)
+/// lease again when the VM has one), cut off from the other guests unless
+/// `isolated` is false.
+pub fn tap_acquire(vm: &str, isolated: bool) -> Result<TapLine> {
+    let mut args = vec!["tap", "acquire", "--vm", vm];
+    if !isolated {
+        args.push("--no-isolate");
+    }
+    call_typed("banger-net", &args, None, false)
+}
+
+/// `banger-net tap set --vm NAME --isolate|--no-isolate` on a leased VM.
+pub fn tap_isolate(vm: &str, isolated: bool) -> Result<()> {
+    let flag = if isolated {
+        "--isolate"
+    } else {
+        "--no-isolate"
+    };
+    run("banger-net", &["tap", "set", "--vm", vm, flag])
 }
 
 /// `banger-net tap release --vm NAME`; an already released lease is fine.

@@ -28,6 +28,8 @@ pub enum Step {
     Dns,
     /// The guest agent answers.
     Healthy,
+    /// The guest's ssh host keys, from its agent, pinned in its known_hosts.
+    Pin,
     /// sshd answers.
     Ssh,
 }
@@ -42,6 +44,7 @@ impl Step {
             Step::Vmm => "vmm start",
             Step::Dns => "dns",
             Step::Healthy => "healthy",
+            Step::Pin => "pin",
             Step::Ssh => "ssh",
         }
     }
@@ -55,6 +58,7 @@ impl Step {
             Step::Vmm => "starting the VMM",
             Step::Dns => "starting the .vm DNS server",
             Step::Healthy => "waiting for the guest agent (the guest is booting)",
+            Step::Pin => "pinning the guest's ssh host keys",
             Step::Ssh => "waiting for sshd",
         }
     }
@@ -68,7 +72,7 @@ impl Step {
 
     /// Steps after which the guest console may say why it failed.
     fn shows_console(self) -> bool {
-        matches!(self, Step::Vmm | Step::Healthy | Step::Ssh)
+        matches!(self, Step::Vmm | Step::Healthy | Step::Pin | Step::Ssh)
     }
 }
 
@@ -81,7 +85,7 @@ pub fn boot(nat: bool, wait: bool) -> Vec<Step> {
     }
     v.extend([Step::Vmm, Step::Dns]);
     if wait {
-        v.extend([Step::Healthy, Step::Ssh]);
+        v.extend([Step::Healthy, Step::Pin, Step::Ssh]);
     }
     v
 }
@@ -112,6 +116,8 @@ enum Undo {
     Lease,
     Nat,
     Vmm,
+    /// The host keys pinned in its known_hosts.
+    HostKeys,
 }
 
 /// One create or start of one VM.
@@ -186,7 +192,7 @@ impl Run {
             Step::Tap => {
                 // banger-net undoes its own half-made acquire: there is only
                 // something to give back once it succeeded.
-                let t = plumbing::tap_acquire(&name)?;
+                let t = plumbing::tap_acquire(&name, self.rec.isolated)?;
                 if self.mode == Mode::Create {
                     self.made.push(Undo::Lease);
                 }
@@ -247,6 +253,50 @@ impl Run {
                 ];
                 plumbing::call("banger-health", &args, None, true).map(drop)
             }
+            Step::Pin => {
+                let Some(Endpoint::Vsock { uds, port }) = self.rec.agent.clone() else {
+                    return Err(Error::failed(format!(
+                        "{name}'s VMM gave no guest agent endpoint"
+                    )));
+                };
+                let (uds, port, secs) = (
+                    uds.display().to_string(),
+                    port.to_string(),
+                    self.timeout.to_string(),
+                );
+                let ip = self.rec.ip.clone().unwrap_or_default();
+                let mut args = vec![
+                    "pin",
+                    &name,
+                    "--uds",
+                    &uds,
+                    "--port",
+                    &port,
+                    "--ip",
+                    &ip,
+                    "--timeout",
+                    &secs,
+                ];
+                if self.mode == Mode::Create {
+                    // A new VM has no keys yet: any pinned under its name
+                    // are an earlier VM's that a failed delete left.
+                    args.push("--rekey");
+                    self.made.push(Undo::HostKeys);
+                }
+                match plumbing::call("banger-ssh", &args, None, true) {
+                    // Keys that changed since they were pinned: ssh will
+                    // refuse the guest until they are accepted on purpose,
+                    // which needs it running.
+                    Err(e) if e.kind == Kind::Conflict => {
+                        eprintln!("banger-vm: warning: {name}: {e}");
+                        if let Some(h) = e.hint {
+                            eprintln!("hint: {h}");
+                        }
+                        Ok(())
+                    }
+                    r => r.map(drop),
+                }
+            }
             Step::Ssh => {
                 let ip = self.rec.ip.clone().unwrap_or_default();
                 let secs = self.timeout.to_string();
@@ -265,6 +315,7 @@ impl Run {
                 Undo::Dirs => remove_dirs(&name),
                 Undo::Lease => plumbing::tap_release(&name),
                 Undo::Nat => plumbing::nat_disable(&name),
+                Undo::HostKeys => plumbing::run("banger-ssh", &["forget", &name]),
                 Undo::Vmm => {
                     // A create's disks go with the undo: kill. A start's
                     // guest keeps its disks: sync them first if it answers.
@@ -434,6 +485,7 @@ mod tests {
                 Step::Vmm,
                 Step::Dns,
                 Step::Healthy,
+                Step::Pin,
                 Step::Ssh
             ]
         );

@@ -27,6 +27,7 @@ pub fn list(json: bool) -> Result<i32> {
             ("vmm", "vmm"),
             ("ip", "ip"),
             ("nat", "nat"),
+            ("isolated", "isolated"),
             ("image", "image"),
             ("uptime", "uptime"),
             ("created_at", "created"),
@@ -50,7 +51,7 @@ pub fn show(name: &str) -> Result<i32> {
 
 /// Replace this process with `banger-ssh NAME [-- CMD]`, so the exit code,
 /// stdin and the terminal pass through untouched.
-pub fn ssh(name: &str, cmd: &[String]) -> Result<i32> {
+pub fn ssh(name: &str, rekey: bool, cmd: &[String]) -> Result<i32> {
     banger_lib::names::validate("VM", name)?;
     let rec = record::load_existing(name)?;
     if rec.state != State::Running {
@@ -60,6 +61,9 @@ pub fn ssh(name: &str, cmd: &[String]) -> Result<i32> {
         );
     }
     let mut c = sibling::command("banger-ssh")?;
+    if rekey {
+        c.arg("--rekey");
+    }
     c.arg(name);
     if !cmd.is_empty() {
         c.arg("--").args(cmd);

@@ -54,7 +54,11 @@ banger-net)
           -e "s|172.30.0.199|172.30.0.$n|" -e "s|06:00:ac:1e:00:c7|06:00:ac:1e:00:$n|" \
           "$T/tap.json" > "$f"
     fi
-    cat "$f" ;;
+    iso=true; case " $* " in *" --no-isolate "*) iso=false ;; esac
+    sed -e "s|\"isolated\":true|\"isolated\":$iso|" "$f" ;;
+  "tap set")
+    vm=$(vm_arg "$@")
+    [ -f "$S/leases/$vm" ] || fail 3 "no lease for $vm" ;;
   "tap release")
     vm=$(vm_arg "$@")
     rm "$S/leases/$vm" 2>/dev/null || fail 3 "no lease for $vm" ;;
@@ -102,7 +106,7 @@ banger-health)
   esac ;;
 banger-ssh)
   case "$1" in
-  wait|forget) ;;
+  wait|forget|pin) ;;
   *) shift; [ "$1" = -- ] && shift; exec sh -c "$*" ;;
   esac ;;
 esac

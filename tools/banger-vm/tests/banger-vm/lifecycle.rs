@@ -18,7 +18,8 @@ fn create_show_stop_start_delete() {
     assert_eq!(rec["nat"], true);
     assert_eq!(rec["tap"], "tap-box");
     assert!(rec["timings_ms"]["total"].as_f64().unwrap() > 0.0);
-    for k in ["disks", "tap", "vmm_start", "healthy", "ssh"] {
+    assert_eq!(rec["isolated"], true, "isolated by default");
+    for k in ["disks", "tap", "vmm_start", "healthy", "pin", "ssh"] {
         assert!(rec["timings_ms"][k].is_number(), "{k}: {rec}");
     }
     // The steps in order, through the plumbing: NAT before the guest runs;
@@ -36,6 +37,11 @@ fn create_show_stop_start_delete() {
             "banger-net dns ensure",
             &format!(
                 "banger-health wait box --uds {} --port 52 --timeout 180",
+                uds.display()
+            ),
+            // The host keys are pinned, from the agent, before any ssh.
+            &format!(
+                "banger-ssh pin box --uds {} --port 52 --ip 172.30.0.10 --timeout 180 --rekey",
                 uds.display()
             ),
             "banger-ssh wait box --ip 172.30.0.10 --timeout 180",
@@ -138,8 +144,19 @@ fn a_failing_create_step_undoes_everything_before_it() {
         ("banger-qemu start", "vmm start", 4),
         ("banger-net nat enable", "nat", 1),
         ("banger-health wait", "healthy", 1),
+        ("banger-ssh pin", "pin", 1),
         ("banger-ssh wait", "ssh", 1),
     ];
+    // A create that fails after pinning forgets the keys again.
+    let fx = Fx::new();
+    let out = fx.run_with(
+        &["create", "--name", "box"],
+        &[("FAIL_AT", "banger-ssh wait")],
+    );
+    assert_code(&out, 1);
+    let log = fx.log();
+    let pin = log.find("banger-ssh pin box").expect("pinned");
+    assert!(log[pin..].contains("banger-ssh forget box"), "{log}");
     for (fail_at, step, code) in cases {
         let fx = Fx::new();
         let out = fx.run_with(
@@ -271,6 +288,7 @@ fn settings_of_a_running_vm_need_a_stop() {
     }
     assert_eq!(fx.vm_json("box")["memory_mib"], 512);
     assert_code(&fx.run(&["set", "box"]), 2);
+    assert_code(&fx.run(&["set", "box", "--isolate", "--no-isolate"]), 2);
     // ssh into a stopped VM.
     let out = fx.run(&["ssh", "box"]);
     assert_code(&out, 5);
@@ -695,4 +713,59 @@ fn errors_are_one_json_line_when_asked() {
     // The human form otherwise.
     let out = fx.run(&["show", "ghost"]);
     assert!(stderr(&out).starts_with("banger-vm: error: no VM named ghost\nhint: "));
+}
+
+#[test]
+fn isolation_is_the_default_and_set_changes_it_on_the_lease() {
+    let fx = Fx::new();
+    let rec = fx.create("box", &["--no-isolate"]);
+    assert_eq!(rec["isolated"], false);
+    assert!(
+        fx.log()
+            .contains("banger-net tap acquire --vm box --no-isolate"),
+        "{}",
+        fx.log()
+    );
+    // show says which.
+    let out = fx.run(&["show", "box"]);
+    assert_eq!(json_lines(&out)[0]["isolated"], false);
+    // set goes to banger-net for a VM with a lease, and the record follows.
+    assert_ok(&fx.run(&["set", "--isolate", "box"]));
+    assert!(fx.log().contains("banger-net tap set --vm box --isolate"));
+    assert_eq!(fx.vm_json("box")["isolated"], true);
+    assert_ok(&fx.run(&["set", "box", "--no-isolate"]));
+    assert_eq!(fx.vm_json("box")["isolated"], false);
+    // The next start acquires the lease with the setting.
+    assert_ok(&fx.run(&["stop", "box"]));
+    assert_ok(&fx.run(&["set", "box", "--isolate"]));
+    assert_ok(&fx.run(&["start", "box"]));
+    let last_acquire = fx
+        .log()
+        .lines()
+        .rfind(|l| l.starts_with("banger-net tap acquire"))
+        .unwrap()
+        .to_string();
+    assert_eq!(last_acquire, "banger-net tap acquire --vm box");
+    // banger-net's refusal is the set's, and the record keeps its setting.
+    let out = fx.run_with(
+        &["set", "box", "--no-isolate"],
+        &[("FAIL_AT", "banger-net tap set"), ("FAIL_CODE", "4")],
+    );
+    assert_code(&out, 4);
+    assert_eq!(fx.vm_json("box")["isolated"], true);
+}
+
+#[test]
+fn changed_host_keys_at_start_are_a_warning_not_a_failed_start() {
+    let fx = Fx::new();
+    fx.create("box", &[]);
+    assert_ok(&fx.run(&["stop", "box"]));
+    let out = fx.run_with(
+        &["start", "box"],
+        &[("FAIL_AT", "banger-ssh pin"), ("FAIL_CODE", "5")],
+    );
+    assert_ok(&out);
+    let err = stderr(&out);
+    assert!(err.contains("warning: box:"), "{err}");
+    assert_eq!(fx.vm_json("box")["state"], "running");
 }
