@@ -3,7 +3,11 @@
 #
 #   ./verify.sh [--nat] [--vmm auto|firecracker|qemu] [--host] [--keep-going]
 #
-# doctor; create a VM; ssh `true`; health; banger-health check and
+# doctor; create a VM; its ssh host key was pinned from the guest agent
+# before any ssh (and is the guest's); ssh `true`; (in the namespaces: the
+# guest cannot reach a host listener on 0.0.0.0 until `banger net allow
+# --port`, and can ping and resolve NAME.vm on the gateway); health;
+# banger-health check and
 # banger-ssh alone (uname -r, exit codes); write a file on the work disk and
 # stop at once (a clean stop through the guest agent); start; the file is
 # there; stop again with the agent stopped in the guest (the ACPI power
@@ -12,7 +16,9 @@
 # delete; then check that nothing is left: no VMM process, no non-pool TAP,
 # no lease, no nft element, no VM dir. Then two creates killed with SIGKILL
 # (while making disks, and once the VMM runs): delete removes each, the
-# same leak check holds, and `banger gc --dry-run` finds nothing.
+# same leak check holds, and `banger gc --dry-run` finds nothing; (in the
+# namespaces) teardown leaves no banger nftables table and ip_forward as it
+# was.
 #
 # By default everything runs inside network namespaces this script makes
 # and removes: "bv-host-PID" holds the bridge, TAPs and guest, and
@@ -38,7 +44,7 @@ while [ $# -gt 0 ]; do
     --vmm) VMM=$2; shift ;;
     --host) HOST=1 ;;
     --inside) INSIDE=1 ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
     *) echo "verify.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -139,6 +145,8 @@ inside() {
   local nat_args=()
   [ "$NAT" = 1 ] && nat_args=(--nat)
 
+  local forward_before
+  forward_before=$(cat /proc/sys/net/ipv4/ip_forward)
   step "banger net setup"
   banger net setup >/dev/null || fail "banger net setup"
   step "banger doctor"
@@ -169,8 +177,47 @@ inside() {
   say "  $(jq -c '{vmm, ip, timings_ms}' /tmp/bv-rec.$$)"
   rm -f /tmp/bv-rec.$$
 
+  local kh=${XDG_STATE_HOME:-$HOME/.local/state}/banger/known_hosts/$name
+  step "the guest's host keys were pinned from its agent before any ssh"
+  grep -E "^$ip ssh-ed25519 " "$kh" >/dev/null || fail "no ed25519 key pinned for $ip in $kh"
   step "ssh true"
   banger vm ssh "$name" -- true || fail "vm ssh true"
+  got=$(banger vm ssh "$name" -- cat /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f1,2) \
+    || fail "reading the guest's host key"
+  grep -Fx -- "$ip $got" "$kh" >/dev/null || fail "the pinned key is not the guest's: $got"
+
+  if [ "$INSIDE" = 1 ]; then
+    # Only in the namespace: a listener on every address of the "host".
+    step "the guest reaches the host only for DNS, ping and opened ports"
+    local gw hostdir port=8765
+    gw=$(banger vm show "$name" | jq -r .gateway)
+    hostdir=$(mktemp -d /tmp/bv-hostsrv.XXXXXX)
+    echo "$MARKER" > "$hostdir/marker"
+    python3 -m http.server --bind 0.0.0.0 --directory "$hostdir" "$port" >/dev/null 2>&1 &
+    local hostsrv=$!
+    local up=""
+    for _ in $(seq 50); do
+      curl -s -o /dev/null "http://127.0.0.1:$port/marker" && { up=1; break; }
+      sleep 0.1
+    done
+    [ -n "$up" ] || { kill "$hostsrv"; fail "the host's test listener did not come up"; }
+    guest_get() { banger vm ssh "$name" -- curl -s --max-time 3 "http://$gw:$port/marker"; }
+    if guest_get >/dev/null 2>&1; then kill "$hostsrv"; fail "the guest reached a host port on 0.0.0.0"; fi
+    banger net allow --port "$port" >/dev/null || { kill "$hostsrv"; fail "banger net allow --port $port"; }
+    got=$(guest_get) || true
+    [ "$got" = "$MARKER" ] || { kill "$hostsrv"; fail "after allow --port the guest got '$got'"; }
+    banger net deny --port "$port" >/dev/null || { kill "$hostsrv"; fail "banger net deny --port $port"; }
+    if guest_get >/dev/null 2>&1; then kill "$hostsrv"; fail "deny --port left the port open"; fi
+    kill "$hostsrv"; wait "$hostsrv" 2>/dev/null || true
+    rm -rf "$hostdir"
+    local filter
+    filter=$(banger net status | jq -c 'select(.kind == "filter")') || fail "banger net status"
+    jq -e '.dropped.input > 0' <<<"$filter" >/dev/null \
+      || fail "the guest's dropped packets were not counted: $filter"
+    banger vm ssh "$name" -- ping -c 1 -W 3 "$gw" >/dev/null || fail "the guest cannot ping the gateway"
+    got=$(banger vm ssh "$name" -- getent hosts "$name.vm" | cut -d' ' -f1) || true
+    [ "$got" = "$ip" ] || fail "the guest resolved $name.vm to '$got', not $ip"
+  fi
   # A file, not <(...): some hosts (CI containers) have no /dev/fd.
   step "plain ssh with banger vm ssh-config: ssh -F FILE $name.vm"
   banger vm ssh-config "$name" > /tmp/bv-sshcfg.$$ || fail "vm ssh-config"
@@ -249,7 +296,8 @@ inside() {
     got=$(banger vm ssh "$name" -- curl -s --max-time 10 "http://$UP_IP:8080/marker") \
       || fail "guest curl through NAT"
     [ "$got" = "$MARKER" ] || fail "guest fetched '$got', not $MARKER"
-    nft list table ip banger >/dev/null 2>&1 || fail "no banger nftables table while NAT is on"
+    nft list set inet banger nat_guests 2>/dev/null | grep -F "$ip" >/dev/null \
+      || fail "$ip is not in banger's nat_guests set while NAT is on"
   fi
 
   step "delete"
@@ -287,6 +335,15 @@ inside() {
   if [ "$INSIDE" = 1 ]; then
     step "banger gc finds nothing"
     [ -z "$(banger gc --dry-run)" ] || fail "banger gc --dry-run found: $(banger gc --dry-run)"
+    step "teardown leaves no banger table and ip_forward as it was"
+    banger net dns stop >/dev/null 2>&1 || true
+    banger net teardown >/dev/null || fail "banger net teardown"
+    # (not grep -q: with pipefail, nft's SIGPIPE would hide a match)
+    if nft list ruleset 2>/dev/null | grep -F banger >/dev/null; then
+      fail "banger's nftables rules are left after teardown"
+    fi
+    [ "$(cat /proc/sys/net/ipv4/ip_forward)" = "$forward_before" ] \
+      || fail "ip_forward is $(cat /proc/sys/net/ipv4/ip_forward) after teardown, was $forward_before"
   fi
   say "all good"
 }
