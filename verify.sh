@@ -32,7 +32,7 @@
 #
 # The banger tools are taken from BANGER_BIN (a directory), else from this
 # checkout's target/release or target/debug, else PATH. The default image
-# must exist (banger-image show): make runtime-local builds it.
+# must exist (banger-image default): make runtime-local builds it.
 # VERIFY_KERNEL_RELEASE, when set, is the `uname -r` the guest must report.
 # Exit status: 0 all good, 1 a step failed (the step is named on stderr).
 set -euo pipefail
