@@ -364,6 +364,61 @@ pub fn bridge(b: &Bundle) -> Check {
     }
 }
 
+/// banger's packet filter (banger-net(1)): while the bridge exists, its
+/// two nftables tables must too, or guests reach the host and each other
+/// and may spoof. A firewall reload that flushes the whole ruleset
+/// (`nft flush ruleset`, nftables.service) removes them; setup puts them
+/// back.
+pub fn guest_filter(b: &Bundle) -> Check {
+    let bridge = Path::new("/sys/class/net")
+        .join(&b.bridge)
+        .join("bridge")
+        .is_dir();
+    let nft = which("nft");
+    let tables = match (&nft, hosttools::has_net_admin()) {
+        (Some(nft), true) => Some(["bridge", "inet"].map(|family| {
+            std::process::Command::new(nft)
+                .args(["list", "table", family, "banger"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })),
+        _ => None,
+    };
+    guest_filter_from(&b.bridge, bridge, tables)
+}
+
+fn guest_filter_from(bridge: &str, bridge_up: bool, tables: Option<[bool; 2]>) -> Check {
+    const NAME: &str = "guest filter";
+    match (bridge_up, tables) {
+        (false, _) => Check::pass(
+            NAME,
+            false,
+            format!("no {bridge} yet: setup makes the filter with it"),
+        ),
+        (true, None) => Check::pass(
+            NAME,
+            false,
+            "cannot read the nftables ruleset (needs root and nft) to see banger's tables",
+        ),
+        (true, Some([true, true])) => Check::pass(
+            NAME,
+            false,
+            "banger's tables (bridge banger, inet banger) are in place",
+        ),
+        (true, Some(_)) => Check::fail(
+            NAME,
+            true,
+            format!(
+                "{bridge} exists but banger's nftables tables do not (a firewall reload that \
+                 flushed the ruleset?): guests are not isolated from the host or each other"
+            ),
+            "banger-net setup",
+        ),
+    }
+}
+
 /// banger-net's state (its leases, from net.json) and the .vm DNS server,
 /// as `banger-net lease list` and `dns status` print them. A corrupt or
 /// too-new net.json fails the first check: every create needs it.
@@ -505,6 +560,19 @@ pub fn reflink() -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bridge_without_banger_tables_fails() {
+        assert!(guest_filter_from("banger0", false, None).ok);
+        assert!(guest_filter_from("banger0", true, None).ok);
+        assert!(guest_filter_from("banger0", true, Some([true, true])).ok);
+        for half in [[true, false], [false, true], [false, false]] {
+            let c = guest_filter_from("banger0", true, Some(half));
+            assert!(!c.ok && c.required, "{half:?}");
+            assert_eq!(c.hint.as_deref(), Some("banger-net setup"));
+            assert!(c.detail.contains("not isolated"), "{}", c.detail);
+        }
+    }
 
     #[test]
     fn ip_forward_is_reported_and_explained() {

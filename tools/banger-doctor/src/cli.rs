@@ -34,6 +34,11 @@ CHECKS (in order; * required, ? required in some set-ups):
                     last one when it was off), and its rules forward
                     only NAT VMs' traffic from the bridge
   bridge            the bundle's bridge (`banger-net setup`)
+  guest filter      while the bridge exists, banger's nftables tables
+                    (bridge banger, inet banger) exist too; a firewall
+                    reload that flushes the ruleset removes them, and
+                    guests are then not isolated (`banger-net setup`
+                    puts them back); required then
   dns               `banger-net dns status` says running
   leftovers         nothing left by killed commands
                     (`banger vm gc --dry-run` finds nothing)

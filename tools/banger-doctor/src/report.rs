@@ -36,6 +36,7 @@ pub fn run() -> Vec<Check> {
         checks::net_admin(),
         checks::ip_forward(),
         checks::bridge(&b),
+        checks::guest_filter(&b),
         net_state,
         dns,
         checks::leftovers(),

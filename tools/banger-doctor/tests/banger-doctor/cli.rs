@@ -55,7 +55,17 @@ impl Setup {
     }
 
     fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("banger-doctor").unwrap();
+        self.env(Command::cargo_bin("banger-doctor").unwrap())
+    }
+
+    /// banger-doctor inside a network namespace.
+    fn cmd_in(&self, ns: &banger_testkit::NetNs) -> Command {
+        self.env(Command::from_std(
+            ns.command(assert_cmd::cargo::cargo_bin("banger-doctor")),
+        ))
+    }
+
+    fn env(&self, mut c: Command) -> Command {
         for (k, v) in self.home.envs() {
             c.env(k, v);
         }
@@ -448,4 +458,30 @@ fn bad_flag_is_usage() {
         .arg("--nope")
         .assert()
         .code(2);
+}
+
+#[test]
+fn a_bridge_without_banger_tables_fails_the_guest_filter_as_root() {
+    let t = "a_bridge_without_banger_tables_fails_the_guest_filter_as_root";
+    if !banger_testkit::require_root(t)
+        || !banger_testkit::require_tool(t, "ip")
+        || !banger_testkit::require_tool(t, "nft")
+    {
+        return;
+    }
+    let s = Setup::new();
+    let ns = banger_testkit::NetNs::new();
+    let filter = || {
+        let (_, checks) = run(s.cmd_in(&ns));
+        get(&checks, "guest filter").clone()
+    };
+    assert_eq!(filter()["ok"], true, "no bridge yet");
+    // A bridge whose tables a firewall reload flushed away.
+    ns.sh("ip link add banger0 type bridge");
+    let f = filter();
+    assert_eq!(f["ok"], false, "{f}");
+    assert_eq!(f["required"], true);
+    assert_eq!(f["hint"], "banger-net setup");
+    ns.sh("nft add table bridge banger && nft add table inet banger");
+    assert_eq!(filter()["ok"], true);
 }
