@@ -35,6 +35,11 @@ pub struct Bundle {
     pub disk_size: String,
     /// The interface NAT masquerades out of; empty: the default route's.
     pub uplink: String,
+    /// The unprivileged user VMMs (and the DNS server) run as when banger
+    /// runs as root.
+    pub vmm_user: String,
+    /// Firecracker's jailer; used when it is found.
+    pub jailer: String,
 }
 
 /// One file's worth of settings: every key optional, unknown keys refused.
@@ -65,6 +70,8 @@ struct Layer {
     memory_mib: Option<u32>,
     disk_size: Option<String>,
     uplink: Option<String>,
+    vmm_user: Option<String>,
+    jailer: Option<String>,
 }
 
 impl Bundle {
@@ -92,6 +99,8 @@ impl Bundle {
             memory_mib: 1024,
             disk_size: "8G".into(),
             uplink: String::new(),
+            vmm_user: crate::vmmuser::DEFAULT.into(),
+            jailer: "jailer".into(),
         }
     }
 
@@ -161,7 +170,9 @@ impl Bundle {
             vcpus,
             memory_mib,
             disk_size,
-            uplink
+            uplink,
+            vmm_user,
+            jailer
         );
     }
 

@@ -34,6 +34,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Setup => {
             let nl = netlink::Nl::new()?;
             emit(&bridge::setup(&cfg, &nl)?);
+            // The user VMMs and the DNS server run as (banger_lib::vmmuser).
+            let user = banger_lib::vmmuser::configured();
+            if banger_lib::vmmuser::ensure(&user)? {
+                eprintln!("banger-net: created the unprivileged VMM user {user}");
+            }
         }
         Cmd::Teardown { force } => emit(&bridge::teardown(&cfg, force)?),
         Cmd::Status => return each(bridge::status(&cfg)?),
