@@ -122,8 +122,7 @@ impl Home {
     /// drivers refuse to run a VMM as root.
     pub fn new() -> Home {
         if banger_lib::hosttools::is_root() {
-            banger_lib::vmmuser::ensure(banger_lib::vmmuser::DEFAULT)
-                .expect("making the VMM user");
+            banger_lib::vmmuser::ensure(banger_lib::vmmuser::DEFAULT).expect("making the VMM user");
         }
         // Short, because Unix socket paths live under it.
         let dir = tempfile::Builder::new()

@@ -194,6 +194,9 @@ pub enum DnsCmd {
     },
     /// Stop the detached server
     Stop,
+    /// The server's root helper that reads the leases for it (internal)
+    #[command(hide = true)]
+    LeaseHelper,
     /// Whether the server runs, and where
     Status,
 }

@@ -212,13 +212,14 @@ fn forward_one(query: &[u8], upstreams: &[SocketAddr]) -> Option<Vec<u8>> {
 
 /// Bind `listen`, write the pid file once bound, and answer forever.
 pub fn serve(listen: SocketAddr, forward: bool, pid_file: Option<&Path>) -> Result<()> {
+    let user = crate::dnspriv::target()?;
     let sock = UdpSocket::bind(listen).map_err(|e| bind_error(listen, e))?;
     if let Some(p) = pid_file {
         crate::dnsd::write_pid(p, listen, forward)?;
     }
-    eprintln!("banger-net: DNS for .vm on {listen}");
-    let mut leases = Leases::new(crate::netstate::path());
     let ups = Arc::new(upstreams(Path::new("/etc/resolv.conf"), listen));
+    let mut leases = crate::dnspriv::drop_privileges(user, crate::netstate::path())?;
+    eprintln!("banger-net: DNS for .vm on {listen}");
     let inflight = Arc::new(AtomicUsize::new(0));
     let sock = Arc::new(sock);
     let mut buf = [0u8; 4096];

@@ -5,6 +5,7 @@ mod bridge;
 mod cli;
 mod dns;
 mod dnsd;
+mod dnspriv;
 mod nat;
 mod netcfg;
 mod netlink;
@@ -72,6 +73,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 emit(&dnsd::ensure(&cfg, listen, !no_forward)?)
             }
             DnsCmd::Stop => emit(&dnsd::stop()?),
+            DnsCmd::LeaseHelper => dnspriv::helper(netstate::path())?,
             DnsCmd::Status => emit(&dnsd::status(&cfg)?),
         },
     }
