@@ -427,6 +427,7 @@ pub fn start(text: &str) -> Result<VmmRecord> {
         pid,
         pid_start_time: pst,
         api_socket: None,
+        jail: None,
         qmp_socket: Some(qmp_socket),
         vsock_uds: spec.vsock_uds.clone(),
         agent: spec.agent_endpoint(),
