@@ -27,6 +27,8 @@ RECORDS:
                     what it boots (cmdline without root=)
     created_at, started_at
                     RFC 3339 UTC (started_at null when never started)
+    no_jailer       true when made with --no-jailer: Firecracker runs as root,
+                    not under its jailer (left out otherwise)
   list and show add uptime_s (null unless running); create --timings adds
   timings_ms {image, disks, tap, vmm_start, dns, nat, healthy, ssh, total}.
 
@@ -219,6 +221,9 @@ pub struct CreateArgs {
     /// Add per-step timings (timings_ms) to the printed record
     #[arg(long)]
     pub timings: bool,
+    /// Run Firecracker as root without its jailer (debugging; shown as no_jailer)
+    #[arg(long)]
+    pub no_jailer: bool,
 }
 
 #[derive(Args, Debug, Clone)]
