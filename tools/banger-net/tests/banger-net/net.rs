@@ -453,3 +453,22 @@ fn teardown_leaves_nothing_as_root() {
     // Twice is fine.
     assert_eq!(n.ok(&["teardown"])[0]["changed"], false);
 }
+
+#[test]
+fn dns_without_the_vmm_user_is_a_prerequisite_as_root() {
+    let t = "dns_without_the_vmm_user_is_a_prerequisite_as_root";
+    if !gated(t) {
+        return;
+    }
+    let n = Net::new();
+    n.config(r#"{"vmm_user": "banger-no-such-user"}"#);
+    // Refused before it binds: the server never runs as root.
+    let (code, err) = n.code(&["dns", "serve", "--listen", "127.0.0.1:5353"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("banger-no-such-user does not exist"), "{err}");
+    assert!(err.contains("banger-net setup"), "{err}");
+    let (code, err) = n.code(&["dns", "ensure", "--listen", "127.0.0.1:5353"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("did not start"), "{err}");
+    assert_eq!(n.ok(&["dns", "status"])[0]["running"], false);
+}
