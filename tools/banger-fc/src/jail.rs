@@ -30,7 +30,7 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// The banger-owned base dir of every jail (`--chroot-base-dir`).
 pub fn base_dir() -> PathBuf {
-    paths::state_dir().join("jail")
+    paths::jail_dir()
 }
 
 /// The jailer to run Firecracker under, or None: `--no-jailer`, not root,

@@ -46,7 +46,8 @@ RECORDS:
     {\"what\": \"unfinished-create\", \"vm\": \"box\", \"detail\": \"/...\", \"removed\": true}
     what      unfinished-create (a record a killed create left creating),
               vm-dir (a VM dir without a record), run-dir (a runtime dir
-              without a record), lease (a banger-net lease without a record)
+              without a record), lease (a banger-net lease without a record),
+              jail (a Firecracker jail, STATE/jail/NAME/VM, without a record)
     vm        the VM name it belongs to
     detail    the path, or the lease's TAP and address
     removed   false with --dry-run, or when removing it failed
