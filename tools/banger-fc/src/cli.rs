@@ -103,7 +103,9 @@ EXIT STATUS:
 
 ENVIRONMENT:
   BANGER_FIRECRACKER   the firecracker binary, when the spec names none
-  BANGER_JAILER        the jailer (empty: the bundle's `jailer`)
+  BANGER_JAILER        the jailer (empty: the bundle's `jailer`); when set, or
+                       when the bundle names an absolute path, a missing
+                       jailer is exit 4 rather than Firecracker as root
 
 EXAMPLES:
   banger-fc start < spec.json | jq -r .pid

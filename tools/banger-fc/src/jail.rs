@@ -34,19 +34,29 @@ pub fn base_dir() -> PathBuf {
 }
 
 /// The jailer to run Firecracker under, or None: `--no-jailer`, not root,
-/// or no jailer program found.
+/// or the bundle's default `jailer` not found. A jailer named explicitly
+/// (BANGER_JAILER, an absolute bundle path) that is missing is an error:
+/// Firecracker does not silently run as root in its place.
 pub fn find(no_jailer: bool) -> Result<Option<PathBuf>> {
     if no_jailer || !banger_lib::hosttools::is_root() {
         return Ok(None);
     }
-    let wanted = match banger_lib::host::program_override("BANGER_JAILER") {
-        Some(p) => p,
+    let (wanted, explicit) = match banger_lib::host::program_override("BANGER_JAILER") {
+        Some(p) => (p, true),
         None => {
             let b = banger_lib::config::Bundle::load()?;
-            b.program(&b.jailer)
+            (b.program(&b.jailer), Path::new(&b.jailer).is_absolute())
         }
     };
-    Ok(banger_lib::hosttools::which(&wanted))
+    match banger_lib::hosttools::which(&wanted) {
+        Some(p) => Ok(Some(p)),
+        None if explicit => Err(Error::prereq(format!(
+            "the jailer {} is missing or not executable; firecracker will not run as root instead",
+            wanted.display()
+        ))
+        .with_hint("install it, unset BANGER_JAILER, or start with --no-jailer")),
+        None => Ok(None),
+    }
 }
 
 /// cgroup v2 limits for one VM.

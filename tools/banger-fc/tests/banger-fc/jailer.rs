@@ -201,3 +201,20 @@ fn a_failing_jailer_leaves_no_jail_and_shows_its_words_as_root() {
         .exists());
     t.assert_nothing_left_but_logs("box");
 }
+
+#[test]
+fn a_named_jailer_that_is_missing_is_a_prerequisite_as_root() {
+    let test = "a_named_jailer_that_is_missing_is_a_prerequisite_as_root";
+    if !banger_testkit::require_root(test) {
+        return;
+    }
+    let t = T::new();
+    let missing = t.home.path().join("no-jailer");
+    let t = t.with("BANGER_JAILER", missing.to_str().unwrap());
+    let a = t.start(&t.spec("box")).code(4);
+    let err = crate::common::stderr(&a);
+    assert!(err.contains("will not run as root"), "{err}");
+    assert!(err.contains("--no-jailer"), "{err}");
+    assert!(t.fake.requests().is_empty(), "firecracker ran");
+    t.assert_nothing_left("box");
+}
