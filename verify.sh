@@ -365,6 +365,11 @@ nothing_left() {
   fi
   banger vm show "$name" >/dev/null 2>&1 && leaks+=("the VM record")
   [ -e "${XDG_STATE_HOME:-$HOME/.local/state}/banger/vms/$name" ] && leaks+=("the VM dir")
+  # Firecracker under its jailer: its chroot and cgroup.
+  for jail in "${XDG_STATE_HOME:-$HOME/.local/state}"/banger/jail/*/"$name"; do
+    [ -e "$jail" ] && leaks+=("the jail $jail")
+  done
+  [ -e "/sys/fs/cgroup/banger/$name" ] && leaks+=("the cgroup banger/$name")
   [ ${#leaks[@]} = 0 ] || fail "left behind: ${leaks[*]}"
 }
 

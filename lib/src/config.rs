@@ -38,6 +38,11 @@ pub struct Bundle {
     /// Host ports (TCP and UDP) guests may reach on the gateway address,
     /// besides DNS and ping; every other port of the host is closed to them.
     pub guest_host_ports: Vec<u16>,
+    /// The unprivileged user VMMs (and the DNS server) run as when banger
+    /// runs as root.
+    pub vmm_user: String,
+    /// Firecracker's jailer; used when it is found.
+    pub jailer: String,
 }
 
 /// One file's worth of settings: every key optional, unknown keys refused.
@@ -69,6 +74,8 @@ struct Layer {
     disk_size: Option<String>,
     uplink: Option<String>,
     guest_host_ports: Option<Vec<u16>>,
+    vmm_user: Option<String>,
+    jailer: Option<String>,
 }
 
 impl Bundle {
@@ -97,6 +104,8 @@ impl Bundle {
             disk_size: "8G".into(),
             uplink: String::new(),
             guest_host_ports: Vec::new(),
+            vmm_user: crate::vmmuser::DEFAULT.into(),
+            jailer: "jailer".into(),
         }
     }
 
@@ -167,7 +176,9 @@ impl Bundle {
             memory_mib,
             disk_size,
             uplink,
-            guest_host_ports
+            guest_host_ports,
+            vmm_user,
+            jailer
         );
     }
 

@@ -23,8 +23,10 @@ pub mod records;
 pub mod run;
 pub mod sibling;
 pub mod state;
+pub mod tun;
 pub mod uds_http;
 pub mod vmm;
+pub mod vmmuser;
 pub mod vmspec;
 pub mod wait;
 

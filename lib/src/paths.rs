@@ -58,6 +58,13 @@ pub fn vms_dir() -> PathBuf {
     state_dir().join("vms")
 }
 
+/// Firecracker's jails (banger-fc under the jailer): `jail_dir()/NAME/VM`,
+/// NAME being the firecracker binary's file name. banger-vm gc looks here
+/// for what a killed VM left.
+pub fn jail_dir() -> PathBuf {
+    state_dir().join("jail")
+}
+
 /// Create a directory (and parents) with mode 0700 for the last component.
 pub fn ensure_dir(dir: &Path) -> Result<PathBuf> {
     if !dir.is_dir() {

@@ -235,6 +235,10 @@ pub struct VmmRecord {
     /// Firecracker's API socket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_socket: Option<PathBuf>,
+    /// Firecracker under its jailer: the jail's directory (its chroot is
+    /// `root` in it). Left out when the VMM runs without the jailer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jail: Option<PathBuf>,
     /// QEMU's QMP socket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qmp_socket: Option<PathBuf>,

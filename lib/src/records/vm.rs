@@ -76,6 +76,10 @@ pub struct VmRecord {
     pub cmdline: String,
     pub created_at: String,
     pub started_at: Option<String>,
+    /// Firecracker runs without its jailer, as root (`create --no-jailer`,
+    /// for debugging); left out when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_jailer: bool,
 }
 
 fn isolated_default() -> bool {

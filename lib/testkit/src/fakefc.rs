@@ -63,26 +63,27 @@ pub mod env {
 /// never stale.
 pub fn binary() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let status = std::process::Command::new(env!("CARGO"))
-                .args([
-                    "build",
-                    "--quiet",
-                    "-p",
-                    "banger-testkit",
-                    "--bin",
-                    "fake-firecracker",
-                ])
-                .current_dir(crate::workspace_root())
-                .status()
-                .expect("running cargo build for fake-firecracker");
-            assert!(status.success(), "building fake-firecracker failed");
-            let p = crate::target_dir().join("fake-firecracker");
-            assert!(p.is_file(), "{} was not built", p.display());
-            p
-        })
-        .clone()
+    BUILT.get_or_init(|| build("fake-firecracker")).clone()
+}
+
+/// The fake jailer (src/bin/fake_jailer.rs: the jailer's command line,
+/// checked strictly, and its chroot, uid drop and pid namespace), built
+/// like `binary`. Point BANGER_JAILER at it.
+pub fn jailer_binary() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| build("fake-jailer")).clone()
+}
+
+fn build(bin: &str) -> PathBuf {
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "banger-testkit", "--bin", bin])
+        .current_dir(crate::workspace_root())
+        .status()
+        .unwrap_or_else(|e| panic!("running cargo build for {bin}: {e}"));
+    assert!(status.success(), "building {bin} failed");
+    let p = crate::target_dir().join(bin);
+    assert!(p.is_file(), "{} was not built", p.display());
+    p
 }
 
 /// One fake's bookkeeping for one test: where violations and requests are

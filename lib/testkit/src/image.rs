@@ -133,6 +133,9 @@ pub fn debian() -> GuestImage {
     };
     let _ = std::fs::remove_file(&stamp_path);
     run(&["rm", "debian"]);
+    // What an interrupted build left without a readable image.json, which
+    // `rm` does not know as an image, would block the new one's rename.
+    let _ = std::fs::remove_dir_all(data_home.join("banger/images/debian"));
     eprintln!(
         "building the Debian test image into {} (minutes, once)",
         dir.display()

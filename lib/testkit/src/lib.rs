@@ -117,7 +117,13 @@ pub struct Home {
 }
 
 impl Home {
+    /// As root, this also makes sure the unprivileged VMM user exists
+    /// (`banger_lib::vmmuser`), as `banger-net setup` would: the VMM
+    /// drivers refuse to run a VMM as root.
     pub fn new() -> Home {
+        if banger_lib::hosttools::is_root() {
+            banger_lib::vmmuser::ensure(banger_lib::vmmuser::DEFAULT).expect("making the VMM user");
+        }
         // Short, because Unix socket paths live under it.
         let dir = tempfile::Builder::new()
             .prefix("bgr")

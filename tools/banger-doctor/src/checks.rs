@@ -175,6 +175,49 @@ pub fn firecracker(b: &Bundle) -> Check {
     }
 }
 
+/// The unprivileged user VMMs and the DNS server run as
+/// (banger_lib::vmmuser): required as root, where the drivers refuse to run
+/// a VMM without it.
+pub fn vmm_user(b: &Bundle) -> Check {
+    const NAME: &str = "vmm_user";
+    let required = hosttools::is_root();
+    match banger_lib::vmmuser::lookup(&b.vmm_user) {
+        Ok(u) => Check::pass(
+            NAME,
+            required,
+            format!("{} (uid {}, gid {})", u.name, u.uid, u.gid),
+        ),
+        Err(e) => Check::fail(NAME, required, e.message, e.hint.unwrap_or_default()),
+    }
+}
+
+/// Firecracker's jailer (BANGER_JAILER, else the bundle's `jailer`): with
+/// it, banger-fc runs Firecracker unprivileged in a chroot; without, as
+/// root.
+pub fn jailer(b: &Bundle) -> Check {
+    const NAME: &str = "jailer";
+    let wanted = host::program_override("BANGER_JAILER").unwrap_or_else(|| b.program(&b.jailer));
+    match which(&wanted) {
+        Some(p) => Check::pass(
+            NAME,
+            false,
+            format!("{}: Firecracker runs jailed as the VMM user", p.display()),
+        ),
+        None => Check::fail(
+            NAME,
+            false,
+            format!(
+                "no jailer ({} not found): Firecracker would run as root",
+                wanted.display()
+            ),
+            format!(
+                "install -m 0755 /path/to/jailer {} (from the same Firecracker release)",
+                b.dir.join("jailer").display()
+            ),
+        ),
+    }
+}
+
 /// /dev/kvm: hardware, PVM or unusable, and hence which VMM `auto` picks.
 /// Required only when the bundle says `vmm: firecracker`.
 pub fn kvm_check(b: &Bundle) -> Check {

@@ -24,6 +24,8 @@ pub fn run() -> Vec<Check> {
         checks::default_image(&b),
         checks::kvm_check(&b),
         checks::firecracker(&b),
+        checks::jailer(&b),
+        checks::vmm_user(&b),
         checks::qemu(&b, on_qemu),
         checks::vhost_vsock(&b, on_qemu),
         checks::tun(),

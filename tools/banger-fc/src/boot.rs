@@ -2,6 +2,7 @@
 //! snapshot (a fresh process loads it and resumes).
 
 use crate::api::{Api, SLOW};
+use crate::jail::Jail;
 use crate::launch::Launch;
 use crate::{binary, record};
 use banger_lib::vmspec::{VmSpec, VmmRecord};
@@ -62,20 +63,28 @@ pub fn config_requests(spec: &VmSpec) -> Vec<(String, Value)> {
     r
 }
 
-/// `start`: the spec is the JSON text read from stdin.
-pub fn start(text: &str) -> Result<VmmRecord> {
+/// `start`: the spec is the JSON text read from stdin. Under the jailer
+/// when one is found (see jail.rs), unless `no_jailer`.
+pub fn start(text: &str, no_jailer: bool) -> Result<VmmRecord> {
     let mut spec = VmSpec::parse(text)?;
     spec.resolve("api.sock");
     spec.validate()?;
     let bin = binary::find(spec.binary.as_deref())?;
     let version = banger_lib::hosttools::version(&bin, "firecracker")?;
     binary::check_version(&bin, &version)?;
+    let jail = match crate::jail::find(no_jailer)? {
+        Some(jailer) => Some(Jail::new(jailer, &bin, &spec)?),
+        None => None,
+    };
+    if let Some(j) = &jail {
+        spec = j.host_spec(&spec);
+    }
     let _lock = record::VMM.lock(&spec.id)?;
     ensure_not_running(&spec.id)?;
-    let mut launch = Launch::spawn(&spec, &bin, true)?;
+    let mut launch = Launch::spawn(&spec, &bin, true, jail)?;
     let booted = (|| -> Result<()> {
         let api = launch.wait_socket()?;
-        for (path, body) in config_requests(&spec) {
+        for (path, body) in config_requests(&launch.api_spec) {
             api.put(&path, body)?;
         }
         api.call(
@@ -123,7 +132,8 @@ pub fn load(id: &str, dir: &Path) -> Result<VmmRecord> {
     binary::check_version(&bin, &version)?;
     let _lock = record::VMM.lock(id)?;
     ensure_not_running(id)?;
-    let mut launch = Launch::spawn(&spec, &bin, false)?;
+    // Not under the jailer yet: the snapshot's paths are the host's.
+    let mut launch = Launch::spawn(&spec, &bin, false, None)?;
     let loaded = (|| -> Result<()> {
         let api: Api = launch.wait_socket()?;
         api.put(

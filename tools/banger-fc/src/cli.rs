@@ -34,7 +34,9 @@ RECORDS:
      \"api_socket\", \"vsock_uds\" (null without vsock), \"agent\"
      ({\"kind\":\"vsock\", \"uds\", \"port\"}: the guest agent, behind vsock_uds
      on the spec's agent_port; left out without vsock), \"vmm_version\",
-     \"started_at\" (RFC 3339), \"vmm_log\", \"console_log\"}
+     \"started_at\" (RFC 3339), \"vmm_log\", \"console_log\", and under the
+     jailer \"jail\" (its directory; the chroot is its root/, and api_socket
+     and vsock_uds are inside it)}
     The record type is shared with banger-qemu, whose own fields
     (qmp_socket, helper_pid, helper_pid_start_time) firecracker never has.
   status:   {\"id\", \"vmm\", \"pid\", \"alive\", \"state\"} where state is running,
@@ -69,6 +71,22 @@ STOP:
   about 25 s at most. The sockets, spec and record are removed whatever
   happened.
 
+JAILER:
+  Run as root with a jailer found (BANGER_JAILER, else the bundle's
+  `jailer`: a file in the runtime dir or a name on PATH), start runs
+  Firecracker through it: as the unprivileged VMM user (bundle key
+  vmm_user, default banger-vmm; `banger-net setup` makes it), chrooted in
+  STATE/jail/NAME/ID/root (NAME: the firecracker binary's file name) and in
+  a new pid namespace, with cgroup v2 limits (cpu.max from vcpus,
+  memory.max from mem_mib plus 256 MiB, in the cgroup banger/ID) when the
+  host has cgroup v2 with cpu and memory. The kernel, initrd and drives
+  are hard-linked into the chroot (a read-only file on another filesystem
+  is copied); writable drives and the console log become the VMM user's.
+  stop, a failed start, and a later start of the same VM remove the jail
+  and its cgroup. --no-jailer runs Firecracker as root as before (for
+  debugging); without root or a jailer it runs as the caller. Snapshots of
+  a jailed VM are refused; `snapshot load` runs without the jailer.
+
 FILES:
   A start keeps the console log of the current boot only (Firecracker
   writes it from offset 0); vmm.log is appended to. A failed start kills
@@ -79,11 +97,15 @@ FILES:
 EXIT STATUS:
   0 ok; 1 failed (Firecracker refused a request: its fault_message is
   shown); 2 usage (bad spec); 3 not found (no such VM, kernel or drive
-  missing, TAP missing); 4 prerequisite missing (no firecracker binary);
+  missing, TAP missing); 4 prerequisite missing (no firecracker binary,
+  no VMM user for the jailer, a file the VMM user cannot read);
   5 conflict (the VM is already running, snapshot files exist, locked).
 
 ENVIRONMENT:
   BANGER_FIRECRACKER   the firecracker binary, when the spec names none
+  BANGER_JAILER        the jailer (empty: the bundle's `jailer`); when set, or
+                       when the bundle names an absolute path, a missing
+                       jailer is exit 4 rather than Firecracker as root
 
 EXAMPLES:
   banger-fc start < spec.json | jq -r .pid
@@ -116,7 +138,12 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Sub {
     /// Spawn and boot a VM from the JSON spec on stdin; print its record
-    Start,
+    Start {
+        /// Run Firecracker as root, without its jailer, even when a jailer is
+        /// found (for debugging; the record then has no "jail")
+        #[arg(long)]
+        no_jailer: bool,
+    },
     /// Show whether the VM's process is alive and its state
     Status {
         id: String,

@@ -127,6 +127,15 @@ pub fn resume(id: &str) -> Result<Value> {
 /// Pause, write a full snapshot and the spec to load it with, resume when
 /// it was running. A failure removes the files it wrote.
 pub fn snapshot_create(id: &str, dir: &Path) -> Result<Value> {
+    if let Some(jail) = record::VMM.load(id)?.and_then(|r| r.jail) {
+        // Its snapshot files would be written inside the chroot, as the
+        // VMM user: not supported yet.
+        return Err(Error::usage(format!(
+            "VM {id} runs under the jailer (in {}); snapshots of jailed VMs are not supported",
+            jail.display()
+        ))
+        .with_hint("start it with `banger-fc start --no-jailer` to snapshot it"));
+    }
     let (_lock, api) = alive_api(id)?;
     let files = ["vmstate", "memory", "spec.json"].map(|f| dir.join(f));
     if let Some(f) = files.iter().find(|f| f.exists()) {

@@ -3,6 +3,7 @@
 //! the logs this start created are removed. Nothing is left behind.
 
 use crate::api::Api;
+use crate::jail::Jail;
 use crate::record;
 use banger_lib::vmspec::{record_path, VmSpec, VmmRecord};
 use banger_lib::wait::Backoff;
@@ -20,6 +21,13 @@ const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Launch {
     id: String,
     child: Option<Child>,
+    /// Under the jailer: the jail, and the jailed Firecracker (the jailer
+    /// itself exits once it has started it in its pid namespace).
+    jail: Option<Jail>,
+    jailed: Option<(u32, u64)>,
+    /// The spec as Firecracker sees it (paths inside the jail, if any):
+    /// what the API requests carry.
+    pub api_spec: VmSpec,
     api_socket: PathBuf,
     sockets: Vec<PathBuf>,
     created: Vec<PathBuf>,
@@ -53,19 +61,26 @@ impl Launch {
     /// Remove stale sockets, open the logs, spawn firecracker in its own
     /// session with stdout and stderr on vmm_log. `fresh_console`
     /// truncates the console log: Firecracker writes it from offset 0.
-    pub fn spawn(spec: &VmSpec, bin: &Path, fresh_console: bool) -> Result<Launch> {
+    pub fn spawn(
+        spec: &VmSpec,
+        bin: &Path,
+        fresh_console: bool,
+        jail: Option<Jail>,
+    ) -> Result<Launch> {
         let api_socket = need(&spec.api_socket);
         let sockets: Vec<PathBuf> = [Some(api_socket.clone()), spec.vsock_uds.clone()]
             .into_iter()
             .flatten()
             .collect();
-        for s in &sockets {
-            if let Some(dir) = s.parent() {
-                paths::ensure_dir(dir)?;
+        if jail.is_none() {
+            for s in &sockets {
+                if let Some(dir) = s.parent() {
+                    paths::ensure_dir(dir)?;
+                }
+                // Stale from a process that died: Firecracker will not bind
+                // over it. The caller checked no live VM owns it.
+                record::VMM.remove_file(s);
             }
-            // Stale from a process that died: Firecracker will not bind
-            // over it. The caller checked no live VM owns it.
-            record::VMM.remove_file(s);
         }
         let vmm_log = need(&spec.vmm_log);
         let mut created = Vec::new();
@@ -82,14 +97,38 @@ impl Launch {
         let err = out
             .try_clone()
             .map_err(|e| io("duplicating the log file", e))?;
-        let mut cmd = Command::new(bin);
-        cmd.arg("--api-sock")
-            .arg(&api_socket)
-            .arg("--id")
-            .arg(&spec.id)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
+        let mut launch = Launch {
+            id: spec.id.clone(),
+            child: None,
+            jail: None,
+            jailed: None,
+            api_spec: spec.clone(),
+            api_socket,
+            sockets,
+            created,
+            vmm_log,
+        };
+        let mut cmd = match &jail {
+            Some(j) => {
+                launch.jail = Some(j.clone());
+                launch.api_spec = match j.prepare(spec) {
+                    Ok(s) => s,
+                    Err(e) => return Err(launch.fail(e)),
+                };
+                let mut c = Command::new(&j.jailer);
+                c.args(j.argv(bin));
+                c
+            }
+            None => {
+                let mut c = Command::new(bin);
+                c.arg("--api-sock")
+                    .arg(&launch.api_socket)
+                    .arg("--id")
+                    .arg(&spec.id);
+                c
+            }
+        };
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         // Its own session: no terminal signals, and it outlives us.
         // SAFETY: the closure runs between fork and exec, where only
         // async-signal-safe calls are sound; setsid(2) is one, and nix's
@@ -97,25 +136,47 @@ impl Launch {
         unsafe {
             cmd.pre_exec(|| Ok(nix::unistd::setsid().map(drop)?));
         }
-        let mut launch = Launch {
-            id: spec.id.clone(),
-            child: None,
-            api_socket,
-            sockets,
-            created,
-            vmm_log,
-        };
+        let what = jail.as_ref().map_or(bin, |j| j.jailer.as_path());
         match cmd.spawn() {
-            Ok(child) => {
-                launch.child = Some(child);
-                Ok(launch)
-            }
-            Err(e) => Err(launch.fail(io(format!("starting {}", bin.display()), e))),
+            Ok(child) => launch.child = Some(child),
+            Err(e) => return Err(launch.fail(io(format!("starting {}", what.display()), e))),
         }
+        if launch.jail.is_some() {
+            if let Err(e) = launch.wait_jailer() {
+                return Err(launch.fail(e));
+            }
+        }
+        Ok(launch)
+    }
+
+    /// The jailer starts Firecracker in a new pid namespace, writes its
+    /// pid in the chroot and exits: wait for that, take the pid.
+    fn wait_jailer(&mut self) -> Result<()> {
+        let child = self.child.as_mut().expect("spawned");
+        let status = banger_lib::wait::poll(SOCKET_TIMEOUT, || child.try_wait().ok().flatten())
+            .ok_or_else(|| Error::failed("the jailer did not start firecracker in time"))?;
+        self.child = None;
+        if !status.success() {
+            return Err(Error::failed(format!("the jailer failed ({status})")));
+        }
+        let jail = self.jail.as_ref().expect("jailed");
+        let pid = jail.read_pid().ok_or_else(|| {
+            Error::failed(format!(
+                "the jailer wrote no pid to {}",
+                jail.pid_file().display()
+            ))
+        })?;
+        let start = banger_lib::proc::start_time(pid)
+            .ok_or_else(|| Error::failed("the jailed firecracker exited at once"))?;
+        self.jailed = Some((pid, start));
+        Ok(())
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+        match self.jailed {
+            Some((pid, _)) => pid,
+            None => self.child.as_ref().map(|c| c.id()).unwrap_or(0),
+        }
     }
 
     /// Wait until the API socket accepts connections, or fail when the
@@ -123,7 +184,15 @@ impl Launch {
     pub fn wait_socket(&mut self) -> Result<Api> {
         // Firecracker makes its socket within milliseconds: retry fast.
         let backoff = Backoff::new(Duration::from_millis(2), Duration::from_millis(50));
+        let jailed = self.jailed;
         let served = backoff.poll(SOCKET_TIMEOUT, || {
+            if let Some((pid, start)) = jailed {
+                if !banger_lib::proc::is_alive(pid, start) {
+                    return Some(Err(Error::failed(
+                        "the jailed firecracker exited before serving its API",
+                    )));
+                }
+            }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 return Some(Err(Error::failed(format!(
                     "firecracker exited before serving its API ({status})"
@@ -158,6 +227,7 @@ impl Launch {
             pid,
             pid_start_time,
             api_socket: spec.api_socket.clone(),
+            jail: self.jail.as_ref().map(|j| j.dir.clone()),
             qmp_socket: None,
             vsock_uds: spec.vsock_uds.clone(),
             agent: spec.agent_endpoint(),
@@ -177,6 +247,8 @@ impl Launch {
         }
         // Not waited for: it is in its own session and outlives us.
         self.child = None;
+        self.jailed = None;
+        self.jail = None;
         self.created.clear();
         Ok(rec)
     }
@@ -196,6 +268,12 @@ impl Launch {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some((pid, start)) = self.jailed.take() {
+            banger_lib::proc::terminate(pid, start);
+        }
+        if let Some(j) = self.jail.take() {
+            j.remove();
         }
         let tail = std::fs::read_to_string(&self.vmm_log)
             .map(|t| {
@@ -227,7 +305,7 @@ impl Launch {
 
 impl Drop for Launch {
     fn drop(&mut self) {
-        if self.child.is_some() {
+        if self.child.is_some() || self.jail.is_some() {
             self.undo();
         }
     }

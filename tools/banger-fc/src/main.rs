@@ -5,6 +5,7 @@ mod binary;
 mod boot;
 mod cli;
 mod control;
+mod jail;
 mod launch;
 mod record;
 
@@ -16,7 +17,7 @@ fn main() {
     let cli = banger_lib::run::parse::<Cli>("banger-fc");
     banger_lib::run::main("banger-fc", || {
         match cli.sub {
-            Sub::Start => emit(&boot::start(&read_stdin()?)?),
+            Sub::Start { no_jailer } => emit(&boot::start(&read_stdin()?, no_jailer)?),
             Sub::Status { id, config } => emit(&control::status(&id, config)?),
             Sub::Stop { id, timeout, kill } => emit(&control::stop(&id, timeout, kill)?),
             Sub::Pause { id } => emit(&control::pause(&id)?),

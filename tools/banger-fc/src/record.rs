@@ -15,8 +15,10 @@ pub fn spec_path(id: &str) -> PathBuf {
     run_dir(id).join("spec.json")
 }
 
-/// Remove the sockets, spec and record of a VM whose process is gone, and
-/// its runtime dir when nothing else is left in it.
+/// Remove the sockets, spec, jail and record of a VM whose process is
+/// gone, and its runtime dir when nothing else is left in it.
 pub fn remove_leftovers(id: &str, rec: Option<&VmmRecord>) {
+    // A jail's sockets are inside it: the jail goes first.
+    crate::jail::remove_for(id);
     VMM.remove_leftovers(id, rec, &[spec_path(id)]);
 }

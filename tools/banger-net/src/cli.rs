@@ -83,17 +83,28 @@ FILES:
   $XDG_STATE_HOME/banger/net-dns.log   the DNS server's messages
   $XDG_RUNTIME_DIR/banger/net-dns.json   the DNS server's pid file
   Settings: bridge, subnet, gateway, dns_port, pool_size, uplink,
-  guest_host_ports from bundle.json and $XDG_CONFIG_HOME/banger/config.json
-  (guest_host_ports is applied at the next setup, tap, nat or allow/deny).
+  guest_host_ports, vmm_user from bundle.json and
+  $XDG_CONFIG_HOME/banger/config.json (guest_host_ports is applied at the
+  next setup, tap, nat or allow/deny).
+
+PRIVILEGES:
+  setup also makes the unprivileged VMM user (vmm_user, default banger-vmm)
+  with `useradd --system --user-group --no-create-home --home-dir
+  /nonexistent --shell /usr/sbin/nologin` when it is missing. TAPs are
+  made owned by that user and its group (TUNSETOWNER, TUNSETGROUP), so a
+  VMM running as it can attach to its TAP. The DNS server, run as root,
+  binds its socket and writes its pid file, then runs as that user with no
+  capabilities and no_new_privs; a small helper that stays root reads the
+  leases for it (one name in, one address out) and dies with it.
 
 EXIT STATUS:
   0 ok; 1 failed; 2 usage (bad flags, bad VM name, bad subnet settings, an
   interface name nft cannot take); 3 not found (VM without a lease, unknown
   uplink); 4 prerequisite missing (not root / no CAP_NET_ADMIN, nft missing:
   apt-get install nftables, no default route for NAT, bridge address missing
-  for DNS); 5 conflict (subnet exhausted, subnet overlaps a host route, DNS
-  port in use, leases left at teardown, deny of a port config.json opens,
-  state locked).
+  for DNS, no VMM user for the DNS server, useradd missing); 5 conflict
+  (subnet exhausted, subnet overlaps a host route, DNS port in use, leases
+  left at teardown, deny of a port config.json opens, state locked).
 
 EXAMPLES:
   banger-net tap acquire --vm web | jq -r .ip
@@ -269,6 +280,9 @@ pub enum DnsCmd {
     },
     /// Stop the detached server
     Stop,
+    /// The server's root helper that reads the leases for it (internal)
+    #[command(hide = true)]
+    LeaseHelper,
     /// Whether the server runs, and where
     Status,
 }

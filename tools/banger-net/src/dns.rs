@@ -265,13 +265,14 @@ pub fn serve(
     forward: bool,
     pid_file: Option<&Path>,
 ) -> Result<()> {
+    let user = crate::dnspriv::target()?;
     let sock = UdpSocket::bind(listen).map_err(|e| bind_error(listen, e))?;
     if let Some(p) = pid_file {
         crate::dnsd::write_pid(p, listen, forward)?;
     }
-    eprintln!("banger-net: DNS for .vm on {listen}");
-    let mut leases = Leases::new(crate::netstate::path());
     let mut resolvers = Resolvers::new(PathBuf::from("/etc/resolv.conf"), listen);
+    let mut leases = crate::dnspriv::drop_privileges(user, crate::netstate::path())?;
+    eprintln!("banger-net: DNS for .vm on {listen}");
     let inflight = Arc::new(AtomicUsize::new(0));
     let sock = Arc::new(sock);
     let mut buf = [0u8; 4096];

@@ -6,6 +6,7 @@ mod bridge;
 mod cli;
 mod dns;
 mod dnsd;
+mod dnspriv;
 mod filter;
 mod nat;
 mod netcfg;
@@ -38,6 +39,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Setup => {
             let nl = netlink::Nl::new()?;
             emit(&bridge::setup(&cfg, &nl)?);
+            // The user VMMs and the DNS server run as (banger_lib::vmmuser).
+            let user = banger_lib::vmmuser::configured();
+            if banger_lib::vmmuser::ensure(&user)? {
+                eprintln!("banger-net: created the unprivileged VMM user {user}");
+            }
         }
         Cmd::Teardown { force } => emit(&bridge::teardown(&cfg, force)?),
         Cmd::Status => return each(bridge::status(&cfg)?),
@@ -78,6 +84,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 emit(&dnsd::ensure(&cfg, listen, !no_forward)?)
             }
             DnsCmd::Stop => emit(&dnsd::stop()?),
+            DnsCmd::LeaseHelper => dnspriv::helper(netstate::path())?,
             DnsCmd::Status => emit(&dnsd::status(&cfg)?),
         },
     }

@@ -53,10 +53,21 @@ fn ensure_bridge(cfg: &NetCfg, nl: &Nl) -> Result<u32> {
     bridge_index(cfg, nl)
 }
 
+/// Who owns the TAPs: the unprivileged VMM user (banger_lib::vmmuser), so
+/// a VMM running as that user can attach to its TAP. None when that user
+/// does not exist (the VMM driver then refuses to start, saying so).
+fn owner() -> Option<tuntap::Owner> {
+    let u = banger_lib::vmmuser::lookup(&banger_lib::vmmuser::configured()).ok()?;
+    Some(tuntap::Owner {
+        uid: u.uid.as_raw(),
+        gid: u.gid.as_raw(),
+    })
+}
+
 /// Make a TAP and put it on the bridge, isolated; nothing is left if
 /// that fails.
 fn make_tap(nl: &Nl, name: &str, bridge: u32) -> Result<()> {
-    tuntap::create(name)?;
+    tuntap::create(name, owner())?;
     let attach = || -> Result<()> {
         let l = nl
             .link(name)?
@@ -74,6 +85,11 @@ fn make_tap(nl: &Nl, name: &str, bridge: u32) -> Result<()> {
 /// A TAP that exists and is on the bridge and up (remade if it vanished,
 /// e.g. after a reboot), isolated or not.
 fn ensure_tap(nl: &Nl, name: &str, bridge: u32, isolated: bool) -> Result<()> {
+    if let (Some(o), Some(_)) = (owner(), nl.link(name)?) {
+        // A TAP made before it had an owner; one a VMM holds is busy and
+        // already has its VMM, so that failure is no matter.
+        let _ = tuntap::set_owner(name, o);
+    }
     match nl.link(name)? {
         Some(l) if l.master == Some(bridge) && l.up => {}
         Some(l) => nl.attach(l.index, bridge)?,
@@ -170,6 +186,9 @@ pub fn set_isolated(cfg: &NetCfg, vm: &str, isolated: bool) -> Result<Lease> {
 fn take_or_make(st: &mut NetState, nl: &Nl, tap: &str, bridge: u32) -> Result<()> {
     while let Some(p) = (!st.pool.is_empty()).then(|| st.pool.remove(0)) {
         if let Some(l) = nl.link(&p)? {
+            if let Some(o) = owner() {
+                tuntap::set_owner(&p, o)?;
+            }
             nl.rename(l.index, tap)?;
             return nl.attach(l.index, bridge);
         }

@@ -1,73 +1,53 @@
 //! Persistent TAP devices. rtnetlink cannot make them: the tun driver wants
-//! TUNSETIFF on /dev/net/tun, then TUNSETPERSIST so the device outlives us.
+//! TUNSETIFF on /dev/net/tun (banger_lib::tun), then TUNSETPERSIST so the
+//! device outlives us, and TUNSETOWNER/TUNSETGROUP so an unprivileged VMM
+//! (Firecracker under its jailer) may attach to it.
 
-use banger_lib::Error;
+use banger_lib::tun::{errno, IFF_NO_PI, IFF_TAP};
 use std::os::fd::AsRawFd;
 
-/// The longest interface name the kernel takes (IFNAMSIZ - 1).
-pub const MAX_IFNAME: usize = 15;
+pub use banger_lib::tun::MAX_IFNAME;
 
-const IFF_TAP: i16 = 0x0002;
-const IFF_NO_PI: i16 = 0x1000;
+nix::ioctl_write_int!(tunsetpersist, b'T', 203);
+nix::ioctl_write_int!(tunsetowner, b'T', 204);
+nix::ioctl_write_int!(tunsetgroup, b'T', 206);
 
-/// `struct ifreq` as TUNSETIFF reads it: the name, then the flags of the
-/// union; 40 bytes in all.
-#[repr(C)]
-struct IfReq {
-    name: [u8; 16],
-    flags: i16,
-    _pad: [u8; 22],
+/// Who may attach to a TAP without CAP_NET_ADMIN: the unprivileged VMM.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
 }
 
-// The kernel declares both _IOW('T', N, int), though TUNSETIFF is handed a
-// struct ifreq, and writes the device's name back into it.
-nix::ioctl_readwrite_bad!(
-    tunsetiff,
-    nix::request_code_write!(b'T', 202, std::mem::size_of::<std::ffi::c_int>()),
-    IfReq
-);
-nix::ioctl_write_int!(tunsetpersist, b'T', 203);
+fn attach(name: &str) -> banger_lib::Result<std::fs::File> {
+    banger_lib::tun::attach(name, IFF_TAP | IFF_NO_PI)
+}
 
-/// Create the persistent TAP `name` (not yet up, not on a bridge).
-pub fn create(name: &str) -> banger_lib::Result<()> {
-    if name.is_empty() || name.len() > MAX_IFNAME {
-        return Err(Error::usage(format!(
-            "interface name {name:?} must be 1-{MAX_IFNAME} bytes"
-        )));
+/// Create the persistent TAP `name` (not yet up, not on a bridge), owned by
+/// `owner` when given.
+pub fn create(name: &str, owner: Option<Owner>) -> banger_lib::Result<()> {
+    let tun = attach(name)?;
+    if let Some(o) = owner {
+        set_owner_on(&tun, name, o)?;
     }
-    let tun = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/net/tun")
-        .map_err(|e| {
-            banger_lib::error::io("opening /dev/net/tun", e)
-                .with_hint("load the tun module (modprobe tun) and run as root")
-        })?;
-    let mut req = IfReq {
-        name: [0; 16],
-        flags: IFF_TAP | IFF_NO_PI,
-        _pad: [0; 22],
-    };
-    req.name[..name.len()].copy_from_slice(name.as_bytes());
-    let fd = tun.as_raw_fd();
-    // SAFETY: fd is our open /dev/net/tun, and TUNSETIFF reads and writes
-    // back a struct ifreq (IFNAMSIZ name, then the flags) through the
-    // pointer: req is a live, exclusively borrowed #[repr(C)] struct of
-    // that layout and the full 40 bytes.
-    unsafe { tunsetiff(fd, &raw mut req) }.map_err(|e| errno("TUNSETIFF", name, e))?;
     // SAFETY: TUNSETPERSIST takes a plain integer (1: keep the device) on
-    // the same open fd and touches no memory of ours.
-    unsafe { tunsetpersist(fd, 1) }.map_err(|e| errno("TUNSETPERSIST", name, e))?;
+    // the open /dev/net/tun and touches no memory of ours.
+    unsafe { tunsetpersist(tun.as_raw_fd(), 1) }.map_err(|e| errno("TUNSETPERSIST", name, e))?;
     Ok(())
 }
 
-fn errno(call: &str, name: &str, e: nix::errno::Errno) -> Error {
-    let msg = format!("creating TAP {name} ({call}): {e}");
-    match e {
-        nix::errno::Errno::EPERM | nix::errno::Errno::EACCES => {
-            Error::prereq(msg).with_hint("run it as root (or with CAP_NET_ADMIN)")
-        }
-        nix::errno::Errno::EBUSY | nix::errno::Errno::EEXIST => Error::conflict(msg),
-        _ => Error::failed(msg),
-    }
+/// Give the existing, unattached TAP `name` to `owner` (a pooled TAP made
+/// before, or without, an owner).
+pub fn set_owner(name: &str, owner: Owner) -> banger_lib::Result<()> {
+    set_owner_on(&attach(name)?, name, owner)
+}
+
+fn set_owner_on(tun: &std::fs::File, name: &str, o: Owner) -> banger_lib::Result<()> {
+    let fd = tun.as_raw_fd();
+    // SAFETY: TUNSETOWNER and TUNSETGROUP take a plain integer (a uid, a
+    // gid) on the attached /dev/net/tun and touch no memory of ours.
+    unsafe { tunsetowner(fd, o.uid.into()) }.map_err(|e| errno("TUNSETOWNER", name, e))?;
+    // SAFETY: as above.
+    unsafe { tunsetgroup(fd, o.gid.into()) }.map_err(|e| errno("TUNSETGROUP", name, e))?;
+    Ok(())
 }

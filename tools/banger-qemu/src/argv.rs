@@ -12,9 +12,40 @@ pub struct Plan<'a> {
     pub accel: &'a str,
     /// The final kernel command line (root= and TCG extras included).
     pub cmdline: String,
-    pub pid_file: PathBuf,
-    /// vhost-device-vsock's control socket, when the VM has vsock.
+    /// vhost-device-vsock's control socket, when the VM has vsock;
+    /// relative to QEMU's working directory (see launch.rs).
     pub vhost_socket: Option<PathBuf>,
+    /// What banger-qemu opened for QEMU, which runs unprivileged and
+    /// opens none of the VM's files or sockets by path.
+    pub fds: Fds,
+}
+
+/// Descriptors QEMU inherits, by number.
+pub struct Fds {
+    pub kernel: i32,
+    pub initrd: Option<i32>,
+    /// Per drive: the descriptor of its mode (read-write or read-only),
+    /// and for a read-write drive a read-only one too (QEMU's block layer
+    /// opens read-only first when it probes).
+    pub drives: Vec<(i32, Option<i32>)>,
+    /// The console log, open for appending.
+    pub console: i32,
+    /// /dev/net/tun attached to the spec's TAP.
+    pub tap: Option<i32>,
+    /// The QMP socket, bound and listening.
+    pub qmp: i32,
+}
+
+/// QEMU's seccomp filter with everything a running microvm never needs
+/// denied: it cannot exec, fork, change its ids or scheduling.
+pub const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
+const CONSOLE_SET: i32 = 1;
+/// fd set of drive N: DRIVE_SETS + N.
+const DRIVE_SETS: i32 = 10;
+
+fn fd_path(fd: i32) -> String {
+    format!("/proc/self/fd/{fd}")
 }
 
 /// QEMU option values are comma separated; a comma inside one is doubled.
@@ -38,40 +69,45 @@ pub fn qemu_args(plan: &Plan) -> Vec<OsString> {
     push(&["-accel", plan.accel]);
     push(&["-cpu", if plan.accel == "kvm" { "host" } else { "max" }]);
     push(&["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"]);
-    let console = s.console_log.as_deref().unwrap_or(Path::new("/dev/null"));
+    push(&["-sandbox", SANDBOX]);
+    let fds = &plan.fds;
     push(&[
+        "-add-fd",
+        &format!("fd={},set={CONSOLE_SET}", fds.console),
         "-chardev",
-        &format!("file,id=console,path={},append=on", esc(console)),
+        &format!("file,id=console,path=/dev/fdset/{CONSOLE_SET},append=on"),
         "-serial",
         "chardev:console",
     ]);
-    let mut a: Vec<OsString> = a.into_iter().map(OsString::from).collect();
-    a.push("-kernel".into());
-    a.push(s.kernel.clone().into());
-    if let Some(i) = &s.initrd {
-        a.push("-initrd".into());
-        a.push(i.clone().into());
+    // The kernel and initrd are read through the inherited descriptor.
+    push(&["-kernel", &fd_path(fds.kernel)]);
+    if let Some(i) = fds.initrd.filter(|_| s.initrd.is_some()) {
+        push(&["-initrd", &fd_path(i)]);
     }
+    let mut a: Vec<OsString> = a.into_iter().map(OsString::from).collect();
     a.push("-append".into());
     a.push(plan.cmdline.clone().into());
     let mut push = |items: &[String]| a.extend(items.iter().map(OsString::from));
-    for (n, d) in s.drives.iter().enumerate() {
+    let numbered = (0..)
+        .zip(DRIVE_SETS..)
+        .zip(s.drives.iter().zip(&fds.drives));
+    for ((n, set), (d, (fd, ro_fd))) in numbered {
         let ro = if d.read_only { "on" } else { "off" };
+        for f in std::iter::once(fd).chain(ro_fd) {
+            push(&["-add-fd".into(), format!("fd={f},set={set}")]);
+        }
         // microvm gives devices virtio-mmio slots in order: vda, vdb...
         push(&[
             "-drive".into(),
-            format!(
-                "id=drive{n},file={},format=raw,if=none,readonly={ro}",
-                esc(&d.path)
-            ),
+            format!("id=drive{n},file=/dev/fdset/{set},format=raw,if=none,readonly={ro}"),
             "-device".into(),
             format!("virtio-blk-device,drive=drive{n}"),
         ]);
     }
-    if let (Some(tap), Some(mac)) = (&s.tap, &s.mac) {
+    if let (Some(fd), Some(mac)) = (fds.tap.filter(|_| s.tap.is_some()), &s.mac) {
         push(&[
             "-netdev".into(),
-            format!("tap,id=net0,ifname={tap},script=no,downscript=no"),
+            format!("tap,id=net0,fd={fd}"),
             "-device".into(),
             format!("virtio-net-device,netdev=net0,mac={mac}"),
         ]);
@@ -84,14 +120,12 @@ pub fn qemu_args(plan: &Plan) -> Vec<OsString> {
             "vhost-user-vsock-device,chardev=vsock".into(),
         ]);
     }
-    if let Some(qmp) = &s.api_socket {
-        push(&[
-            "-qmp".into(),
-            format!("unix:{},server=on,wait=off", esc(qmp)),
-        ]);
-    }
-    push(&["-daemonize".into(), "-pidfile".into()]);
-    a.push(plan.pid_file.clone().into());
+    push(&[
+        "-chardev".into(),
+        format!("socket,id=qmp,fd={},server=on,wait=off", fds.qmp),
+        "-mon".into(),
+        "chardev=qmp,mode=control".into(),
+    ]);
     a
 }
 
@@ -149,8 +183,15 @@ mod tests {
             spec: &s,
             accel: "tcg",
             cmdline: s.cmdline_with_root(),
-            pid_file: "/r/qemu.pid".into(),
-            vhost_socket: Some("/r/vhost-vsock.sock".into()),
+            vhost_socket: Some("vhost-vsock.sock".into()),
+            fds: Fds {
+                kernel: 3,
+                initrd: Some(4),
+                drives: vec![(5, Some(6)), (7, None)],
+                console: 8,
+                tap: Some(10),
+                qmp: 9,
+            },
         };
         let args = qemu_args(&plan);
         let append = args.iter().position(|a| a == "-append").unwrap();
@@ -160,19 +201,27 @@ mod tests {
             "-M microvm,memory-backend=mem",
             "-object memory-backend-memfd,id=mem,size=512M,share=on",
             "-m 512M -smp 2 -accel tcg -cpu max",
-            "-kernel /k/vmlinux -initrd /k/initrd.img",
-            "-drive id=drive0,file=/d/root,,fs.ext4,format=raw,if=none,readonly=off \
+            "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+            "-kernel /proc/self/fd/3 -initrd /proc/self/fd/4",
+            "-add-fd fd=5,set=10 -add-fd fd=6,set=10 \
+             -drive id=drive0,file=/dev/fdset/10,format=raw,if=none,readonly=off \
              -device virtio-blk-device,drive=drive0 \
-             -drive id=drive1,file=/d/work.ext4,format=raw,if=none,readonly=on",
-            "-netdev tap,id=net0,ifname=tap0,script=no,downscript=no \
+             -add-fd fd=7,set=11 \
+             -drive id=drive1,file=/dev/fdset/11,format=raw,if=none,readonly=on",
+            "-netdev tap,id=net0,fd=10 \
              -device virtio-net-device,netdev=net0,mac=06:00:ac:1e:00:02",
-            "-chardev socket,id=vsock,path=/r/vhost-vsock.sock \
+            "-chardev socket,id=vsock,path=vhost-vsock.sock \
              -device vhost-user-vsock-device,chardev=vsock",
-            "-chardev file,id=console,path=/s/console.log,append=on -serial chardev:console",
-            "-qmp unix:/r/qmp.sock,server=on,wait=off",
-            "-daemonize -pidfile /r/qemu.pid",
+            "-add-fd fd=8,set=1 \
+             -chardev file,id=console,path=/dev/fdset/1,append=on -serial chardev:console",
+            "-chardev socket,id=qmp,fd=9,server=on,wait=off -mon chardev=qmp,mode=control",
         ] {
             assert!(line.contains(want), "missing {want:?} in {line}");
+        }
+        // No path of the VM's is opened by QEMU, and it never daemonizes
+        // (spawn=deny forbids the fork).
+        for absent in ["/d/", "/k/", "/s/", "/r/", "-daemonize", "-runas"] {
+            assert!(!line.contains(absent), "{absent} in {line}");
         }
     }
 
@@ -187,8 +236,15 @@ mod tests {
             spec: &s,
             accel: "kvm",
             cmdline: s.cmdline_with_root(),
-            pid_file: "/r/qemu.pid".into(),
             vhost_socket: None,
+            fds: Fds {
+                kernel: 3,
+                initrd: None,
+                drives: vec![],
+                console: 4,
+                tap: None,
+                qmp: 5,
+            },
         };
         let line = joined(&plan);
         assert!(line.contains("-accel kvm -cpu host"), "{line}");

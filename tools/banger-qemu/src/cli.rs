@@ -38,11 +38,26 @@ HOW QEMU RUNS:
   Under TCG the microvm machine gives the guest no working timer
   calibration, so `tsc_early_khz=HOST_KHZ lapic_timer_period=4000000`
   (HZ=250, as Debian's kernels) is added to the command line unless it
-  sets them. vhost-device-vsock (--guest-cid, --socket RUNTIME/ID/vhost-vsock.sock,
-  --uds-path) is started first; QEMU is daemonized with its pid file at
-  RUNTIME/ID/qemu.pid and QMP on the api_socket. Both processes belong
-  to the VM: stop, a failed start, and stop after a crash end both and
-  remove their sockets.
+  sets them. vhost-device-vsock (--guest-cid, --socket and --uds-path in
+  RUNTIME/ID/vmm) is started first, then QEMU; both belong to the VM:
+  stop, a failed start, and stop after a crash end both and remove their
+  sockets.
+
+PRIVILEGES:
+  Run as root, banger-qemu starts both processes as the unprivileged VMM
+  user (bundle key vmm_user, default banger-vmm; `banger-net setup` makes
+  it), never as root: groups, gid and uid are set between fork and exec.
+  QEMU runs under `-sandbox on,obsolete=deny,elevateprivileges=deny,
+  spawn=deny,resourcecontrol=deny`; it cannot exec, fork or change ids, so
+  banger-qemu detaches it itself instead of -daemonize. QEMU opens none of
+  the VM's paths: banger-qemu hands it the kernel and initrd (read through
+  /proc/self/fd: they must be readable by the VMM user, as 0644 files
+  are), the drives and console log (fd sets), the TAP (attached with
+  TUNSETIFF) and the bound QMP socket as descriptors. Both processes run
+  in RUNTIME/ID/vmm, the one directory the VMM user owns, where
+  vhost-device-vsock makes its sockets; vsock_uds is then moved out of the
+  user's reach. Under KVM, QEMU also gets /dev/kvm's group. Run as
+  another user, both run as that user, still under the sandbox.
 
 STOP:
   stop asks the guest agent (the record's agent endpoint) to power off with
@@ -58,7 +73,8 @@ STOP:
   anything. vhost-device-vsock is ended after QEMU (SIGTERM, SIGKILL). A
   guest that powers off ends the stop as soon as QEMU exits; processes
   that ignore everything take the timeout plus about a minute at most.
-  The sockets, pid file and record are removed whatever happened.
+  The sockets, the RUNTIME/ID/vmm directory and the record are removed
+  whatever happened.
 
 RECORDS:
   start prints the VMM record, also kept in RUNTIME/ID/vmm.json:
@@ -69,7 +85,7 @@ RECORDS:
      on the spec's agent_port; left out without vsock),
      \"helper_pid\", \"helper_pid_start_time\" (vhost-device-vsock; left out
      without vsock), \"vmm_version\", \"started_at\" (RFC 3339), \"vmm_log\",
-     \"console_log\"}
+     \"console_log\"}; \"jail\" (banger-fc's jailer) is never set
   status:   {\"id\", \"vmm\", \"pid\", \"alive\", \"state\", \"helper_alive\"} where
             state is QMP's run state (running, paused, shutdown, ...),
             unresponsive (alive, QMP silent) or dead; helper_alive is null
@@ -87,7 +103,8 @@ EXIT STATUS:
   0 ok; 1 failed (QEMU or vhost-device-vsock did not start: the error ends
   with the last lines of vmm.log; snapshot is not supported); 2 usage (bad
   spec); 3 not found (no such VM, kernel or drive missing, TAP missing);
-  4 prerequisite missing (no qemu-system-x86_64 or vhost-device-vsock);
+  4 prerequisite missing (no qemu-system-x86_64 or vhost-device-vsock, no
+  VMM user, a kernel or /dev/kvm the VMM user cannot use);
   5 conflict (the VM is already running, locked).
 
 ENVIRONMENT:

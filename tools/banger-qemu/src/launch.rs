@@ -1,15 +1,28 @@
-//! `start`: vhost-device-vsock first, then QEMU daemonized, then the
-//! record. Anything that fails on the way ends both processes and removes
-//! what this start made.
+//! `start`: vhost-device-vsock first, then QEMU, then the record. Anything
+//! that fails on the way ends both processes and removes what this start
+//! made.
+//!
+//! Run as root, both processes run as the unprivileged VMM user
+//! (`banger_lib::vmmuser`) from the start, never root: QEMU gets its
+//! kernel, disks, console log and QMP socket as inherited descriptors
+//! opened here, its TAP is owned by that user (banger-net), and the only
+//! directory they can write is `record::vmm_dir`, their working directory.
+//! QEMU runs under its strictest seccomp filter (`argv::SANDBOX`), so it is
+//! detached here rather than with -daemonize, whose fork the filter denies.
 
-use crate::argv::{qemu_args, Plan};
+use crate::argv::{qemu_args, Fds, Plan};
 use crate::{accel, binary, qmp::Qmp, record};
 use banger_lib::error::io;
 use banger_lib::proc::{now_rfc3339, start_time};
+use banger_lib::tun;
+use banger_lib::vmmuser::{self, VmmUser};
 use banger_lib::vmspec::{record_path, VmSpec, VmmRecord};
 use banger_lib::wait::poll;
 use banger_lib::{paths, state, Error, Result};
 use std::fs::{File, OpenOptions};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -32,13 +45,7 @@ impl Drop for Undo {
         if !self.armed {
             return;
         }
-        // A QEMU that daemonized but failed later may only be known by
-        // its pid file.
-        let qemu = self.qemu.or_else(|| {
-            let pid = banger_lib::proc::read_pid_file(&record::pid_file(&self.id))?;
-            Some((pid, start_time(pid)?))
-        });
-        for (pid, start) in [qemu, self.helper].into_iter().flatten() {
+        for (pid, start) in [self.qemu, self.helper].into_iter().flatten() {
             banger_lib::proc::terminate(pid, start);
         }
         for f in &self.files {
@@ -87,11 +94,114 @@ fn log_tail(path: &Path, from: u64) -> String {
     }
 }
 
+/// What a child runs as, decided before it is forked.
+struct Identity<'a> {
+    user: Option<VmmUser>,
+    groups: Vec<nix::unistd::Gid>,
+    /// Descriptors it inherits: their close-on-exec flag is cleared just
+    /// before the spawn (banger-qemu spawns from one thread only).
+    keep: Vec<BorrowedFd<'a>>,
+}
+
+fn inheritable(fd: BorrowedFd) -> std::io::Result<()> {
+    nix::fcntl::fcntl(
+        fd,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    )?;
+    Ok(())
+}
+
+/// A command for `bin` that execs it through a descriptor opened here, so
+/// the unprivileged user needs no access to the directories on its path
+/// (a program in root's ~/.cargo/bin); argv[0] stays its path. The
+/// descriptor is inherited (a script's interpreter reopens it) and must
+/// outlive the spawn.
+fn program(bin: &Path) -> Result<(Command, File)> {
+    let f = File::open(bin).map_err(|e| io(format!("opening {}", bin.display()), e))?;
+    let mut cmd = Command::new(format!("/proc/self/fd/{}", f.as_raw_fd()));
+    cmd.arg0(bin);
+    Ok((cmd, f))
+}
+
+/// Spawn `cmd` (from `program`, whose file is `exe`) detached, in its own
+/// session, as `who`, in `cwd`.
+fn spawn_as(
+    cmd: &mut Command,
+    exe: &File,
+    who: &Identity,
+    cwd: &Path,
+) -> std::io::Result<std::process::Child> {
+    // std changes directory (as root, so any path works) before the
+    // pre_exec closure drops privileges.
+    cmd.current_dir(cwd);
+    let (user, groups) = (who.user.clone(), who.groups.clone());
+    for fd in who.keep.iter().copied().chain([exe.as_fd()]) {
+        inheritable(fd)?;
+    }
+    // SAFETY: the closure runs between fork and exec, where only
+    // async-signal-safe calls are sound: setsid, setgroups, setresgid and
+    // setresuid are syscalls, and nothing is allocated (the group list
+    // was built before the fork).
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::unistd::setsid()?;
+            if let Some(u) = &user {
+                vmmuser::become_user(u, &groups)?;
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// The supplementary groups QEMU runs with: under KVM the group of
+/// /dev/kvm (usually root:kvm 0660), which the unprivileged user needs.
+fn kvm_groups(accel: &str, user: Option<&VmmUser>) -> Result<Vec<nix::unistd::Gid>> {
+    let (Some(u), "kvm") = (user, accel) else {
+        return Ok(Vec::new());
+    };
+    let m = std::fs::metadata("/dev/kvm").map_err(|e| io("stat /dev/kvm", e))?;
+    if m.mode() & 0o006 == 0o006 || m.gid() != 0 && m.mode() & 0o060 == 0o060 {
+        return Ok(vec![nix::unistd::Gid::from_raw(m.gid())]);
+    }
+    Err(Error::prereq(format!(
+        "/dev/kvm (mode {:o}, group {}) cannot be opened by the VMM user {}",
+        m.mode() & 0o777,
+        m.gid(),
+        u.name
+    ))
+    .with_hint("give it to the kvm group, as udev does on Debian: chgrp kvm /dev/kvm && chmod 660 /dev/kvm"))
+}
+
+fn open_read(what: &str, p: &Path, user: Option<&VmmUser>) -> Result<File> {
+    let f = File::open(p).map_err(|e| io(format!("opening {what} {}", p.display()), e))?;
+    // QEMU reads the kernel and initrd through /proc/self/fd, which checks
+    // the file's own permissions (not its directories').
+    if let Some(u) = user {
+        let m = f
+            .metadata()
+            .map_err(|e| io(format!("stat {}", p.display()), e))?;
+        let readable = m.mode() & 0o004 != 0
+            || m.uid() == u.uid.as_raw() && m.mode() & 0o400 != 0
+            || m.gid() == u.gid.as_raw() && m.mode() & 0o040 != 0;
+        if !readable {
+            return Err(Error::prereq(format!(
+                "{what} {} is not readable by the VMM user {}",
+                p.display(),
+                u.name
+            ))
+            .with_hint(format!("make it readable: chmod o+r {}", p.display())));
+        }
+    }
+    Ok(f)
+}
+
 pub fn start(text: &str) -> Result<VmmRecord> {
     let mut spec = VmSpec::parse(text)?;
     spec.resolve("qmp.sock");
     spec.validate()?;
     let id = spec.id.clone();
+    let user = vmmuser::for_children()?;
     let vhost = spec.vsock_cid.map(|_| record::vhost_socket(&id));
     if let Some(v) = &vhost {
         paths::check_socket_path(v)?;
@@ -112,6 +222,27 @@ pub fn start(text: &str) -> Result<VmmRecord> {
         }
         cmdline = cmdline.trim().to_string();
     }
+    // What QEMU reads, opened now: a file it could not read fails here.
+    let kernel = open_read("kernel", &spec.kernel, user.as_ref())?;
+    let initrd = match &spec.initrd {
+        Some(p) => Some(open_read("initrd", p, user.as_ref())?),
+        None => None,
+    };
+    let mut drives: Vec<(File, Option<File>)> = Vec::new();
+    for d in &spec.drives {
+        let open = |write: bool| {
+            OpenOptions::new()
+                .read(true)
+                .write(write)
+                .open(&d.path)
+                .map_err(|e| io(format!("opening drive {} {}", d.id, d.path.display()), e))
+        };
+        drives.push(match d.read_only {
+            true => (open(false)?, None),
+            false => (open(true)?, Some(open(false)?)),
+        });
+    }
+    let groups = kvm_groups(accel, user.as_ref())?;
 
     let _lock = record::VMM.lock(&id)?;
     if let Some(old) = record::VMM.load(&id)? {
@@ -134,6 +265,7 @@ pub fn start(text: &str) -> Result<VmmRecord> {
     let vmm_log = spec.vmm_log.clone().expect("resolved");
     let console_log = spec.console_log.clone().expect("resolved");
     let qmp_socket = spec.api_socket.clone().expect("resolved");
+    let vmm_dir = record::vmm_dir(&id);
     for p in [&vmm_log, &console_log, &qmp_socket]
         .into_iter()
         .chain(spec.vsock_uds.as_ref())
@@ -142,87 +274,147 @@ pub fn start(text: &str) -> Result<VmmRecord> {
             make_dir(parent, &mut undo)?;
         }
     }
-    if !console_log.exists() {
-        undo.files.push(console_log.clone());
+    // A stale one (a crash) may hold anything its owner put there.
+    let _ = std::fs::remove_dir_all(&vmm_dir);
+    make_dir(&vmm_dir, &mut undo)?;
+    if let Some(u) = &user {
+        nix::unistd::chown(&vmm_dir, Some(u.uid), Some(u.gid))
+            .map_err(|e| Error::failed(format!("chown {}: {e}", vmm_dir.display())))?;
     }
+    let console = open_log(&console_log, &mut undo)?;
     let log = open_log(&vmm_log, &mut undo)?;
     let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
     let fail = |what: &str| Error::failed(format!("{what}; {}", log_tail(&vmm_log, log_start)));
 
     // Stale sockets from a crash would make the new processes fail to
     // bind; the new ones go when this start fails.
-    for p in [Some(&qmp_socket), spec.vsock_uds.as_ref(), vhost.as_ref()]
+    for p in [Some(&qmp_socket), spec.vsock_uds.as_ref()]
         .into_iter()
         .flatten()
     {
         record::VMM.remove_file(p);
         undo.files.push(p.clone());
     }
+    // QEMU gets its TAP attached, so it needs no access to /dev/net/tun.
+    let tap = match &spec.tap {
+        Some(name) => Some(banger_lib::tun::attach(
+            name,
+            tun::IFF_TAP | tun::IFF_NO_PI | tun::IFF_VNET_HDR,
+        )?),
+        None => None,
+    };
+    let qmp_listener = UnixListener::bind(&qmp_socket)
+        .map_err(|e| io(format!("binding {}", qmp_socket.display()), e))?;
 
-    if let (Some(bin), Some(sock), Some(cid), Some(uds)) =
-        (&helper_bin, &vhost, spec.vsock_cid, &spec.vsock_uds)
-    {
-        let mut cmd = Command::new(bin);
+    if let (Some(bin), Some(cid), Some(uds)) = (&helper_bin, spec.vsock_cid, &spec.vsock_uds) {
+        // The helper makes its sockets where it may write; the host side
+        // is then moved out of its reach (below).
+        let made = vmm_dir.join("vsock.sock");
+        let (mut cmd, exe) = program(bin)?;
         cmd.arg("--guest-cid")
             .arg(cid.to_string())
             .arg("--socket")
-            .arg(sock)
+            .arg(record::VHOST_SOCKET)
             .arg("--uds-path")
-            .arg(uds)
+            .arg("vsock.sock")
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| io("duplicating the log", e))?)
             .stderr(log.try_clone().map_err(|e| io("duplicating the log", e))?);
-        // Its own session: not killed with the caller's terminal.
-        // SAFETY: the closure runs between fork and exec, where only
-        // async-signal-safe calls are sound; setsid(2) is one, and nix's
-        // wrapper allocates nothing.
-        unsafe {
-            cmd.pre_exec(|| Ok(nix::unistd::setsid().map(drop)?));
-        }
-        let child = cmd
-            .spawn()
-            .map_err(|e| io(format!("starting {}", bin.display()), e))?;
+        let who = Identity {
+            user: user.clone(),
+            groups: Vec::new(),
+            keep: Vec::new(),
+        };
+        let child = spawn_as(&mut cmd, &exe, &who, &vmm_dir)
+            .map_err(|e| spawn_error(bin, user.as_ref(), e))?;
         let pid = child.id();
         let st = start_time(pid).ok_or_else(|| fail("vhost-device-vsock exited at once"))?;
         undo.helper = Some((pid, st));
         let up = banger_lib::proc::is_alive;
+        let sock = vmm_dir.join(record::VHOST_SOCKET);
         let ready = poll(READY_TIMEOUT, || {
             if !up(pid, st) {
                 return Some(false);
             }
-            (sock.exists() && uds.exists()).then_some(true)
+            (sock.exists() && made.exists()).then_some(true)
         });
         if ready != Some(true) {
             return Err(fail("vhost-device-vsock did not come up"));
         }
+        // In the run dir the VMM user cannot swap the socket root connects
+        // to for a link to some other socket; the listening inode moves
+        // with the name.
+        std::fs::rename(&made, uds)
+            .map_err(|e| io(format!("moving {} to {}", made.display(), uds.display()), e))?;
+        let is_socket = std::fs::symlink_metadata(uds).is_ok_and(|m| m.file_type().is_socket());
+        if !is_socket {
+            return Err(fail(&format!("{} is not a socket", uds.display())));
+        }
     }
 
+    let fds = Fds {
+        kernel: kernel.as_raw_fd(),
+        initrd: initrd.as_ref().map(|f| f.as_raw_fd()),
+        drives: drives
+            .iter()
+            .map(|(f, ro)| (f.as_raw_fd(), ro.as_ref().map(|r| r.as_raw_fd())))
+            .collect(),
+        console: console.as_raw_fd(),
+        tap: tap.as_ref().map(|f| f.as_raw_fd()),
+        qmp: qmp_listener.as_raw_fd(),
+    };
+    let mut keep = vec![kernel.as_fd(), console.as_fd(), qmp_listener.as_fd()];
+    keep.extend(initrd.iter().chain(&tap).map(|f| f.as_fd()));
+    for (f, ro) in &drives {
+        keep.push(f.as_fd());
+        keep.extend(ro.as_ref().map(|r| r.as_fd()));
+    }
     let plan = Plan {
         spec: &spec,
         accel,
         cmdline,
-        pid_file: record::pid_file(&id),
-        vhost_socket: vhost.clone(),
+        vhost_socket: vhost.as_ref().map(|_| PathBuf::from(record::VHOST_SOCKET)),
+        fds,
     };
-    // -daemonize: this returns once QEMU has set the VM up (or failed to).
-    let status = Command::new(&qemu_bin)
-        .args(qemu_args(&plan))
+    let (mut cmd, exe) = program(&qemu_bin)?;
+    cmd.args(qemu_args(&plan))
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|e| io("duplicating the log", e))?)
-        .stderr(log.try_clone().map_err(|e| io("duplicating the log", e))?)
-        .status()
-        .map_err(|e| io(format!("starting {}", qemu_bin.display()), e))?;
-    if !status.success() {
-        return Err(fail(&format!("qemu failed to start ({status})")));
-    }
-    let pid = banger_lib::proc::read_pid_file(&plan.pid_file)
-        .ok_or_else(|| fail("qemu wrote no pid file"))?;
+        .stderr(log.try_clone().map_err(|e| io("duplicating the log", e))?);
+    let who = Identity {
+        user: user.clone(),
+        groups,
+        keep,
+    };
+    let child = spawn_as(&mut cmd, &exe, &who, &vmm_dir)
+        .map_err(|e| spawn_error(&qemu_bin, user.as_ref(), e))?;
+    drop(who);
+    // QEMU holds its own copies now; with ours closed, its exit resets a
+    // QMP connection still waiting for the greeting.
+    let handed: Vec<OwnedFd> = [kernel, console]
+        .into_iter()
+        .chain(initrd)
+        .chain(tap)
+        .chain(
+            drives
+                .into_iter()
+                .flat_map(|(f, ro)| std::iter::once(f).chain(ro)),
+        )
+        .map(OwnedFd::from)
+        .chain(std::iter::once(OwnedFd::from(qmp_listener)))
+        .collect();
+    drop(handed);
+    let pid = child.id();
     let pst = start_time(pid).ok_or_else(|| fail("qemu exited right after starting"))?;
     undo.qemu = Some((pid, pst));
 
-    let state = Qmp::connect(&qmp_socket, Duration::from_secs(10))
+    // The greeting comes once QEMU has set the VM up.
+    let state = Qmp::connect(&qmp_socket, READY_TIMEOUT)
         .and_then(|mut q| q.run_state())
-        .map_err(|e| fail(&format!("qemu does not answer QMP: {}", e.message)))?;
+        .map_err(|e| match banger_lib::proc::is_alive(pid, pst) {
+            true => fail(&format!("qemu does not answer QMP: {}", e.message)),
+            false => fail("qemu failed to start"),
+        })?;
     if state != "running" {
         return Err(fail(&format!("qemu is {state}, not running")));
     }
@@ -235,6 +427,7 @@ pub fn start(text: &str) -> Result<VmmRecord> {
         pid,
         pid_start_time: pst,
         api_socket: None,
+        jail: None,
         qmp_socket: Some(qmp_socket),
         vsock_uds: spec.vsock_uds.clone(),
         agent: spec.agent_endpoint(),
@@ -248,4 +441,15 @@ pub fn start(text: &str) -> Result<VmmRecord> {
     state::store(&record_path(&id), &rec)?;
     undo.armed = false;
     Ok(rec)
+}
+
+fn spawn_error(bin: &Path, user: Option<&VmmUser>, e: std::io::Error) -> Error {
+    let err = io(format!("starting {}", bin.display()), e);
+    match (err.io_kind(), user) {
+        (Some(std::io::ErrorKind::PermissionDenied), Some(u)) => err.with_hint(format!(
+            "it runs as the VMM user {}: the program and its directories must be executable by that user",
+            u.name
+        )),
+        _ => err,
+    }
 }

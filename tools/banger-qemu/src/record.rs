@@ -16,9 +16,18 @@ pub fn pid_file(id: &str) -> PathBuf {
     run_dir(id).join("qemu.pid")
 }
 
-/// vhost-device-vsock's control socket (QEMU connects to it).
+/// The one directory the unprivileged QEMU and vhost-device-vsock may
+/// write: their working directory, where the helper makes its sockets.
+/// Owned by the VMM user; nothing root reads is left in it.
+pub fn vmm_dir(id: &str) -> PathBuf {
+    run_dir(id).join("vmm")
+}
+
+/// vhost-device-vsock's control socket (QEMU connects to it), in `vmm_dir`.
+pub const VHOST_SOCKET: &str = "vhost-vsock.sock";
+
 pub fn vhost_socket(id: &str) -> PathBuf {
-    run_dir(id).join("vhost-vsock.sock")
+    vmm_dir(id).join(VHOST_SOCKET)
 }
 
 /// Whether the record's vhost-device-vsock is still running.
@@ -45,5 +54,8 @@ pub fn end_helper(rec: &VmmRecord) -> Result<()> {
 /// Remove the sockets, pid file and record of a VM whose processes are
 /// gone, and its runtime dir when nothing else is left in it.
 pub fn remove_leftovers(id: &str, rec: Option<&VmmRecord>) {
+    // Whatever the VMM user left in its directory; remove_dir_all does not
+    // follow symlinks it finds there.
+    let _ = std::fs::remove_dir_all(vmm_dir(id));
     VMM.remove_leftovers(id, rec, &[vhost_socket(id), pid_file(id)]);
 }

@@ -30,6 +30,8 @@ RECORDS:
                     what it boots (cmdline without root=)
     created_at, started_at
                     RFC 3339 UTC (started_at null when never started)
+    no_jailer       true when made with --no-jailer: Firecracker runs as root,
+                    not under its jailer (left out otherwise)
   list and show add uptime_s (null unless running); create --timings adds
   timings_ms {image, disks, tap, vmm_start, dns, nat, healthy, pin, ssh,
   total}.
@@ -48,7 +50,8 @@ RECORDS:
     {\"what\": \"unfinished-create\", \"vm\": \"box\", \"detail\": \"/...\", \"removed\": true}
     what      unfinished-create (a record a killed create left creating),
               vm-dir (a VM dir without a record), run-dir (a runtime dir
-              without a record), lease (a banger-net lease without a record)
+              without a record), lease (a banger-net lease without a record),
+              jail (a Firecracker jail, STATE/jail/NAME/VM, without a record)
     vm        the VM name it belongs to
     detail    the path, or the lease's TAP and address
     removed   false with --dry-run, or when removing it failed
@@ -234,6 +237,9 @@ pub struct CreateArgs {
     /// Add per-step timings (timings_ms) to the printed record
     #[arg(long)]
     pub timings: bool,
+    /// Run Firecracker as root without its jailer (debugging; shown as no_jailer)
+    #[arg(long)]
+    pub no_jailer: bool,
 }
 
 #[derive(Args, Debug, Clone)]

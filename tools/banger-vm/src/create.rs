@@ -75,6 +75,14 @@ pub fn create(a: &CreateArgs) -> Result<Created> {
         .and_then(|v| check_boot_files(&kernel, initrd.as_deref()).map(|_| v))
         .map_err(|e| undo_lock(steps::step_error(&name, "create", "image", e)))?;
     timings.mark("image");
+    if a.no_jailer && vmm != "firecracker" {
+        return Err(undo_lock(
+            Error::usage(format!(
+                "--no-jailer is for Firecracker; VM {name} would run under {vmm}"
+            ))
+            .with_hint("drop --no-jailer, or pass --vmm firecracker"),
+        ));
+    }
 
     let dir = record::vm_dir(&name);
     let rec = VmRecord {
@@ -109,6 +117,7 @@ pub fn create(a: &CreateArgs) -> Result<Created> {
         cmdline: String::new(),
         created_at: proc::now_rfc3339(),
         started_at: None,
+        no_jailer: a.no_jailer,
     };
     let mut run = Run::new(rec, Mode::Create, a.timeout, bundle.agent_port);
     run.timings = timings;

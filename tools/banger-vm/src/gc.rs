@@ -2,7 +2,7 @@
 //! it. A leftover is anything under a VM name that no finished record
 //! accounts for: a record a killed create left `creating`, a VM dir
 //! without a record, a runtime dir without a record, a lease without a
-//! record. A name whose lock is held is being worked on and is skipped, so
+//! record, a Firecracker jail without a record. A name whose lock is held is being worked on and is skipped, so
 //! gc never touches a command in flight or another, healthy VM.
 
 use crate::record::{self, State};
@@ -62,6 +62,9 @@ fn find() -> Result<Found> {
             found.entry(vm).or_default().push(t);
         }
     }
+    for (vm, t) in leftover_jails(None) {
+        found.entry(vm).or_default().push(t);
+    }
     for l in leases()? {
         if record_state(&l.vm).is_none() {
             let detail = format!("{} {}", l.tap, l.ip);
@@ -81,6 +84,7 @@ fn find_one(
         .into_iter()
         .flatten()
         .collect();
+    now.extend(leftover_jails(Some(vm)).into_iter().map(|(_, t)| t));
     now.extend(before.into_iter().filter(|(w, _)| *w == "lease"));
     // A record that appeared meanwhile (a create that finished) accounts
     // for its lease.
@@ -116,6 +120,33 @@ fn leftover_dir(vm: &str) -> Option<(&'static str, String)> {
 fn leftover_run_dir(vm: &str) -> Option<(&'static str, String)> {
     let dir = vmspec::run_dir(vm);
     (dir.is_dir() && record_state(vm).is_none()).then(|| ("run-dir", dir.display().to_string()))
+}
+
+/// Jails (`paths::jail_dir()/NAME/VM`) of VMs without a record, or of
+/// `only` that VM; the sweep's `banger-fc stop` removes them.
+fn leftover_jails(only: Option<&str>) -> Vec<(String, (&'static str, String))> {
+    let mut out = Vec::new();
+    for name_dir in dir_entries(&paths::jail_dir()) {
+        for vm in dir_names(&name_dir) {
+            if only.is_some_and(|o| o != vm) || record_state(&vm).is_some() {
+                continue;
+            }
+            let detail = name_dir.join(&vm).display().to_string();
+            out.push((vm, ("jail", detail)));
+        }
+    }
+    out
+}
+
+fn dir_entries(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn only_lock(dir: &Path) -> bool {

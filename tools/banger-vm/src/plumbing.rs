@@ -196,8 +196,14 @@ pub fn nat_disable(vm: &str) -> Result<()> {
     run_gone_ok("banger-net", &["nat", "disable", "--vm", vm])
 }
 
-/// `banger-fc start` / `banger-qemu start` with the spec on stdin.
-pub fn vmm_start(tool: &str, spec: &VmSpec) -> Result<VmmRecord> {
+/// `banger-fc start` / `banger-qemu start` with the spec on stdin;
+/// `--no-jailer` (banger-fc only) when the VM was made with it.
+pub fn vmm_start(tool: &str, spec: &VmSpec, no_jailer: bool) -> Result<VmmRecord> {
     let spec = serde_json::to_value(spec).expect("specs serialize");
-    call_typed(tool, &["start"], Some(&spec), false)
+    let args: &[&str] = if no_jailer {
+        &["start", "--no-jailer"]
+    } else {
+        &["start"]
+    };
+    call_typed(tool, args, Some(&spec), false)
 }

@@ -214,7 +214,11 @@ impl Run {
                 // The driver removes what a failed start made; once it has
                 // printed its record, the VMM is ours to stop.
                 let tool = vmm::tool(&self.rec.vmm);
-                let v = plumbing::vmm_start(tool, &vmm::spec(&self.rec, self.agent_port))?;
+                let v = plumbing::vmm_start(
+                    tool,
+                    &vmm::spec(&self.rec, self.agent_port),
+                    self.rec.no_jailer,
+                )?;
                 self.made.push(Undo::Vmm);
                 self.rec.pid = Some(v.pid);
                 self.rec.pid_start_time = Some(v.pid_start_time);

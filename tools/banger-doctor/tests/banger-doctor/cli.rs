@@ -485,3 +485,42 @@ fn a_bridge_without_banger_tables_fails_the_guest_filter_as_root() {
     ns.sh("nft add table bridge banger && nft add table inet banger");
     assert_eq!(filter()["ok"], true);
 }
+
+#[test]
+fn vmm_user_and_jailer_are_reported() {
+    let s = Setup::new().complete("{\"vmm_user\": \"banger-no-such-user\"}");
+    let mut c = s.cmd();
+    c.env("BANGER_JAILER", s.home.path().join("no-jailer"));
+    let (_, checks) = run(c);
+    let user = get(&checks, "vmm_user");
+    assert_eq!(user["ok"], false, "{user}");
+    assert_eq!(user["required"], banger_lib::hosttools::is_root());
+    let hint = user["hint"].as_str().unwrap();
+    assert!(
+        hint.contains("banger-net setup") && hint.contains("useradd"),
+        "{hint}"
+    );
+    let jailer = get(&checks, "jailer");
+    assert_eq!(
+        (&jailer["ok"], &jailer["required"]),
+        (&false.into(), &false.into())
+    );
+    assert!(
+        jailer["detail"].as_str().unwrap().contains("as root"),
+        "{jailer}"
+    );
+
+    let s = Setup::new().complete("{\"vmm_user\": \"nobody\"}");
+    let fake = s.home.path().join("jailer");
+    script(&fake, "exit 0");
+    let mut c = s.cmd();
+    c.env("BANGER_JAILER", &fake);
+    let (_, checks) = run(c);
+    assert_eq!(get(&checks, "vmm_user")["ok"], true);
+    let jailer = get(&checks, "jailer");
+    assert_eq!(jailer["ok"], true, "{jailer}");
+    assert!(
+        jailer["detail"].as_str().unwrap().contains("jailed"),
+        "{jailer}"
+    );
+}

@@ -3,6 +3,7 @@
 
 mod common;
 mod fake;
+mod jailer;
 mod live;
 mod man;
 mod stop;

@@ -237,6 +237,29 @@ fn dns_answers_from_leases_as_root() {
     assert_eq!(again["started"], false);
     assert_eq!(again["pid"].as_u64(), Some(pid));
 
+    // The server runs as the VMM user with no capabilities (its root
+    // helper reads the leases: see the late lease below).
+    let user = banger_lib::vmmuser::lookup(banger_lib::vmmuser::DEFAULT).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |k: &str| {
+        let line = status.lines().find(|l| l.starts_with(k)).unwrap();
+        line[k.len()..]
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(field("Uid:"), vec![user.uid.to_string(); 4], "{status}");
+    assert_eq!(field("Gid:"), vec![user.gid.to_string(); 4], "{status}");
+    assert_eq!(field("CapEff:"), vec!["0000000000000000"], "{status}");
+    assert_eq!(field("NoNewPrivs:"), vec!["1"], "{status}");
+    // TAPs belong to the VMM user, so a VMM running as it can attach.
+    let owner =
+        n.ns.sh("cat /sys/class/net/bgr-0/owner /sys/class/net/bgr-0/group");
+    assert_eq!(
+        owner.split_whitespace().collect::<Vec<_>>(),
+        [user.uid.to_string(), user.gid.to_string()]
+    );
+
     assert_eq!(dig_at(&n.ns, "+short web.vm").trim(), "172.30.0.2");
     assert!(dig_at(&n.ns, "nope.vm").contains("status: NXDOMAIN"));
     let aaaa = dig_at(&n.ns, "AAAA web.vm");
@@ -346,4 +369,23 @@ fn teardown_leaves_nothing_as_root() {
     assert!(n.leases().is_empty());
     // Twice is fine.
     assert_eq!(n.ok(&["teardown"])[0]["changed"], false);
+}
+
+#[test]
+fn dns_without_the_vmm_user_is_a_prerequisite_as_root() {
+    let t = "dns_without_the_vmm_user_is_a_prerequisite_as_root";
+    if !gated(t) {
+        return;
+    }
+    let n = Net::new();
+    n.config(r#"{"vmm_user": "banger-no-such-user"}"#);
+    // Refused before it binds: the server never runs as root.
+    let (code, err) = n.code(&["dns", "serve", "--listen", "127.0.0.1:5353"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("banger-no-such-user does not exist"), "{err}");
+    assert!(err.contains("banger-net setup"), "{err}");
+    let (code, err) = n.code(&["dns", "ensure", "--listen", "127.0.0.1:5353"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("did not start"), "{err}");
+    assert_eq!(n.ok(&["dns", "status"])[0]["running"], false);
 }

@@ -4,6 +4,7 @@
 
 use assert_cmd::Command;
 use banger_testkit::Home;
+use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
@@ -231,4 +232,33 @@ fn usage_errors_exit_2() {
     t.cmd(&["stop", "box", "--timeout", "soon"])
         .assert()
         .code(2);
+}
+
+#[test]
+fn a_missing_vmm_user_is_a_prerequisite_and_nothing_starts_as_root() {
+    let t = "a_missing_vmm_user_is_a_prerequisite_and_nothing_starts_as_root";
+    if !banger_testkit::require_root(t) {
+        return;
+    }
+    let t = T::new();
+    let config = t.home.path().join("config/banger");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.json"),
+        r#"{"vmm_user": "banger-no-such-user"}"#,
+    )
+    .unwrap();
+    let mut s = t.spec("box");
+    s["binary"] = json!(t.failing_qemu());
+    // Refused before QEMU runs: not its "boom", but the user and the fix.
+    t.start(&s)
+        .code(4)
+        .stderr(contains("banger-no-such-user does not exist"))
+        .stderr(contains("banger-net setup"))
+        .stderr(contains("boom").not());
+    assert!(
+        t.leftovers().iter().all(|p| p.starts_with(&config)),
+        "{:?}",
+        t.leftovers()
+    );
 }

@@ -33,6 +33,27 @@ fn healthz(uds: &Path, port: u32) -> Option<String> {
     Some(body)
 }
 
+/// `pid` runs as `uid` (real, effective, saved and filesystem ids), and
+/// under a seccomp filter when `seccomp`.
+fn assert_unprivileged(pid: u32, uid: u32, seccomp: bool) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(field("Uid:"), vec![uid.to_string(); 4], "{status}");
+    assert!(!field("Gid:").contains(&"0".to_string()), "{status}");
+    assert!(field("Groups:").iter().all(|g| g != "0"), "{status}");
+    if seccomp {
+        assert_eq!(field("Seccomp:"), vec!["2"], "{status}");
+    }
+}
+
 #[test]
 fn live_tcg_guest_boots_with_vsock_and_stops_clean_as_root() {
     let t = "live_tcg_guest_boots_with_vsock_and_stops_clean_as_root";
@@ -54,6 +75,8 @@ fn live_tcg_guest_boots_with_vsock_and_stops_clean_as_root() {
 
     let _serial = banger_testkit::serial();
     let ns = NetNs::new();
+    // A root-owned TAP: banger-qemu attaches it and hands QEMU the fd.
+    let user = banger_lib::vmmuser::lookup(banger_lib::vmmuser::DEFAULT).unwrap();
     ns.sh("ip tuntap add dev bqtap0 mode tap && ip link set bqtap0 up");
     let spec = json!({
         "id": "livebox", "kernel": k.vmlinux, "initrd": initrd,
@@ -85,6 +108,20 @@ fn live_tcg_guest_boots_with_vsock_and_stops_clean_as_root() {
         guest::INITRAMFS_READY,
         std::fs::read_to_string(&console).unwrap_or_default()
     );
+    assert_unprivileged(pids[0], user.uid.as_raw(), true);
+    assert_unprivileged(pids[1], user.uid.as_raw(), false);
+    let argv = std::fs::read(format!("/proc/{}/cmdline", pids[0])).unwrap();
+    let argv: Vec<String> = argv
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let sandbox = argv.iter().position(|a| a == "-sandbox").expect("-sandbox");
+    for deny in ["obsolete", "elevateprivileges", "spawn", "resourcecontrol"] {
+        let want = format!("{deny}=deny");
+        assert!(argv[sandbox + 1].contains(&want), "{want} not in {argv:?}");
+    }
+    // Started as the user: no -runas (setuid from root) and no -daemonize.
+    assert!(!argv.iter().any(|a| a == "-runas" || a == "-daemonize"));
     let status = run_json(qemu(&["status", "livebox"]), None);
     assert_eq!(status["state"], "running");
     assert_eq!(status["helper_alive"], true);

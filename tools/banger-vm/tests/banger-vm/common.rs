@@ -152,6 +152,7 @@ fn write_templates(dir: &Path) {
         pid: 4294967001,
         pid_start_time: 18446744073709551001,
         api_socket: None,
+        jail: None,
         qmp_socket: None,
         vsock_uds: Some("__RUN__/banger/__ID__/vsock.sock".into()),
         agent: None,

@@ -172,3 +172,24 @@ fn gc_leaves_a_create_at_work_alone() {
     assert_code(&out, 1);
     fx.assert_nothing_left("busy");
 }
+
+#[test]
+fn gc_finds_a_jail_without_a_record_and_banger_fc_removes_it() {
+    let fx = Fx::new();
+    fx.use_real("banger-fc");
+    // What a VM killed under the jailer, with its record gone, leaves.
+    let jail = fx.home.path().join("state/banger/jail/firecracker/oldjail");
+    std::fs::create_dir_all(jail.join("root/run")).unwrap();
+    std::fs::write(jail.join("root/drive-rootfs"), b"x").unwrap();
+    let dry = gc_lines(&fx, &["gc", "--dry-run"]);
+    assert_eq!(dry.len(), 1, "{dry:?}");
+    assert_eq!(
+        (&dry[0]["vm"], &dry[0]["what"]),
+        (&"oldjail".into(), &"jail".into())
+    );
+    assert!(jail.exists());
+    let done = gc_lines(&fx, &["gc"]);
+    assert!(done.iter().all(|l| l["removed"] == true), "{done:?}");
+    assert!(!jail.exists() && !jail.parent().unwrap().exists());
+    assert!(gc_lines(&fx, &["gc", "--dry-run"]).is_empty());
+}

@@ -769,3 +769,43 @@ fn changed_host_keys_at_start_are_a_warning_not_a_failed_start() {
     assert!(err.contains("warning: box:"), "{err}");
     assert_eq!(fx.vm_json("box")["state"], "running");
 }
+
+#[test]
+fn no_jailer_reaches_banger_fc_every_start_and_shows_in_the_record() {
+    let fx = Fx::new();
+    let rec = fx.create("box", &["--vmm", "firecracker", "--no-jailer"]);
+    assert_eq!(rec["no_jailer"], true, "{rec}");
+    assert!(
+        fx.log().lines().any(|l| l == "banger-fc start --no-jailer"),
+        "{}",
+        fx.log()
+    );
+    let show = json_lines(&fx.run(&["show", "box"])).remove(0);
+    assert_eq!(show["no_jailer"], true, "{show}");
+    fx.clear_log();
+    assert_ok(&fx.run(&["stop", "box"]));
+    assert_ok(&fx.run(&["start", "box"]));
+    assert!(
+        fx.log().lines().any(|l| l == "banger-fc start --no-jailer"),
+        "{}",
+        fx.log()
+    );
+    // Without it, the driver is asked for nothing and the key is left out.
+    let web = fx.create("web", &["--vmm", "firecracker"]);
+    assert!(web.get("no_jailer").is_none(), "{web}");
+    assert!(
+        fx.log().lines().any(|l| l == "banger-fc start"),
+        "{}",
+        fx.log()
+    );
+    assert_ok(&fx.run(&["delete", "box", "web"]));
+    // It means nothing to QEMU: refused before anything is made.
+    let out = fx.run(&["create", "--name", "q", "--vmm", "qemu", "--no-jailer"]);
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("--vmm firecracker"),
+        "{}",
+        stderr(&out)
+    );
+    fx.assert_nothing_left("q");
+}
