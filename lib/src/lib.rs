@@ -23,6 +23,7 @@ pub mod records;
 pub mod run;
 pub mod sibling;
 pub mod state;
+pub mod trust;
 pub mod tun;
 pub mod uds_http;
 pub mod vmm;

@@ -66,7 +66,11 @@ pub fn jail_dir() -> PathBuf {
 }
 
 /// Create a directory (and parents) with mode 0700 for the last component.
+/// A symlink there is refused (exit 4), never followed: banger's own dirs
+/// (a VM's, its run dir) are deleted whole, and a planted link must not
+/// aim that at another tree.
 pub fn ensure_dir(dir: &Path) -> Result<PathBuf> {
+    refuse_symlink(dir)?;
     if !dir.is_dir() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -79,6 +83,21 @@ pub fn ensure_dir(dir: &Path) -> Result<PathBuf> {
             .map_err(|e| io(format!("chmod {}", dir.display()), e))?;
     }
     Ok(dir.to_path_buf())
+}
+
+/// Refuse (exit 4) a path that is a symbolic link; a missing one is fine.
+pub fn refuse_symlink(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(Error::prereq(format!(
+            "{} is a symbolic link; banger does not follow links for its own directories",
+            path.display()
+        ))
+        .with_hint(format!(
+            "remove the link (rm {}) and let banger make a real directory",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Fail when a socket path would not fit in `sun_path`.
@@ -130,6 +149,18 @@ mod tests {
         let err = check_socket_path(&long).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.message.contains("108 bytes"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_symlinked_dir_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let real = t.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = t.path().join("vm");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let e = ensure_dir(&link).unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+        assert!(e.message.contains("symbolic link"), "{}", e.message);
     }
 
     #[test]

@@ -8,7 +8,12 @@ pub fn main(tool: &str, body: impl FnOnce() -> anyhow::Result<i32>) -> ! {
     // panic: restore the default SIGPIPE (std ignores it) so we just end
     // quietly.
     let _ = crate::proc::default_signal(crate::proc::Signal::SIGPIPE);
-    let code = match body() {
+    // As root, refuse directories another user could write before
+    // touching anything in them (see `trust`).
+    let code = match crate::trust::check_dirs()
+        .map_err(anyhow::Error::from)
+        .and_then(|()| body())
+    {
         Ok(code) => code,
         Err(err) => {
             let (kind, hint) = crate::error::classify(&err);

@@ -11,6 +11,7 @@ use crate::wait::Backoff;
 use serde::{de::DeserializeOwned, Serialize};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -39,13 +40,16 @@ impl Lock {
         if let Some(dir) = path.parent() {
             crate::paths::ensure_dir(dir)?;
         }
+        // Never through a symlink: one planted here would aim the pid we
+        // write (and the create) at any file.
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
-            .map_err(|e| io(format!("opening lock {}", path.display()), e))?;
+            .map_err(|e| not_a_symlink(io(format!("opening lock {}", path.display()), e), path))?;
         // Start at 2 ms: an uncontended hand-over between two commands
         // should cost next to nothing.
         let backoff = Backoff::new(Duration::from_millis(2), Duration::from_millis(100));
@@ -86,7 +90,7 @@ impl Lock {
     /// A shared lock on an existing lock file, for readers: None when the
     /// file is missing or a writer holds it past `timeout`.
     pub fn try_shared(path: &Path, timeout: Duration) -> Option<Lock> {
-        let file = File::open(path).ok()?;
+        let file = open_nofollow(path).ok()?;
         let got = crate::wait::poll(timeout, || match file.try_lock_shared() {
             Ok(()) => Some(true),
             Err(TryLockError::WouldBlock) => None,
@@ -100,6 +104,26 @@ impl Lock {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Open an existing file for reading, refusing a symlink (ELOOP).
+pub fn open_nofollow(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// A hint for an open refused because the path is a symlink.
+fn not_a_symlink(e: Error, path: &Path) -> Error {
+    if e.errno() == Some(libc::ELOOP) {
+        e.with_hint(format!(
+            "{} is a symbolic link, which banger never follows for its own files; remove it",
+            path.display()
+        ))
+    } else {
+        e
     }
 }
 
@@ -117,10 +141,16 @@ pub fn lock(path: &Path) -> Result<Lock> {
 
 /// Read a record; `None` when the file does not exist.
 pub fn load<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    let mut text = String::new();
+    match open_nofollow(path).and_then(|mut f| f.read_to_string(&mut text)) {
+        Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io(format!("reading {}", path.display()), e)),
+        Err(e) => {
+            return Err(not_a_symlink(
+                io(format!("reading {}", path.display()), e),
+                path,
+            ))
+        }
     };
     let value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::failed(format!("{} is corrupt: {e}", path.display())))?;
@@ -161,7 +191,15 @@ pub fn store<T: Serialize>(path: &Path, value: &T) -> Result<()> {
         std::process::id()
     ));
     let result = (|| {
-        let mut f = File::create(&tmp)?;
+        // A new file, never an existing one or a symlink's target; one a
+        // killed writer left under this pid goes first.
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(&json)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -225,6 +263,28 @@ mod tests {
         assert_eq!(load::<Rec>(&p).unwrap_err().exit_code(), 4);
         std::fs::write(&p, r#"{"n": 1}"#).unwrap();
         assert_eq!(load::<Rec>(&p).unwrap_err().exit_code(), 1);
+    }
+
+    #[test]
+    fn symlinks_are_never_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let canary = t.path().join("canary");
+        std::fs::write(&canary, "keep").unwrap();
+        let p = t.path().join("rec.json");
+        std::os::unix::fs::symlink(&canary, lock_path(&p)).unwrap();
+        let e = lock(&p).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::ELOOP));
+        assert!(e.hint.as_deref().unwrap().contains("symbolic link"));
+        assert!(Lock::try_shared(&lock_path(&p), Duration::from_millis(10)).is_none());
+        std::os::unix::fs::symlink(&canary, &p).unwrap();
+        assert_eq!(load::<Rec>(&p).unwrap_err().errno(), Some(libc::ELOOP));
+        // A temp name planted as a symlink is replaced, not written through.
+        let tmp = t
+            .path()
+            .join(format!(".rec2.json.tmp.{}", std::process::id()));
+        std::os::unix::fs::symlink(&canary, &tmp).unwrap();
+        store(&t.path().join("rec2.json"), &Rec { schema: 1, n: 1 }).unwrap();
+        assert_eq!(std::fs::read_to_string(&canary).unwrap(), "keep");
     }
 
     #[test]

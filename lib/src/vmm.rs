@@ -21,6 +21,8 @@ pub struct Driver {
 impl Driver {
     pub fn load(&self, id: &str) -> Result<Option<VmmRecord>> {
         crate::names::validate("VM", id)?;
+        // Cleanups remove files in the run dir: never through a link.
+        crate::paths::refuse_symlink(&run_dir(id))?;
         state::load(&record_path(id))
     }
 

@@ -152,6 +152,7 @@ pub fn not_found(name: &str) -> Error {
 /// torn one). Exit 3 when there is no such VM.
 pub fn view(name: &str) -> Result<VmRecord> {
     crate::names::validate("VM", name)?;
+    crate::paths::refuse_symlink(&dir(name))?;
     let p = path(name);
     if !p.exists() {
         return Err(not_found(name));

@@ -27,6 +27,8 @@ pub fn record_path(name: &str) -> PathBuf {
 }
 
 pub fn load(name: &str) -> Result<Option<VmRecord>> {
+    // A VM dir that is a link is refused: a delete must never follow it.
+    banger_lib::paths::refuse_symlink(&vm_dir(name))?;
     state::load(&record_path(name))
 }
 
