@@ -64,9 +64,9 @@ pub struct VmSpec {
     /// The guest's serial console.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console_log: Option<PathBuf>,
-    /// The VMM binary; default from the bundle / environment.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub binary: Option<PathBuf>,
+    // No `binary`: the VMM program comes from the runtime bundle (or the
+    // caller's BANGER_FIRECRACKER / BANGER_QEMU), never from a spec, which
+    // a snapshot keeps on disk where root would run whatever it names.
 }
 
 /// The runtime dir of one VM: its sockets and the driver's record.
@@ -91,6 +91,18 @@ impl VmSpec {
     /// Parse a spec from JSON text (stdin), with usage errors that say what
     /// is wrong.
     pub fn parse(text: &str) -> Result<VmSpec> {
+        if let Ok(serde_json::Value::Object(o)) = serde_json::from_str(text) {
+            if o.contains_key("binary") {
+                return Err(Error::usage(
+                    "a VM spec may not name the VMM binary (\"binary\"); it comes from the \
+                     runtime bundle",
+                )
+                .with_hint(
+                    "remove \"binary\" from the spec; set the bundle's firecracker/qemu key, \
+                     or BANGER_FIRECRACKER / BANGER_QEMU",
+                ));
+            }
+        }
         serde_json::from_str(text).map_err(|e| {
             Error::usage(format!("bad VM spec on stdin: {e}"))
                 .with_hint("see the SPEC section of banger-fc(1)")

@@ -69,7 +69,7 @@ pub fn start(text: &str, no_jailer: bool) -> Result<VmmRecord> {
     let mut spec = VmSpec::parse(text)?;
     spec.resolve("api.sock");
     spec.validate()?;
-    let bin = binary::find(spec.binary.as_deref())?;
+    let bin = binary::find()?;
     let version = banger_lib::hosttools::version(&bin, "firecracker")?;
     binary::check_version(&bin, &version)?;
     let jail = match crate::jail::find(no_jailer)? {
@@ -104,6 +104,11 @@ pub fn start(text: &str, no_jailer: bool) -> Result<VmmRecord> {
 /// `snapshot load`: a new process for DIR/spec.json, loaded from
 /// DIR/vmstate and DIR/memory, then resumed.
 pub fn load(id: &str, dir: &Path) -> Result<VmmRecord> {
+    // Root loads only what root alone could have written: the spec names
+    // the kernel and disks, and the memory file becomes the guest.
+    if banger_lib::hosttools::is_root() {
+        banger_lib::trust::check_dir("snapshot", None, dir)?;
+    }
     let spec_path = dir.join("spec.json");
     let text = std::fs::read_to_string(&spec_path).map_err(|e| {
         banger_lib::error::io(format!("reading {}", spec_path.display()), e)
@@ -117,6 +122,12 @@ pub fn load(id: &str, dir: &Path) -> Result<VmmRecord> {
             spec.id
         )));
     }
+    // Where this host's sockets and logs go is this host's choice, not the
+    // snapshot's (a path in it would be created and written as root).
+    spec.api_socket = None;
+    spec.vsock_uds = None;
+    spec.vmm_log = None;
+    spec.console_log = None;
     spec.resolve("api.sock");
     spec.validate()?;
     for f in ["vmstate", "memory"] {
@@ -127,7 +138,7 @@ pub fn load(id: &str, dir: &Path) -> Result<VmmRecord> {
             )));
         }
     }
-    let bin = binary::find(spec.binary.as_deref())?;
+    let bin = binary::find()?;
     let version = banger_lib::hosttools::version(&bin, "firecracker")?;
     binary::check_version(&bin, &version)?;
     let _lock = record::VMM.lock(id)?;

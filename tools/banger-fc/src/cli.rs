@@ -22,8 +22,8 @@ SPEC (stdin of `start`):
     api_socket    Firecracker's API socket (default RUNTIME/ID/api.sock)
     vmm_log       Firecracker's own output (default STATE/vms/ID/vmm.log)
     console_log   the guest serial console (default STATE/vms/ID/console.log)
-    binary        the firecracker binary (default: BANGER_FIRECRACKER, else
-                  `firecracker` from the runtime bundle, else PATH)
+  A spec may not name the firecracker binary: it is BANGER_FIRECRACKER,
+  else `firecracker` from the runtime bundle, else PATH.
   RUNTIME is $XDG_RUNTIME_DIR/banger (else /run/banger); STATE is
   $XDG_STATE_HOME/banger. Socket paths must fit in 107 bytes.
 

@@ -164,7 +164,6 @@ mod tests {
             api_socket: Some("/r/qmp.sock".into()),
             vmm_log: Some("/s/vmm.log".into()),
             console_log: Some("/s/console.log".into()),
-            binary: None,
         }
     }
 

@@ -5,15 +5,12 @@ use banger_lib::config::Bundle;
 use banger_lib::host;
 use banger_lib::hosttools::which;
 use banger_lib::{Error, Result};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-/// The spec's binary, else BANGER_QEMU, else the bundle's `qemu`, else
-/// qemu-system-x86_64 on PATH.
-pub fn qemu(spec_binary: Option<&Path>) -> Result<PathBuf> {
-    let wanted = match spec_binary {
-        Some(p) => p.to_path_buf(),
-        None => host::qemu_program(Bundle::load().ok().as_ref()),
-    };
+/// BANGER_QEMU, else the bundle's `qemu`, else qemu-system-x86_64 on PATH.
+/// Never the spec's: see `VmSpec`.
+pub fn qemu() -> Result<PathBuf> {
+    let wanted = host::qemu_program(Bundle::load().ok().as_ref());
     which(&wanted).ok_or_else(|| {
         Error::prereq(format!(
             "{} is missing; it is needed to run VMs with QEMU",

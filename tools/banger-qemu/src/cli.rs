@@ -26,8 +26,8 @@ SPEC (stdin of `start`): the same JSON object as banger-fc(1); unknown keys
                   STATE/vms/ID/vmm.log, appended to)
     console_log   the guest serial console (default STATE/vms/ID/console.log,
                   appended to)
-    binary        the QEMU binary (default: BANGER_QEMU, else `qemu` from the
-                  runtime bundle, else qemu-system-x86_64 on PATH)
+  A spec may not name the QEMU binary: it is BANGER_QEMU, else `qemu` from
+  the runtime bundle, else qemu-system-x86_64 on PATH.
   RUNTIME is $XDG_RUNTIME_DIR/banger (else /run/banger); STATE is
   $XDG_STATE_HOME/banger. Socket paths must fit in 107 bytes.
 

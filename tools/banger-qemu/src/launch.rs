@@ -206,7 +206,7 @@ pub fn start(text: &str) -> Result<VmmRecord> {
     if let Some(v) = &vhost {
         paths::check_socket_path(v)?;
     }
-    let qemu_bin = binary::qemu(spec.binary.as_deref())?;
+    let qemu_bin = binary::qemu()?;
     let helper_bin = match spec.vsock_cid {
         Some(_) => Some(binary::vhost_vsock()?),
         None => None,

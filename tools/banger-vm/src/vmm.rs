@@ -106,7 +106,6 @@ pub fn spec(rec: &VmRecord, agent_port: u32) -> vmspec::VmSpec {
         api_socket: None,
         vmm_log: None,
         console_log: None,
-        binary: None,
     }
 }
 

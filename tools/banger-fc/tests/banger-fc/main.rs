@@ -7,3 +7,4 @@ mod jailer;
 mod live;
 mod man;
 mod stop;
+mod trust;

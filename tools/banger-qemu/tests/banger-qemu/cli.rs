@@ -136,15 +136,17 @@ fn missing_files_and_tap_are_not_found() {
 #[test]
 fn missing_programs_are_prerequisites_with_install_hints() {
     let t = T::new();
-    let mut s = t.spec("box");
-    s["binary"] = json!("/nonexistent/qemu-system-x86_64");
-    t.start(&s)
+    let s = t.spec("box");
+    t.cmd(&["start"])
+        .env("BANGER_QEMU", "/nonexistent/qemu-system-x86_64")
+        .write_stdin(s.to_string())
+        .assert()
         .code(4)
         .stderr(contains("apt-get install qemu-system-x86"));
     let mut s = t.spec("box");
-    s["binary"] = json!(t.failing_qemu());
     s["vsock_cid"] = json!(3);
     t.cmd(&["start"])
+        .env("BANGER_QEMU", t.failing_qemu())
         .env("BANGER_VHOST_VSOCK", "/nonexistent/vhost-device-vsock")
         .write_stdin(s.to_string())
         .assert()
@@ -156,9 +158,11 @@ fn missing_programs_are_prerequisites_with_install_hints() {
 #[test]
 fn failed_qemu_start_leaves_nothing_and_shows_its_output() {
     let t = T::new();
-    let mut s = t.spec("box");
-    s["binary"] = json!(t.failing_qemu());
-    t.start(&s)
+    let s = t.spec("box");
+    t.cmd(&["start"])
+        .env("BANGER_QEMU", t.failing_qemu())
+        .write_stdin(s.to_string())
+        .assert()
         .code(1)
         .stderr(contains("qemu failed to start"))
         .stderr(contains("could not open kernel: boom"));
@@ -176,9 +180,13 @@ fn failed_qemu_start_ends_the_vsock_helper_too() {
     }
     let t = T::new();
     let mut s = t.spec("box");
-    s["binary"] = json!(t.failing_qemu());
     s["vsock_cid"] = json!(3);
-    t.start(&s).code(1).stderr(contains("boom"));
+    t.cmd(&["start"])
+        .env("BANGER_QEMU", t.failing_qemu())
+        .write_stdin(s.to_string())
+        .assert()
+        .code(1)
+        .stderr(contains("boom"));
     let home = t.home.path().to_string_lossy().into_owned();
     assert!(
         processes_mentioning(&home).is_empty(),
