@@ -1,18 +1,24 @@
 //! `bundle fetch`: download a released runtime bundle (a tar archive) named
-//! by a manifest, check its sha256 BEFORE unpacking, unpack it beside the
-//! target dir, and only then move its files into place. A bad download
-//! leaves the current bundle exactly as it was.
+//! by a manifest, within a time and size limit, check its sha256 BEFORE
+//! unpacking, check every member (`archive`), unpack it into a fresh dir
+//! beside the target, make the whole new bundle there (the current one's
+//! other files linked in) and swap the two dirs in one rename. A bad
+//! download or archive leaves the current bundle exactly as it was.
 //!
 //! https goes through ureq's rustls (ring, Mozilla's roots from
 //! webpki-roots). `BANGER_CA_FILE` names a PEM file whose certificates are
 //! trusted in their place, for a private mirror with its own CA.
 
+use crate::archive;
 use banger_lib::{error::io, Error, Result};
+use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 #[derive(Debug, PartialEq)]
 pub struct Manifest {
@@ -84,17 +90,48 @@ pub fn parse_manifest(text: &str, origin: &Path) -> Result<Manifest> {
     Ok(m)
 }
 
-pub fn fetch(manifest_path: &Path, into: &Path) -> Result<Fetched> {
+/// How long a download may take and how large it may be.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub timeout: Duration,
+    pub max_bytes: u64,
+}
+
+/// What the archive may unpack to, as a multiple of `max_bytes`.
+const UNPACKED_FACTOR: u64 = 16;
+
+pub fn fetch(manifest_path: &Path, into: &Path, limits: Limits) -> Result<Fetched> {
     let text = std::fs::read_to_string(manifest_path)
         .map_err(|e| io(format!("reading {}", manifest_path.display()), e))?;
     let m = parse_manifest(&text, manifest_path)?;
     banger_lib::hosttools::require("tar", "unpacking the runtime bundle", "tar")?;
-    std::fs::create_dir_all(into).map_err(|e| io(format!("creating {}", into.display()), e))?;
-    let pid = std::process::id();
-    let archive = into.join(format!(".bundle-download.{pid}"));
-    let staging = into.join(format!(".bundle-new.{pid}"));
+    let into =
+        std::path::absolute(into).map_err(|e| io(format!("resolving {}", into.display()), e))?;
+    let (Some(parent), Some(name)) = (into.parent(), into.file_name()) else {
+        return Err(Error::usage(format!(
+            "--into {} names no directory to replace",
+            into.display()
+        ))
+        .with_hint("give a directory such as runtime/"));
+    };
+    // As root, never into (or beside) a tree another user can change.
+    if banger_lib::hosttools::is_root() {
+        banger_lib::trust::check_dir("bundle", None, &into)?;
+    }
+    banger_lib::paths::refuse_symlink(&into)?;
+    std::fs::create_dir_all(parent).map_err(|e| io(format!("creating {}", parent.display()), e))?;
+    // Everything is made beside the target (same filesystem, so the last
+    // step is a rename) under names no other fetch uses.
+    let tmp = |what: &str| {
+        parent.join(format!(
+            ".{}.{what}.{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ))
+    };
+    let (archive, unpacked, new) = (tmp("download"), tmp("unpack"), tmp("new"));
     let result = (|| {
-        let got = download(&m.url, &archive)?;
+        let got = download(&m.url, &archive, limits)?;
         if got != m.sha256 {
             return Err(Error::failed(format!(
                 "sha256 mismatch for {}: got {got}, the manifest says {}",
@@ -104,42 +141,81 @@ pub fn fetch(manifest_path: &Path, into: &Path) -> Result<Fetched> {
                 "the download is corrupt or the manifest is wrong; the current bundle is untouched",
             ));
         }
-        unpack(&archive, &staging)?;
-        install(&staging, into)
+        let members = archive::list(&archive)?;
+        archive::check(&members, limits.max_bytes.saturating_mul(UNPACKED_FACTOR))?;
+        unpack(&archive, &unpacked)?;
+        archive::check_tree(&unpacked)?;
+        let files = assemble(&unpacked, &into, &new)?;
+        swap(&new, &into)?;
+        Ok(files)
     })();
+    // After a swap, `new` holds the old bundle.
     let _ = std::fs::remove_file(&archive);
-    let _ = std::fs::remove_dir_all(&staging);
+    let _ = std::fs::remove_dir_all(&unpacked);
+    let _ = std::fs::remove_dir_all(&new);
     let files = result?;
     Ok(Fetched {
         version: m.version,
         url: m.url,
         sha256: m.sha256,
-        into: into.to_path_buf(),
+        into,
         files,
     })
 }
 
-/// Stream the archive to `dest`, hashing as it comes; returns the hex sha256.
-fn download(url: &str, dest: &Path) -> Result<String> {
-    let mut reader: Box<dyn Read> = if let Some(path) = url.strip_prefix("file://") {
+/// Stream the archive to `dest`, hashing as it comes, within the limits;
+/// returns the hex sha256.
+fn download(url: &str, dest: &Path, limits: Limits) -> Result<String> {
+    let max = limits.max_bytes;
+    let too_big = || {
+        Error::failed(format!(
+            "{url} is larger than the limit of {} MiB",
+            max >> 20
+        ))
+        .with_hint(
+            "raise --max-mib if the bundle really is that large; the current bundle is untouched",
+        )
+    };
+    let reader: Box<dyn Read> = if let Some(path) = url.strip_prefix("file://") {
         Box::new(std::fs::File::open(path).map_err(|e| io(format!("opening {path}"), e))?)
     } else {
-        let resp = agent()?
+        let resp = agent(limits.timeout)?
             .get(url)
             .call()
-            .map_err(|e| download_error(url, e))?;
+            .map_err(|e| download_error(url, e, limits.timeout))?;
+        if resp.body().content_length().is_some_and(|n| n > max) {
+            return Err(too_big());
+        }
         Box::new(resp.into_body().into_reader())
     };
-    let mut out =
-        std::fs::File::create(dest).map_err(|e| io(format!("creating {}", dest.display()), e))?;
+    let mut reader = reader.take(max.saturating_add(1));
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o600)
+        .open(dest)
+        .map_err(|e| io(format!("creating {}", dest.display()), e))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
+    let mut total: u64 = 0;
     loop {
-        let n = reader
-            .read(&mut buf)
-            .map_err(|e| Error::failed(format!("downloading {url}: {e} (truncated?)")))?;
+        let n = reader.read(&mut buf).map_err(|e| {
+            let timed_out =
+                e.kind() == std::io::ErrorKind::TimedOut || e.to_string().contains("timeout");
+            let err = Error::failed(format!("downloading {url}: {e} (truncated?)"));
+            if timed_out {
+                err.with_hint(timeout_hint(limits.timeout))
+            } else {
+                err
+            }
+        })?;
         if n == 0 {
             break;
+        }
+        total += n as u64;
+        if total > max {
+            return Err(too_big());
         }
         h.update(&buf[..n]);
         out.write_all(&buf[..n])
@@ -150,16 +226,24 @@ fn download(url: &str, dest: &Path) -> Result<String> {
     Ok(crate::checksum::hex(&h.finalize()))
 }
 
+fn timeout_hint(t: Duration) -> String {
+    format!(
+        "it took over --timeout {}s; raise it or use a faster mirror; the current bundle is untouched",
+        t.as_secs_f64()
+    )
+}
+
 const CA_FILE_ENV: &str = "BANGER_CA_FILE";
 
 /// The HTTP(S) agent: Mozilla's roots, or those of BANGER_CA_FILE.
-fn agent() -> Result<ureq::Agent> {
+fn agent(timeout: Duration) -> Result<ureq::Agent> {
     let mut tls = ureq::tls::TlsConfig::builder();
     if let Some(path) = std::env::var_os(CA_FILE_ENV).filter(|p| !p.is_empty()) {
         tls = tls.root_certs(ca_file(Path::new(&path))?);
     }
     let config = ureq::Agent::config_builder()
         .tls_config(tls.build())
+        .timeout_global(Some(timeout))
         .build();
     Ok(config.into())
 }
@@ -188,8 +272,12 @@ fn ca_file(path: &Path) -> Result<ureq::tls::RootCerts> {
 /// A certificate the roots do not vouch for gets a hint naming the way
 /// out. rustls reports it from inside the stream, so ureq hands it over as
 /// an io error: its text is all there is to go by.
-fn download_error(url: &str, e: ureq::Error) -> Error {
+fn download_error(url: &str, e: ureq::Error, timeout: Duration) -> Error {
     let text = e.to_string();
+    if matches!(e, ureq::Error::Timeout(_)) {
+        return Error::failed(format!("downloading {url}: {text}"))
+            .with_hint(timeout_hint(timeout));
+    }
     if !(matches!(e, ureq::Error::Io(_) | ureq::Error::Rustls(_)) && text.contains("certificate")) {
         return Error::failed(format!("downloading {url}: {text}"));
     }
@@ -212,14 +300,18 @@ fn download_error(url: &str, e: ureq::Error) -> Error {
 }
 
 fn unpack(archive: &Path, staging: &Path) -> Result<()> {
-    std::fs::create_dir(staging).map_err(|e| io(format!("creating {}", staging.display()), e))?;
-    // GNU tar detects the compression itself and refuses members with `..`.
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(staging)
+        .map_err(|e| io(format!("creating {}", staging.display()), e))?;
+    // The members were checked (archive::check); tar still gets no owners
+    // and no permission bits beyond the umask's.
     let out = Command::new("tar")
         .arg("-xf")
         .arg(archive)
         .arg("-C")
         .arg(staging)
-        .arg("--no-same-owner")
+        .args(["--no-same-owner", "--no-same-permissions"])
         .output()
         .map_err(|e| io("running tar", e))?;
     if !out.status.success() {
@@ -232,10 +324,12 @@ fn unpack(archive: &Path, staging: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Move each top-level entry of the unpacked archive into `into`. A single
-/// top folder (`banger-runtime-1.0/...`) is looked through.
-fn install(staging: &Path, into: &Path) -> Result<Vec<String>> {
-    let mut src = staging.to_path_buf();
+/// Make `new`: the archive's top-level entries (a single top folder,
+/// `banger-runtime-1.0/...`, is looked through), and, linked from the
+/// current bundle, what the archive does not carry (bundle.json, local
+/// keys). Returns the archive's entries.
+fn assemble(unpacked: &Path, into: &Path, new: &Path) -> Result<Vec<String>> {
+    let mut src = unpacked.to_path_buf();
     let entries = list(&src)?;
     if entries.len() == 1 && src.join(&entries[0]).is_dir() {
         src = src.join(&entries[0]);
@@ -246,16 +340,62 @@ fn install(staging: &Path, into: &Path) -> Result<Vec<String>> {
             "the bundle archive is empty; the current bundle is untouched",
         ));
     }
+    let mode = std::fs::metadata(into).map_or(0o755, |m| m.mode() & 0o755);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(new)
+        .map_err(|e| io(format!("creating {}", new.display()), e))?;
     for name in &entries {
-        let to = into.join(name);
-        if to.is_dir() && !to.is_symlink() {
-            std::fs::remove_dir_all(&to)
-                .map_err(|e| io(format!("replacing {}", to.display()), e))?;
-        }
-        std::fs::rename(src.join(name), &to)
-            .map_err(|e| io(format!("installing {}", to.display()), e))?;
+        std::fs::rename(src.join(name), new.join(name))
+            .map_err(|e| io(format!("staging {}", new.join(name).display()), e))?;
     }
+    if into.is_dir() {
+        for name in list(into)? {
+            if !new.join(&name).exists() && !new.join(&name).is_symlink() {
+                link_tree(&into.join(&name), &new.join(&name))?;
+            }
+        }
+    }
+    std::fs::set_permissions(new, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| io(format!("chmod {}", new.display()), e))?;
     Ok(entries)
+}
+
+/// Hard-link `from` (a file, a symlink, or a tree of them) at `to`; a
+/// file that cannot be linked is copied.
+fn link_tree(from: &Path, to: &Path) -> Result<()> {
+    let err = |e| io(format!("keeping {} in the new bundle", from.display()), e);
+    let m = std::fs::symlink_metadata(from).map_err(err)?;
+    if m.file_type().is_symlink() {
+        std::os::unix::fs::symlink(std::fs::read_link(from).map_err(err)?, to).map_err(err)
+    } else if m.is_dir() {
+        std::fs::create_dir(to).map_err(err)?;
+        std::fs::set_permissions(to, m.permissions()).map_err(err)?;
+        for name in list(from)? {
+            link_tree(&from.join(&name), &to.join(&name))?;
+        }
+        Ok(())
+    } else if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to).map(|_| ()).map_err(err)
+    } else {
+        Ok(())
+    }
+}
+
+/// Put `new` at `into` in one step: an atomic exchange when `into` exists
+/// (the old bundle ends up at `new`), else a rename.
+fn swap(new: &Path, into: &Path) -> Result<()> {
+    let flags = if into.exists() {
+        RenameFlags::RENAME_EXCHANGE
+    } else {
+        RenameFlags::RENAME_NOREPLACE
+    };
+    renameat2(AT_FDCWD, new, AT_FDCWD, into, flags).map_err(|e| {
+        io(
+            format!("installing {}", into.display()),
+            std::io::Error::from(e),
+        )
+    })
 }
 
 fn list(dir: &Path) -> Result<Vec<String>> {

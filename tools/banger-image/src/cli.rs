@@ -183,6 +183,13 @@ pub enum BundleSub {
         /// Where to unpack (default: the runtime dir)
         #[arg(long)]
         into: Option<PathBuf>,
+        /// Give up on a download that takes longer than this (seconds)
+        #[arg(long, value_name = "S", default_value = "1800", value_parser = banger_lib::run::seconds)]
+        timeout: f64,
+        /// Refuse an archive larger than this (MiB); what it unpacks to may be 16 times that
+        #[arg(long, value_name = "MIB", default_value_t = 4096,
+              value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+        max_mib: u64,
     },
 }
 

@@ -1,6 +1,7 @@
 //! banger-image: guest images. The CLI dispatch; the work lives in the
 //! modules named for it.
 
+mod archive;
 mod build;
 mod bundle;
 mod checksum;
@@ -103,12 +104,21 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 .into());
             }
         }
-        Sub::Bundle(BundleSub::Fetch { manifest, into }) => {
+        Sub::Bundle(BundleSub::Fetch {
+            manifest,
+            into,
+            timeout,
+            max_mib,
+        }) => {
             let into = match into {
                 Some(d) => d,
                 None => banger_lib::config::runtime_dir()?,
             };
-            emit(&bundle::fetch(&manifest, &into)?);
+            let limits = bundle::Limits {
+                timeout: std::time::Duration::from_secs_f64(timeout),
+                max_bytes: max_mib << 20,
+            };
+            emit(&bundle::fetch(&manifest, &into, limits)?);
         }
     }
     Ok(0)

@@ -38,7 +38,7 @@ fn serve(body: Vec<u8>, declared: usize, status: &'static str) -> String {
     format!("http://{addr}/banger-runtime.tar.gz")
 }
 
-fn sha(b: &[u8]) -> String {
+pub fn sha(b: &[u8]) -> String {
     Sha256::digest(b)
         .iter()
         .map(|x| format!("{x:02x}"))
@@ -64,8 +64,19 @@ fn archive(dir: &Path) -> Vec<u8> {
     std::fs::read(tgz).unwrap()
 }
 
+/// No download, unpack or new dir of a fetch is left beside `rt`.
+pub fn assert_no_staging_beside(rt: &Path) {
+    let prefix = format!(".{}.", rt.file_name().unwrap().to_string_lossy());
+    let left: Vec<_> = std::fs::read_dir(rt.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    assert!(left.is_empty(), "left beside {}: {left:?}", rt.display());
+}
+
 /// A runtime dir with an old bundle in it.
-fn old_runtime(home: &Home) -> PathBuf {
+pub fn old_runtime(home: &Home) -> PathBuf {
     let rt = home.path().join("runtime");
     std::fs::create_dir_all(&rt).unwrap();
     std::fs::write(rt.join("vmlinux"), b"old kernel").unwrap();
@@ -73,7 +84,7 @@ fn old_runtime(home: &Home) -> PathBuf {
     rt
 }
 
-fn manifest(home: &Home, url: &str, sha256: &str) -> PathBuf {
+pub fn manifest(home: &Home, url: &str, sha256: &str) -> PathBuf {
     let m = home.path().join("runtime-bundle.toml");
     std::fs::write(
         &m,
@@ -83,7 +94,7 @@ fn manifest(home: &Home, url: &str, sha256: &str) -> PathBuf {
     m
 }
 
-fn fetch(home: &Home, m: &Path, rt: &Path) -> assert_cmd::assert::Assert {
+pub fn fetch(home: &Home, m: &Path, rt: &Path) -> assert_cmd::assert::Assert {
     image(home)
         .args(["bundle", "fetch", "--manifest"])
         .arg(m)
@@ -92,7 +103,8 @@ fn fetch(home: &Home, m: &Path, rt: &Path) -> assert_cmd::assert::Assert {
         .assert()
 }
 
-fn assert_untouched(rt: &Path) {
+pub fn assert_untouched(rt: &Path) {
+    assert_no_staging_beside(rt);
     assert_eq!(std::fs::read(rt.join("vmlinux")).unwrap(), b"old kernel");
     assert!(!rt.join("id_ed25519.pub").exists());
     let names: Vec<_> = std::fs::read_dir(rt)
@@ -121,6 +133,7 @@ fn good_archive_installs() {
         serde_json::json!(["id_ed25519.pub", "vmlinux"])
     );
     assert_eq!(std::fs::read(rt.join("vmlinux")).unwrap(), b"new kernel");
+    assert_no_staging_beside(&rt);
     // What the archive does not carry stays.
     assert!(rt.join("bundle.json").is_file());
     let leftovers = std::fs::read_dir(&rt)

@@ -3,6 +3,7 @@
 
 mod boot;
 mod bundle;
+mod bundle_unsafe;
 mod cli;
 mod common;
 mod live;
