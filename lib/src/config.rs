@@ -43,6 +43,8 @@ pub struct Bundle {
     pub vmm_user: String,
     /// Firecracker's jailer; used when it is found.
     pub jailer: String,
+    /// A VM's console log cap (console.log and console.log.1 together).
+    pub console_log_max_mib: u32,
 }
 
 /// One file's worth of settings: every key optional, unknown keys refused.
@@ -76,6 +78,7 @@ struct Layer {
     guest_host_ports: Option<Vec<u16>>,
     vmm_user: Option<String>,
     jailer: Option<String>,
+    console_log_max_mib: Option<u32>,
 }
 
 impl Bundle {
@@ -106,6 +109,7 @@ impl Bundle {
             guest_host_ports: Vec::new(),
             vmm_user: crate::vmmuser::DEFAULT.into(),
             jailer: "jailer".into(),
+            console_log_max_mib: crate::console::DEFAULT_MAX_MIB,
         }
     }
 
@@ -135,6 +139,10 @@ impl Bundle {
         b.apply(read_layer(&bundle_json)?.ok_or_else(|| missing_bundle(dir))?);
         if let Some(layer) = read_layer(config)? {
             b.apply(layer);
+        }
+        if b.console_log_max_mib == 0 {
+            return Err(Error::usage("console_log_max_mib must be at least 1")
+                .with_hint("set it to the MiB a VM's console log may keep, e.g. 16"));
         }
         if !matches!(b.vmm.as_str(), "auto" | "firecracker" | "qemu") {
             return Err(Error::usage(format!(
@@ -178,7 +186,8 @@ impl Bundle {
             uplink,
             guest_host_ports,
             vmm_user,
-            jailer
+            jailer,
+            console_log_max_mib
         );
     }
 

@@ -10,6 +10,7 @@
 
 pub mod agent;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod fanout;
 pub mod host;

@@ -21,6 +21,34 @@ fn ensure_not_running(id: &str) -> Result<()> {
     Ok(())
 }
 
+/// A fresh boot starts an empty console log (its .1 may hold the end of
+/// an earlier one).
+fn empty_console(log: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(log)
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(banger_lib::error::io(
+            format!("emptying {}", log.display()),
+            e,
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// vmm.log, for what a helper process has to say.
+fn log_for_helpers(spec: &VmSpec) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(spec.vmm_log.as_ref()?)
+        .ok()
+}
+
 /// The requests that configure a fresh Firecracker from a spec, in order.
 pub fn config_requests(spec: &VmSpec) -> Vec<(String, Value)> {
     let mut r = vec![
@@ -81,7 +109,35 @@ pub fn start(text: &str, no_jailer: bool) -> Result<VmmRecord> {
     }
     let _lock = record::VMM.lock(&spec.id)?;
     ensure_not_running(&spec.id)?;
-    let mut launch = Launch::spawn(&spec, &bin, true, jail)?;
+    // Firecracker writes the console into a FIFO that a logger copies into
+    // console.log under the cap (banger_lib::console); a jail links the
+    // FIFO in (and hands it to the VMM user) like any file the VMM writes.
+    let console_log = spec.console_log.clone().expect("resolved");
+    let made_console = !console_log.exists();
+    let forget_console = |e: Error| {
+        if made_console {
+            let _ = std::fs::remove_file(&console_log);
+            if let Some(dir) = console_log.parent() {
+                // Only when empty: the VM's own state dir stays.
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+        e
+    };
+    empty_console(&console_log)?;
+    let fifo = banger_lib::console::fifo_path(&spec.id);
+    let console = banger_lib::console::Logger::start(
+        &fifo,
+        &console_log,
+        banger_lib::console::max_bytes(),
+        log_for_helpers(&spec),
+    )
+    .map_err(forget_console)?;
+    let vmm_spec = VmSpec {
+        console_log: Some(fifo),
+        ..spec.clone()
+    };
+    let mut launch = Launch::spawn(&vmm_spec, &bin, true, jail).map_err(forget_console)?;
     let booted = (|| -> Result<()> {
         let api = launch.wait_socket()?;
         for (path, body) in config_requests(&launch.api_spec) {
@@ -95,10 +151,12 @@ pub fn start(text: &str, no_jailer: bool) -> Result<VmmRecord> {
         )?;
         Ok(())
     })();
-    match booted {
-        Ok(()) => launch.finish(&spec, version),
-        Err(e) => Err(launch.fail(e)),
-    }
+    let rec = match booted {
+        Ok(()) => launch.finish(&spec, version).map_err(forget_console)?,
+        Err(e) => return Err(forget_console(launch.fail(e))),
+    };
+    console.watch(rec.pid, rec.pid_start_time);
+    Ok(rec)
 }
 
 /// `snapshot load`: a new process for DIR/spec.json, loaded from

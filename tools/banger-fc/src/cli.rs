@@ -88,8 +88,12 @@ JAILER:
   a jailed VM are refused; `snapshot load` runs without the jailer.
 
 FILES:
-  A start keeps the console log of the current boot only (Firecracker
-  writes it from offset 0); vmm.log is appended to. A failed start kills
+  Firecracker writes the guest console into a FIFO, RUNTIME/ID/console.fifo;
+  a logger (this program, in its own session, until firecracker ends)
+  copies it into console_log and keeps it under the bundle's
+  console_log_max_mib (default 16): at half of that the log becomes
+  console_log.1 and a new one starts. A start keeps the console log of the
+  current boot only; vmm.log is appended to. A failed start kills
   the process, removes its sockets and record, and removes the logs it
   created; the error ends with the last lines of Firecracker's output.
   `snapshot create` writes DIR/vmstate, DIR/memory and DIR/spec.json.
@@ -102,7 +106,7 @@ EXIT STATUS:
   5 conflict (the VM is already running, snapshot files exist, locked).
 
 ENVIRONMENT:
-  BANGER_FIRECRACKER   the firecracker binary, when the spec names none
+  BANGER_FIRECRACKER   the firecracker binary (else the bundle's)
   BANGER_JAILER        the jailer (empty: the bundle's `jailer`); when set, or
                        when the bundle names an absolute path, a missing
                        jailer is exit 4 rather than Firecracker as root
@@ -170,6 +174,9 @@ pub enum Sub {
     /// Full snapshots: create from a running VM, load into a new process
     #[command(subcommand)]
     Snapshot(SnapshotCmd),
+    /// Internal: copy a VM's console from its FIFO into the capped console log
+    #[command(name = "console-log", hide = true)]
+    ConsoleLog(banger_lib::console::LogArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -26,6 +26,7 @@ fn main() {
                 emit(&control::snapshot_create(&id, &dir)?)
             }
             Sub::Snapshot(SnapshotCmd::Load { id, dir }) => emit(&boot::load(&id, &dir)?),
+            Sub::ConsoleLog(args) => return Ok(banger_lib::console::run_logger(&args)?),
         }
         Ok(0)
     })

@@ -76,6 +76,12 @@ STOP:
   The sockets, the RUNTIME/ID/vmm directory and the record are removed
   whatever happened.
 
+FILES:
+  QEMU writes the guest console into a FIFO, RUNTIME/ID/console.fifo; a
+  logger (this program, in its own session, until QEMU ends) appends it to
+  console_log and keeps it under the bundle's console_log_max_mib (default
+  16): at half of that the log becomes console_log.1 and a new one starts.
+
 RECORDS:
   start prints the VMM record, also kept in RUNTIME/ID/vmm.json:
     {\"schema\":1, \"id\", \"vmm\":\"qemu\", \"accel\":\"kvm\"|\"tcg\", \"pid\",
@@ -108,7 +114,7 @@ EXIT STATUS:
   5 conflict (the VM is already running, locked).
 
 ENVIRONMENT:
-  BANGER_QEMU          the QEMU binary, when the spec names none
+  BANGER_QEMU          the QEMU binary (else the bundle's)
   BANGER_VHOST_VSOCK   the vhost-device-vsock binary
   BANGER_QEMU_ACCEL    kvm or tcg, instead of detecting it
 
@@ -167,6 +173,9 @@ pub enum Sub {
         #[arg(allow_hyphen_values = true, hide = true)]
         args: Vec<String>,
     },
+    /// Internal: copy a VM's console from its FIFO into the capped console log
+    #[command(name = "console-log", hide = true)]
+    ConsoleLog(banger_lib::console::LogArgs),
 }
 
 #[allow(dead_code)] // used by tests/man.rs

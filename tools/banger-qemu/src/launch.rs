@@ -281,8 +281,26 @@ pub fn start(text: &str) -> Result<VmmRecord> {
         nix::unistd::chown(&vmm_dir, Some(u.uid), Some(u.gid))
             .map_err(|e| Error::failed(format!("chown {}: {e}", vmm_dir.display())))?;
     }
-    let console = open_log(&console_log, &mut undo)?;
     let log = open_log(&vmm_log, &mut undo)?;
+    // QEMU writes the console into a FIFO that a logger copies into
+    // console.log under the cap (banger_lib::console); QEMU gets the
+    // FIFO's write end, never the log file.
+    if !console_log.exists() {
+        undo.files.push(console_log.clone());
+    }
+    let fifo = banger_lib::console::fifo_path(&id);
+    let console_logger = banger_lib::console::Logger::start(
+        &fifo,
+        &console_log,
+        banger_lib::console::max_bytes(),
+        log.try_clone().ok(),
+    )?;
+    let console = std::os::unix::fs::OpenOptionsExt::custom_flags(
+        OpenOptions::new().write(true),
+        nix::libc::O_NOFOLLOW,
+    )
+    .open(&fifo)
+    .map_err(|e| io(format!("opening {}", fifo.display()), e))?;
     let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
     let fail = |what: &str| Error::failed(format!("{what}; {}", log_tail(&vmm_log, log_start)));
 
@@ -440,6 +458,7 @@ pub fn start(text: &str) -> Result<VmmRecord> {
     };
     state::store(&record_path(&id), &rec)?;
     undo.armed = false;
+    console_logger.watch(pid, pst);
     Ok(rec)
 }
 

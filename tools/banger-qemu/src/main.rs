@@ -24,6 +24,7 @@ fn main() {
             Sub::Stop { id, timeout, kill } => emit(&control::stop(&id, timeout, kill)?),
             Sub::Pause { id } => emit(&control::pause(&id)?),
             Sub::Resume { id } => emit(&control::resume(&id)?),
+            Sub::ConsoleLog(args) => return Ok(banger_lib::console::run_logger(&args)?),
             Sub::Snapshot { .. } => {
                 return Err(
                     Error::failed("snapshot is not supported by the qemu driver")

@@ -190,7 +190,7 @@ pub enum Cmd {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Print a VM's serial console log
+    /// Print the end of a VM's serial console log (its last MiB, control characters as ?)
     Logs {
         name: String,
         /// Keep printing what the console writes (until Ctrl-C)

@@ -459,12 +459,14 @@ pub fn progress(vm: &str, msg: &str) {
 
 /// The last lines of the guest console, so a failed boot says why before
 /// its files are removed.
+/// Only the log's last 64 KiB is read, and the guest's control characters
+/// are shown as `?`.
 pub fn show_console_tail(name: &str) {
     let log = record::vm_dir(name).join("console.log");
-    let Ok(text) = std::fs::read(&log) else {
+    let Some(text) = banger_lib::console::tail(&log, 64 << 10) else {
         return;
     };
-    let text = String::from_utf8_lossy(&text);
+    let text = banger_lib::console::sanitize(&text);
     let lines: Vec<&str> = text.lines().collect();
     let tail = &lines[lines.len().saturating_sub(20)..];
     if !tail.is_empty() {

@@ -127,17 +127,24 @@ pub fn health(names: &[String]) -> Result<i32> {
     Err(Error::failed(format!("running banger-health: {e}")))
 }
 
-/// Print the console log; with `follow`, keep printing what is appended.
+/// How much of the console log `logs` prints: its last MiB (the whole
+/// log is console.log and console.log.1, under the bundle's cap).
+const LOGS_TAIL: u64 = 1 << 20;
+
+/// Print the end of the console log, control characters replaced (the
+/// guest wrote it: no escape sequence of its reaches the terminal); with
+/// `follow`, keep printing what is appended, across rotations.
 pub fn logs(name: &str, follow: bool) -> Result<i32> {
     banger_lib::names::validate("VM", name)?;
     record::load_existing(name)?;
     let path = record::vm_dir(name).join("console.log");
-    let mut f = match std::fs::File::open(&path) {
+    let open = |path: &std::path::Path| banger_lib::state::open_nofollow(path);
+    let mut f = match open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !follow => return Ok(0),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             wait_for(&path)?;
-            std::fs::File::open(&path)
+            open(&path)
                 .map_err(|e| banger_lib::error::io(format!("opening {}", path.display()), e))?
         }
         Err(e) => {
@@ -147,29 +154,40 @@ pub fn logs(name: &str, follow: bool) -> Result<i32> {
             ))
         }
     };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(LOGS_TAIL)));
     let mut out = std::io::stdout().lock();
+    let mut clean = banger_lib::console::Sanitizer::default();
     let mut buf = vec![0u8; 64 << 10];
     loop {
         let n = f
             .read(&mut buf)
             .map_err(|e| banger_lib::error::io(format!("reading {}", path.display()), e))?;
         if n > 0 {
-            let _ = out.write_all(&buf[..n]);
+            let _ = out.write_all(clean.push(&buf[..n]).as_bytes());
             continue;
         }
-        let _ = out.flush();
         if !follow {
+            let _ = out.write_all(clean.finish().as_bytes());
+            let _ = out.flush();
             return Ok(0);
         }
-        // A new boot truncates or replaces the log: start over.
+        let _ = out.flush();
+        // A new boot truncates the log; the logger rotates it to
+        // console.log.1 and starts a new one: start over on the new one.
         let pos = f.stream_position().unwrap_or(0);
-        match std::fs::metadata(&path) {
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if !same_file(&f, &m) => {
+                if let Ok(nf) = open(&path) {
+                    f = nf;
+                }
+            }
             Ok(m) if m.len() < pos => {
                 let _ = f.seek(SeekFrom::Start(0));
             }
             Err(_) => {
                 wait_for(&path)?;
-                if let Ok(nf) = std::fs::File::open(&path) {
+                if let Ok(nf) = open(&path) {
                     f = nf;
                 }
             }
@@ -178,9 +196,20 @@ pub fn logs(name: &str, follow: bool) -> Result<i32> {
         // Until the log grows, shrinks or goes.
         let pos = f.stream_position().unwrap_or(0);
         FOLLOW.poll(Duration::MAX, || {
-            (std::fs::metadata(&path).map(|m| m.len()).ok() != Some(pos)).then_some(())
+            (std::fs::symlink_metadata(&path)
+                .ok()
+                .filter(|m| same_file(&f, m))
+                .map(|m| m.len())
+                != Some(pos))
+            .then_some(())
         });
     }
+}
+
+fn same_file(f: &std::fs::File, m: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    f.metadata()
+        .is_ok_and(|o| o.ino() == m.ino() && o.dev() == m.dev())
 }
 
 /// How often `logs --follow` looks at the console log.

@@ -2,6 +2,7 @@
 //! dependency tree, and linking is most of an incremental test build.
 
 mod common;
+mod console;
 mod fake;
 mod jailer;
 mod live;

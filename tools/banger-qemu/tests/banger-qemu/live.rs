@@ -161,8 +161,16 @@ fn live_tcg_guest_boots_with_vsock_and_stops_clean_as_root() {
         stopped,
         json!({"id": "livebox", "stopped": true, "how": "agent", "clean": true, "synced": true})
     );
-    let said = std::fs::read_to_string(&console).unwrap_or_default();
-    assert!(said.contains("Requesting system poweroff"), "{said}");
+    // The console logger drains what QEMU wrote last as QEMU ends.
+    let said = banger_testkit::poll(Duration::from_secs(10), || {
+        let said = std::fs::read_to_string(&console).unwrap_or_default();
+        said.contains("Requesting system poweroff").then_some(said)
+    });
+    assert!(
+        said.is_some(),
+        "{}",
+        std::fs::read_to_string(&console).unwrap_or_default()
+    );
     for (pid, start) in pids.iter().zip(starts) {
         assert!(
             !banger_lib::proc::is_alive(*pid, start),

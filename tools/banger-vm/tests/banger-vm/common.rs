@@ -79,6 +79,11 @@ banger-qemu|banger-fc)
     echo $pid > "$S/vmm/$id.pid"; echo $pid >> "$S/all-pids"
     st=$(awk '{print $22}' /proc/$pid/stat)
     mkdir -p "$XDG_STATE_HOME/banger/vms/$id"
+    # A guest that floods its console with escape sequences: MiB of them.
+    if [ -n "$CONSOLE_FLOOD_MIB" ]; then
+      yes $'\e[2J\e]0;pwned\a\e[31mflood\e[0m\r' | head -c $((CONSOLE_FLOOD_MIB << 20)) \
+        >> "$XDG_STATE_HOME/banger/vms/$id/console.log"
+    fi
     echo "standin console: $id booting" >> "$XDG_STATE_HOME/banger/vms/$id/console.log"
     vmm=qemu; [ "$tool" = banger-fc ] && vmm=firecracker
     sed -e "s|__ID__|$id|g" -e "s|__VMM__|$vmm|" -e "s|4294967001|$pid|" \
@@ -274,6 +279,7 @@ impl Fx {
         for k in [
             "FAIL_AT",
             "FAIL_CODE",
+            "CONSOLE_FLOOD_MIB",
             "HANG_AT",
             "KILL_VMM_AT_HEALTH",
             "STOP_HOW",

@@ -3,6 +3,7 @@
 
 #[allow(dead_code)]
 mod common;
+mod console;
 mod contract;
 mod gc;
 mod lifecycle;
