@@ -31,15 +31,22 @@ pub fn check_dirs() -> Result<()> {
 }
 
 /// The directories `check_dirs` checks: what they are for, the variable
-/// that points there, the path.
+/// that points there, the path. The bundle of the source checkout this
+/// program was built in is not checked: whoever can write it can write
+/// the program being run, so the check would protect nothing.
 fn dirs() -> Result<Vec<(&'static str, &'static str, PathBuf)>> {
-    Ok(vec![
+    let mut v = vec![
         ("runtime", "XDG_RUNTIME_DIR", crate::paths::runtime_dir()),
         ("state", "XDG_STATE_HOME", crate::paths::state_dir()),
         ("data", "XDG_DATA_HOME", crate::paths::data_dir()),
         ("config", "XDG_CONFIG_HOME", crate::paths::config_dir()),
-        ("bundle", "BANGER_RUNTIME", crate::config::runtime_dir()?),
-    ])
+    ];
+    let bundle = crate::config::runtime_dir()?;
+    let chosen = std::env::var_os("BANGER_RUNTIME").is_some_and(|v| !v.is_empty());
+    if chosen || bundle == Path::new(crate::config::INSTALLED_RUNTIME) {
+        v.push(("bundle", "BANGER_RUNTIME", bundle));
+    }
+    Ok(v)
 }
 
 /// Refuse `dir` (exit 4) when it, or a directory above it, is not owned by

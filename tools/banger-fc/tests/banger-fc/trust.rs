@@ -90,6 +90,30 @@ fn as_root_a_foreign_runtime_dir_with_a_planted_lock_is_refused() {
 }
 
 #[test]
+fn as_root_every_dir_a_variable_points_at_is_checked() {
+    if !banger_testkit::require_root("as_root_every_dir_a_variable_points_at_is_checked") {
+        return;
+    }
+    let t = T::new();
+    let user = foreign_dir(t.home.path(), "user");
+    let open = t.home.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for var in [
+        "XDG_STATE_HOME",
+        "XDG_DATA_HOME",
+        "XDG_CONFIG_HOME",
+        "BANGER_RUNTIME",
+    ] {
+        for dir in [&user, &open] {
+            let a = t.cmd(&["status", "box"]).env(var, dir).assert().code(4);
+            let err = stderr(&a);
+            assert!(err.contains(&dir.display().to_string()), "{var}: {err}");
+        }
+    }
+}
+
+#[test]
 fn as_root_a_snapshot_dir_another_user_can_write_is_refused() {
     if !banger_testkit::require_root("as_root_a_snapshot_dir_another_user_can_write_is_refused") {
         return;
