@@ -52,6 +52,8 @@ fn open_log(p: &Path, truncate: bool, created: &mut Vec<PathBuf>) -> Result<std:
     } else {
         o.append(true);
     }
+    // Never through a symlink planted in the VM's dir.
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut o, nix::libc::O_NOFOLLOW);
     o.create(true)
         .open(p)
         .map_err(|e| io(format!("opening {}", p.display()), e))

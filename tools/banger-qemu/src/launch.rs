@@ -74,11 +74,12 @@ fn open_log(path: &Path, undo: &mut Undo) -> Result<File> {
     if !path.exists() {
         undo.files.push(path.to_path_buf());
     }
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| io(format!("opening {}", path.display()), e))
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        OpenOptions::new().create(true).append(true),
+        nix::libc::O_NOFOLLOW,
+    )
+    .open(path)
+    .map_err(|e| io(format!("opening {}", path.display()), e))
 }
 
 /// The last lines `path` got since byte `from`, for error messages.

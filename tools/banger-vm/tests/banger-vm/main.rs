@@ -9,4 +9,5 @@ mod gc;
 mod lifecycle;
 mod live;
 mod man;
+mod trust;
 mod with_net;
