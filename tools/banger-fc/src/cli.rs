@@ -92,8 +92,8 @@ FILES:
   a logger (this program, in its own session, until firecracker ends)
   copies it into console_log and keeps it under the bundle's
   console_log_max_mib (default 16): at half of that the log becomes
-  console_log.1 and a new one starts. A start keeps the console log of the
-  current boot only; vmm.log is appended to. A failed start kills
+  console_log.1 and a new one starts. A start empties the console log (its
+  .1 may still hold the end of an earlier boot); vmm.log is appended to. A failed start kills
   the process, removes its sockets and record, and removes the logs it
   created; the error ends with the last lines of Firecracker's output.
   `snapshot create` writes DIR/vmstate, DIR/memory and DIR/spec.json.

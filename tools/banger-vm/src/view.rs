@@ -178,6 +178,11 @@ pub fn logs(name: &str, follow: bool) -> Result<i32> {
         let pos = f.stream_position().unwrap_or(0);
         match std::fs::symlink_metadata(&path) {
             Ok(m) if !same_file(&f, &m) => {
+                // Rotated: what reached the old file since the last read
+                // first, then the new one from its start.
+                while let Ok(n @ 1..) = f.read(&mut buf) {
+                    let _ = out.write_all(clean.push(&buf[..n]).as_bytes());
+                }
                 if let Ok(nf) = open(&path) {
                     f = nf;
                 }

@@ -71,3 +71,56 @@ fn a_failed_create_shows_a_bounded_console_tail_without_escapes() {
     assert!(err.lines().count() < 40, "{err}");
     fx.assert_nothing_left("box");
 }
+
+#[test]
+fn logs_follow_keeps_up_across_a_rotation() {
+    use std::io::{BufRead, Write};
+    let fx = Fx::new();
+    fx.create("box", &[]);
+    let log = fx.vms_dir().join("box/console.log");
+    let mut child = fx
+        .cmd(&["logs", "box", "--follow"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |want: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) if l == want => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    };
+    let append = |text: &str| {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&log)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    };
+    append("before \x1b[31mred\n");
+    assert!(wait_for("before ?[31mred"));
+    // What the logger does at half the cap: the file moves to .1 (with a
+    // last line the reader has not seen yet) and a new one starts.
+    append("last of the old file\n");
+    std::fs::rename(&log, banger_lib::console::rotated(&log)).unwrap();
+    append("first of the new file\n");
+    assert!(wait_for("last of the old file"));
+    assert!(wait_for("first of the new file"));
+    let _ = child.kill();
+    let _ = child.wait();
+}
