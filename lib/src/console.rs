@@ -41,6 +41,33 @@ pub fn fifo_path(id: &str) -> PathBuf {
     crate::vmspec::run_dir(id).join("console.fifo")
 }
 
+/// Where the driver notes the logger of a running VM, so the cleanup
+/// after its VMM is gone knows the logger is gone too.
+fn pid_path(fifo: &Path) -> PathBuf {
+    fifo.with_file_name("console.pid")
+}
+
+/// The logger's pid file, a record like the others.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct LoggerPid {
+    schema: u64,
+    pid: u32,
+    start_time: u64,
+}
+
+/// After VM `id`'s VMM is gone: its logger drains and ends by itself
+/// (it watches the VMM twice a second); wait for that, kill a logger that
+/// does not, and remove the pid file. So a stop leaves no process.
+pub fn end_logger(id: &str) {
+    let path = pid_path(&fifo_path(id));
+    if let Ok(Some(p)) = crate::state::load::<LoggerPid>(&path) {
+        if !crate::proc::wait_gone(p.pid, p.start_time, Duration::from_secs(5)) {
+            crate::proc::terminate(p.pid, p.start_time);
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
 /// The cap from the bundle and config, in bytes.
 pub fn max_bytes() -> u64 {
     let mib = crate::config::Bundle::load()
@@ -128,9 +155,28 @@ impl Logger {
         Ok(logger)
     }
 
+    /// The FIFO the VMM writes to (root's, 0600: a VMM run as another
+    /// user needs it chowned to that user).
+    pub fn fifo(&self) -> &Path {
+        &self.fifo
+    }
+
     /// Tell the logger which VMM it serves (it ends when that one does)
     /// and let it run on its own.
     pub fn watch(mut self, pid: u32, start_time: u64) {
+        if let Some(c) = &self.child {
+            let me = c.id();
+            if let Some(st) = crate::proc::start_time(me) {
+                let rec = LoggerPid {
+                    schema: crate::state::SCHEMA,
+                    pid: me,
+                    start_time: st,
+                };
+                if let Err(e) = crate::state::store(&pid_path(&self.fifo), &rec) {
+                    eprintln!("warning: {e}");
+                }
+            }
+        }
         if let Some(mut s) = self.stdin.take() {
             // A logger that died must not take this command with it.
             let _ = crate::proc::ignore_signal(nix::sys::signal::Signal::SIGPIPE);

@@ -93,6 +93,7 @@ impl Driver {
         for f in files {
             self.remove_file(f);
         }
+        crate::console::end_logger(id);
         self.remove_file(&crate::console::fifo_path(id));
         self.remove_file(&record_path(id));
         self.remove_run_dir(id);

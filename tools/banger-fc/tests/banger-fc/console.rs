@@ -50,6 +50,8 @@ fn a_gibibyte_of_console_output_stays_under_the_cap() {
     assert!(now <= 512 << 10 && old <= 512 << 10, "{now} + {old} bytes");
 
     t.json(&["stop", "box"]);
-    // The logger ended with the VMM; the FIFO went with the run dir.
+    // The logger ended with the VMM, before stop returned; the FIFO and
+    // its pid file went with the run dir.
+    assert!(t.processes().is_empty(), "{:?}", t.processes());
     t.assert_nothing_left_but_logs("box");
 }
