@@ -4,7 +4,9 @@
 #   ./verify.sh [--nat] [--vmm auto|firecracker|qemu] [--host] [--keep-going]
 #
 # doctor; create a VM; its ssh host key was pinned from the guest agent
-# before any ssh (and is the guest's); ssh `true`; (in the namespaces: the
+# before any ssh (and is the guest's); ssh `true`; 3 MiB of escapes on
+# the guest console stay under the console cap and out of `vm logs`; (in
+# the namespaces: the
 # guest cannot reach a host listener on 0.0.0.0 until `banger net allow
 # --port`, and can ping and resolve NAME.vm on the gateway); health;
 # banger-health check and
@@ -44,7 +46,7 @@ while [ $# -gt 0 ]; do
     --vmm) VMM=$2; shift ;;
     --host) HOST=1 ;;
     --inside) INSIDE=1 ;;
-    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,39p' "$0"; exit 0 ;;
     *) echo "verify.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -75,7 +77,13 @@ private_world() {
   cfg=${XDG_CONFIG_HOME:-$HOME/.config}/banger/config.json
   world=$(mktemp -d /tmp/bv-world.XXXXXX)
   mkdir -p "$world/config/banger"
-  [ -f "$cfg" ] && cp "$cfg" "$world/config/banger/config.json"
+  # The caller's config, with a 1 MiB console cap: the flood step below
+  # then rotates the console log within seconds.
+  if [ -f "$cfg" ]; then
+    jq '. + {console_log_max_mib: 1}' "$cfg" > "$world/config/banger/config.json"
+  else
+    echo '{"console_log_max_mib": 1}' > "$world/config/banger/config.json"
+  fi
   export XDG_CONFIG_HOME=$world/config XDG_DATA_HOME=$world/data \
     XDG_STATE_HOME=$world/state XDG_RUNTIME_DIR=$world/run
   local args=(--name "$(jq -r .name <<<"$img")" --rootfs "$(jq -r .rootfs <<<"$img")")
@@ -218,6 +226,21 @@ inside() {
     got=$(banger vm ssh "$name" -- getent hosts "$name.vm" | cut -d' ' -f1) || true
     [ "$got" = "$ip" ] || fail "the guest resolved $name.vm to '$got', not $ip"
   fi
+
+  # A guest is hostile: 3 MiB of escape bytes on its console leave
+  # console.log and console.log.1 within the 1 MiB cap, and vm logs
+  # prints none of them.
+  step "a console flood stays under the cap; vm logs prints no escape"
+  banger vm ssh "$name" -- "head -c 3145728 /dev/zero | tr '\\000' '\\033' > /dev/console" \
+    || fail "flooding the guest console"
+  clog=$XDG_STATE_HOME/banger/vms/$name/console.log
+  [ -e "$clog.1" ] || fail "3 MiB on the console and $clog never rotated"
+  for f in "$clog" "$clog.1"; do
+    sz=$(stat -c %s "$f")
+    [ "$sz" -le 524288 ] || fail "$f holds $sz bytes, over half the 1 MiB cap"
+  done
+  esc=$(banger vm logs "$name" | tr -dc '\033' | wc -c)
+  [ "$esc" = 0 ] || fail "vm logs printed $esc escape bytes"
   # A file, not <(...): some hosts (CI containers) have no /dev/fd.
   step "plain ssh with banger vm ssh-config: ssh -F FILE $name.vm"
   banger vm ssh-config "$name" > /tmp/bv-sshcfg.$$ || fail "vm ssh-config"
