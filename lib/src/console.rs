@@ -36,9 +36,11 @@ pub const DEFAULT_MAX_MIB: u32 = 16;
 /// The hidden verb both drivers run the logger as.
 pub const VERB: &str = "console-log";
 
-/// Where a VM's VMM writes its console: `RUNTIME/ID/console.fifo`.
+/// Where a VM's VMM writes its console: `STATE/vms/ID/console.fifo`,
+/// beside the default console log and on the filesystem of a Firecracker
+/// jail (which hard-links it in).
 pub fn fifo_path(id: &str) -> PathBuf {
-    crate::vmspec::run_dir(id).join("console.fifo")
+    crate::paths::vms_dir().join(id).join("console.fifo")
 }
 
 /// Where the driver notes the logger of a running VM, so the cleanup

@@ -88,7 +88,7 @@ JAILER:
   a jailed VM are refused; `snapshot load` runs without the jailer.
 
 FILES:
-  Firecracker writes the guest console into a FIFO, RUNTIME/ID/console.fifo;
+  Firecracker writes the guest console into a FIFO, STATE/vms/ID/console.fifo;
   a logger (this program, in its own session, until firecracker ends)
   copies it into console_log and keeps it under the bundle's
   console_log_max_mib (default 16): at half of that the log becomes

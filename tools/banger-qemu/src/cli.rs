@@ -77,7 +77,7 @@ STOP:
   whatever happened.
 
 FILES:
-  QEMU writes the guest console into a FIFO, RUNTIME/ID/console.fifo; a
+  QEMU writes the guest console into a FIFO, STATE/vms/ID/console.fifo; a
   logger (this program, in its own session, until QEMU ends) appends it to
   console_log and keeps it under the bundle's console_log_max_mib (default
   16): at half of that the log becomes console_log.1 and a new one starts.

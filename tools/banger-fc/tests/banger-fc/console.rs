@@ -20,7 +20,7 @@ fn a_gibibyte_of_console_output_stays_under_the_cap() {
         .clone();
     let rec: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let log = std::path::PathBuf::from(rec["console_log"].as_str().unwrap());
-    let fifo = t.run_dir("box").join("console.fifo");
+    let fifo = t.vm_dir("box").join("console.fifo");
     assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
 
     // What a guest printing 1 GiB makes the VMM write, escapes and all.
