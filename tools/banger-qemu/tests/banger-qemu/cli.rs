@@ -256,10 +256,12 @@ fn a_missing_vmm_user_is_a_prerequisite_and_nothing_starts_as_root() {
         r#"{"vmm_user": "banger-no-such-user"}"#,
     )
     .unwrap();
-    let mut s = t.spec("box");
-    s["binary"] = json!(t.failing_qemu());
+    let s = t.spec("box");
     // Refused before QEMU runs: not its "boom", but the user and the fix.
-    t.start(&s)
+    t.cmd(&["start"])
+        .env("BANGER_QEMU", t.failing_qemu())
+        .write_stdin(s.to_string())
+        .assert()
         .code(4)
         .stderr(contains("banger-no-such-user does not exist"))
         .stderr(contains("banger-net setup"))
