@@ -29,14 +29,14 @@ fn logs_print_a_bounded_tail_without_escapes_in_bounded_memory() {
     let line = b"\x1b[2J\x1b]0;pwned\x07\x1b[31mflood\x1b[0m\r\n";
     let block = line.repeat((1 << 20) / line.len());
     let mut f = std::fs::File::create(&log).unwrap();
-    for _ in 0..192 {
+    for _ in 0..64 {
         std::io::Write::write_all(&mut f, &block).unwrap();
     }
     std::io::Write::write_all(&mut f, b"last line\r\n").unwrap();
     drop(f);
-    assert!(std::fs::metadata(&log).unwrap().len() > 190 << 20);
+    assert!(std::fs::metadata(&log).unwrap().len() > 63 << 20);
 
-    let out = run_limited(&fx, 96, &["logs", "box"]);
+    let out = run_limited(&fx, 32, &["logs", "box"]);
     assert_ok(&out);
     assert!(out.stdout.len() <= 1 << 20, "{} bytes", out.stdout.len());
     assert!(!out.stdout.contains(&ESC), "an escape reached the output");
@@ -53,13 +53,13 @@ fn a_failed_create_shows_a_bounded_console_tail_without_escapes() {
     let fx = Fx::new();
     let mut c = Command::new("sh");
     c.arg("-c")
-        .arg(format!("ulimit -v {}; exec \"$0\" \"$@\"", 96 << 10))
+        .arg(format!("ulimit -v {}; exec \"$0\" \"$@\"", 32 << 10))
         .arg(env!("CARGO_BIN_EXE_banger-vm"))
         .args(["create", "--name", "box"]);
     fx.apply(&mut c);
     let out = c
         .env("FAIL_AT", "banger-health wait")
-        .env("CONSOLE_FLOOD_MIB", "128")
+        .env("CONSOLE_FLOOD_MIB", "64")
         .output()
         .unwrap();
     assert_code(&out, 1);
