@@ -430,10 +430,14 @@ pub fn start(text: &str) -> Result<VmmRecord> {
     // The greeting comes once QEMU has set the VM up.
     let state = Qmp::connect(&qmp_socket, READY_TIMEOUT)
         .and_then(|mut q| q.run_state())
-        .map_err(|e| match banger_lib::proc::is_alive(pid, pst) {
-            true => fail(&format!("qemu does not answer QMP: {}", e.message)),
-            false => fail("qemu failed to start"),
-        })?;
+        // A QEMU that is exiting has closed the socket (the reset) a moment
+        // before it is gone: give it that moment before telling which.
+        .map_err(
+            |e| match banger_lib::proc::wait_gone(pid, pst, Duration::from_secs(1)) {
+                false => fail(&format!("qemu does not answer QMP: {}", e.message)),
+                true => fail("qemu failed to start"),
+            },
+        )?;
     if state != "running" {
         return Err(fail(&format!("qemu is {state}, not running")));
     }
