@@ -1,9 +1,9 @@
 //! `POST /init`: run one first-boot script as root and answer with its exit
 //! code and output. banger-vm sends each `--init` script once, in order,
-//! while it creates the VM. Under systemd the script runs in a transient
-//! service (`systemd-run --wait --pipe`), outside this agent's read-only
-//! sandbox, so it can install packages and write anywhere; without
-//! systemd (the initramfs guest) it runs as the agent's child.
+//! while it creates the VM. The script runs as the agent's child in pid
+//! 1's mount namespace, outside this agent's read-only sandbox (its unit
+//! has ProtectSystem=strict), so it can install packages and write
+//! anywhere. (Not systemd-run: that needs D-Bus, which the image lacks.)
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -61,37 +61,37 @@ pub fn check(r: &InitRequest) -> Result<(), String> {
     Ok(())
 }
 
-/// The command that runs the script, its text on stdin.
-pub fn command(r: &InitRequest, systemd: bool) -> Command {
-    let mut c = if systemd {
-        let mut c = Command::new("systemd-run");
-        c.args(["--quiet", "--wait", "--pipe", "--collect"])
-            .arg(format!("--unit=banger-init-{}", unit_part(&r.name)))
-            .arg("--service-type=exec");
-        for (k, v) in &r.env {
-            c.arg(format!("--setenv={k}={v}"));
+/// The command that runs the script, its text on stdin. `host_ns`, when
+/// given (an open /proc/1/ns/mnt), is entered first: the agent's unit
+/// gives it a read-only view of the system, and a first-boot script must
+/// see and change the real one.
+pub fn command(r: &InitRequest, host_ns: Option<std::fs::File>) -> Command {
+    let mut c = Command::new("/bin/sh");
+    c.arg("-s").envs(&r.env).env("BANGER_INIT", &r.name);
+    if let Some(ns) = host_ns {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the closure runs in the forked child before exec and only
+        // makes setns(2) and chdir(2) calls, which are async-signal-safe; it
+        // allocates nothing and takes no locks. `ns` is moved in and stays
+        // open until then.
+        unsafe {
+            c.pre_exec(move || {
+                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS)?;
+                nix::unistd::chdir("/")?;
+                Ok(())
+            });
         }
-        c.args(["/bin/sh", "-s"]);
-        c
-    } else {
-        let mut c = Command::new("/bin/sh");
-        c.arg("-s").envs(&r.env);
-        c
-    };
-    c.env("BANGER_INIT", &r.name);
+    }
     c
 }
 
-fn unit_part(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+/// pid 1's mount namespace, when ours is another (the agent's sandbox).
+pub fn host_mount_ns() -> Option<std::fs::File> {
+    let ours = std::fs::read_link("/proc/self/ns/mnt").ok()?;
+    let init = std::fs::read_link("/proc/1/ns/mnt").ok()?;
+    (ours != init)
+        .then(|| std::fs::File::open("/proc/1/ns/mnt").ok())
+        .flatten()
 }
 
 /// Run `c` with `script` on stdin and stdout and stderr together, keeping
@@ -156,7 +156,7 @@ mod tests {
     #[test]
     fn a_script_runs_with_its_env_and_its_exit_code_comes_back() {
         let r = req("echo \"$GREETING from $BANGER_INIT\"; echo oops >&2; exit 7\n");
-        let ran = run(command(&r, false), r.script.as_bytes()).unwrap();
+        let ran = run(command(&r, None), r.script.as_bytes()).unwrap();
         assert_eq!(ran.exit, 7);
         assert_eq!(
             String::from_utf8_lossy(&ran.output),
@@ -168,7 +168,7 @@ mod tests {
     #[test]
     fn output_is_capped_and_the_rest_drained() {
         let r = req("head -c 3000000 /dev/zero; echo done >&2\n");
-        let ran = run(command(&r, false), r.script.as_bytes()).unwrap();
+        let ran = run(command(&r, None), r.script.as_bytes()).unwrap();
         assert_eq!(ran.exit, 0);
         assert_eq!(ran.output.len(), MAX_OUTPUT);
         assert!(ran.truncated);
@@ -177,25 +177,50 @@ mod tests {
     #[test]
     fn a_killed_script_reports_128_plus_the_signal() {
         let r = req("kill -9 $$\n");
-        let ran = run(command(&r, false), r.script.as_bytes()).unwrap();
+        let ran = run(command(&r, None), r.script.as_bytes()).unwrap();
         assert_eq!(ran.exit, 137);
     }
 
     #[test]
-    fn under_systemd_it_runs_in_a_transient_service() {
-        let c = command(&req("true"), true);
-        let args: Vec<String> = c
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(c.get_program(), "systemd-run");
-        assert!(args.contains(&"--wait".to_string()) && args.contains(&"--pipe".to_string()));
-        assert!(
-            args.contains(&"--unit=banger-init-01-setup_sh".to_string()),
-            "{args:?}"
+    fn outside_a_sandbox_there_is_no_namespace_to_enter() {
+        // Tests run in pid 1's mount namespace (or cannot read its link).
+        let ours = std::fs::read_link("/proc/self/ns/mnt").ok();
+        let init = std::fs::read_link("/proc/1/ns/mnt").ok();
+        if ours.is_some() && ours == init {
+            assert!(host_mount_ns().is_none());
+        }
+    }
+
+    #[test]
+    fn the_script_runs_in_the_mount_namespace_it_is_given_as_root() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: needs root (unshare -m)");
+            return;
+        }
+        let ours = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+        let mut other = Command::new("unshare")
+            .args(["-m", "sleep", "60"])
+            .spawn()
+            .unwrap();
+        let link = format!("/proc/{}/ns/mnt", other.id());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let theirs = loop {
+            match std::fs::read_link(&link) {
+                Ok(l) if l != ours => break l,
+                _ if std::time::Instant::now() > deadline => panic!("unshare -m never ran"),
+                _ => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        };
+        let ns = std::fs::File::open(&link).unwrap();
+        let r = req("readlink /proc/self/ns/mnt; pwd\n");
+        let ran = run(command(&r, Some(ns)), r.script.as_bytes()).unwrap();
+        let _ = other.kill();
+        let _ = other.wait();
+        assert_eq!(ran.exit, 0);
+        assert_eq!(
+            String::from_utf8_lossy(&ran.output),
+            format!("{}\n/\n", theirs.display())
         );
-        assert!(args.contains(&"--setenv=GREETING=hello there".to_string()));
-        assert_eq!(&args[args.len() - 2..], ["/bin/sh", "-s"]);
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl System for Real {
     }
 
     fn run_init(&self, r: &crate::init::InitRequest) -> io::Result<crate::init::Ran> {
-        let c = crate::init::command(r, self.under_systemd());
+        let c = crate::init::command(r, crate::init::host_mount_ns());
         crate::init::run(c, r.script.as_bytes())
     }
 

@@ -69,9 +69,9 @@ WHAT A KILLED COMMAND LEAVES:
 
 FIRST-BOOT SCRIPTS:
   create --init FILE (repeatable) runs each script once, in order, as root,
-  through the guest agent once sshd is up (not over ssh): under systemd in
-  a transient service (systemd-run), so it may install packages and write
-  anywhere. --env K=V passes variables to every script. Each script's
+  through the guest agent once sshd is up (not over ssh), in the guest's
+  own mount namespace (outside the agent's read-only sandbox), so it may
+  install packages and write anywhere. --env K=V passes variables to every script. Each script's
   output (its first 256 KiB) is kept in STATE/vms/NAME/init/NN-FILE.log and
   printed by `vm logs --init`; the record's init lists exit codes. Each
   script may take --timeout seconds. A script that fails (exit != 0) fails
