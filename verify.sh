@@ -177,13 +177,29 @@ inside() {
   }
   trap on_exit EXIT
 
-  step "create $name ${nat_args[*]} ${vmm_args[*]}"
+  # First-boot scripts: the first writes outside /root (so it ran outside
+  # the agent's read-only sandbox) with a variable from --env.
+  initd=$(mktemp -d /tmp/bv-init.XXXXXX)
+  printf '%s\n' 'mkdir -p /usr/local/share/bv && echo "$GREETING" > /usr/local/share/bv/marker' \
+    'echo "setup ran"' > "$initd/setup.sh"
+  printf '%s\n' 'echo "second: $BANGER_INIT"' > "$initd/check.sh"
+  printf '%s\n' 'echo doomed' 'exit 3' > "$initd/fail.sh"
+  step "create $name ${nat_args[*]} ${vmm_args[*]} --init setup.sh --init check.sh"
   created=1
-  banger vm create --name "$name" "${nat_args[@]}" "${vmm_args[@]}" --timings > /tmp/bv-rec.$$ \
+  banger vm create --name "$name" "${nat_args[@]}" "${vmm_args[@]}" --timings \
+    --init "$initd/setup.sh" --init "$initd/check.sh" --env "GREETING=$MARKER" > /tmp/bv-rec.$$ \
     || fail "vm create"
   ip=$(jq -r .ip /tmp/bv-rec.$$)
   say "  $(jq -c '{vmm, ip, timings_ms}' /tmp/bv-rec.$$)"
+  step "the --init scripts ran in order, and vm logs --init shows their output"
+  jq -e '.init == [{"name":"01-setup.sh","exit":0},{"name":"02-check.sh","exit":0}]' /tmp/bv-rec.$$ \
+    >/dev/null || fail "the record's init: $(jq -c .init /tmp/bv-rec.$$)"
   rm -f /tmp/bv-rec.$$
+  logs=$(banger vm logs --init "$name") || fail "vm logs --init"
+  grep -Fx "setup ran" <<<"$logs" >/dev/null && grep -Fx "second: 02-check.sh" <<<"$logs" >/dev/null \
+    || fail "vm logs --init printed: $logs"
+  got=$(banger vm ssh "$name" -- cat /usr/local/share/bv/marker) || fail "reading the init marker"
+  [ "$got" = "$MARKER" ] || fail "the init script wrote '$got', not $MARKER"
 
   local kh=${XDG_STATE_HOME:-$HOME/.local/state}/banger/known_hosts/$name
   step "the guest's host keys were pinned from its agent before any ssh"
@@ -354,6 +370,19 @@ inside() {
     name_k=
     nothing_left "$k" "$kip"
   done
+  k=$name-fail
+  step "a failing --init script fails the create and undoes it"
+  created=1 name_k=$k
+  set +e
+  err=$(banger vm create --name "$k" "${nat_args[@]}" "${vmm_args[@]}" --init "$initd/fail.sh" 2>&1 >/dev/null)
+  rc=$?
+  set -e
+  [ "$rc" = 1 ] || fail "create with a failing --init exited $rc: $err"
+  grep -F "doomed" <<<"$err" >/dev/null && grep -F "exited with 3" <<<"$err" >/dev/null \
+    || fail "create with a failing --init said: $err"
+  name_k=
+  nothing_left "$k" ""
+  rm -rf "$initd"
   created=0
   if [ "$INSIDE" = 1 ]; then
     step "banger gc finds nothing"

@@ -10,9 +10,12 @@ use crate::routes::{self, Reply};
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
-/// Requests are a request line, a few headers and at most a small body
-/// (which no endpoint reads); anything bigger is abuse.
+/// A request's head: a request line and a few headers; anything bigger is
+/// abuse.
 pub const MAX_REQUEST: usize = 8 * 1024;
+/// A body: only `POST /init` has one (a script in JSON, which may escape
+/// every byte of it as \u00XX).
+pub const MAX_BODY: usize = 6 * crate::init::MAX_SCRIPT + 4096;
 /// The whole request must arrive within this, however it is dripped in.
 pub const READ_DEADLINE: Duration = Duration::from_secs(5);
 const MAX_HEADERS: usize = 32;
@@ -41,10 +44,11 @@ impl Conn for vsock::VsockStream {
     }
 }
 
-/// A request line we will answer; the body, if any, was read and dropped.
+/// A request line we will answer, with its body.
 struct Request {
     method: String,
     target: String,
+    body: Vec<u8>,
 }
 
 enum Incoming {
@@ -68,7 +72,7 @@ pub fn handle<C: Conn>(
     let reply = match read_request(conn, deadline)? {
         Incoming::Gone => return Ok(None),
         Incoming::Bad(status) => Reply::error(status),
-        Incoming::Request(req) => routes::route(&req.method, &req.target, sys),
+        Incoming::Request(req) => routes::route(&req.method, &req.target, &req.body, sys),
     };
     respond_with(conn, reply.status, reply.allow, &reply.body)?;
     if let Some(sig) = reply.then_signal {
@@ -79,12 +83,12 @@ pub fn handle<C: Conn>(
     Ok(Some(reply.status))
 }
 
-/// Read until the head (and a body of Content-Length bytes, which no
-/// endpoint uses but a client may send) is in, within the deadline and
-/// MAX_REQUEST bytes. Reading the body rather than leaving it unread means
+/// Read until the head (within MAX_REQUEST bytes) and a body of
+/// Content-Length bytes (within MAX_BODY) are in, within the deadline. Reading the body rather than leaving it unread means
 /// closing the socket does not reset the client before it reads the reply.
 fn read_request<C: Conn>(conn: &mut C, deadline: Duration) -> io::Result<Incoming> {
     let start = Instant::now();
+    // Grown to the head plus Content-Length once the head is in.
     let mut buf = vec![0u8; MAX_REQUEST];
     let mut len = 0;
     loop {
@@ -119,6 +123,12 @@ fn read_request<C: Conn>(conn: &mut C, deadline: Duration) -> io::Result<Incomin
         match parse(&buf[..len]) {
             Parsed::More if len == buf.len() => return Ok(Incoming::Bad(431)),
             Parsed::More => continue,
+            Parsed::Need(total) => {
+                if buf.len() < total {
+                    buf.resize(total, 0);
+                }
+                continue;
+            }
             Parsed::Bad(status) => return Ok(Incoming::Bad(status)),
             Parsed::Done(req) => return Ok(Incoming::Request(req)),
         }
@@ -127,6 +137,8 @@ fn read_request<C: Conn>(conn: &mut C, deadline: Duration) -> io::Result<Incomin
 
 enum Parsed {
     More,
+    /// The head is in; the whole request is this many bytes.
+    Need(usize),
     Bad(u16),
     Done(Request),
 }
@@ -144,15 +156,16 @@ fn parse(buf: &[u8]) -> Parsed {
         Ok(n) => n,
         Err(status) => return Parsed::Bad(status),
     };
-    if body > MAX_REQUEST - head {
+    if body > MAX_BODY {
         return Parsed::Bad(413);
     }
     if buf.len() < head + body {
-        return Parsed::More;
+        return Parsed::Need(head + body);
     }
     Parsed::Done(Request {
         method: req.method.unwrap_or("").to_string(),
         target: req.path.unwrap_or("").to_string(),
+        body: buf[head..head + body].to_vec(),
     })
 }
 
@@ -469,7 +482,7 @@ mod tests {
 
     #[test]
     fn bad_or_oversized_bodies_are_refused_before_any_effect() {
-        let big = format!("{}", MAX_REQUEST);
+        let big = format!("{}", MAX_BODY + 1);
         for (headers, want) in [
             (format!("Content-Length: {big}\r\n"), 413),
             (

@@ -8,6 +8,7 @@ mod args;
 mod health;
 mod hostkeys;
 mod http;
+mod init;
 mod power;
 mod routes;
 mod server;

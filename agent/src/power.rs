@@ -49,6 +49,8 @@ pub trait System: Sync {
     fn under_systemd(&self) -> bool;
     /// kill(1, sig); signal 0 only checks that we may.
     fn signal_init(&self, sig: c_int) -> io::Result<()>;
+    /// Run a first-boot script (init.rs) to its end.
+    fn run_init(&self, r: &crate::init::InitRequest) -> io::Result<crate::init::Ran>;
 }
 
 /// The real guest.
@@ -61,6 +63,11 @@ impl System for Real {
 
     fn under_systemd(&self) -> bool {
         std::path::Path::new("/run/systemd/system").is_dir()
+    }
+
+    fn run_init(&self, r: &crate::init::InitRequest) -> io::Result<crate::init::Ran> {
+        let c = crate::init::command(r, crate::init::host_mount_ns());
+        crate::init::run(c, r.script.as_bytes())
     }
 
     fn signal_init(&self, sig: c_int) -> io::Result<()> {

@@ -7,7 +7,10 @@
 //! | POST   | /sync     | 200 `{"status":"ok","synced":true}`        |
 //! | POST   | /shutdown | 202 `{"status":"ok","action":"poweroff"}`  |
 //! | POST   | /reboot   | 202 `{"status":"ok","action":"reboot"}`    |
+//! | POST   | /init     | 200 `{"status":"ok","exit":N,"output":..,"truncated":b}` |
 //!
+//! `/init` takes `{"name","script","env"?}` (init.rs); a body it cannot
+//! read is 400.
 //! A known path with another method is 405 with `Allow`; anything else 404.
 
 use crate::power::{self, Power, System};
@@ -21,6 +24,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/sync", "POST"),
     ("/shutdown", "POST"),
     ("/reboot", "POST"),
+    ("/init", "POST"),
 ];
 
 #[derive(Debug, PartialEq)]
@@ -53,7 +57,7 @@ impl Reply {
     }
 }
 
-pub fn route(method: &str, target: &str, sys: &dyn System) -> Reply {
+pub fn route(method: &str, target: &str, body: &[u8], sys: &dyn System) -> Reply {
     let path = target.split(['?', '#']).next().unwrap_or("");
     let Some(&(path, allowed)) = ROUTES.iter().find(|(p, _)| *p == path) else {
         return Reply::error(404);
@@ -82,7 +86,30 @@ pub fn route(method: &str, target: &str, sys: &dyn System) -> Reply {
         }
         "/shutdown" => power(Power::Poweroff, sys),
         "/reboot" => power(Power::Reboot, sys),
+        "/init" => init(body, sys),
         _ => Reply::error(404),
+    }
+}
+
+fn init(body: &[u8], sys: &dyn System) -> Reply {
+    let bad = |e: String| Reply::json(400, json!({"status": "error", "error": e}));
+    let req: crate::init::InitRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return bad(format!("bad init request: {e}")),
+    };
+    if let Err(e) = crate::init::check(&req) {
+        return bad(e);
+    }
+    match sys.run_init(&req) {
+        Ok(ran) => Reply::json(
+            200,
+            json!({"status": "ok", "exit": ran.exit,
+                   "output": String::from_utf8_lossy(&ran.output), "truncated": ran.truncated}),
+        ),
+        Err(e) => Reply::json(
+            500,
+            json!({"status": "error", "error": format!("cannot run {}: {e}", req.name)}),
+        ),
     }
 }
 
@@ -155,6 +182,14 @@ pub mod fake {
         fn under_systemd(&self) -> bool {
             self.systemd
         }
+        fn run_init(&self, r: &crate::init::InitRequest) -> io::Result<crate::init::Ran> {
+            self.log.lock().unwrap().push(format!("init {}", r.name));
+            Ok(crate::init::Ran {
+                exit: r.script.trim().parse().unwrap_or(0),
+                output: r.script.as_bytes().to_vec(),
+                truncated: false,
+            })
+        }
         fn signal_init(&self, sig: i32) -> io::Result<()> {
             if self.refuse {
                 return Err(io::Error::from_raw_os_error(libc::EPERM));
@@ -175,7 +210,7 @@ mod tests {
         for (path, allowed) in ROUTES {
             for method in ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "get"] {
                 let sys = Fake::default();
-                let r = route(method, path, &sys);
+                let r = route(method, path, BODY, &sys);
                 if method == *allowed {
                     assert!(
                         matches!(r.status, 200 | 202),
@@ -197,7 +232,7 @@ mod tests {
         for path in ["/", "/healthz/x", "/sync/", "/Shutdown", "shutdown", ""] {
             for method in ["GET", "POST"] {
                 let sys = Fake::default();
-                let r = route(method, path, &sys);
+                let r = route(method, path, BODY, &sys);
                 assert_eq!(r.status, 404, "{method} {path:?}");
                 assert_eq!(r.allow, None);
                 assert!(sys.events().is_empty());
@@ -205,10 +240,47 @@ mod tests {
         }
     }
 
+    /// A body every route takes (only /init reads one).
+    const BODY: &[u8] = br#"{"name":"x","script":"0"}"#;
+
+    #[test]
+    fn init_runs_the_script_and_answers_with_its_exit_and_output() {
+        let sys = Fake::default();
+        let r = route(
+            "POST",
+            "/init",
+            br#"{"name":"01-a","script":"3","env":{"A":"b"}}"#,
+            &sys,
+        );
+        assert_eq!(r.status, 200);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            v,
+            json!({"status": "ok", "exit": 3, "output": "3", "truncated": false})
+        );
+        assert_eq!(sys.events(), ["init 01-a"]);
+    }
+
+    #[test]
+    fn a_bad_init_request_is_400_and_runs_nothing() {
+        for body in [
+            &b""[..],
+            b"{",
+            br#"{"name":"a","script":"x","extra":1}"#,
+            br#"{"name":"../a","script":"x"}"#,
+            br#"{"name":"a","script":"x","env":{"A=B":"c"}}"#,
+        ] {
+            let sys = Fake::default();
+            let r = route("POST", "/init", body, &sys);
+            assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(body));
+            assert!(sys.events().is_empty());
+        }
+    }
+
     #[test]
     fn sync_syncs_and_signals_nobody() {
         let sys = Fake::default();
-        let r = route("POST", "/sync", &sys);
+        let r = route("POST", "/sync", b"", &sys);
         assert_eq!(r.status, 200);
         assert_eq!(
             serde_json::from_slice::<serde_json::Value>(&r.body).unwrap(),
@@ -230,7 +302,7 @@ mod tests {
                 systemd,
                 ..Fake::default()
             };
-            let r = route("POST", path, &sys);
+            let r = route("POST", path, b"", &sys);
             assert_eq!(r.status, 202, "{path}");
             assert_eq!(
                 serde_json::from_slice::<serde_json::Value>(&r.body).unwrap(),
@@ -250,7 +322,7 @@ mod tests {
                 refuse: true,
                 ..Fake::default()
             };
-            let r = route("POST", path, &sys);
+            let r = route("POST", path, b"", &sys);
             assert_eq!(r.status, 500);
             assert_eq!(r.then_signal, None);
             let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();

@@ -62,6 +62,22 @@ impl Endpoint {
 /// no usable answer (no socket, nothing listening, garbage, too slow, too
 /// big), with the handshake's own words when that is what failed.
 pub fn request(ep: &Endpoint, method: &str, path: &str, timeout: Duration) -> Result<Reply> {
+    request_with(ep, method, path, None, MAX_REPLY, timeout)
+}
+
+/// The largest reply to `POST /init`: the agent keeps 256 KiB of a script's
+/// output, which JSON may escape to six bytes apiece.
+pub const MAX_INIT_REPLY: usize = 6 * 256 * 1024 + 4096;
+
+/// `request` with a JSON body and a reply limit of the caller's.
+pub fn request_with(
+    ep: &Endpoint,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Reply> {
     let deadline = Instant::now() + timeout;
     // The handshake runs inside ureq's connect; keep its message, which
     // says more than ureq's wrapping of it.
@@ -79,12 +95,12 @@ pub fn request(ep: &Endpoint, method: &str, path: &str, timeout: Duration) -> Re
         }
     }
     .label(ep.describe())
-    .limit(MAX_REPLY);
+    .limit(limit);
     let left = deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(1));
     client
-        .request(method, path, None, left)
+        .request(method, path, body, left)
         .map_err(|e| match failed.lock().unwrap().take() {
             Some(msg) => Error { message: msg, ..e },
             None => e,

@@ -80,10 +80,23 @@ pub struct VmRecord {
     /// for debugging); left out when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_jailer: bool,
+    /// The `--init` scripts that ran at create, in order, with their exit
+    /// codes (the first non-zero one is the last that ran).
+    #[serde(default)]
+    pub init: Vec<InitRun>,
 }
 
 fn isolated_default() -> bool {
     true
+}
+
+/// One first-boot script that ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitRun {
+    /// `NN-FILE`: its place in the order and its file name.
+    pub name: String,
+    pub exit: i32,
 }
 
 impl VmRecord {

@@ -42,6 +42,7 @@ pub fn vm(name: &str, state: &str, ip: Option<&str>, uds: Option<&Path>) -> VmRe
         created_at: "2026-01-01T00:00:00Z".into(),
         started_at: None,
         no_jailer: false,
+        init: Vec::new(),
     }
 }
 

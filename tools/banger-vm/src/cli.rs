@@ -32,6 +32,8 @@ RECORDS:
                     RFC 3339 UTC (started_at null when never started)
     no_jailer       true when made with --no-jailer: Firecracker runs as root,
                     not under its jailer (left out otherwise)
+    init            the --init scripts that ran, in order: [{name, exit}]
+                    (name is NN-FILE; a failed one is the last)
   list and show add uptime_s (null unless running); create --timings adds
   timings_ms {image, disks, tap, vmm_start, dns, nat, healthy, pin, ssh,
   total}.
@@ -64,6 +66,18 @@ WHAT A KILLED COMMAND LEAVES:
   VMM. A killed start leaves the record as it was and a VMM that `delete`
   or the next `start` handles. gc skips any VM whose lock is held (a command
   is at work on it) and never touches a VM with a finished record.
+
+FIRST-BOOT SCRIPTS:
+  create --init FILE (repeatable) runs each script once, in order, as root,
+  through the guest agent once sshd is up (not over ssh), in the guest's
+  own mount namespace (outside the agent's read-only sandbox), so it may
+  install packages and write anywhere. --env K=V passes variables to every script. Each script's
+  output (its first 256 KiB) is kept in STATE/vms/NAME/init/NN-FILE.log and
+  printed by `vm logs --init`; the record's init lists exit codes. Each
+  script may take --timeout seconds. A script that fails (exit != 0) fails
+  the create, which prints the end of its output and undoes everything;
+  with --keep-failed the VM is kept as the script left it, its record is
+  printed, and create still exits 1. Scripts never run again on start.
 
 HOW STOP WORKS:
   stop asks the guest agent to power off (it syncs first); if the agent does
@@ -111,6 +125,8 @@ EXAMPLES:
                                               # web and db may talk
   banger vm ssh box -- uname -r
   banger vm cp ./app.tar.gz box:/root/ && banger vm cp -r box:/root/out ./out
+  banger vm create --name web --nat --init ./install.sh --env VERSION=2.1
+  banger vm logs --init web
   banger vm ssh-config > ~/.ssh/banger.conf   # Include it; then: ssh box.vm
   banger vm list | jq -r 'select(.state == \"running\") | .name'
   banger vm show box | jq -r .ip
@@ -194,8 +210,11 @@ pub enum Cmd {
     Logs {
         name: String,
         /// Keep printing what the console writes (until Ctrl-C)
-        #[arg(long, short)]
+        #[arg(long, short, conflicts_with = "init")]
         follow: bool,
+        /// Print the --init scripts' output instead, each under a header
+        #[arg(long)]
+        init: bool,
     },
 }
 
@@ -240,6 +259,15 @@ pub struct CreateArgs {
     /// Run Firecracker as root without its jailer (debugging; shown as no_jailer)
     #[arg(long)]
     pub no_jailer: bool,
+    /// A script to run once as root at first boot, through the guest agent (repeatable: in order)
+    #[arg(long = "init", value_name = "FILE", conflicts_with_all = ["no_start", "no_wait"])]
+    pub init: Vec<std::path::PathBuf>,
+    /// A variable for the --init scripts, K=V (repeatable)
+    #[arg(long = "env", value_name = "K=V", requires = "init")]
+    pub env: Vec<String>,
+    /// When an --init script fails, keep the VM (running) instead of undoing the create
+    #[arg(long, requires = "init")]
+    pub keep_failed: bool,
 }
 
 #[derive(Args, Debug, Clone)]

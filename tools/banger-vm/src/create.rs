@@ -33,6 +33,8 @@ pub fn create(a: &CreateArgs) -> Result<Created> {
     if let Some(i) = &a.image {
         names::validate("image", i)?;
     }
+    let scripts = crate::init::load(&a.init)?;
+    let env = crate::init::parse_env(&a.env)?;
 
     interrupt::install();
     let name = a.name.clone();
@@ -118,10 +120,14 @@ pub fn create(a: &CreateArgs) -> Result<Created> {
         created_at: proc::now_rfc3339(),
         started_at: None,
         no_jailer: a.no_jailer,
+        init: Vec::new(),
     };
     let mut run = Run::new(rec, Mode::Create, a.timeout, bundle.agent_port);
     run.timings = timings;
     run.image = Some(image);
+    run.init = scripts;
+    run.env = env;
+    run.keep_failed = a.keep_failed;
     let mut list = vec![Step::Disks];
     if a.no_start {
         list.push(Step::Tap);
@@ -130,8 +136,19 @@ pub fn create(a: &CreateArgs) -> Result<Created> {
         }
     } else {
         list.extend(steps::boot(a.nat, !a.no_wait));
+        if !run.init.is_empty() {
+            list.push(Step::Init);
+        }
     }
     run.run(&list)?;
+    if let Some(e) = run.kept_failure.take() {
+        // --keep-failed: the VM stays, as the failed script left it.
+        banger_lib::output::emit(&record::line(&run.rec));
+        return Err(e.with_hint(format!(
+            "the VM is kept: banger vm logs --init {0}; banger vm ssh {0}",
+            run.rec.name
+        )));
+    }
     if run.rec.state == State::Creating {
         run.rec.state = State::Created;
         record::store(&run.rec)?;

@@ -6,6 +6,7 @@ mod cli;
 mod create;
 mod disks;
 mod gc;
+mod init;
 mod lifecycle;
 mod plumbing;
 mod record;
@@ -91,7 +92,14 @@ fn main() {
                 dst,
             } => view::cp(recursive, &src, &dst)?,
             Cmd::SshConfig { names } => view::ssh_config(&names)?,
-            Cmd::Logs { name, follow } => view::logs(&name, follow)?,
+            Cmd::Logs {
+                name, init: true, ..
+            } => {
+                banger_lib::names::validate("VM", &name)?;
+                init::print_logs(&record::load_existing(&name)?)?;
+                0
+            }
+            Cmd::Logs { name, follow, .. } => view::logs(&name, follow)?,
             Cmd::Gc { dry_run } => {
                 for l in gc::gc(dry_run)? {
                     banger_lib::output::emit(&l);

@@ -32,6 +32,8 @@ pub enum Step {
     Pin,
     /// sshd answers.
     Ssh,
+    /// The `--init` scripts ran, in order (create only).
+    Init,
 }
 
 impl Step {
@@ -46,6 +48,7 @@ impl Step {
             Step::Healthy => "healthy",
             Step::Pin => "pin",
             Step::Ssh => "ssh",
+            Step::Init => "init",
         }
     }
 
@@ -60,6 +63,7 @@ impl Step {
             Step::Healthy => "waiting for the guest agent (the guest is booting)",
             Step::Pin => "pinning the guest's ssh host keys",
             Step::Ssh => "waiting for sshd",
+            Step::Init => "running the --init scripts",
         }
     }
 
@@ -134,6 +138,12 @@ pub struct Run {
     pub timeout: u64,
     /// The guest agent's vsock port (bundle `agent_port`).
     pub agent_port: u32,
+    /// The init step's scripts and their variables.
+    pub init: Vec<crate::init::Script>,
+    pub env: std::collections::BTreeMap<String, String>,
+    /// A failed init script leaves the VM as it is; its error is here.
+    pub keep_failed: bool,
+    pub kept_failure: Option<Error>,
 }
 
 impl Run {
@@ -147,6 +157,10 @@ impl Run {
             image: None,
             timeout,
             agent_port,
+            init: Vec::new(),
+            env: Default::default(),
+            keep_failed: false,
+            kept_failure: None,
         }
     }
 
@@ -299,6 +313,16 @@ impl Run {
                         Ok(())
                     }
                     r => r.map(drop),
+                }
+            }
+            Step::Init => {
+                let t = std::time::Duration::from_secs(self.timeout);
+                match crate::init::run_all(&mut self.rec, &self.init, &self.env, t) {
+                    Err(e) if self.keep_failed => {
+                        self.kept_failure = Some(e);
+                        Ok(())
+                    }
+                    r => r,
                 }
             }
             Step::Ssh => {

@@ -809,3 +809,31 @@ fn no_jailer_reaches_banger_fc_every_start_and_shows_in_the_record() {
     );
     fx.assert_nothing_left("q");
 }
+
+#[test]
+fn bad_init_scripts_and_env_are_refused_before_anything_is_made() {
+    let fx = Fx::new();
+    let script = fx.home.path().join("setup.sh");
+    std::fs::write(&script, "echo hi\n").unwrap();
+    let s = script.to_str().unwrap();
+    let missing = fx.home.path().join("nope.sh");
+    let big = fx.home.path().join("big.sh");
+    std::fs::write(&big, vec![b'#'; (1 << 20) + 1]).unwrap();
+    for (args, code) in [
+        (vec!["--init", missing.to_str().unwrap()], 3),
+        (vec!["--init", big.to_str().unwrap()], 2),
+        (vec!["--init", s, "--no-start"], 2),
+        (vec!["--init", s, "--no-wait"], 2),
+        (vec!["--env", "A=1"], 2),
+        (vec!["--init", s, "--env", "1A=x"], 2),
+        (vec!["--keep-failed"], 2),
+    ] {
+        let mut a = vec!["create", "--name", "box"];
+        a.extend(&args);
+        let out = fx.run(&a);
+        assert_code(&out, code);
+        assert!(!stderr(&out).is_empty());
+        fx.assert_nothing_left("box");
+        assert_eq!(fx.log(), "", "{args:?} called a tool");
+    }
+}
