@@ -186,7 +186,6 @@ IP
   iface=${iface:-eth0}
   [ -n "$hostname" ] && hostname "$hostname"
   ip link set lo up
-  ip link set "$iface" up || log "no network device $iface"
   case $mask in
     *.*) bits=0
          for o in $(echo "$mask" | tr . ' '); do
@@ -195,7 +194,14 @@ IP
     '') bits=24 ;;
     *) bits=$mask ;;
   esac
+  # The address before the link comes up, and arp_notify: the kernel then
+  # announces it (gratuitous ARP) as the link comes up. banger reuses a
+  # released address for a VM with another MAC, and without the
+  # announcement the host keeps sending to the old MAC until its ARP entry
+  # ages out (~10-20 s of lost SYNs to sshd).
+  echo 1 >"/proc/sys/net/ipv4/conf/$iface/arp_notify" 2>/dev/null
   [ -n "$addr" ] && ip addr add "$addr/$bits" dev "$iface"
+  ip link set "$iface" up || log "no network device $iface"
   [ -n "$gw" ] && ip route add default via "$gw"
   log "$iface $addr/$bits gw ${gw:--} host ${hostname:--} dns ${dns0:--}"
 fi
