@@ -43,14 +43,16 @@ WantedBy=multi-user.target
 UNIT
 
 # Network from the kernel's ip= argument: the Debian cloud kernel has no IP
-# autoconfig, so apply it in userspace.
+# autoconfig. banger's initramfs applies it (make-kernel.sh) and says so in
+# /run/banger/ipconfig.done; this unit does it in userspace for a kernel
+# booted without that initramfs. Nothing waits for it but network.target.
 install -m 0755 $B/banger-ipconfig /usr/local/sbin/banger-ipconfig
 cat > /etc/systemd/system/banger-ipconfig.service <<'UNIT'
 [Unit]
 Description=banger: network and hostname from the kernel's ip= argument
 DefaultDependencies=no
-After=systemd-udevd.service local-fs.target
-Before=network.target network-online.target ssh.service
+ConditionPathExists=!/run/banger/ipconfig.done
+Before=network.target network-online.target
 Wants=network.target
 
 [Service]
@@ -68,13 +70,15 @@ echo banger > /etc/hostname
 printf '127.0.0.1 localhost\n127.0.1.1 banger\n::1 localhost ip6-localhost ip6-loopback\n' > /etc/hosts
 
 # Disks: root on the first, the VM's work disk (from work-seed) at /root.
-# nofail: a guest booted without a work disk still comes up. The device
-# timeout is long: under TCG on a loaded host vdb can take over 20 s to
-# appear, and then /root would be the root disk's.
+# Nothing waits for udev to announce vdb (the kernel makes /dev/vdb as soon
+# as virtio_blk finds it): banger's initramfs mounts /root as this line
+# says before systemd starts, and banger-mount-work (below) does it for a
+# kernel booted without that initramfs; hence noauto. nofail: a guest
+# booted without a work disk still comes up.
 cat > /etc/fstab <<'FSTAB'
 # banger guest
-/dev/vda  /      ext4  defaults,errors=remount-ro            0 0
-/dev/vdb  /root  ext4  defaults,nofail,x-systemd.device-timeout=90s  0 0
+/dev/vda  /      ext4  defaults,errors=remount-ro  0 0
+/dev/vdb  /root  ext4  defaults,noauto,nofail      0 0
 FSTAB
 
 # Older work seeds held /root inside the disk (so it showed up as
@@ -100,7 +104,8 @@ chmod 0755 /usr/local/sbin/banger-fix-root
 cat > /etc/systemd/system/banger-fix-root.service <<'UNIT'
 [Unit]
 Description=banger: repair a stale nested /root/root layout
-RequiresMountsFor=/root
+DefaultDependencies=no
+After=banger-mount-work.service
 ConditionPathIsDirectory=/root/root
 Before=ssh.service
 
@@ -158,8 +163,165 @@ ExecStart=
 ExecStart=-/sbin/agetty --autologin root --keep-baud 115200,57600,38400,9600 %I $TERM
 UNIT
 
+# --- Fast boot (issue 17) ------------------------------------------------
+# The agent and sshd start as soon as what they need is there, and a
+# microVM runs nothing it does not use. Measured with `systemd-analyze
+# critical-chain` / `blame` in a guest under QEMU/TCG (README, Benchmarks).
+#
+# The work disk at /root without udev, for a kernel booted without
+# banger's initramfs (which has mounted it already): wait for the kernel's
+# /dev/vdb, then mount it as fstab says.
+cat > /usr/local/sbin/banger-mount-work <<'SH'
+#!/bin/bash
+# Mount the work disk (/dev/vdb) at /root once the kernel has it.
+set -u
+for _ in $(seq 900); do [ -b /dev/vdb ] && break; sleep 0.1; done
+[ -b /dev/vdb ] || { echo "banger-mount-work: no /dev/vdb after 90 s; /root stays on the root disk"; exit 0; }
+mount /root
+SH
+chmod 0755 /usr/local/sbin/banger-mount-work
+cat > /etc/systemd/system/banger-mount-work.service <<'UNIT'
+[Unit]
+Description=banger: mount the work disk at /root
+DefaultDependencies=no
+ConditionPathIsMountPoint=!/root
+Before=local-fs.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/banger-mount-work
+
+[Install]
+WantedBy=local-fs.target
+UNIT
+# The work disk's filesystem grows to its disk: the host makes the disk as
+# big as `vm create --disk` says (a bigger qcow2 overlay or raw file) and
+# this grows ext4 online, once sshd is up, logging what it did.
+cat > /usr/local/sbin/banger-grow-work <<'SH'
+#!/bin/bash
+# Grow /root's ext4 (the VM's work disk) to the size of its disk, online.
+set -u
+dev=$(findmnt -n -o SOURCE /root) || { echo "banger-grow-work: /root is not mounted"; exit 0; }
+before=$(df -B1 --output=size /root | tail -1)
+if ! out=$(resize2fs "$dev" 2>&1); then
+  echo "banger-grow-work: resize2fs $dev failed: $out"
+  exit 1
+fi
+after=$(df -B1 --output=size /root | tail -1)
+echo "banger-grow-work: /root on $dev: $((before >> 20)) MiB -> $((after >> 20)) MiB"
+SH
+chmod 0755 /usr/local/sbin/banger-grow-work
+cat > /etc/systemd/system/banger-grow-work.service <<'UNIT'
+[Unit]
+Description=banger: grow /root's filesystem to its disk (vm create --disk)
+ConditionPathIsMountPoint=/root
+After=banger-mount-work.service ssh.service banger-vsock-agent.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/banger-grow-work
+StandardOutput=journal+console
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+# sshd needs its host key and the work disk at /root, not the rest of
+# sysinit.target nor network.target (it listens on the wildcard address;
+# the initramfs configured eth0 already): no default dependencies, Debian's
+# unit copied without its After= line (a drop-in can add ordering, not
+# remove it), and no config test before it starts (`sshd -t`: one more
+# sshd start, slow under TCG; a bad config fails the start itself). banger
+# boots the root filesystem rw (`rw` on the kernel command line), so the
+# key can be written at once.
+sed '/^After=/d' /lib/systemd/system/ssh.service > /etc/systemd/system/ssh.service
+grep -q '^After=' /etc/systemd/system/ssh.service && { echo "customize.sh: ssh.service kept an After=" >&2; exit 1; }
+mkdir -p /etc/systemd/system/ssh.service.d /etc/systemd/system/banger-ssh-hostkey.service.d
+cat > /etc/systemd/system/ssh.service.d/banger-early.conf <<'UNIT'
+[Unit]
+DefaultDependencies=no
+After=banger-mount-work.service
+Conflicts=shutdown.target
+Before=shutdown.target
+
+[Service]
+ExecStartPre=
+UNIT
+cat > /etc/systemd/system/banger-ssh-hostkey.service.d/banger-early.conf <<'UNIT'
+[Unit]
+DefaultDependencies=no
+UNIT
+# udev's coldplug of the devices present at boot (executing rules and
+# helpers for each, seconds under TCG) waits until the agent and sshd are
+# up: neither needs it, the initramfs loaded the modules and the kernel
+# made the device nodes.
+for u in systemd-udevd.service systemd-udev-trigger.service; do
+  mkdir -p "/etc/systemd/system/$u.d"
+  printf '[Unit]\nAfter=ssh.service banger-vsock-agent.service\n' \
+    > "/etc/systemd/system/$u.d/banger-late.conf"
+done
+# Units a microVM does not use, masked (each with why):
+#   e2scrub_reap.service          LVM snapshots of e2scrub: no LVM here
+#   systemd-journal-flush.service the journal stays in memory (volatile,
+#                                 below): nothing to flush to /var
+#   modprobe@{configfs,dm_mod,drm,efi_pstore,fuse,loop}.service
+#                                 modules nothing here needs at boot; each
+#                                 still loads on first use
+#   systemd-modules-load.service  no modules-load.d lists to load
+#   dev-hugepages.mount dev-mqueue.mount sys-kernel-debug.mount
+#   sys-kernel-tracing.mount sys-kernel-config.mount
+#   sys-fs-fuse-connections.mount
+#                                 API filesystems for huge pages, POSIX
+#                                 message queues, debugging, tracing,
+#                                 configfs, fuse: mount by hand if wanted
+#   proc-sys-fs-binfmt_misc.automount systemd-binfmt.service
+#                                 no foreign binary formats
+#   systemd-random-seed.service   one seed file shared by every clone of
+#                                 the image; the kernel seeds itself
+#   systemd-update-utmp.service systemd-update-utmp-runlevel.service
+#                                 utmp/wtmp records nobody reads here
+#   systemd-pstore.service        no pstore on a microVM
+#   systemd-sysusers.service      the image's packages made their users when
+#                                 it was built; without Debian's
+#                                 systemd-update-done stamp this would run
+#                                 on every VM's boot to find nothing to add
+#   fstrim.timer dpkg-db-backup.timer
+#                                 periodic jobs a throwaway VM never needs
+mask=(e2scrub_reap.service systemd-journal-flush.service
+  modprobe@configfs.service modprobe@dm_mod.service modprobe@drm.service
+  modprobe@efi_pstore.service modprobe@fuse.service modprobe@loop.service
+  systemd-modules-load.service dev-hugepages.mount dev-mqueue.mount
+  sys-kernel-debug.mount sys-kernel-tracing.mount sys-kernel-config.mount
+  sys-fs-fuse-connections.mount proc-sys-fs-binfmt_misc.automount
+  systemd-binfmt.service systemd-random-seed.service
+  systemd-update-utmp.service systemd-update-utmp-runlevel.service
+  systemd-pstore.service systemd-sysusers.service fstrim.timer
+  dpkg-db-backup.timer)
+for u in "${mask[@]}"; do ln -sf /dev/null "/etc/systemd/system/$u"; done
+# Generators systemd runs before it loads any unit, each a process: only
+# fstab (the disks), and debug (systemd.mask= / debug shell on the kernel
+# command line) are of use here. getty-generator would add the serial
+# getty, which is enabled below anyway; no sysv scripts lack a native unit.
+mkdir -p /etc/systemd/system-generators
+for g in systemd-cryptsetup-generator systemd-getty-generator \
+  systemd-gpt-auto-generator systemd-hibernate-resume-generator \
+  systemd-integritysetup-generator systemd-rc-local-generator \
+  systemd-run-generator systemd-system-update-generator \
+  systemd-sysv-generator systemd-veritysetup-generator \
+  systemd-bless-boot-generator; do
+  ln -sf /dev/null "/etc/systemd/system-generators/$g"
+done
+# The journal in memory: a microVM's logs go with it, and nothing waits on
+# /var/log/journal.
+mkdir -p /etc/systemd/journald.conf.d
+printf '[Journal]\nStorage=volatile\n' > /etc/systemd/journald.conf.d/banger.conf
+rm -rf /var/log/journal
+# --- end of fast boot ----------------------------------------------------
+
 systemctl enable banger-ssh-hostkey.service banger-ipconfig.service \
   banger-fix-root.service banger-vsock-agent.service ssh.service \
+  banger-mount-work.service banger-grow-work.service \
   serial-getty@ttyS0.service acpid.path acpid.socket acpid.service >/dev/null 2>&1
 # Nothing in a throwaway guest should wake up to update apt lists.
 systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer \

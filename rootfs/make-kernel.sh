@@ -141,13 +141,24 @@ chmod 755 "$root/etc/acpi/PWRF/00000080"
 
 cat >"$root/init" <<'EOF'
 #!/bin/sh
-# banger initramfs: load the virtio/vsock modules, then switch_root to
-# root=; without root=, stay here as a tiny test guest under busybox init.
+# banger initramfs: load the virtio/vsock modules, apply ip= (address,
+# route, hostname), then switch_root to root=; without root=, stay here as
+# a tiny test guest under busybox init.
+#
+# For root=, it also does what would otherwise hold up the guest's boot:
+# it writes ip='s hostname and DNS into the root's /etc and mounts the
+# work disk at /root when the image's fstab asks for /dev/vdb there (the
+# device exists as soon as virtio_blk is loaded; systemd would wait for
+# udev's coldplug). /run is a tmpfs moved into the new root, carrying
+# /run/banger/ipconfig.done, which tells the image's banger-ipconfig unit
+# (for kernels booted without this initramfs) that there is nothing left
+# to do.
 export PATH=/bin
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 exec </dev/console >/dev/console 2>&1
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 log() { echo "banger-init: $*"; }
 
 while read -r m; do
@@ -166,6 +177,52 @@ for arg in $(cat /proc/cmdline); do
   esac
 done
 
+# ip=GUEST::GW:MASK:HOST:IFACE:off[:DNS0[:DNS1]], the kernel's nfsroot form.
+addr= gw= mask= hostname= iface= dns0= dns1=
+if [ -n "$ip" ]; then
+  IFS=: read -r addr _ gw mask hostname iface _ dns0 dns1 <<IP
+$ip
+IP
+  iface=${iface:-eth0}
+  [ -n "$hostname" ] && hostname "$hostname"
+  ip link set lo up
+  case $mask in
+    *.*) bits=0
+         for o in $(echo "$mask" | tr . ' '); do
+           while [ "$o" -gt 0 ]; do bits=$((bits + (o & 1))); o=$((o >> 1)); done
+         done ;;
+    '') bits=24 ;;
+    *) bits=$mask ;;
+  esac
+  # The address before the link comes up, and arp_notify: the kernel then
+  # announces it (gratuitous ARP) as the link comes up. banger reuses a
+  # released address for a VM with another MAC, and without the
+  # announcement the host keeps sending to the old MAC until its ARP entry
+  # ages out (~10-20 s of lost SYNs to sshd).
+  echo 1 >"/proc/sys/net/ipv4/conf/$iface/arp_notify" 2>/dev/null
+  [ -n "$addr" ] && ip addr add "$addr/$bits" dev "$iface"
+  ip link set "$iface" up || log "no network device $iface"
+  [ -n "$gw" ] && ip route add default via "$gw"
+  log "$iface $addr/$bits gw ${gw:--} host ${hostname:--} dns ${dns0:--}"
+fi
+
+# The root's /etc as ip= says: hostname, its hosts line, resolv.conf. Only
+# on a root mounted rw; otherwise banger-ipconfig does it later.
+etc_from_ip() {
+  e=/newroot/etc
+  [ -n "$ip" ] && [ "$mode" = rw ] && [ -d "$e" ] || return 1
+  if [ -n "$hostname" ]; then
+    echo "$hostname" >"$e/hostname"
+    touch "$e/hosts"
+    sed -i '/^127\.0\.1\.1[[:space:]]/d' "$e/hosts"
+    echo "127.0.1.1 $hostname" >>"$e/hosts"
+  fi
+  if [ -n "$dns0$dns1" ]; then
+    rm -f "$e/resolv.conf"
+    for d in $dns0 $dns1; do echo "nameserver $d"; done >"$e/resolv.conf"
+  fi
+}
+
 if [ -n "$root" ]; then
   case $root in
     UUID=*|LABEL=*) dev= ;;
@@ -181,27 +238,19 @@ if [ -n "$root" ]; then
     sleep 0.1
   done
   mount -t "$fstype" -o "$mode" "$dev" /newroot || { log "mounting $dev failed"; exec sh; }
+  mkdir -p /run/banger
+  etc_from_ip && echo "$ip" >/run/banger/ipconfig.done
+  # The work disk, where the image's fstab puts it (it says nofail: a
+  # guest without one still boots).
+  if [ -b /dev/vdb ] && grep -qE '^/dev/vdb[[:space:]]+/root[[:space:]]' /newroot/etc/fstab 2>/dev/null; then
+    mount -t ext4 /dev/vdb /newroot/root && log "/dev/vdb on /root" || log "mounting /dev/vdb on /root failed"
+  fi
   mount --move /dev /newroot/dev 2>/dev/null || umount /dev
+  mount --move /run /newroot/run 2>/dev/null || umount /run
   umount /proc /sys
   exec switch_root /newroot "$init"
 fi
 
-# initramfs-only guest: ip=GUEST::GW:MASK:HOST:IFACE:off[:DNS]
-if [ -n "$ip" ]; then
-  IFS=: read -r addr _ gw mask hostname iface _ <<IP
-$ip
-IP
-  iface=${iface:-eth0}
-  [ -n "$hostname" ] && hostname "$hostname"
-  ip link set lo up
-  ip link set "$iface" up
-  bits=0
-  for o in $(echo "${mask:-255.255.255.0}" | tr . ' '); do
-    while [ "$o" -gt 0 ]; do bits=$((bits + (o & 1))); o=$((o >> 1)); done
-  done
-  [ -n "$addr" ] && ip addr add "$addr/$bits" dev "$iface"
-  [ -n "$gw" ] && ip route add default via "$gw"
-fi
 acpid -c /etc/acpi -l /var/log/acpid.log
 # From here busybox init is pid 1, not this script: a shell as pid 1
 # ignores the signals that busybox init takes as poweroff (SIGUSR2) and

@@ -8,17 +8,27 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-const ATTEMPT: Duration = Duration::from_secs(3);
-/// 100 ms doubling to 250 ms: a refused connect costs nothing, while a
+/// Once connected, sshd is running: its banner comes when the forked
+/// child has re-executed sshd and loaded its keys, seconds under TCG on a
+/// loaded host. Hanging up sooner starts that work over, so an attempt
+/// waits this long (within the overall deadline) before it gives up.
+const ATTEMPT: Duration = Duration::from_secs(15);
+/// The connect alone gets much less: a SYN sent before the guest's network
+/// answers is retransmitted only at 1, 3, 7, 15 s, so a long connect
+/// timeout waits out that schedule (26 s in a benchmark run) where a new
+/// connect gets through at once.
+const CONNECT: Duration = Duration::from_secs(3);
+/// 20 ms doubling to 100 ms: a refused connect costs nothing, while a
 /// long pause is added to every create (with 2 s, up to ~1.5 s after sshd
-/// was already listening).
-const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(250));
+/// was already listening; with 250 ms, 125 ms on average).
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(100));
 
 /// The banner, or why not, within `timeout` all told: a guest that drips
 /// one byte at a time is cut off at the deadline, not per read.
 pub fn banner(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
     let deadline = Instant::now() + timeout;
-    let s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
+    let s = TcpStream::connect_timeout(&addr, timeout.min(CONNECT))
+        .map_err(|e| format!("{addr}: {e}"))?;
     // RFC 4253: the server may send other lines before `SSH-`.
     let mut r = BufReader::new(ByDeadline::new(s, deadline)).take(8192);
     let mut line = String::new();
