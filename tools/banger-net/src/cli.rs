@@ -101,11 +101,12 @@ A KILLED COMMAND:
   kept (it is the VM's address): the next `tap acquire` for that VM makes
   the TAP again, as after a reboot. A lease whose VM is gone is banger-vm
   gc's to release.
-  gc also finds, with nothing else running: nft set elements no lease
-  accounts for, and a DNS server pid file whose process is dead (and its
-  temp files). banger-net makes no socket files. `gc --dry-run` only
-  reports (it takes the lock to read, or reads without it when it may
-  not); gc itself needs CAP_NET_ADMIN.
+  gc also finds what no intent names: nft set elements no lease accounts
+  for (from an older banger, or a hand edit), and a DNS server pid file
+  whose process is dead (and its temp files). banger-net makes no socket
+  files. `gc --dry-run` only reports (it takes the lock to read, or reads
+  without it when it may not); gc itself needs CAP_NET_ADMIN. One world
+  (state dir) per bridge: TAPs on banger's bridge are this world's.
 
 NAMES:
   A leased TAP is bgr-N, an idle pooled one tap-pool-N (idle capacity, not a
