@@ -25,7 +25,7 @@ pub fn gc(cfg: &NetCfg, dry_run: bool) -> Result<Vec<GcLine>> {
     }
     let nl = Nl::new()?;
     let found = find(cfg, &nl, dry_run)?;
-    if dry_run {
+    if dry_run || found.is_empty() {
         return Ok(found.into_iter().map(|f| line(f, false, None)).collect());
     }
     let errors = remove(cfg, &nl, &found);
