@@ -139,8 +139,18 @@ pub fn run(cfg: &NetCfg, nl: &Nl, st: &mut NetState, dry: bool) -> Result<Vec<Fi
             let Some(l) = st.leases.iter().find(|l| &l.vm == vm) else {
                 continue;
             };
-            if let Some(link) = links.iter().find(|k| k.name == l.tap) {
-                nl.set_isolated(link.index, l.isolated)?;
+            // Only a port of the bridge has the setting; a TAP left off
+            // it is attached and isolated by the VM's next acquire.
+            let link = links
+                .iter()
+                .find(|k| k.name == l.tap && bridge.is_some() && k.master == bridge);
+            if let Some(link) = link {
+                if let Err(e) = nl.set_isolated(link.index, l.isolated) {
+                    eprintln!(
+                        "banger-net: warning: isolation of {} not set again: {}",
+                        l.tap, e.message
+                    );
+                }
             }
         }
     }
@@ -161,7 +171,15 @@ pub fn run(cfg: &NetCfg, nl: &Nl, st: &mut NetState, dry: bool) -> Result<Vec<Fi
         }
     }
     if resetup && bridge.is_some() && !dry {
-        crate::bridge::setup_steps(cfg, nl, st, false)?;
+        // Not fatal: the command goes on, and the next setup (or an
+        // acquire, which sets up a bridge without its address or down)
+        // tries again, with the error to show.
+        if let Err(e) = crate::bridge::setup_steps(cfg, nl, st, false) {
+            eprintln!(
+                "banger-net: warning: finishing a killed setup: {}",
+                e.message
+            );
+        }
     }
     if !fixed.is_empty() && !dry && banger_lib::hosttools::which("nft").is_some() {
         crate::filter::sync_if_present(cfg, st)?;

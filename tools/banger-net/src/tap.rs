@@ -37,7 +37,7 @@ fn bridge_index(cfg: &NetCfg, nl: &Nl) -> Result<u32> {
 /// The bridge is there, or set it up now (inside a net.json update).
 fn ensure_bridge(cfg: &NetCfg, nl: &Nl, st: &mut NetState) -> Result<u32> {
     let has = match nl.link(&cfg.bridge)? {
-        Some(l) => nl.addrs_v4(l.index)?.contains(&(cfg.gateway, cfg.prefix)),
+        Some(l) => l.up && nl.addrs_v4(l.index)?.contains(&(cfg.gateway, cfg.prefix)),
         None => false,
     };
     if !has {

@@ -66,6 +66,12 @@ impl Net {
     /// and no temp file is left, `gc --dry-run` finds nothing, and with
     /// no VM on NAT no guest address is NAT'd and forwarding is off.
     pub fn assert_no_leaks(&self, ctx: &str) {
+        self.assert_no_leaks_but(ctx, false)
+    }
+
+    /// `assert_no_leaks`, where with `vanished_ok` a lease may lack its
+    /// TAP (kept by design: the next acquire makes it again).
+    pub fn assert_no_leaks_but(&self, ctx: &str, vanished_ok: bool) {
         let st = self.net_json();
         let intents = st.get("intents").cloned().unwrap_or(Value::Null);
         assert!(
@@ -81,7 +87,9 @@ impl Net {
         }
         let taps = self.taps();
         assert!(taps.is_subset(&held), "{ctx}: TAPs {taps:?}, held {held:?}");
-        assert!(held.is_subset(&taps), "{ctx}: TAPs {taps:?}, held {held:?}");
+        if !vanished_ok {
+            assert!(held.is_subset(&taps), "{ctx}: TAPs {taps:?}, held {held:?}");
+        }
         assert!(self.tmp_files().is_empty(), "{ctx}: {:?}", self.tmp_files());
         let dry = self.ok(&["gc", "--dry-run"]);
         assert!(dry.is_empty(), "{ctx}: gc --dry-run found {dry:?}");
