@@ -94,15 +94,16 @@ A KILLED COMMAND:
   whose TAP is gone are dropped; a bgr-N or tap-pool-N that no lease or
   pool entry holds is deleted when it is on the bridge, on no bridge, or
   named by an intent (never a lease's TAP, never one on another bridge);
-  forwarding goes back off when no VM has NAT and NAT turned it on; when
-  anything was found the filter's sets are rewritten from the leases; and
+  forwarding goes back off when no VM has NAT and NAT turned it on; the
+  NAT set is read for addresses of no NAT lease; when anything was found
+  the filter's sets are rewritten from the leases (those addresses go); and
   `.net.json.tmp.PID` files go. So a killed command leaves nothing that
   the next command or `gc` does not remove. A lease whose TAP is gone is
   kept (it is the VM's address): the next `tap acquire` for that VM makes
   the TAP again, as after a reboot. A lease whose VM is gone is banger-vm
   gc's to release.
-  gc also finds what no intent names: nft set elements no lease accounts
-  for (from an older banger, or a hand edit), and a DNS server pid file
+  gc also finds what no intent names: elements of the other sets that no
+  lease accounts for (from an older banger, or a hand edit), and a DNS server pid file
   whose process is dead (and its temp files). banger-net makes no socket
   files. `gc --dry-run` only reports (it takes the lock to read, or reads
   without it when it may not); gc itself needs CAP_NET_ADMIN. One world

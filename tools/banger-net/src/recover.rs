@@ -17,7 +17,8 @@
 //!    left mid-way; IPv4 forwarding goes back off when no VM has NAT and
 //!    NAT had turned it on.
 //! 5. A bridge left half set up gets its address, filter and link up.
-//! 6. When anything was found, the filter's sets are rewritten from the
+//! 6. The NAT set is read (one nft run) for addresses of no NAT lease.
+//!    When anything was found, the filter's sets are rewritten from the
 //!    state (one nft transaction), which removes any element without a
 //!    lease (a NAT guest address included).
 //! 7. Temp files `.net.json.tmp.PID` (a writer killed mid-store) go.
@@ -169,6 +170,20 @@ pub fn run(cfg: &NetCfg, nl: &Nl, st: &mut NetState, dry: bool) -> Result<Vec<Fi
                 crate::fault::point("restoring forwarding");
             }
         }
+    }
+    // The one element whose leftover does harm unasked (the next VM given
+    // that address would be masqueraded): checked every time, one nft run.
+    if bridge.is_some()
+        && banger_lib::hosttools::which("nft").is_some()
+        && banger_lib::hosttools::has_net_admin()
+    {
+        let want: Vec<String> = st
+            .leases
+            .iter()
+            .filter(|l| l.nat)
+            .map(|l| l.ip.to_string())
+            .collect();
+        fixed.extend(crate::gc::stale_in_set(st, "inet", "nat_guests", &want));
     }
     if resetup && bridge.is_some() && !dry {
         // Not fatal: the command goes on, and the next setup (or an

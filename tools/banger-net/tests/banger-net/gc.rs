@@ -271,6 +271,17 @@ fn the_next_command_removes_leftovers_first_as_root() {
     assert_eq!(lines(&out)[0]["tap"], "bgr-1", "bgr-7 was no one's");
     keep.assert_intact(&n, "after the next command");
     n.assert_no_leaks("after the next command");
+    // A guest address in the NAT set with no NAT lease and no intent (an
+    // older banger, a hand edit): any mutating command takes it out.
+    n.ns.sh("nft add element inet banger nat_guests '{ 172.30.0.77 }'");
+    let out = n.run(&["pool", "drain"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("recovered: nft-element inet banger nat_guests 172.30.0.77"),
+        "{err}"
+    );
+    assert!(!n.set("inet", "nat_guests").contains("172.30.0.77"));
     // A lease whose TAP vanished (a reboot) is kept, and the next acquire
     // makes its TAP again.
     n.ns.sh(&format!("ip link del {}", keep.tap));
