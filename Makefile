@@ -30,6 +30,8 @@ test:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	@mkdir -p target && rm -f target/test-skips.log
 	$(CARGO) test --workspace
+	# banger-net killed after each change in turn (a test-only feature).
+	$(CARGO) test -p banger-net --features fault-injection --test banger-net fault::
 	@n=$$(cat target/test-skips.log 2>/dev/null | wc -l); \
 	  echo "test summary: $$n skipped"; cat target/test-skips.log 2>/dev/null || true
 

@@ -40,8 +40,8 @@ CHECKS (in order; * required, ? required in some set-ups):
                     guests are then not isolated (`banger-net setup`
                     puts them back); required then
   dns               `banger-net dns status` says running
-  leftovers         nothing left by killed commands
-                    (`banger vm gc --dry-run` finds nothing)
+  leftovers         nothing left by killed commands (`banger vm gc
+                    --dry-run` and `banger net gc --dry-run` find nothing)
   reflink           the data dir clones files (FICLONE: btrfs,
                     xfs); else VM disks are sparse copies
 

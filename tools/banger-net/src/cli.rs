@@ -71,6 +71,43 @@ RECORDS (one JSON object per line on stdout):
   dns ensure, dns status: {\"running\", \"pid\", \"listen\"}; ensure adds
     \"started\" (false when it was already running). dns stop:
     {\"was_running\", \"pid\"}.
+  gc: {\"what\", \"vm\", \"detail\", \"removed\", \"error\"} per thing found
+    (error only when removing it failed; vm empty when no VM is known).
+    what: intent (a step a killed command left, detail `OP VM TAPS (pid
+    N)`), tap, pool-entry (its TAP is gone), nft-element (detail `FAMILY
+    banger SET ELEMENT`), forwarding (ip_forward on with no VM on NAT),
+    tmp-file, dns-pid-file, dns-tmp-file.
+
+A KILLED COMMAND:
+  Every command that changes the kernel holds net.json's lock throughout
+  and first records in net.json (\"intents\") what it is about to do: the
+  TAP names it may make or rename, whether NAT found forwarding off. The
+  result is stored with the intent cleared. A command killed in between
+  (SIGKILL, the OOM killer, a reboot) leaves the intent, and the next
+  mutating command (setup, teardown, tap, pool fill/drain, nat, allow,
+  deny) or gc resolves it before its own work, saying so on stderr
+  (`banger-net: recovered: ...`): a killed release, nat disable, pool
+  drain, setup or teardown is finished (a released TAP is deleted, not
+  pooled; the retried release then finds no lease, exit 3); a killed
+  acquire, nat enable or tap set is undone (no lease is made, the NAT
+  element goes, forwarding goes back off). Then, every time: pool entries
+  whose TAP is gone are dropped; a bgr-N or tap-pool-N that no lease or
+  pool entry holds is deleted when it is on the bridge, on no bridge, or
+  named by an intent (never a lease's TAP, never one on another bridge);
+  forwarding goes back off when no VM has NAT and NAT turned it on; the
+  NAT set is read for addresses of no NAT lease; when anything was found
+  the filter's sets are rewritten from the leases (those addresses go); and
+  `.net.json.tmp.PID` files go. So a killed command leaves nothing that
+  the next command or `gc` does not remove. A lease whose TAP is gone is
+  kept (it is the VM's address): the next `tap acquire` for that VM makes
+  the TAP again, as after a reboot. A lease whose VM is gone is banger-vm
+  gc's to release.
+  gc also finds what no intent names: elements of the other sets that no
+  lease accounts for (from an older banger, or a hand edit), and a DNS server pid file
+  whose process is dead (and its temp files). banger-net makes no socket
+  files. `gc --dry-run` only reports (it takes the lock to read, or reads
+  without it when it may not); gc itself needs CAP_NET_ADMIN. One world
+  (state dir) per bridge: TAPs on banger's bridge are this world's.
 
 NAMES:
   A leased TAP is bgr-N, an idle pooled one tap-pool-N (idle capacity, not a
@@ -79,7 +116,8 @@ NAMES:
 
 FILES:
   $XDG_STATE_HOME/banger/net.json   leases, pool, NAT uplink, ports opened
-    with allow (locked updates)
+    with allow, intents of a command at work (locked updates; an older
+    net.json without intents reads as none)
   $XDG_STATE_HOME/banger/net-dns.log   the DNS server's messages
   $XDG_RUNTIME_DIR/banger/net-dns.json   the DNS server's pid file
   Settings: bridge, subnet, gateway, dns_port, pool_size, uplink,
@@ -98,7 +136,8 @@ PRIVILEGES:
   leases for it (one name in, one address out) and dies with it.
 
 EXIT STATUS:
-  0 ok; 1 failed; 2 usage (bad flags, bad VM name, bad subnet settings, an
+  0 ok (gc too when it could not remove something: that line says
+  \"removed\": false with its \"error\"); 1 failed; 2 usage (bad flags, bad VM name, bad subnet settings, an
   interface name nft cannot take); 3 not found (VM without a lease, unknown
   uplink); 4 prerequisite missing (not root / no CAP_NET_ADMIN, nft missing:
   apt-get install nftables, no default route for NAT, bridge address missing
@@ -113,6 +152,7 @@ EXAMPLES:
   banger-net allow --port 8080                    # a dev server on the host, for guests
   banger-net dns ensure && dig @172.30.0.1 web.vm +short
   banger-net status | jq 'select(.kind == \"filter\") | .dropped'
+  banger-net gc --dry-run                         # what killed commands left
   banger-net tap release --vm web && banger-net teardown";
 
 /// Host networking for banger: bridge, TAPs and their pool, leases, the guests' filter, per-VM NAT, the .vm DNS server
@@ -178,6 +218,12 @@ pub enum Cmd {
     Dns {
         #[command(subcommand)]
         cmd: DnsCmd,
+    },
+    /// Find and remove what killed commands left: TAPs without a lease, nft elements, temp and pid files
+    Gc {
+        /// Only report, one line each; change nothing
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 

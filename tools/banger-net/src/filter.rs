@@ -192,7 +192,7 @@ pub fn elements(cfg: &NetCfg, st: &NetState) -> Result<String> {
     Ok(s)
 }
 
-fn exists() -> bool {
+pub fn exists() -> bool {
     nft::table_exists("bridge", TABLE) && nft::table_exists("inet", TABLE)
 }
 

@@ -7,13 +7,16 @@ mod cli;
 mod dns;
 mod dnsd;
 mod dnspriv;
+mod fault;
 mod filter;
+mod gc;
 mod nat;
 mod netcfg;
 mod netlink;
 mod netstate;
 mod nft;
 mod ports;
+mod recover;
 mod tap;
 mod tuntap;
 
@@ -59,7 +62,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Pool { cmd } => match cmd {
             PoolCmd::Fill { size } => return each(tap::pool_fill(&cfg, size)?),
             PoolCmd::List => return each(tap::pool_list(&cfg)?),
-            PoolCmd::Drain => return each(tap::pool_drain()?),
+            PoolCmd::Drain => return each(tap::pool_drain(&cfg)?),
         },
         Cmd::Lease {
             cmd: LeaseCmd::List,
@@ -69,6 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             NatCmd::Disable { vm, .. } => emit(&nat::disable(&cfg, &vm)?),
             NatCmd::List => return each(nat::list()?),
         },
+        Cmd::Gc { dry_run } => return each(gc::gc(&cfg, dry_run)?),
         Cmd::Allow { port } => emit(&ports::allow(&cfg, port)?),
         Cmd::Deny { port } => emit(&ports::deny(&cfg, port)?),
         Cmd::Dns { cmd } => match cmd {

@@ -3,6 +3,9 @@
 
 mod cli;
 mod common;
+#[cfg(feature = "fault-injection")]
+mod fault;
+mod gc;
 mod isolation;
 mod man;
 mod net;

@@ -144,7 +144,7 @@ fn gc_finds_dirs_and_leases_without_a_record() {
     assert!(!dir.exists() && !run.exists());
     assert_eq!(fx.leases(), ["keep"]);
     assert_eq!(fx.vm_json("keep")["state"], "created");
-    // The porcelain: banger gc is banger vm gc.
+    // The porcelain: banger gc is banger vm gc, then banger net gc.
     let mut c = std::process::Command::new(banger_testkit::bin("banger"));
     c.args(["gc", "--dry-run"]);
     fx.apply(&mut c);
