@@ -1,5 +1,5 @@
-//! net.json: the leases, the TAP pool, the NAT uplink and the host ports
-//! opened to guests, read and written only under its lock
+//! net.json: the leases, the TAP pool, the NAT uplink, the host ports
+//! opened to guests and the port forwards, read and written only under its lock
 //! (banger_lib::state::update).
 
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,9 @@ pub struct NetState {
     /// Host ports opened to guests with `allow --port`.
     #[serde(default)]
     pub open_ports: Vec<u16>,
+    /// Port forwards in force (`forward add`); a VM's go with its lease.
+    #[serde(default)]
+    pub forwards: Vec<Forward>,
 }
 
 impl Default for NetState {
@@ -34,13 +37,14 @@ impl Default for NetState {
             pool: Vec::new(),
             uplink: None,
             open_ports: Vec::new(),
+            forwards: Vec::new(),
         }
     }
 }
 
 /// One VM's network: banger_lib's type, so banger-vm reads what
 /// `tap acquire` prints (`TapLine::from(&lease)`).
-pub use banger_lib::records::{Lease, TapLine};
+pub use banger_lib::records::{Forward, Lease, TapLine};
 
 pub fn path() -> PathBuf {
     banger_lib::paths::state_dir().join("net.json")

@@ -3,6 +3,7 @@
 
 mod cli;
 mod common;
+mod forward;
 mod isolation;
 mod man;
 mod net;
