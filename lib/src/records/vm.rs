@@ -84,6 +84,11 @@ pub struct VmRecord {
     /// codes (the first non-zero one is the last that ran).
     #[serde(default)]
     pub init: Vec<InitRun>,
+    /// Host ports forwarded to the guest (`vm forward`): in force while it
+    /// runs, put back by `start`, taken away by `stop` and `delete`.
+    /// Records from before forwards existed read as none.
+    #[serde(default)]
+    pub forwards: Vec<PortForward>,
 }
 
 fn isolated_default() -> bool {
@@ -97,6 +102,30 @@ pub struct InitRun {
     /// `NN-FILE`: its place in the order and its file name.
     pub name: String,
     pub exit: i32,
+}
+
+/// A port forward a VM keeps in its record: `address:host_port` on the
+/// host to `guest_port` in the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortForward {
+    pub proto: super::net::Proto,
+    pub address: std::net::Ipv4Addr,
+    pub host_port: u16,
+    pub guest_port: u16,
+}
+
+/// What `vm forward` prints: one of a VM's forwards, and whether it is in
+/// force (the VM runs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardLine {
+    pub vm: String,
+    pub proto: super::net::Proto,
+    pub address: std::net::Ipv4Addr,
+    pub host_port: u16,
+    pub guest_port: u16,
+    pub active: bool,
 }
 
 impl VmRecord {

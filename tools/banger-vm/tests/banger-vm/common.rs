@@ -67,6 +67,7 @@ banger-net)
     rm "$S/nat/$(vm_arg "$@")" 2>/dev/null || fail 3 "no NAT for it" ;;
   "dns ensure") ;;
   "lease list") cat "$S"/leases/* 2>/dev/null || true ;;
+  "forward add"|"forward remove"|"forward list") ;;
   *) exit 2 ;;
   esac ;;
 banger-qemu|banger-fc)
