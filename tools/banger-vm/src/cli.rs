@@ -107,7 +107,8 @@ PORT FORWARDS:
   force holds it, or a socket on the host is bound to it (checked when
   the forward is put in force: at once on a running VM, else at start).
   --remove HOSTPORT (with --udp: the UDP one; with --address: only on it)
-  takes a forward away; --list shows them.
+  takes a forward away; --list shows them. Forwards are IPv4: use
+  127.0.0.1 (a client given `localhost` may try ::1 first).
 
 HOW STOP WORKS:
   stop asks the guest agent to power off (it syncs first); if the agent does
@@ -196,7 +197,7 @@ pub enum Cmd {
     Stop(StopArgs),
     /// Stop (cleanly), then start VMs
     Restart(StartArgs),
-    /// Kill VMs and remove their disks, lease, NAT entry, known_hosts entry and record
+    /// Kill VMs and remove their disks, lease, NAT entry, port forwards, known_hosts entry and record
     Delete(DeleteArgs),
     /// List VMs (a table on a terminal, JSON lines otherwise)
     List {

@@ -37,7 +37,7 @@ fn same_port(a: &PortForward, b: &PortForward) -> bool {
 }
 
 /// `banger-net forward add` for one of `vm`'s forwards.
-pub fn net_add(vm: &str, f: &PortForward) -> Result<()> {
+fn net_add(vm: &str, f: &PortForward) -> Result<()> {
     let (host, guest, address) = (
         f.host_port.to_string(),
         f.guest_port.to_string(),
@@ -58,11 +58,17 @@ pub fn net_add(vm: &str, f: &PortForward) -> Result<()> {
     if f.proto == Proto::Udp {
         args.push("--udp");
     }
-    plumbing::run("banger-net", &args).map_err(|mut e| {
+    plumbing::run("banger-net", &args)
+}
+
+/// `net_add` at start: a forward the record keeps cannot be put in force;
+/// the hint says how to let the VM start without it.
+pub fn net_add_kept(vm: &str, f: &PortForward) -> Result<()> {
+    net_add(vm, f).map_err(|mut e| {
         if e.kind == Kind::Conflict {
             e.hint = Some(format!(
-                "pick another host port, or free that one; the record keeps the forward until: \
-                 banger vm forward {vm} --remove {host}{}",
+                "free that host port, or start without the forward: banger vm forward {vm} --remove {}{}",
+                f.host_port,
                 if f.proto == Proto::Udp { " --udp" } else { "" }
             ));
         }

@@ -237,7 +237,7 @@ impl Run {
             Step::Forward => {
                 self.made.push(Undo::Forwards);
                 for f in &self.rec.forwards {
-                    crate::forward::net_add(&name, f)?;
+                    crate::forward::net_add_kept(&name, f)?;
                 }
                 Ok(())
             }
