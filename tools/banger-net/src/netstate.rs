@@ -58,3 +58,14 @@ pub fn load() -> banger_lib::Result<NetState> {
 pub fn update<R>(f: impl FnOnce(&mut NetState) -> banger_lib::Result<R>) -> banger_lib::Result<R> {
     banger_lib::state::update(&path(), NetState::default, f)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn net_json_from_before_forwards_reads_as_none() {
+        let st: super::NetState =
+            serde_json::from_str(r#"{"schema":1,"leases":[],"open_ports":[8080]}"#).unwrap();
+        assert!(st.forwards.is_empty());
+        assert_eq!(st.open_ports, [8080]);
+    }
+}
