@@ -236,6 +236,12 @@ fn exists() -> bool {
     nft::table_exists("bridge", TABLE) && nft::table_exists("inet", TABLE)
 }
 
+/// The tables hold what this version's rules name (a table an older
+/// banger made lacks the forwards map, and filling it would fail).
+fn current() -> bool {
+    exists() && nft::object_exists("map", "inet", TABLE, "forwards")
+}
+
 /// Both tables made afresh (a stale or half-present one replaced) with
 /// their elements, in one transaction. Whether they were missing before.
 pub fn install(cfg: &NetCfg, st: &NetState) -> Result<bool> {
@@ -260,7 +266,7 @@ pub fn install(cfg: &NetCfg, st: &NetState) -> Result<bool> {
 /// Bring the sets in line with the state; the tables too if they are gone.
 pub fn sync(cfg: &NetCfg, st: &NetState) -> Result<()> {
     nft::require("the guests' packet filter")?;
-    if exists() {
+    if current() {
         nft::apply(&elements(cfg, st)?)?;
         crate::forward::sync_localnet(cfg, st)
     } else {
@@ -270,9 +276,11 @@ pub fn sync(cfg: &NetCfg, st: &NetState) -> Result<()> {
 
 /// `sync` where the tables exist (the bridge is set up); nothing else.
 pub fn sync_if_present(cfg: &NetCfg, st: &NetState) -> Result<()> {
-    if exists() {
+    if current() {
         nft::apply(&elements(cfg, st)?)?;
         crate::forward::sync_localnet(cfg, st)
+    } else if exists() {
+        install(cfg, st).map(drop)
     } else {
         Ok(())
     }
