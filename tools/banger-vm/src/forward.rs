@@ -84,6 +84,15 @@ pub fn net_remove_all(vm: &str) -> Result<()> {
 /// Add a forward to the VM: in force at once when it runs, else at its
 /// next start. The same forward again is no change.
 pub fn add(name: &str, want: PortForward) -> Result<ForwardLine> {
+    // banger-net checks the address too, but a stopped VM's forward
+    // reaches it only at start: refuse what can never work now.
+    let a = want.address;
+    if a.is_unspecified() || a.is_broadcast() || a.is_multicast() {
+        return Err(Error::usage(format!(
+            "--address {a}: a forward listens on one address of the host"
+        ))
+        .with_hint("name the address: 127.0.0.1 (the default) or one from `ip -4 addr`"));
+    }
     let _l = crate::lifecycle::lock(name)?;
     let mut rec = record::reconcile_locked(name)?;
     if rec.state == State::Creating {

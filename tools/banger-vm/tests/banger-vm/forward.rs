@@ -55,6 +55,9 @@ fn forwards_are_in_the_record_and_in_force_only_while_it_runs() {
         &["forward", "box", "--remove", "0"][..],
         &["forward", "box", "--list", "--remove", "1"][..],
         &["forward", "BAD", "1:2"][..],
+        &["forward", "box", "1:2", "--address", "0.0.0.0"][..],
+        &["forward", "box", "1:2", "--address", "224.0.0.1"][..],
+        &["forward", "box", "1:2", "--address", "::1"][..],
     ] {
         assert_code(&fx.run(bad), 2);
     }
