@@ -350,8 +350,8 @@ pub fn net_admin() -> Check {
 }
 
 /// IPv4 forwarding: a report, not a requirement. banger-net turns it on
-/// for the first VM with NAT and back off after the last one when it was
-/// off; what it means for the host is worth saying either way.
+/// for the first VM with NAT (or port forward on a non-loopback address)
+/// and back off after the last one when it was off; what it means for the host is worth saying either way.
 pub fn ip_forward() -> Check {
     ip_forward_from(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").ok())
 }
@@ -364,14 +364,16 @@ fn ip_forward_from(value: Option<String>) -> Check {
             false,
             "on (net.ipv4.ip_forward = 1): this host routes packets between all its \
              interfaces, not only for banger; banger's own rules forward only NAT VMs' \
-             traffic from its bridge (banger-net(1))",
+             traffic from its bridge and connections to ports forwarded on a \
+             non-loopback address (banger-net(1))",
         ),
         Some(v) => Check::pass(
             NAME,
             false,
             format!(
                 "off (net.ipv4.ip_forward = {v}): banger-net turns it on while a VM has \
-                 NAT, and off again after the last one"
+                 NAT or a port forward on a non-loopback address, and off again after \
+                 the last one"
             ),
         ),
         None => Check::fail(

@@ -285,6 +285,11 @@ pub fn status(cfg: &NetCfg) -> Result<Vec<serde_json::Value>> {
         "uplink": st.uplink,
         "vms": nat_vms,
     }));
+    for f in &st.forwards {
+        let mut v = serde_json::to_value(f).expect("forward serializes");
+        v["kind"] = json!("forward");
+        out.push(v);
+    }
     let readable = hosttools::has_net_admin() && hosttools::which("nft").is_some();
     let dropped = readable.then(crate::filter::dropped).flatten();
     out.push(json!({

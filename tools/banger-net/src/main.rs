@@ -1,6 +1,6 @@
 //! banger-net: host networking. The bridge, TAPs and their pool, leases,
 //! the guests' packet filter (isolation, anti-spoofing, the host's ports),
-//! per-VM NAT and the .vm DNS server.
+//! per-VM NAT, port forwards and the .vm DNS server.
 
 mod bridge;
 mod cli;
@@ -9,6 +9,7 @@ mod dnsd;
 mod dnspriv;
 mod fault;
 mod filter;
+mod forward;
 mod gc;
 mod nat;
 mod netcfg;
@@ -21,7 +22,7 @@ mod tap;
 mod tuntap;
 
 use banger_lib::output::emit;
-use cli::{Cli, Cmd, DnsCmd, LeaseCmd, NatCmd, PoolCmd, TapCmd};
+use cli::{Cli, Cmd, DnsCmd, ForwardCmd, LeaseCmd, NatCmd, PoolCmd, TapCmd};
 use netcfg::NetCfg;
 
 fn main() {
@@ -75,6 +76,42 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Gc { dry_run } => return each(gc::gc(&cfg, dry_run)?),
         Cmd::Allow { port } => emit(&ports::allow(&cfg, port)?),
         Cmd::Deny { port } => emit(&ports::deny(&cfg, port)?),
+        Cmd::Forward { cmd } => match cmd {
+            ForwardCmd::Add {
+                vm,
+                host_port,
+                guest_port,
+                udp,
+                address,
+            } => emit(&forward::add(
+                &cfg,
+                &forward::Want {
+                    vm,
+                    proto: banger_lib::records::Proto::from_udp(udp),
+                    address,
+                    host_port,
+                    guest_port,
+                },
+            )?),
+            ForwardCmd::Remove {
+                vm,
+                host_port,
+                udp,
+                address,
+                all,
+            } => {
+                let which = match host_port {
+                    Some(host_port) if !all => forward::Which::Port {
+                        proto: banger_lib::records::Proto::from_udp(udp),
+                        host_port,
+                        address,
+                    },
+                    _ => forward::Which::All,
+                };
+                return each(forward::remove(&cfg, &vm, which)?);
+            }
+            ForwardCmd::List { vm } => return each(forward::list(vm.as_deref())?),
+        },
         Cmd::Dns { cmd } => match cmd {
             DnsCmd::Serve {
                 listen,

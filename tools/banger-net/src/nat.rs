@@ -35,7 +35,7 @@ fn set_forwarding(on: bool) -> Result<()> {
 }
 
 /// Turn forwarding on for NAT, remembering that it was off.
-fn ensure_forwarding(st: &mut NetState) -> Result<()> {
+pub fn ensure_forwarding(st: &mut NetState) -> Result<()> {
     if forwarding() == Some(false) {
         set_forwarding(true)?;
         st.forwarding_was_off = true;
@@ -158,9 +158,19 @@ pub fn remove(st: &mut NetState, i: usize) {
     }
 }
 
-/// With no VM on NAT, forwarding goes back to how NAT found it.
+/// Forwarding on when a port forward on a non-loopback address needs the
+/// host to route (forward.rs), remembering that it was off.
+pub fn ensure_routing(st: &mut NetState) -> Result<()> {
+    if crate::forward::routes(st) {
+        ensure_forwarding(st)?;
+    }
+    Ok(())
+}
+
+/// With no VM on NAT and no routed port forward, forwarding goes back to
+/// how NAT (or the first such forward) found it.
 pub fn restore_if_unused(st: &mut NetState) -> Result<()> {
-    if !any_nat(st) {
+    if !any_nat(st) && !crate::forward::routes(st) {
         restore_forwarding(st)?;
     }
     Ok(())

@@ -1,5 +1,5 @@
 //! net.json: the leases, the TAP pool, the NAT uplink, the host ports
-//! opened to guests, and the intents of a command at work, read and
+//! opened to guests, the port forwards, and the intents of a command at work, read and
 //! written only under its lock (banger_lib::state).
 //!
 //! Intents: a command that changes the kernel (a link, an nft set, a
@@ -39,13 +39,17 @@ pub struct NetState {
     /// versions wrote, and whenever no command is mid-way).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub intents: Vec<Intent>,
+    /// Port forwards in force (`forward add`); a VM's go with its lease.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwards: Vec<Forward>,
 }
 
 /// The step a command is about to take. What the next command does with
 /// one left behind (recover.rs): `acquire`, `nat-on` and `isolate` are
 /// undone (their caller never got an answer); `release`, `nat-off`,
-/// `pool-drain`, `setup` and `teardown` are finished; `pool-fill` and
-/// `ports` leave nothing the reconciliation does not put right.
+/// `pool-drain`, `setup` and `teardown` are finished; `pool-fill`,
+/// `ports` and `forward` leave nothing the reconciliation does not put
+/// right (the maps are rewritten from the state as last stored).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Op {
@@ -59,6 +63,8 @@ pub enum Op {
     PoolFill,
     PoolDrain,
     Ports,
+    /// A port forward added or removed (forward.rs).
+    Forward,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +121,7 @@ impl Default for NetState {
             uplink: None,
             open_ports: Vec::new(),
             intents: Vec::new(),
+            forwards: Vec::new(),
         }
     }
 }
@@ -138,7 +145,7 @@ impl NetState {
 
 /// One VM's network: banger_lib's type, so banger-vm reads what
 /// `tap acquire` prints (`TapLine::from(&lease)`).
-pub use banger_lib::records::{Lease, TapLine};
+pub use banger_lib::records::{Forward, Lease, TapLine};
 
 pub fn path() -> PathBuf {
     banger_lib::paths::state_dir().join("net.json")
@@ -226,5 +233,16 @@ mod tests {
         let back: NetState = serde_json::from_str(&s).unwrap();
         assert_eq!(back.intents, st.intents);
         assert_eq!(back.intents[0].describe(), "nat-on web (pid 7)");
+    }
+}
+
+#[cfg(test)]
+mod forward_tests {
+    #[test]
+    fn net_json_from_before_forwards_reads_as_none() {
+        let st: super::NetState =
+            serde_json::from_str(r#"{"schema":1,"leases":[],"open_ports":[8080]}"#).unwrap();
+        assert!(st.forwards.is_empty());
+        assert_eq!(st.open_ports, [8080]);
     }
 }

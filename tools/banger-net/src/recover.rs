@@ -5,8 +5,8 @@
 //! In order:
 //! 1. Each intent left in net.json (netstate.rs) is resolved in the state:
 //!    `release` and `nat-off` are finished (the lease goes, its NAT goes),
-//!    `acquire` and `nat-on` undone (no lease was recorded; forwarding goes
-//!    back off if the step had found it off), `pool-drain` finished,
+//!    `acquire`, `nat-on` and `forward` undone (no lease or forward was
+//!    recorded; forwarding goes back off if the step had found it off), `pool-drain` finished,
 //!    `teardown` finished at once, `setup` finished at the end (below).
 //! 2. Pool entries whose TAP is gone are forgotten.
 //! 3. A TAP named `bgr-N` or `tap-pool-N` that no lease or pool entry
@@ -15,7 +15,7 @@
 //!    pool entry holds is never touched; nor is one on another bridge.
 //! 4. Isolation is set again from the lease for an `acquire`/`isolate`
 //!    left mid-way; IPv4 forwarding goes back off when no VM has NAT and
-//!    NAT had turned it on.
+//!    no port forward needs routing, and banger had turned it on.
 //! 5. A bridge left half set up gets its address, filter and link up.
 //! 6. The NAT set is read (one nft run) for addresses of no NAT lease.
 //!    When anything was found, the filter's sets are rewritten from the
@@ -71,10 +71,11 @@ pub fn run(cfg: &NetCfg, nl: &Nl, st: &mut NetState, dry: bool) -> Result<Vec<Fi
                 if let Some(ix) = lease(st).filter(|&ix| i.taps.first() == Some(&st.leases[ix].tap))
                 {
                     crate::nat::remove(st, ix);
-                    st.leases.remove(ix);
+                    let lease = st.leases.remove(ix);
+                    st.forwards.retain(|f| f.vm != lease.vm);
                 }
             }
-            Op::NatOn => {
+            Op::NatOn | Op::Forward => {
                 if i.forwarding_was_off {
                     st.forwarding_was_off = true;
                 }
@@ -157,18 +158,18 @@ pub fn run(cfg: &NetCfg, nl: &Nl, st: &mut NetState, dry: bool) -> Result<Vec<Fi
     }
     if !st.leases.iter().any(|l| l.nat) {
         st.uplink = None;
-        if st.forwarding_was_off {
-            if crate::nat::forwarding() == Some(true) {
-                fixed.push(Fix {
-                    what: "forwarding",
-                    vm: String::new(),
-                    detail: "net.ipv4.ip_forward on with no VM on NAT".into(),
-                });
-            }
-            if !dry {
-                crate::nat::restore_forwarding(st)?;
-                crate::fault::point("restoring forwarding");
-            }
+    }
+    if !st.leases.iter().any(|l| l.nat) && !crate::forward::routes(st) && st.forwarding_was_off {
+        if crate::nat::forwarding() == Some(true) {
+            fixed.push(Fix {
+                what: "forwarding",
+                vm: String::new(),
+                detail: "net.ipv4.ip_forward on with no VM on NAT or routed forward".into(),
+            });
+        }
+        if !dry {
+            crate::nat::restore_forwarding(st)?;
+            crate::fault::point("restoring forwarding");
         }
     }
     // The one element whose leftover does harm unasked (the next VM given

@@ -253,6 +253,8 @@ pub fn release(cfg: &NetCfg, vm: &str) -> Result<Released> {
         st.intend(Intent::new(Op::Release, Some(vm), taps))?;
         crate::nat::remove(st, i);
         let lease = st.leases.remove(i);
+        // Its port forwards go with the address they lead to.
+        st.forwards.retain(|f| f.vm != lease.vm);
         // The filter forgets the lease first: from here on its TAP can
         // send nothing (an idle pool TAP is dropped whole).
         if banger_lib::hosttools::which("nft").is_some() {

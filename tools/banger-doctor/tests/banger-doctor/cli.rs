@@ -89,7 +89,7 @@ fn net_standin(running: bool) -> String {
         started: None,
     };
     format!(
-        "case \"$1 $2\" in\n  \"dns status\") echo '{}' ;;\n  \"lease list\") ;;\n  \"gc --dry-run\") ;;\n  *) exit 2 ;;\nesac",
+        "case \"$1 $2\" in\n  \"dns status\") echo '{}' ;;\n  \"lease list\"|\"forward list\") ;;\n  \"gc --dry-run\") ;;\n  *) exit 2 ;;\nesac",
         serde_json::to_string(&dns).unwrap()
     )
 }

@@ -202,6 +202,44 @@ fn other_commands_killed_at_each_step_leave_nothing_as_root() {
     });
     walk(&Case {
         vanished_ok: false,
+        name: "forward add",
+        keep_nat: true,
+        prepare: &|n| {
+            n.ok(&["tap", "acquire", "--vm", "web"]);
+            n.ok(&["forward", "remove", "--vm", "web", "--all"]);
+        },
+        args: &[
+            "forward",
+            "add",
+            "--vm",
+            "web",
+            "--host-port",
+            "18000",
+            "--guest-port",
+            "8000",
+        ],
+    });
+    walk(&Case {
+        vanished_ok: false,
+        name: "forward remove",
+        keep_nat: true,
+        prepare: &|n| {
+            n.ok(&["tap", "acquire", "--vm", "web"]);
+            n.ok(&[
+                "forward",
+                "add",
+                "--vm",
+                "web",
+                "--host-port",
+                "18001",
+                "--guest-port",
+                "8000",
+            ]);
+        },
+        args: &["forward", "remove", "--vm", "web", "--all"],
+    });
+    walk(&Case {
+        vanished_ok: false,
         name: "allow",
         keep_nat: true,
         prepare: &|n| {

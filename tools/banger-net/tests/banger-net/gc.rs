@@ -93,6 +93,24 @@ impl Net {
         assert!(self.tmp_files().is_empty(), "{ctx}: {:?}", self.tmp_files());
         let dry = self.ok(&["gc", "--dry-run"]);
         assert!(dry.is_empty(), "{ctx}: gc --dry-run found {dry:?}");
+        // The forwards map holds exactly the forwards net.json records.
+        let map =
+            String::from_utf8_lossy(&self.ns.try_sh("nft list map inet banger forwards").stdout)
+                .into_owned();
+        let fwds = st
+            .get("forwards")
+            .and_then(|f| f.as_array().cloned())
+            .unwrap_or_default();
+        for port in ["18000", "18001"] {
+            let recorded = fwds
+                .iter()
+                .any(|f| f["host_port"] == port.parse::<u16>().unwrap());
+            assert_eq!(
+                map.contains(&format!(". {port} :")),
+                recorded,
+                "{ctx}: forwards map {map} vs net.json {fwds:?}"
+            );
+        }
         let nat = st["leases"]
             .as_array()
             .unwrap()

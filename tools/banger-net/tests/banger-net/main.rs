@@ -5,6 +5,7 @@ mod cli;
 mod common;
 #[cfg(feature = "fault-injection")]
 mod fault;
+mod forward;
 mod gc;
 mod isolation;
 mod man;

@@ -68,6 +68,7 @@ banger-net)
   "dns ensure") ;;
   "lease list") cat "$S"/leases/* 2>/dev/null || true ;;
   "gc "*) ;;
+  "forward add"|"forward remove"|"forward list") ;;
   *) exit 2 ;;
   esac ;;
 banger-qemu|banger-fc)

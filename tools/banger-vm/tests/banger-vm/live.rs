@@ -3,7 +3,9 @@
 //! NAT to an upstream namespace, delete, nothing left), run in network
 //! namespaces verify.sh makes; on the way, banger-health check and
 //! banger-ssh alone: the agent answers with the ip= hostname, `uname -r` is
-//! the bundle kernel's, failing remote exit codes come back unchanged.
+//! the bundle kernel's, failing remote exit codes come back unchanged; a
+//! server in the guest answers through `vm forward NAME 18000:8000` on the
+//! namespace's loopback, a taken host port is exit 5, nothing is left.
 //! verify.sh runs in a world of its own: the test's DNS daemon (a stand-in
 //! process) and net.json are untouched afterwards.
 //! Root only (skipped otherwise, required under CI=true); one guest boot
@@ -104,4 +106,13 @@ fn verify_sh_with_nat_under_qemu_as_root() {
     assert!(err.contains("verify: private world"), "{err}");
     assert!(err.contains("verify: all good"), "{err}");
     assert!(err.contains(&format!("guest kernel {release}")), "{err}");
+    // The port forward steps ran (in the namespaces, not skipped).
+    assert!(
+        err.contains("verify: vm forward: a server on the guest's port 8000 answers"),
+        "{err}"
+    );
+    assert!(
+        err.contains("verify: vm forward: a host port a socket holds is exit 5"),
+        "{err}"
+    );
 }
