@@ -258,6 +258,14 @@ fn dns_leftovers() -> Vec<Fix> {
 
 /// `.NAME.tmp.PID` beside `path` whose writer is not alive.
 fn dead_tmp_files(path: &std::path::Path) -> Vec<PathBuf> {
+    tmp_files(path, |pid| {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    })
+}
+
+/// `.NAME.tmp.PID` beside `path` (what banger_lib::state writes before
+/// its rename) whose PID `stale` says is no writer's, sorted.
+pub fn tmp_files(path: &std::path::Path, stale: impl Fn(u32) -> bool) -> Vec<PathBuf> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return Vec::new();
     };
@@ -271,7 +279,7 @@ fn dead_tmp_files(path: &std::path::Path) -> Vec<PathBuf> {
             let n = e.file_name().to_string_lossy().into_owned();
             n.strip_prefix(&prefix)
                 .and_then(|p| p.parse::<u32>().ok())
-                .is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+                .is_some_and(&stale)
         })
         .map(|e| e.path())
         .collect();

@@ -217,21 +217,7 @@ pub fn run(cfg: &NetCfg, nl: &Nl, st: &mut NetState, dry: bool) -> Result<Vec<Fi
 /// `.net.json.tmp.PID` beside net.json: under the lock, no writer is at
 /// work, so any is what a killed one left.
 fn tmp_files() -> Vec<std::path::PathBuf> {
-    let p = crate::netstate::path();
-    let (Some(dir), Some(name)) = (p.parent(), p.file_name()) else {
-        return Vec::new();
-    };
-    let prefix = format!(".{}.tmp.", name.to_string_lossy());
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<_> = rd
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path())
-        .collect();
-    v.sort();
-    v
+    crate::gc::tmp_files(&crate::netstate::path(), |_| true)
 }
 
 #[cfg(test)]
