@@ -65,7 +65,10 @@ RECORDS:
               jail (a Firecracker jail, STATE/jail/NAME/VM, without a record),
               forward (a port forward in force that the VM's record does not
               account for: the VM is not running or does not list it; only
-              the forward is taken away)
+              the forward is taken away), vmm (a VMM that runs while the
+              VM's record says it does not: a killed start; it is killed,
+              the record left as it is, as the next command on that VM
+              does too)
     vm        the VM name it belongs to
     detail    the path, or the lease's TAP and address
     removed   false with --dry-run, or when removing it failed
@@ -75,9 +78,11 @@ WHAT A KILLED COMMAND LEAVES:
   create writes the record (state creating) before it makes anything, so a
   create killed outright (SIGKILL, OOM) leaves a record that `vm list` shows
   and that `vm delete` or `gc` removes with its disks, lease, NAT element and
-  VMM. A killed start leaves the record as it was and a VMM that `delete`
-  or the next `start` handles. gc skips any VM whose lock is held (a command
-  is at work on it) and never touches a VM with a finished record.
+  VMM. A killed start leaves the record as it was and perhaps a VMM that
+  runs for it: the next command on that VM (start, stop, delete, ...) or
+  `gc` kills that VMM. gc skips any VM whose lock is held (a command is at
+  work on it) and never touches a VM with a finished record, or the VMM of
+  a VM whose record says it runs.
 
 FIRST-BOOT SCRIPTS:
   create --init FILE (repeatable) runs each script once, in order, as root,

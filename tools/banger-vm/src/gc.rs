@@ -5,7 +5,8 @@
 //! record, a Firecracker jail without a record; and a port forward in
 //! force that its VM's record does not account for (the VM is not running,
 //! or its record does not list it: a killed stop or `vm forward`), which is
-//! taken away alone, the VM left as it is. A name whose lock is held is
+//! taken away alone, the VM left as it is; and a VMM that runs while its
+//! VM's record says it does not (a killed start), which is killed. A name whose lock is held is
 //! being worked on and is skipped, so gc never touches a command in flight
 //! or another, healthy VM.
 
@@ -49,7 +50,49 @@ pub fn gc(dry_run: bool) -> Result<Vec<GcLine>> {
             });
         }
     }
+    lines.extend(stray_vmms(dry_run)?);
     lines.extend(stray_forwards(dry_run)?);
+    Ok(lines)
+}
+
+/// VMMs that run for VMs whose record says they do not (record.rs
+/// `stray_vmm`): killed through their driver, the record left as it is.
+fn stray_vmms(dry_run: bool) -> Result<Vec<GcLine>> {
+    let mut lines = Vec::new();
+    for vm in record::names()? {
+        let stray = |vm: &str| {
+            record::load(vm)
+                .ok()
+                .flatten()
+                .and_then(|r| record::stray_vmm(&r).map(|pid| (r, pid)))
+        };
+        if stray(&vm).is_none() {
+            continue;
+        }
+        let Ok(_lock) = record::lock(&vm, Duration::ZERO) else {
+            continue;
+        };
+        // Again under the lock: a start may have just recorded it.
+        let Some((rec, pid)) = stray(&vm) else {
+            continue;
+        };
+        let (removed, error) = if dry_run {
+            (false, None)
+        } else {
+            let tool = crate::vmm::tool(&rec.vmm);
+            match crate::stop::stop_vmm(tool, &vm, crate::stop::StopMode::Kill) {
+                Ok(_) => (true, None),
+                Err(e) => (false, Some(e.to_string())),
+            }
+        };
+        lines.push(GcLine {
+            what: "vmm".into(),
+            vm,
+            detail: format!("pid {pid}; the record says {}", rec.state.word()),
+            removed,
+            error,
+        });
+    }
     Ok(lines)
 }
 

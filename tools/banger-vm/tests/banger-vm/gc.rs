@@ -193,3 +193,52 @@ fn gc_finds_a_jail_without_a_record_and_banger_fc_removes_it() {
     assert!(!jail.exists() && !jail.parent().unwrap().exists());
     assert!(gc_lines(&fx, &["gc", "--dry-run"]).is_empty());
 }
+
+/// A start killed after its driver started the VMM but before the record
+/// said so: the record says stopped while a VMM runs for it.
+fn plant_stray_vmm(fx: &Fx, name: &str) -> u32 {
+    let mut rec = fx.vm_json(name);
+    rec["state"] = "stopped".into();
+    let path = fx.vms_dir().join(name).join("vm.json");
+    std::fs::write(&path, serde_json::to_string(&rec).unwrap()).unwrap();
+    rec["pid"].as_u64().unwrap() as u32
+}
+
+#[test]
+fn a_vmm_the_record_does_not_account_for_is_killed_by_gc_and_by_start() {
+    let fx = Fx::new();
+    fx.create("keep", &[]);
+    fx.create("box", &[]);
+    let pid = plant_stray_vmm(&fx, "box");
+    assert!(fx.live_vmms().contains(&pid));
+
+    let dry = gc_lines(&fx, &["gc", "--dry-run"]);
+    assert_eq!(dry.len(), 1, "{dry:?}");
+    assert_eq!(dry[0]["what"], "vmm");
+    assert_eq!(dry[0]["vm"], "box");
+    assert_eq!(dry[0]["removed"], false);
+    assert!(fx.live_vmms().contains(&pid), "a dry run killed it");
+
+    let done = gc_lines(&fx, &["gc"]);
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0]["removed"], true, "{done:?}");
+    assert!(!fx.live_vmms().contains(&pid), "still running");
+    assert_eq!(fx.live_vmms().len(), 1, "keep's VMM went too");
+    assert_eq!(fx.vm_json("box")["state"], "stopped");
+    assert_eq!(fx.vm_json("keep")["state"], "running");
+    assert!(gc_lines(&fx, &["gc", "--dry-run"]).is_empty());
+
+    // The next command on the VM does the same before its own work.
+    assert_ok(&fx.run(&["start", "box"]));
+    let pid = plant_stray_vmm(&fx, "box");
+    let start = fx.run(&["start", "box"]);
+    assert_ok(&start);
+    assert!(stderr(&start).contains("killing VMM"), "{}", stderr(&start));
+    assert!(!fx.live_vmms().contains(&pid), "the stray VMM still runs");
+    assert_eq!(fx.live_vmms().len(), 2);
+    assert_eq!(fx.vm_json("box")["state"], "running");
+
+    assert_ok(&fx.run(&["delete", "box", "keep"]));
+    fx.assert_nothing_left("box");
+    fx.assert_nothing_left("keep");
+}
