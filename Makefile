@@ -42,10 +42,13 @@ test-live:
 	$(CARGO) test -p banger-vm --test banger-vm live:: -- --include-ignored --nocapture
 
 # SOAK create/delete cycles with the real banger-net in a namespace (CI
-# runs 20 as part of make test), then nothing may be left. Root only.
+# runs 20 as part of make test), then SOAK_BOOTED cycles with a booted
+# guest under QEMU after verify.sh (CI runs 2); nothing may be left. Root.
 SOAK ?= 100
+SOAK_BOOTED ?= 5
 soak:
 	BANGER_SOAK=$(SOAK) $(CARGO) test -p banger-vm --test banger-vm with_net::soak -- --nocapture
+	BANGER_SOAK_BOOTED=$(SOAK_BOOTED) $(CARGO) test -p banger-vm --test banger-vm live:: -- --nocapture
 
 # Create and delete RUNS VMs, phase timings per run, min/median/max, and a
 # bare QEMU boot of the same disks for the overhead ratio.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # verify.sh: the live smoke test of the whole workflow on this host.
 #
-#   ./verify.sh [--nat] [--vmm auto|firecracker|qemu] [--host] [--keep-going]
+#   ./verify.sh [--nat] [--vmm auto|firecracker|qemu] [--host] [--soak N]
 #
 # doctor; create a VM; its ssh host key was pinned from the guest agent
 # before any ssh (and is the guest's); ssh `true`; 3 MiB of escapes on
@@ -21,7 +21,9 @@
 # delete; then check that nothing is left: no VMM process, no non-pool TAP,
 # no lease, no nft element, no port forward, no VM dir. Then two creates killed with SIGKILL
 # (while making disks, and once the VMM runs): delete removes each, the
-# same leak check holds, and `banger gc --dry-run` finds nothing; (in the
+# same leak check holds; --soak N: N more cycles of create (booted), ssh
+# `true`, delete, each followed by the leak check; `banger gc --dry-run`
+# finds nothing; (in the
 # namespaces) teardown leaves no banger nftables table and ip_forward as it
 # was.
 #
@@ -42,14 +44,16 @@
 # Exit status: 0 all good, 1 a step failed (the step is named on stderr).
 set -euo pipefail
 
-NAT=0 VMM=${BANGER_VMM:-} HOST=0 INSIDE=0
+NAT=0 VMM=${BANGER_VMM:-} HOST=0 INSIDE=0 SOAK=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --nat) NAT=1 ;;
+    --soak) SOAK=$2; shift
+      [[ "$SOAK" =~ ^[0-9]+$ ]] || { echo "verify.sh: --soak takes a count" >&2; exit 2; } ;;
     --vmm) VMM=$2; shift ;;
     --host) HOST=1 ;;
     --inside) INSIDE=1 ;;
-    -h|--help) sed -n '2,42p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,44p' "$0"; exit 0 ;;
     *) echo "verify.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -141,6 +145,7 @@ outside() {
   local args=(--inside)
   [ "$NAT" = 1 ] && args+=(--nat)
   [ -n "$VMM" ] && args+=(--vmm "$VMM")
+  args+=(--soak "$SOAK")
   set +e
   MARKER=$MARKER ip netns exec "$ns" "$0" "${args[@]}"
   local rc=$?
@@ -445,6 +450,19 @@ EOS
   name_k=
   nothing_left "$k" ""
   rm -rf "$initd"
+  created=0
+  local i
+  for i in $(seq "$SOAK"); do
+    k=$name-soak-$i
+    step "soak $i/$SOAK: create $k, ssh, delete, nothing left"
+    created=1 name_k=$k
+    kip=$(banger vm create --name "$k" "${nat_args[@]}" "${vmm_args[@]}" | jq -r .ip) \
+      || fail "soak create $k"
+    banger vm ssh "$k" -- true || fail "soak ssh $k"
+    banger vm delete "$k" | jq -e '.state == "deleted"' >/dev/null || fail "soak delete $k"
+    name_k=
+    nothing_left "$k" "$kip"
+  done
   created=0
   if [ "$INSIDE" = 1 ]; then
     step "banger gc finds nothing"

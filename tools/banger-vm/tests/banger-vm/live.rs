@@ -8,8 +8,10 @@
 //! namespace's loopback, a taken host port is exit 5, nothing is left.
 //! verify.sh runs in a world of its own: the test's DNS daemon (a stand-in
 //! process) and net.json are untouched afterwards.
-//! Root only (skipped otherwise, required under CI=true); one guest boot
-//! plus one restart, ~1.5 min under TCG. `make test-live` runs it alone.
+//! Then BANGER_SOAK_BOOTED (default 2) booted create/ssh/delete cycles,
+//! each followed by the leak check.
+//! Root only (skipped otherwise, required under CI=true); five guest boots
+//! plus restarts, ~3 min under TCG. `make test-live` runs it alone.
 
 use std::process::Command;
 
@@ -83,9 +85,12 @@ fn verify_sh_with_nat_under_qemu_as_root() {
     let net_json = r#"{"schema":1,"forwarding_was_off":false,"leases":[],"pool":["tap-pool-0"],"uplink":null}"#;
     std::fs::write(state.join("net.json"), net_json).unwrap();
 
+    // Booted create/ssh/delete cycles after the flow: 2 here, `make soak`
+    // asks for more.
+    let soak = std::env::var("BANGER_SOAK_BOOTED").unwrap_or_else(|_| "2".into());
     let mut verify = Command::new(banger_testkit::workspace_root().join("verify.sh"));
     verify
-        .args(["--nat", "--vmm", "qemu"])
+        .args(["--nat", "--vmm", "qemu", "--soak", &soak])
         .env("VERIFY_KERNEL_RELEASE", &release)
         .env("BANGER_BIN", &bin)
         .env("BANGER_RUNTIME", &runtime);
