@@ -249,52 +249,20 @@ impl Run {
                 Ok(())
             }
             Step::Healthy => {
-                let Some(Endpoint::Vsock { uds, port }) = self.rec.agent.clone() else {
-                    return Err(Error::failed(format!(
-                        "{name}'s VMM gave no guest agent endpoint"
-                    )));
-                };
-                let (uds, port, secs) = (
-                    uds.display().to_string(),
-                    port.to_string(),
-                    self.timeout.to_string(),
-                );
-                let args = [
-                    "wait",
-                    &name,
-                    "--uds",
-                    &uds,
-                    "--port",
-                    &port,
-                    "--timeout",
-                    &secs,
-                ];
+                let ep = agent_args(&name, self.rec.agent.as_ref())?;
+                let secs = self.timeout.to_string();
+                let mut args = vec!["wait", &name];
+                args.extend(ep.iter().map(String::as_str));
+                args.extend(["--timeout", &secs]);
                 plumbing::call("banger-health", &args, None, true).map(drop)
             }
             Step::Pin => {
-                let Some(Endpoint::Vsock { uds, port }) = self.rec.agent.clone() else {
-                    return Err(Error::failed(format!(
-                        "{name}'s VMM gave no guest agent endpoint"
-                    )));
-                };
-                let (uds, port, secs) = (
-                    uds.display().to_string(),
-                    port.to_string(),
-                    self.timeout.to_string(),
-                );
+                let ep = agent_args(&name, self.rec.agent.as_ref())?;
+                let secs = self.timeout.to_string();
                 let ip = self.rec.ip.clone().unwrap_or_default();
-                let mut args = vec![
-                    "pin",
-                    &name,
-                    "--uds",
-                    &uds,
-                    "--port",
-                    &port,
-                    "--ip",
-                    &ip,
-                    "--timeout",
-                    &secs,
-                ];
+                let mut args = vec!["pin", &name];
+                args.extend(ep.iter().map(String::as_str));
+                args.extend(["--ip", &ip, "--timeout", &secs]);
                 if self.mode == Mode::Create {
                     // A new VM has no keys yet: any pinned under its name
                     // are an earlier VM's that a failed delete left.
@@ -498,6 +466,23 @@ pub fn show_console_tail(name: &str) {
         for l in tail {
             eprintln!("  {l}");
         }
+    }
+}
+
+/// The flags that name a VM's agent endpoint to banger-health and
+/// banger-ssh: `--uds PATH --port P` (vsock) or `--serial PATH`.
+fn agent_args(name: &str, ep: Option<&Endpoint>) -> Result<Vec<String>> {
+    match ep {
+        Some(Endpoint::Vsock { uds, port }) => Ok(vec![
+            "--uds".into(),
+            uds.display().to_string(),
+            "--port".into(),
+            port.to_string(),
+        ]),
+        Some(Endpoint::Serial { uds }) => Ok(vec!["--serial".into(), uds.display().to_string()]),
+        None => Err(Error::failed(format!(
+            "{name}'s VMM gave no guest agent endpoint"
+        ))),
     }
 }
 

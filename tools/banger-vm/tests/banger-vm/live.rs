@@ -19,7 +19,6 @@ fn verify_sh_with_nat_under_qemu_as_root() {
     }
     for tool in [
         "qemu-system-x86_64",
-        "vhost-device-vsock",
         "debootstrap",
         "jq",
         "ip",
