@@ -23,5 +23,5 @@ pub use health::HealthLine;
 pub use hostkeys::{AgentHostKeys, PinLine};
 pub use image::{ImageLine, ImageRecord};
 pub use net::{DnsLine, Lease, TapLine};
-pub use vm::{Disks, InitRun, VmLine, VmRecord, VmState};
+pub use vm::{Disks, InitRun, SuspendInfo, VmLine, VmRecord, VmState};
 pub use vmm::{StopLine, SuspendLine};

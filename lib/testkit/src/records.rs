@@ -43,6 +43,7 @@ pub fn vm(name: &str, state: &str, ip: Option<&str>, uds: Option<&Path>) -> VmRe
         started_at: None,
         no_jailer: false,
         init: Vec::new(),
+        suspend: None,
     }
 }
 

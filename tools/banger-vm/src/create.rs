@@ -121,6 +121,7 @@ pub fn create(a: &CreateArgs) -> Result<Created> {
         started_at: None,
         no_jailer: a.no_jailer,
         init: Vec::new(),
+        suspend: None,
     };
     let mut run = Run::new(rec, Mode::Create, a.timeout, bundle.agent_port);
     run.timings = timings;

@@ -144,6 +144,9 @@ pub struct Run {
     /// A failed init script leaves the VM as it is; its error is here.
     pub keep_failed: bool,
     pub kept_failure: Option<Error>,
+    /// A resume: the VMM step restores the VM from this saved state
+    /// (removed once the VMM runs it) instead of booting it.
+    pub restore: Option<std::path::PathBuf>,
 }
 
 impl Run {
@@ -161,6 +164,7 @@ impl Run {
             env: Default::default(),
             keep_failed: false,
             kept_failure: None,
+            restore: None,
         }
     }
 
@@ -228,12 +232,19 @@ impl Run {
                 // The driver removes what a failed start made; once it has
                 // printed its record, the VMM is ours to stop.
                 let tool = vmm::tool(&self.rec.vmm);
-                let v = plumbing::vmm_start(
-                    tool,
-                    &vmm::spec(&self.rec, self.agent_port),
-                    self.rec.no_jailer,
-                )?;
+                let spec = vmm::spec(&self.rec, self.agent_port);
+                let v = match &self.restore {
+                    Some(from) => plumbing::vmm_restore(tool, &spec, from)?,
+                    None => plumbing::vmm_start(tool, &spec, self.rec.no_jailer)?,
+                };
                 self.made.push(Undo::Vmm);
+                if let Some(from) = self.restore.take() {
+                    // The guest runs on from it: the state is spent, and
+                    // loading it again would go back in time under disks
+                    // that moved on.
+                    crate::suspend::discard(&from);
+                    self.rec.suspend = None;
+                }
                 self.rec.pid = Some(v.pid);
                 self.rec.pid_start_time = Some(v.pid_start_time);
                 self.rec.agent = v.agent_endpoint();

@@ -9,7 +9,7 @@ fn man_page_is_current() {
 
 #[test]
 fn man_page_documents_the_records() {
-    use banger_lib::records::{fields, FanoutLine, GcLine, VmRecord};
+    use banger_lib::records::{fields, FanoutLine, GcLine, SuspendInfo, VmRecord};
     banger_testkit::man::assert_documents(
         &cli::command(),
         &[
@@ -19,6 +19,8 @@ fn man_page_documents_the_records() {
             ("stop line", vec!["state", "clean", "how"]),
             ("delete line", vec!["removed", "warnings"]),
             ("gc line", fields::<GcLine>()),
+            ("suspend info", fields::<SuspendInfo>()),
+            ("suspend line", vec!["state", "bytes", "ms"]),
         ],
     );
 }
