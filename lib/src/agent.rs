@@ -289,6 +289,49 @@ mod tests {
         assert_eq!(ep.port(), None);
     }
 
+    /// A port whose first connection never sees the ack (QEMU's throttled
+    /// port) is tried again on a new connection, within the timeout.
+    #[test]
+    fn serial_handshake_tries_again_on_a_new_connection() {
+        use std::io::{BufRead, BufReader, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for (n, s) in l.incoming().enumerate() {
+                let s = s.unwrap();
+                if n == 0 {
+                    held.push(s);
+                    continue;
+                }
+                let mut w = s.try_clone().unwrap();
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                line.clear();
+                r.read_line(&mut line).unwrap();
+                let nonce = line.strip_prefix("BANGER-SYNC ").unwrap().trim_end();
+                writeln!(w, "BANGER-ACK {nonce}").unwrap();
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                let body = r#"{"status":"ok"}"#;
+                write!(
+                    w,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .unwrap();
+            }
+        });
+        let r = request(&Endpoint::Serial { uds: path }, "GET", "/healthz", T).unwrap();
+        assert_eq!(r.body["status"], "ok");
+    }
+
     #[test]
     fn serial_silence_and_absence_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();

@@ -30,32 +30,67 @@ fn nonce() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// How long the first try waits for the ack before trying again on a new
+/// connection; each later try waits twice as long.
+const FIRST_TRY: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// Connect and resync before `deadline`; the stream keeps read and write
 /// timeouts of what is left. The error is a message a user can act on.
+///
+/// A try that gets no ack in its share of the time is given up and the
+/// next one made on a new connection: QEMU 7.2 can leave a virtio-serial
+/// port's guest-to-host side throttled when the guest wrote to a client
+/// that had just gone, until the next client disconnects, so one
+/// connection may never see the guest's answer while the next does.
+/// Nothing has been asked of the guest before the ack, so trying again
+/// repeats nothing.
 pub fn connect(uds: &Path, deadline: Instant) -> Result<UnixStream, String> {
+    let mut wait = FIRST_TRY;
+    loop {
+        let try_until = (Instant::now() + wait).min(deadline);
+        match try_once(uds, try_until, deadline) {
+            Err(Try::Silent) if try_until < deadline => wait *= 2,
+            Err(Try::Silent) => return Err(silent(uds)),
+            Err(Try::Failed(msg)) => return Err(msg),
+            Ok(s) => return Ok(s),
+        }
+    }
+}
+
+fn silent(uds: &Path) -> String {
+    format!(
+        "the guest agent did not answer on the serial port {} in time (agent not started yet?)",
+        uds.display()
+    )
+}
+
+/// Why one try failed: no ack in time (try again), or for good.
+enum Try {
+    Silent,
+    Failed(String),
+}
+
+/// One connection: the sync sent, the ack awaited until `try_until`; the
+/// stream's timeouts then run to `deadline`.
+fn try_once(uds: &Path, try_until: Instant, deadline: Instant) -> Result<UnixStream, Try> {
     let left = || {
-        deadline
+        try_until
             .checked_duration_since(Instant::now())
             .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                format!(
-                    "the guest agent did not answer on the serial port {} in time (agent not started yet?)",
-                    uds.display()
-                )
-            })
+            .ok_or(Try::Silent)
     };
-    let mut s = UnixStream::connect(uds).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => format!(
-            "cannot connect to {}: {e} (is the VM running?)",
-            uds.display()
-        ),
-        _ => format!("connecting to {}: {e}", uds.display()),
+    let mut s = UnixStream::connect(uds).map_err(|e| {
+        Try::Failed(match e.kind() {
+            io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => format!(
+                "cannot connect to {}: {e} (is the VM running?)",
+                uds.display()
+            ),
+            _ => format!("connecting to {}: {e}", uds.display()),
+        })
     })?;
     let io_err = |e: io::Error| match e.kind() {
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => left()
-            .err()
-            .unwrap_or_else(|| format!("serial port {}: {e}", uds.display())),
-        _ => format!("serial port {}: {e}", uds.display()),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Try::Silent,
+        _ => Try::Failed(format!("serial port {}: {e}", uds.display())),
     };
     let n = nonce();
     s.set_write_timeout(Some(left()?)).map_err(io_err)?;
@@ -69,10 +104,10 @@ pub fn connect(uds: &Path, deadline: Instant) -> Result<UnixStream, String> {
         s.set_read_timeout(Some(left()?)).map_err(io_err)?;
         let got = match s.read(&mut chunk) {
             Ok(0) => {
-                return Err(format!(
+                return Err(Try::Failed(format!(
                     "serial port {}: the VMM closed the connection before the agent answered",
                     uds.display()
-                ))
+                )))
             }
             Ok(k) => k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -87,18 +122,18 @@ pub fn connect(uds: &Path, deadline: Instant) -> Result<UnixStream, String> {
         {
             let end = from + at + needle.len();
             if end != seen.len() {
-                return Err(format!(
+                return Err(Try::Failed(format!(
                     "serial port {}: the agent sent data before the request",
                     uds.display()
-                ));
+                )));
             }
             break;
         }
         if total > MAX_SKIP {
-            return Err(format!(
+            return Err(Try::Failed(format!(
                 "serial port {}: over {MAX_SKIP} bytes without the agent's answer",
                 uds.display()
-            ));
+            )));
         }
         // Keep only what could still hold the start of the ack.
         if seen.len() > 2 * needle.len() {
@@ -106,7 +141,10 @@ pub fn connect(uds: &Path, deadline: Instant) -> Result<UnixStream, String> {
             seen.drain(..keep);
         }
     }
-    let rest = left()?;
+    let rest = deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+        .ok_or(Try::Silent)?;
     s.set_read_timeout(Some(rest)).map_err(io_err)?;
     s.set_write_timeout(Some(rest)).map_err(io_err)?;
     Ok(s)

@@ -152,6 +152,25 @@ fn suspend_resume_through_real_fc_and_health() {
     let out = c.args(["check", "box"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("box is suspended"));
 
+    // Another kernel than the one it was saved with: exit 5, still
+    // suspended, nothing started (a change of its mtime stands for one).
+    let kernel = std::path::PathBuf::from(vm["kernel"].as_str().unwrap());
+    let mtime = std::fs::metadata(&kernel).unwrap().modified().unwrap();
+    let f = std::fs::File::options().write(true).open(&kernel).unwrap();
+    f.set_modified(mtime + std::time::Duration::from_secs(60))
+        .unwrap();
+    let out = fx.run(&["resume", "box"]);
+    assert_code(&out, 5);
+    assert!(
+        stderr(&out).contains("changed since it was suspended"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fx.vm_json("box")["state"], "suspended");
+    assert!(fx.live_vmms().is_empty());
+    f.set_modified(mtime).unwrap();
+    drop(f);
+
     // Without its state: exit 3, still suspended, nothing started.
     let away = saved.with_extension("away");
     std::fs::rename(&saved, &away).unwrap();
