@@ -87,8 +87,9 @@ SUSPEND AND RESUME:
   (exit 5): the VM stays suspended. A restore that fails leaves it
   suspended too; once the restored guest runs, the state file is removed.
   stop of a suspended VM discards the state (how: discarded); the next
-  start boots the disks afresh. set --vcpus/--memory is refused while
-  suspended. Firecracker VMs under the jailer cannot be suspended yet.
+  start boots the disks afresh; a start also removes a saved state that
+  no record points at (a suspend killed before it recorded the VM as
+  suspended). set --vcpus/--memory is refused while suspended. Firecracker VMs under the jailer cannot be suspended yet.
 
 WHAT A KILLED COMMAND LEAVES:
   create writes the record (state creating) before it makes anything, so a

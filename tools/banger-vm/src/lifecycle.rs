@@ -83,6 +83,9 @@ pub fn start(name: &str, no_wait: bool, timeout: u64) -> Result<VmLine> {
             ),
         );
     }
+    // A saved state no record points at (a suspend killed before it
+    // recorded the VM as suspended) would go back in time: it goes.
+    crate::suspend::discard(&crate::suspend::state_path(name));
     if rec.state == State::Crashed {
         // Whatever the dead VMM left: sockets, QEMU's vsock helper.
         let _ = stop::stop_vmm(vmm::tool(&rec.vmm), name, StopMode::Kill);

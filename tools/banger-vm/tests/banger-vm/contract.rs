@@ -213,6 +213,15 @@ fn suspend_resume_through_real_fc_and_health() {
     assert!(!saved.exists());
     // Not running: nothing to suspend.
     assert_code(&fx.run(&["suspend", "box"]), 5);
+    // What a suspend killed before its record said so leaves: start
+    // removes it rather than ever loading it.
+    let vm_dir = saved.parent().unwrap().to_path_buf();
+    std::fs::write(&saved, b"stale").unwrap();
+    std::fs::create_dir_all(vm_dir.join("suspended.part")).unwrap();
+    let out = fx.run(&["start", "box"]);
+    assert_ok(&out);
+    assert_eq!(json_lines(&out)[0]["state"], "running");
+    assert!(!saved.exists() && !vm_dir.join("suspended.part").exists());
     assert_ok(&fx.run(&["delete", "box"]));
     fake.assert_valid();
     fx.assert_nothing_left("box");
