@@ -10,11 +10,11 @@ AGENT_TARGET := x86_64-unknown-linux-gnu
 AGENT := target/$(AGENT_TARGET)/agent/banger-vsock-agent
 
 .PHONY: help build agent kernel test test-live man install clean runtime-bundle \
-        runtime-local rootfs rootfs-void verify-void bench-create soak
+        runtime-local rootfs rootfs-void verify-void bench-create bench-snapshot soak
 
 help:
 	@echo "make build | agent | test | test-live | man | install | clean"
-	@echo "make runtime-bundle RUNTIME_MANIFEST=path | runtime-local | rootfs | rootfs-void | bench-create | soak"
+	@echo "make runtime-bundle RUNTIME_MANIFEST=path | runtime-local | rootfs | rootfs-void | bench-create | bench-snapshot | soak"
 
 build: agent
 	$(CARGO) build --release --workspace --bins
@@ -56,6 +56,12 @@ RUNS ?= 5
 bench-create:
 	$(CARGO) build --release --workspace --bins
 	BANGER_BIN=$(CURDIR)/target/release tools/banger-vm/bench-create.sh -n $(RUNS)
+
+# One VM suspended and resumed RUNS times: suspend time, state size,
+# resume-to-agent time, beside the same VM's cold create.
+bench-snapshot:
+	$(CARGO) build --release --workspace --bins
+	BANGER_BIN=$(CURDIR)/target/release tools/banger-vm/bench-snapshot.sh -n $(RUNS)
 
 # The guest kernel (ELF vmlinux) and initramfs from Debian's packages.
 kernel:

@@ -385,6 +385,58 @@ EOS
   got=$(banger vm ssh "$name" -- cat /root/verify-marker) || fail "reading /root/verify-marker"
   [ "$got" = "$MARKER" ] || fail "/root/verify-marker holds '$got', not $MARKER"
 
+  step "suspend: the VMM exits, a process and a file in /tmp live on"
+  sleeper=$(banger vm ssh "$name" -- \
+    "echo $MARKER > /tmp/verify-suspend; setsid sleep 100000 </dev/null >/dev/null 2>&1 & echo \$!") \
+    || fail "starting a process in the guest"
+  vmm_pid=$(banger vm show "$name" | jq -r .pid)
+  banger vm suspend "$name" > /tmp/bv-susp.$$ || fail "vm suspend: $(cat /tmp/bv-susp.$$)"
+  say "  $(cat /tmp/bv-susp.$$)"
+  jq -e '.ok and .state == "suspended" and .bytes > 0' /tmp/bv-susp.$$ >/dev/null \
+    || fail "vm suspend printed $(cat /tmp/bv-susp.$$)"
+  banger vm show "$name" | jq -e '.state == "suspended" and .pid == null' >/dev/null \
+    || fail "vm show after suspend: $(banger vm show "$name")"
+  if [ "$INSIDE" = 1 ]; then
+    [ -z "$(banger net forward list --vm "$name")" ] || fail "a suspended VM's forward is still in force"
+  fi
+  # Gone, or a zombie its parent has not reaped yet.
+  st=$(ps -o stat= -p "$vmm_pid" 2>/dev/null || true)
+  case $st in ''|Z*) ;; *) fail "the VMM (pid $vmm_pid, $st) still runs after suspend" ;; esac
+  saved=${XDG_STATE_HOME:-$HOME/.local/state}/banger/vms/$name/suspended
+  [ -e "$saved" ] || fail "no saved state at $saved"
+  step "resume without its state file: a clear error, the VM stays suspended"
+  mv "$saved" "$saved.away"
+  set +e; banger vm resume "$name" > /tmp/bv-susp.$$ 2>/tmp/bv-susp-err.$$; rc=$?; set -e
+  [ "$rc" = 3 ] || fail "vm resume without its state returned $rc: $(cat /tmp/bv-susp-err.$$)"
+  grep -q "saved state .* is missing" /tmp/bv-susp-err.$$ || fail "vm resume said: $(cat /tmp/bv-susp-err.$$)"
+  banger vm show "$name" | jq -e '.state == "suspended"' >/dev/null || fail "the failed resume changed the VM"
+  pgrep -f -- "-name $name " >/dev/null && fail "a VMM runs after the failed resume"
+  mv "$saved.away" "$saved"
+  step "resume: the same process, the file in /tmp, the agent answers"
+  banger vm resume "$name" > /tmp/bv-susp.$$ || fail "vm resume: $(cat /tmp/bv-susp.$$)"
+  jq -e '.ok and .state == "running"' /tmp/bv-susp.$$ >/dev/null || fail "vm resume printed $(cat /tmp/bv-susp.$$)"
+  [ -e "$saved" ] && fail "the saved state outlived the resume"
+  got=$(banger vm ssh "$name" -- "kill -0 $sleeper && cat /tmp/verify-suspend") \
+    || fail "after resume: process $sleeper or /tmp/verify-suspend is gone"
+  [ "$got" = "$MARKER" ] || fail "after resume /tmp/verify-suspend holds '$got'"
+  if [ "$INSIDE" = 1 ]; then
+    banger net forward list --vm "$name" | jq -e 'select(.host_port == 18000)' >/dev/null \
+      || fail "resume did not put the forward back"
+  fi
+  step "vm start of a suspended VM resumes it; vm stop of one discards its state"
+  banger vm suspend "$name" | jq -e '.ok' >/dev/null || fail "second vm suspend"
+  banger vm start "$name" | jq -e '.state == "running"' >/dev/null || fail "vm start of a suspended VM"
+  banger vm ssh "$name" -- "kill -0 $sleeper" || fail "vm start of a suspended VM did not resume it"
+  banger vm suspend "$name" | jq -e '.ok' >/dev/null || fail "third vm suspend"
+  banger vm stop "$name" > /tmp/bv-susp.$$ || fail "vm stop of a suspended VM"
+  jq -e '.state == "stopped" and .how == "discarded"' /tmp/bv-susp.$$ >/dev/null \
+    || fail "vm stop of a suspended VM printed $(cat /tmp/bv-susp.$$)"
+  [ -e "$saved" ] && fail "vm stop left the saved state"
+  rm -f /tmp/bv-susp.$$ /tmp/bv-susp-err.$$
+  banger vm start "$name" | jq -e '.state == "running"' >/dev/null || fail "vm start after a discarded suspend"
+  got=$(banger vm ssh "$name" -- "cat /root/verify-marker; pgrep -x sleep || true") || fail "after a fresh boot"
+  [ "$got" = "$MARKER" ] || fail "after a discarded suspend and a fresh boot: '$got'"
+
   step "without the guest agent, stop falls back to the power button"
   banger vm ssh "$name" -- "echo $MARKER > /root/verify-synced && sync && systemctl stop banger-vsock-agent" \
     || fail "writing /root/verify-synced and stopping the agent"

@@ -77,9 +77,16 @@ spec=$(jq -nc \
 vm=$(printf '%s' "$spec" | "$vmm" start)
 printf '%s\n' "$vm" >"$dir/vmm.json"
 
-# 5. Healthy: the guest agent answers over vsock.
-banger-health wait --uds "$(printf '%s' "$vm" | jq -r .vsock_uds)" --timeout "${TIMEOUT:-120}" >/dev/null
+# 5. Healthy: the guest agent answers at the endpoint the VMM printed
+# (Firecracker's hybrid vsock, or QEMU's virtio-serial port).
+uds=$(printf '%s' "$vm" | jq -r .agent.uds)
+if [ "$(printf '%s' "$vm" | jq -r .agent.kind)" = serial ]; then
+  banger-health wait --serial "$uds" --timeout "${TIMEOUT:-120}" >/dev/null
+else
+  banger-health wait --uds "$uds" --port "$(printf '%s' "$vm" | jq -r .agent.port)" \
+    --timeout "${TIMEOUT:-120}" >/dev/null
+fi
 
 trap - EXIT
 jq -nc --arg name "$name" --arg ip "$ip" --argjson vm "$vm" \
-    '{name: $name, ip: $ip, vmm: $vm.vmm, pid: $vm.pid, vsock_uds: $vm.vsock_uds}'
+    '{name: $name, ip: $ip, vmm: $vm.vmm, pid: $vm.pid, vsock_uds: $vm.vsock_uds, agent: $vm.agent}'

@@ -117,7 +117,8 @@ ExecStart=/usr/local/sbin/banger-fix-root
 WantedBy=multi-user.target
 UNIT
 
-# The guest agent on vsock: health, and sync / poweroff / reboot on the
+# The guest agent on vsock (Firecracker) and the virtio-serial port
+# org.banger.agent (QEMU): health, and sync / poweroff / reboot on the
 # host's request (a stop asks it first).
 install -m 0755 $B/banger-vsock-agent /usr/local/bin/banger-vsock-agent
 if [ -f $B/banger-vsock-agent.service ]; then
@@ -125,7 +126,7 @@ if [ -f $B/banger-vsock-agent.service ]; then
 else
   cat > /etc/systemd/system/banger-vsock-agent.service <<'UNIT'
 [Unit]
-Description=banger guest agent (HTTP over vsock: /healthz, /sync, /shutdown, /reboot)
+Description=banger guest agent (HTTP over vsock or virtio-serial: /healthz, /sync, /shutdown, /reboot)
 After=local-fs.target
 
 [Service]

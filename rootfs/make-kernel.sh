@@ -2,7 +2,7 @@
 # The guest kernel and initramfs from Debian's own packages, for Firecracker
 # and QEMU alike:
 #   OUT/vmlinux      ELF kernel (both VMMs boot an uncompressed ELF; QEMU via PVH)
-#   OUT/initrd.img   busybox initramfs: loads the virtio/vsock modules, then
+#   OUT/initrd.img   busybox initramfs: loads the virtio/vsock/console modules, then
 #                    switch_roots to root=, or without root= runs as a tiny
 #                    initramfs-only guest (tests) under busybox init
 #   OUT/kernel.json  what was built: package, version, modules
@@ -19,7 +19,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/../runtime}
 package=${KERNEL_PACKAGE:-linux-image-cloud-amd64}
-modules=${KERNEL_MODULES:-"virtio_mmio virtio_blk virtio_net vmw_vsock_virtio_transport ext4 button evdev"}
+modules=${KERNEL_MODULES:-"virtio_mmio virtio_blk virtio_net virtio_console vmw_vsock_virtio_transport ext4 button evdev"}
 
 die() { echo "make-kernel: error: $*" >&2; exit 1; }
 say() { echo "make-kernel: $*" >&2; }

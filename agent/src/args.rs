@@ -19,7 +19,8 @@ pub enum Action {
 }
 
 pub const HELP: &str = "\
-banger-vsock-agent: the banger guest agent, HTTP over AF_VSOCK
+banger-vsock-agent: the banger guest agent, HTTP over AF_VSOCK and the
+virtio-serial port org.banger.agent
 
 Usage: banger-vsock-agent [--port PORT] [--unix PATH]
 
@@ -30,8 +31,13 @@ Endpoints:
   POST /shutdown  sync(2), 202, then ask init (pid 1) to power off
   POST /reboot    sync(2), 202, then ask init (pid 1) to reboot
 
+The serial port (QEMU) is one byte stream: each exchange starts with the
+host's `\nBANGER-SYNC NONCE\n`, answered `BANGER-ACK NONCE\n`, then one
+HTTP request and its response; bytes before a sync line are dropped.
+
 Options:
-  --port PORT   vsock port to listen on (env BANGER_AGENT_PORT, default 52)
+  --port PORT   vsock port to listen on (env BANGER_AGENT_PORT, default 52);
+                the serial port is served beside it when the guest has one
   --unix PATH   listen on a Unix socket instead (testing, debugging; the
                 power endpoints still signal this machine's pid 1)
   -h, --help    print this help

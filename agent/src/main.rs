@@ -1,4 +1,6 @@
-//! banger-vsock-agent: runs inside the guest and answers HTTP over AF_VSOCK:
+//! banger-vsock-agent: runs inside the guest and answers HTTP over AF_VSOCK
+//! (Firecracker) and on the virtio-serial port `org.banger.agent` (QEMU;
+//! serial.rs):
 //! `GET /healthz` so the host can tell a booted, responsive guest from a
 //! hung one, `GET /hostkeys` so the host can pin the guest's ssh host keys
 //! before it first connects, and `POST /sync`, `/shutdown`, `/reboot` so
@@ -11,6 +13,7 @@ mod http;
 mod init;
 mod power;
 mod routes;
+mod serial;
 mod server;
 
 use std::process::ExitCode;
@@ -34,7 +37,7 @@ fn main() -> ExitCode {
     // A client that goes away mid-response must not kill the agent: std
     // has set SIGPIPE to SIG_IGN before main, so a write fails with EPIPE.
     let result = match args {
-        args::Listen::Vsock(port) => server::serve_vsock(port, &power::Real),
+        args::Listen::Vsock(port) => serve_both(port),
         args::Listen::Unix(path) => server::serve_unix(&path, &power::Real),
     };
     match result {
@@ -44,4 +47,23 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// vsock and, in a thread, the virtio-serial port (looked for until it
+/// appears). A guest without vsock (QEMU) keeps serving its port; with
+/// neither, the agent exits so init restarts it once the modules are in.
+fn serve_both(port: u32) -> std::io::Result<()> {
+    let serial = std::thread::Builder::new()
+        .name("serial".into())
+        .spawn(|| serial::serve_forever(&power::Real))?;
+    let err = match server::serve_vsock(port, &power::Real) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    if serial::find_port().is_none() {
+        return Err(err);
+    }
+    eprintln!("banger-vsock-agent: {err}; serving the virtio-serial port only");
+    let _ = serial.join();
+    Ok(())
 }

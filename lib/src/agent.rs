@@ -1,5 +1,6 @@
 //! The host side of banger-vsock-agent: where a VM's agent is reached
-//! (`Endpoint`, kept in the VMM record) and one bounded HTTP request to it.
+//! (`Endpoint`, kept in the VMM record: Firecracker's hybrid vsock, or
+//! QEMU's virtio-serial port) and one bounded HTTP request to it.
 //! banger-health asks `GET /healthz`; the VMM drivers ask `POST /shutdown`,
 //! `/reboot` and `/sync` when they stop a VM.
 //!
@@ -17,6 +18,7 @@
 //! ```
 
 pub mod handshake;
+pub mod serial;
 
 use crate::error::{Error, Result};
 use crate::uds_http::UdsClient;
@@ -37,8 +39,8 @@ pub const DEFAULT_PORT: u32 = 52;
 pub const MAX_REPLY: usize = 64 * 1024;
 
 /// Where a VM's agent is reached from the host. Stored in the VMM record
-/// as `{"kind":"vsock","uds":PATH,"port":52}`; another channel (a
-/// virtio-serial port's Unix socket) becomes one more variant.
+/// as `{"kind":"vsock","uds":PATH,"port":52}` (Firecracker) or
+/// `{"kind":"serial","uds":PATH}` (QEMU's virtio-serial port).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Endpoint {
@@ -46,6 +48,10 @@ pub enum Endpoint {
     /// `uds`, `CONNECT PORT\n`, read `OK N\n`, then the stream is the
     /// guest's port.
     Vsock { uds: PathBuf, port: u32 },
+    /// The virtio-serial port `org.banger.agent` behind QEMU's Unix socket
+    /// chardev: `\nBANGER-SYNC NONCE\n`, `BANGER-ACK NONCE\n`, then one
+    /// HTTP exchange (see `serial`).
+    Serial { uds: PathBuf },
 }
 
 impl Endpoint {
@@ -53,6 +59,22 @@ impl Endpoint {
     pub fn describe(&self) -> String {
         match self {
             Endpoint::Vsock { uds, port } => format!("vsock port {port} on {}", uds.display()),
+            Endpoint::Serial { uds } => format!("serial port on {}", uds.display()),
+        }
+    }
+
+    /// The host socket, whichever the channel.
+    pub fn uds(&self) -> &std::path::Path {
+        match self {
+            Endpoint::Vsock { uds, .. } | Endpoint::Serial { uds } => uds,
+        }
+    }
+
+    /// The vsock port; none for a serial port.
+    pub fn port(&self) -> Option<u32> {
+        match self {
+            Endpoint::Vsock { port, .. } => Some(*port),
+            Endpoint::Serial { .. } => None,
         }
     }
 }
@@ -88,6 +110,15 @@ pub fn request_with(
             UdsClient::with_connect(Arc::new(move || {
                 handshake::connect(&uds, port, deadline).map_err(|f| {
                     let msg = f.message(&uds, port);
+                    *failed.lock().unwrap() = Some(msg.clone());
+                    std::io::Error::other(msg)
+                })
+            }))
+        }
+        Endpoint::Serial { uds } => {
+            let (uds, failed) = (uds.clone(), failed.clone());
+            UdsClient::with_connect(Arc::new(move || {
+                serial::connect(&uds, deadline).map_err(|msg| {
                     *failed.lock().unwrap() = Some(msg.clone());
                     std::io::Error::other(msg)
                 })
@@ -204,6 +235,124 @@ mod tests {
             );
             assert!(!e.message.is_empty());
         }
+    }
+
+    /// A guest behind a serial socket: per connection, read the sync line,
+    /// write `stale` then the ack, read the request head, answer `reply`.
+    fn serial_guest(stale: &'static [u8], reply: &'static str) -> (tempfile::TempDir, PathBuf) {
+        use std::io::{BufRead, BufReader, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let s = s.unwrap();
+                let mut w = s.try_clone().unwrap();
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                assert_eq!(line, "\n");
+                line.clear();
+                r.read_line(&mut line).unwrap();
+                let nonce = line.strip_prefix("BANGER-SYNC ").unwrap().trim_end();
+                w.write_all(stale).unwrap();
+                writeln!(w, "BANGER-ACK {nonce}").unwrap();
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                write!(
+                    w,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                    reply.len()
+                )
+                .unwrap();
+            }
+        });
+        (dir, path)
+    }
+
+    #[test]
+    fn serial_endpoint_syncs_and_skips_a_stale_reply() {
+        let stale = b"HTTP/1.1 200 OK\r\nContent-Length: 19\r\n\r\n{\"hostname\":\"old\"}";
+        let (_dir, path) = serial_guest(stale, r#"{"hostname":"new"}"#);
+        let ep = Endpoint::Serial { uds: path };
+        for _ in 0..2 {
+            let r = request(&ep, "GET", "/healthz", T).unwrap();
+            assert_eq!(r.body["hostname"], "new");
+        }
+        let text = serde_json::to_string(&ep).unwrap();
+        assert!(text.starts_with(r#"{"kind":"serial","uds":"#), "{text}");
+        assert_eq!(serde_json::from_str::<Endpoint>(&text).unwrap(), ep);
+        assert_eq!(ep.port(), None);
+    }
+
+    /// A port whose first connection never sees the ack (QEMU's throttled
+    /// port) is tried again on a new connection, within the timeout.
+    #[test]
+    fn serial_handshake_tries_again_on_a_new_connection() {
+        use std::io::{BufRead, BufReader, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for (n, s) in l.incoming().enumerate() {
+                let s = s.unwrap();
+                if n == 0 {
+                    held.push(s);
+                    continue;
+                }
+                let mut w = s.try_clone().unwrap();
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                line.clear();
+                r.read_line(&mut line).unwrap();
+                let nonce = line.strip_prefix("BANGER-SYNC ").unwrap().trim_end();
+                writeln!(w, "BANGER-ACK {nonce}").unwrap();
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                let body = r#"{"status":"ok"}"#;
+                write!(
+                    w,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .unwrap();
+            }
+        });
+        let r = request(&Endpoint::Serial { uds: path }, "GET", "/healthz", T).unwrap();
+        assert_eq!(r.body["status"], "ok");
+    }
+
+    #[test]
+    fn serial_silence_and_absence_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let ep = Endpoint::Serial {
+            uds: dir.path().join("none.sock"),
+        };
+        let e = request(&ep, "GET", "/healthz", T).unwrap_err();
+        assert!(e.message.contains("is the VM running"), "{}", e.message);
+        // A socket nobody answers on (QEMU with no agent in the guest).
+        let path = dir.path().join("mute.sock");
+        let _l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let start = Instant::now();
+        let e = request(
+            &Endpoint::Serial { uds: path },
+            "GET",
+            "/healthz",
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(3));
+        assert!(e.message.contains("did not answer"), "{}", e.message);
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub struct Bundle {
     pub vmm: String,
     pub firecracker: String,
     pub qemu: String,
+    /// Unused since QEMU guests reach their agent over a virtio-serial
+    /// port; still accepted so older config.json files load.
     pub vhost_vsock: String,
     pub kernel: String,
     pub initrd: String,

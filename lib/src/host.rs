@@ -122,34 +122,6 @@ pub fn qemu_program(bundle: Option<&Bundle>) -> PathBuf {
     })
 }
 
-/// The vhost-device-vsock program: `BANGER_VHOST_VSOCK` when set, else
-/// the bundle's `vhost_vsock`, else `vhost-device-vsock`.
-pub fn vhost_vsock_program(bundle: Option<&Bundle>) -> PathBuf {
-    program_override("BANGER_VHOST_VSOCK").unwrap_or_else(|| match bundle {
-        Some(b) => b.program(&b.vhost_vsock),
-        None => PathBuf::from("vhost-device-vsock"),
-    })
-}
-
-/// The vhost-device-vsock executable: `program` found like any other, or
-/// a bare name in cargo's bin dir, where `cargo install` puts it (often
-/// not on root's PATH).
-pub fn find_vhost_vsock(program: &Path) -> Option<PathBuf> {
-    which(program).or_else(|| {
-        if program.components().count() > 1 {
-            return None;
-        }
-        [
-            std::env::var_os("CARGO_HOME").map(|c| PathBuf::from(c).join("bin")),
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin")),
-        ]
-        .into_iter()
-        .flatten()
-        .map(|d| d.join(program))
-        .find(|p| crate::hosttools::is_executable(p))
-    })
-}
-
 /// Which VMM to use: the bundle's explicit `firecracker` or `qemu`, or for
 /// `auto` Firecracker where it can boot a guest (hardware KVM and a
 /// firecracker binary), QEMU otherwise.

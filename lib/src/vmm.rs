@@ -83,7 +83,8 @@ impl Driver {
     /// nothing else is left in it.
     pub fn remove_leftovers(&self, id: &str, rec: Option<&VmmRecord>, files: &[PathBuf]) {
         if let Some(r) = rec {
-            for p in [&r.api_socket, &r.qmp_socket, &r.vsock_uds]
+            let agent = r.agent.as_ref().map(|a| a.uds().to_path_buf());
+            for p in [&r.api_socket, &r.qmp_socket, &r.vsock_uds, &agent]
                 .into_iter()
                 .flatten()
             {

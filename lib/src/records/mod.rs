@@ -23,5 +23,5 @@ pub use health::HealthLine;
 pub use hostkeys::{AgentHostKeys, PinLine};
 pub use image::{ImageLine, ImageRecord};
 pub use net::{DnsLine, Forward, Lease, Proto, TapLine};
-pub use vm::{Disks, ForwardLine, InitRun, PortForward, VmLine, VmRecord, VmState};
-pub use vmm::StopLine;
+pub use vm::{Disks, ForwardLine, InitRun, PortForward, SuspendInfo, VmLine, VmRecord, VmState};
+pub use vmm::{StopLine, SuspendLine};

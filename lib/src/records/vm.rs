@@ -19,6 +19,10 @@ pub enum VmState {
     Stopped,
     /// Its VMM process died without a stop.
     Crashed,
+    /// `vm suspend`: memory and device state saved in the VM's dir (see
+    /// `VmRecord::suspend`), no VMM process; `vm resume` (or `start`)
+    /// goes on where it was. Older readers do not know this state.
+    Suspended,
 }
 
 impl VmState {
@@ -29,6 +33,7 @@ impl VmState {
             VmState::Running => "running",
             VmState::Stopped => "stopped",
             VmState::Crashed => "crashed",
+            VmState::Suspended => "suspended",
         }
     }
 }
@@ -89,6 +94,33 @@ pub struct VmRecord {
     /// Records from before forwards existed read as none.
     #[serde(default)]
     pub forwards: Vec<PortForward>,
+    /// While suspended: where the saved state is and what it needs to be
+    /// loaded again. Left out otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<SuspendInfo>,
+}
+
+/// A suspended VM's saved state and what it was saved from: a resume
+/// refuses another VMM binary, kernel or machine shape (the VMM would
+/// refuse the state or run a guest that hangs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuspendInfo {
+    /// The state: QEMU's one file, Firecracker's directory.
+    pub path: PathBuf,
+    /// The VMM's `--version` line at suspend.
+    pub vmm_version: String,
+    /// The kernel file's size and modification time (seconds) at suspend.
+    pub kernel_size: u64,
+    pub kernel_mtime: i64,
+    pub vcpus: u32,
+    pub memory_mib: u32,
+    /// The state's size on disk.
+    pub bytes: u64,
+    /// The guest agent synced the guest's disks just before the save.
+    #[serde(default)]
+    pub synced: bool,
+    pub suspended_at: String,
 }
 
 fn isolated_default() -> bool {

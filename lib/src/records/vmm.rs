@@ -19,3 +19,22 @@ pub struct StopLine {
     #[serde(default)]
     pub synced: bool,
 }
+
+/// What a VMM driver's `suspend` prints (banger-qemu, banger-fc), which
+/// banger-vm reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuspendLine {
+    pub id: String,
+    /// `suspended`.
+    pub state: String,
+    /// The saved state (QEMU: one file; Firecracker: the vmstate file,
+    /// with its `memory` file beside it).
+    pub file: std::path::PathBuf,
+    /// The saved state's size on disk, all files together.
+    pub bytes: u64,
+    /// How long the suspend took, pause to VMM gone.
+    pub ms: u64,
+    /// The VMM's `--version` line (its record's `vmm_version`).
+    pub vmm_version: String,
+}

@@ -44,6 +44,7 @@ pub fn vm(name: &str, state: &str, ip: Option<&str>, uds: Option<&Path>) -> VmRe
         no_jailer: false,
         init: Vec::new(),
         forwards: Vec::new(),
+        suspend: None,
     }
 }
 

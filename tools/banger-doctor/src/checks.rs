@@ -318,22 +318,6 @@ pub fn qemu(b: &Bundle, required: bool) -> Check {
     )
 }
 
-/// vhost-device-vsock (vsock for QEMU guests), from crates.io, found where
-/// banger-qemu finds it (BANGER_VHOST_VSOCK, PATH, cargo's bin dir).
-pub fn vhost_vsock(b: &Bundle, required: bool) -> Check {
-    const NAME: &str = "vhost-device-vsock";
-    let program = host::vhost_vsock_program(Some(b));
-    match host::find_vhost_vsock(&program) {
-        Some(p) => Check::pass(NAME, required, p.display().to_string()),
-        None => Check::fail(
-            NAME,
-            required,
-            format!("{} not found", program.display()),
-            "cargo install --locked vhost-device-vsock",
-        ),
-    }
-}
-
 /// Root or CAP_NET_ADMIN: bridge, TAPs and NAT change the host's network.
 pub fn net_admin() -> Check {
     const NAME: &str = "net admin";

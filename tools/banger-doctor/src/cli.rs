@@ -20,8 +20,8 @@ CHECKS (in order; * required, ? required in some set-ups):
                     bundle's) and its --version; required when
                     vmm is firecracker
   qemu-system-x86_64 ?
-  vhost-device-vsock ?
-                    required when the VMM picked is QEMU
+                    required when the VMM picked is QEMU (its guests'
+                    agent is on a virtio-serial port: no vsock helper)
   tun *             /dev/net/tun readable and writable
   ip *, ssh *, mkfs.ext4 *
   nft *             banger's packet filter, which every VM's lease
@@ -51,7 +51,6 @@ CHECKS (in order; * required, ? required in some set-ups):
     make runtime-local
     banger-image build --name debian
     apt-get install nftables
-    cargo install --locked vhost-device-vsock
   No check changes the host.
 
 RECORDS:
@@ -72,10 +71,7 @@ ENVIRONMENT:
   BANGER_RUNTIME      the runtime dir (else the checkout's
                       runtime/, else /usr/local/lib/banger/runtime)
   BANGER_FIRECRACKER  the firecracker binary to use
-  BANGER_QEMU, BANGER_VHOST_VSOCK
-                      the QEMU and vhost-device-vsock binaries
-                      banger-qemu uses (vhost-device-vsock is
-                      also looked for in cargo's bin dir)
+  BANGER_QEMU         the QEMU binary banger-qemu uses
   BANGER_PATH_ONLY=1  look for host programs only on PATH, not
                       also in the sbin dirs
 

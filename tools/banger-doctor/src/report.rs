@@ -27,7 +27,6 @@ pub fn run() -> Vec<Check> {
         checks::jailer(&b),
         checks::vmm_user(&b),
         checks::qemu(&b, on_qemu),
-        checks::vhost_vsock(&b, on_qemu),
         checks::tun(),
         checks::tool("ip", "ip", "iproute2", true),
         // Every lease comes with banger's packet filter.

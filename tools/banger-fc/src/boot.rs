@@ -172,7 +172,7 @@ pub fn load(id: &str, dir: &Path) -> Result<VmmRecord> {
         banger_lib::error::io(format!("reading {}", spec_path.display()), e)
             .with_hint("give a directory written by `banger-fc snapshot create`")
     })?;
-    let mut spec = VmSpec::parse(&text)?;
+    let spec = VmSpec::parse(&text)?;
     if spec.id != id {
         return Err(Error::usage(format!(
             "the snapshot in {} is of VM {}, not {id}",
@@ -180,6 +180,24 @@ pub fn load(id: &str, dir: &Path) -> Result<VmmRecord> {
             spec.id
         )));
     }
+    load_spec(spec, dir)
+}
+
+/// `restore --from DIR`: the spec on stdin (the VM's own, as for start:
+/// its TAP and vsock socket are this host's now), its state from DIR,
+/// which `suspend` wrote.
+pub fn restore(text: &str, dir: &Path) -> Result<VmmRecord> {
+    if banger_lib::hosttools::is_root() {
+        banger_lib::trust::check_dir("suspended state", None, dir)?;
+    }
+    load_spec(VmSpec::parse(text)?, dir)
+}
+
+/// A new Firecracker process for `spec`, loaded from DIR/vmstate and
+/// DIR/memory (with the spec's TAP and vsock socket), then resumed.
+fn load_spec(mut spec: VmSpec, dir: &Path) -> Result<VmmRecord> {
+    let id = spec.id.clone();
+    let id = id.as_str();
     // Where this host's sockets and logs go is this host's choice, not the
     // snapshot's (a path in it would be created and written as root).
     spec.api_socket = None;

@@ -50,7 +50,9 @@ RECORDS:
             synced: a clean stop, or a kill after the agent's sync
   pause, resume: {\"id\", \"state\":\"paused\"|\"running\"}
   snapshot create: {\"id\", \"dir\", \"vmstate\", \"memory\", \"state\"}
-  snapshot load: the VMM record, as start prints it
+  snapshot load, restore: the VMM record, as start prints it
+  suspend:  {\"id\", \"state\":\"suspended\", \"file\" (the directory), \"bytes\"
+            (its files' size on disk), \"ms\" (how long the suspend took)}
 
 STOP:
   stop asks the guest agent (the record's agent endpoint) to reboot with
@@ -70,6 +72,19 @@ STOP:
   as firecracker exits; one that ignores everything takes the timeout plus
   about 25 s at most. The sockets, spec and record are removed whatever
   happened.
+
+SUSPEND AND RESTORE:
+  suspend ID --to DIR pauses the VM (PATCH /vm Paused), writes a Full
+  snapshot (PUT /snapshot/create: DIR.part/vmstate and DIR.part/memory)
+  and the VM's spec beside them, syncs and renames DIR.part to DIR, then
+  ends Firecracker and removes its run dir as a stop does. A failure
+  before that removes DIR.part and resumes the VM. restore --from DIR
+  takes the VM's spec on stdin, as start does (its TAP, vsock socket,
+  logs and sockets are this host's), starts a new Firecracker and loads
+  DIR (PUT /snapshot/load with mem_backend File, network_overrides for
+  the TAP, vsock_override for the socket, resume_vm). A jailed VM is
+  refused (exit 2). Firecracker refuses a snapshot from another version
+  or machine shape.
 
 JAILER:
   Run as root with a jailer found (BANGER_JAILER, else the bundle's
@@ -117,7 +132,9 @@ EXAMPLES:
   banger-fc pause box && banger-fc snapshot create box --dir /tmp/snap
   banger-fc stop box --timeout 5 | jq -r .how
   banger-fc stop box --kill
-  banger-fc snapshot load box --dir /tmp/snap | jq .";
+  banger-fc snapshot load box --dir /tmp/snap | jq .
+  banger-fc suspend box --to /var/tmp/box.suspend
+  banger-fc restore --from /var/tmp/box.suspend < spec.json";
 
 /// Drive one Firecracker microVM process.
 #[derive(Parser, Debug)]
@@ -174,6 +191,19 @@ pub enum Sub {
     /// Full snapshots: create from a running VM, load into a new process
     #[command(subcommand)]
     Snapshot(SnapshotCmd),
+    /// Save the VM (a Full snapshot) into a directory and end Firecracker
+    Suspend {
+        id: String,
+        /// The directory to write (must not exist; written as DIR.part first)
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+    },
+    /// Start Firecracker for the spec on stdin from a directory `suspend` wrote
+    Restore {
+        /// The directory `suspend` wrote
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+    },
     /// Internal: copy a VM's console from its FIFO into the capped console log
     #[command(name = "console-log", hide = true)]
     ConsoleLog(banger_lib::console::LogArgs),

@@ -2,7 +2,7 @@
 
 use crate::api::{Api, SLOW};
 use crate::record;
-use banger_lib::records::StopLine;
+use banger_lib::records::{StopLine, SuspendLine};
 use banger_lib::vmm::stop;
 use banger_lib::vmspec::VmmRecord;
 use banger_lib::{paths, proc, Error, Result};
@@ -185,4 +185,104 @@ pub fn snapshot_create(id: &str, dir: &Path) -> Result<Value> {
         "paused"
     };
     Ok(json!({"id": id, "dir": dir, "vmstate": files[0], "memory": files[1], "state": state}))
+}
+
+/// `suspend ID --to DIR`: pause, a Full snapshot into DIR.part (vmstate,
+/// memory, spec.json), renamed to DIR once whole, then Firecracker ends
+/// and its run dir goes as after a stop. A failure before the snapshot is
+/// whole removes DIR.part and resumes the VM.
+pub fn suspend(id: &str, to: &Path) -> Result<SuspendLine> {
+    let started = std::time::Instant::now();
+    if let Some(jail) = record::VMM.load(id)?.and_then(|r| r.jail) {
+        return Err(Error::usage(format!(
+            "VM {id} runs under the jailer (in {}); suspending jailed VMs is not supported",
+            jail.display()
+        ))
+        .with_hint("start it with `banger-fc start --no-jailer` to suspend it"));
+    }
+    let (_lock, rec) = record::VMM.lock_alive(id)?;
+    let api = Api::new(
+        rec.api_socket
+            .as_deref()
+            .ok_or_else(|| Error::failed(format!("the record of VM {id} has no api_socket")))?,
+    );
+    if to.exists() {
+        return Err(Error::conflict(format!("{} already exists", to.display()))
+            .with_hint("remove it, or resume the VM it belongs to"));
+    }
+    let part = {
+        let mut n = to.file_name().unwrap_or_default().to_os_string();
+        n.push(".part");
+        to.with_file_name(n)
+    };
+    let _ = std::fs::remove_dir_all(&part);
+    paths::ensure_dir(&part)?;
+    let part = part
+        .canonicalize()
+        .map_err(|e| banger_lib::error::io(format!("resolving {}", part.display()), e))?;
+    let was = api.state(Duration::from_secs(5))?;
+    let saved = (|| -> Result<()> {
+        if was == "Running" {
+            set_state(&api, "Paused")?;
+        }
+        api.call(
+            "PUT",
+            "/snapshot/create",
+            Some(&json!({"snapshot_type": "Full",
+                          "snapshot_path": part.join("vmstate"),
+                          "mem_file_path": part.join("memory")})),
+            SLOW,
+        )?;
+        std::fs::copy(record::spec_path(id), part.join("spec.json")).map_err(|e| {
+            banger_lib::error::io(format!("writing {}", part.join("spec.json").display()), e)
+        })?;
+        for f in ["vmstate", "memory", "spec.json"] {
+            if let Ok(file) = std::fs::File::open(part.join(f)) {
+                let _ = file.sync_all();
+            }
+        }
+        std::fs::rename(&part, to).map_err(|e| {
+            banger_lib::error::io(
+                format!("renaming {} to {}", part.display(), to.display()),
+                e,
+            )
+        })
+    })();
+    if let Err(e) = saved {
+        let _ = std::fs::remove_dir_all(&part);
+        if was == "Running" {
+            if let Err(r) = set_state(&api, "Resumed") {
+                eprintln!("banger-fc: warning: VM {id} stays paused: {}", r.message);
+            }
+        }
+        return Err(Error {
+            message: format!("saving VM {id}: {}", e.message),
+            ..e
+        });
+    }
+    // Saved: Firecracker goes (it has nothing to flush: the guest is paused).
+    if proc::terminate(rec.pid, rec.pid_start_time).is_none() {
+        return Err(Error::failed(format!(
+            "firecracker pid {} of VM {id} survived SIGKILL (its state is saved in {})",
+            rec.pid,
+            to.display()
+        )));
+    }
+    record::remove_leftovers(id, Some(&rec));
+    let bytes = ["vmstate", "memory", "spec.json"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(to.join(f)).ok())
+        .map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.blocks() * 512
+        })
+        .sum();
+    Ok(SuspendLine {
+        id: id.to_string(),
+        state: "suspended".into(),
+        file: to.to_path_buf(),
+        bytes,
+        ms: started.elapsed().as_millis() as u64,
+        vmm_version: rec.vmm_version.clone(),
+    })
 }

@@ -26,6 +26,8 @@ fn main() {
                 emit(&control::snapshot_create(&id, &dir)?)
             }
             Sub::Snapshot(SnapshotCmd::Load { id, dir }) => emit(&boot::load(&id, &dir)?),
+            Sub::Suspend { id, to } => emit(&control::suspend(&id, &to)?),
+            Sub::Restore { from } => emit(&boot::restore(&read_stdin()?, &from)?),
             Sub::ConsoleLog(args) => return Ok(banger_lib::console::run_logger(&args)?),
         }
         Ok(0)

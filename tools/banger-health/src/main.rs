@@ -1,11 +1,13 @@
 //! banger-health: is the guest up? Asks banger-vsock-agent inside it over
-//! the hybrid vsock socket the VMM exposes on the host.
+//! the agent endpoint the VMM exposes on the host (Firecracker's hybrid
+//! vsock, QEMU's virtio-serial port).
 
 mod cli;
 mod probe;
 mod target;
 mod wait;
 
+use banger_lib::agent::Endpoint;
 use banger_lib::{config::Bundle, output, Result};
 use cli::{Cli, Cmd, Target as Flags};
 use probe::Outcome;
@@ -35,15 +37,27 @@ fn port(flags: &Flags) -> Result<u32> {
     }
 }
 
+/// The endpoint --uds (with the port) or --serial names, if either.
+fn endpoint(flags: &Flags, port: u32) -> Option<Endpoint> {
+    match (&flags.uds, &flags.serial) {
+        (Some(uds), _) => Some(Endpoint::Vsock {
+            uds: uds.clone(),
+            port,
+        }),
+        (None, Some(uds)) => Some(Endpoint::Serial { uds: uds.clone() }),
+        (None, None) => None,
+    }
+}
+
 fn check(names: &[String], flags: &Flags, timeout: Duration) -> Result<i32> {
     // Bad names are a usage error before anything is asked.
     for n in names {
         banger_lib::names::validate("VM", n)?;
     }
     let port = port(flags)?;
-    let outcomes: Vec<(Outcome, i32)> = match &flags.uds {
-        Some(uds) => vec![(
-            probe::check(&uds.display().to_string(), uds, port, timeout),
+    let outcomes: Vec<(Outcome, i32)> = match endpoint(flags, port) {
+        Some(ep) => vec![(
+            probe::check(&ep.uds().display().to_string(), &ep, timeout),
             1,
         )],
         None => std::thread::scope(|s| {
@@ -75,7 +89,7 @@ fn check(names: &[String], flags: &Flags, timeout: Duration) -> Result<i32> {
 /// One VM's outcome and the exit code its failure would have alone.
 fn check_vm(name: &str, port: u32, timeout: Duration) -> (Outcome, i32) {
     match target::resolve(name, port) {
-        Ok(target::Target::Uds(uds, port)) => (probe::check(name, &uds, port, timeout), 1),
+        Ok(target::Target::Agent(ep)) => (probe::check(name, &ep, timeout), 1),
         Ok(target::Target::Down(why)) => (Outcome::down(name, why), 1),
         Err(e) => (Outcome::down(name, e.message.clone()), e.exit_code()),
     }
@@ -84,15 +98,15 @@ fn check_vm(name: &str, port: u32, timeout: Duration) -> (Outcome, i32) {
 fn wait(name: Option<String>, flags: &Flags, timeout: Duration) -> Result<i32> {
     // A wait only serves whoever runs it: gone with its parent.
     banger_lib::proc::die_with_parent();
-    let subject = match (&flags.uds, name) {
-        (Some(uds), name) => wait::Subject::Uds(uds.clone(), name),
+    let port = port(flags)?;
+    let subject = match (endpoint(flags, port), name) {
+        (Some(ep), name) => wait::Subject::Agent(ep, name),
         (None, Some(n)) => {
             banger_lib::names::validate("VM", &n)?;
             wait::Subject::Vm(n)
         }
-        (None, None) => unreachable!("clap requires a name or --uds"),
+        (None, None) => unreachable!("clap requires a name, --uds or --serial"),
     };
-    let port = port(flags)?;
     let outcome = wait::wait(&subject, port, timeout)?;
     output::emit(&outcome.line);
     if outcome.ok {

@@ -3,7 +3,6 @@
 
 use banger_lib::agent::{self, Endpoint};
 use banger_lib::records::health::{AgentHealth, HealthLine};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The outcome of one check, as its line.
@@ -26,20 +25,16 @@ impl Outcome {
     }
 }
 
-/// Ask the agent at `uds` (hybrid vsock, `port`) for `GET /healthz`. Its
-/// answer is guest input: read into a closed type (bounded by
+/// Ask the agent at `ep` (hybrid vsock or serial port) for `GET /healthz`.
+/// Its answer is guest input: read into a closed type (bounded by
 /// `agent::MAX_REPLY`), never passed on as it came.
-pub fn check(name: &str, uds: &Path, port: u32, timeout: Duration) -> Outcome {
+pub fn check(name: &str, ep: &Endpoint, timeout: Duration) -> Outcome {
     let start = Instant::now();
-    let ep = Endpoint::Vsock {
-        uds: uds.to_path_buf(),
-        port,
-    };
-    let result = agent::request(&ep, "GET", "/healthz", timeout);
+    let result = agent::request(ep, "GET", "/healthz", timeout);
     let latency_ms = (start.elapsed().as_secs_f64() * 100_000.0).round() / 100.0;
     let mut line = HealthLine::down(name, "");
-    line.uds = Some(uds.to_path_buf());
-    line.port = Some(port);
+    line.uds = Some(ep.uds().to_path_buf());
+    line.port = ep.port();
     let ok = match result {
         Err(e) => {
             line.error = Some(e.message);
@@ -82,6 +77,13 @@ mod tests {
 
     const T: Duration = Duration::from_secs(5);
 
+    fn vs(fake: &FakeVsock, port: u32) -> Endpoint {
+        Endpoint::Vsock {
+            uds: fake.path().to_path_buf(),
+            port,
+        }
+    }
+
     /// The line as its JSON, for asserting on fields by name.
     fn v(o: &Outcome) -> serde_json::Value {
         serde_json::to_value(&o.line).unwrap()
@@ -90,7 +92,7 @@ mod tests {
     #[test]
     fn healthy_agent_merges_its_fields() {
         let fake = FakeVsock::start(Behaviour::Http(200, healthy_body()));
-        let o = check("box", fake.path(), 52, T);
+        let o = check("box", &vs(&fake, 52), T);
         assert!(o.ok, "{:?}", o.line);
         assert_eq!(v(&o)["status"], "ok");
         assert_eq!(v(&o)["http_status"], 200);
@@ -108,7 +110,7 @@ mod tests {
             200,
             r#"{"status":"ok","name":"evil","ok":"yes"}"#.into(),
         ));
-        let o = check("box", fake.path(), 52, T);
+        let o = check("box", &vs(&fake, 52), T);
         assert_eq!(v(&o)["name"], "box");
         assert_eq!(v(&o)["ok"], true);
     }
@@ -116,7 +118,7 @@ mod tests {
     #[test]
     fn http_error_is_not_ok() {
         let fake = FakeVsock::start(Behaviour::Http(404, r#"{"error":"not found"}"#.into()));
-        let o = check("box", fake.path(), 52, T);
+        let o = check("box", &vs(&fake, 52), T);
         assert!(!o.ok);
         assert_eq!(v(&o)["http_status"], 404);
         assert!(o.error().unwrap().contains("HTTP 404"));
@@ -125,7 +127,7 @@ mod tests {
     #[test]
     fn unhealthy_status_is_not_ok() {
         let fake = FakeVsock::start(Behaviour::Http(200, r#"{"status":"degraded"}"#.into()));
-        let o = check("box", fake.path(), 52, T);
+        let o = check("box", &vs(&fake, 52), T);
         assert!(!o.ok);
         assert!(o.error().unwrap().contains("degraded"));
     }
@@ -133,7 +135,7 @@ mod tests {
     #[test]
     fn handshake_failures_are_reasons() {
         let fake = FakeVsock::start(Behaviour::Refuse);
-        let o = check("box", fake.path(), 7, T);
+        let o = check("box", &vs(&fake, 7), T);
         assert!(!o.ok);
         assert!(
             o.error().unwrap().contains("CONNECT 7 refused"),
@@ -142,7 +144,7 @@ mod tests {
         );
 
         fake.set(Behaviour::Reply("NOPE\n".into()));
-        let o = check("box", fake.path(), 7, T);
+        let o = check("box", &vs(&fake, 7), T);
         assert!(
             o.error().unwrap().contains("unexpected reply \"NOPE\""),
             "{:?}",
@@ -150,7 +152,7 @@ mod tests {
         );
 
         fake.set(Behaviour::Hang);
-        let o = check("box", fake.path(), 7, Duration::from_millis(200));
+        let o = check("box", &vs(&fake, 7), Duration::from_millis(200));
         assert!(
             o.error().unwrap().contains("no reply in time"),
             "{:?}",
@@ -162,7 +164,7 @@ mod tests {
     fn agent_that_hangs_after_ok_times_out() {
         // OK, then the "agent" echoes: it never sends an HTTP response.
         let fake = FakeVsock::start(Behaviour::Echo);
-        let o = check("box", fake.path(), 52, Duration::from_millis(300));
+        let o = check("box", &vs(&fake, 52), Duration::from_millis(300));
         assert!(!o.ok);
         assert!(o.error().is_some(), "{:?}", o.line);
     }

@@ -4,13 +4,12 @@
 use banger_lib::agent::Endpoint;
 use banger_lib::records::{vm, VmRecord, VmState};
 use banger_lib::{proc, Result};
-use std::path::PathBuf;
 
 /// Where to find a VM's agent, or why it cannot be reached at all.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
-    /// The hybrid vsock socket and the agent's port.
-    Uds(PathBuf, u32),
+    /// The agent's endpoint (hybrid vsock or serial port).
+    Agent(Endpoint),
     /// Asking would be pointless: not running, VMM gone, no socket known.
     Down(String),
 }
@@ -37,8 +36,11 @@ fn from_record(rec: &VmRecord, port: u32) -> Target {
         }
     }
     match (&rec.agent, &rec.vsock_uds) {
-        (Some(Endpoint::Vsock { uds, port }), _) => Target::Uds(uds.clone(), *port),
-        (None, Some(uds)) => Target::Uds(uds.clone(), port),
+        (Some(ep), _) => Target::Agent(ep.clone()),
+        (None, Some(uds)) => Target::Agent(Endpoint::Vsock {
+            uds: uds.clone(),
+            port,
+        }),
         (None, None) => Target::Down(format!(
             "{name}'s record has no guest agent endpoint (vsock_uds)"
         )),
@@ -58,12 +60,27 @@ mod tests {
     fn running_vm_with_socket() {
         assert_eq!(
             from_record(&rec("running", Some("/run/banger/box/v.sock")), 52),
-            Target::Uds("/run/banger/box/v.sock".into(), 52)
+            Target::Agent(Endpoint::Vsock {
+                uds: "/run/banger/box/v.sock".into(),
+                port: 52
+            })
         );
         // A record from before the agent endpoint: its socket, the port given.
         let mut old = rec("running", Some("/x"));
         old.agent = None;
-        assert_eq!(from_record(&old, 7), Target::Uds("/x".into(), 7));
+        assert_eq!(
+            from_record(&old, 7),
+            Target::Agent(Endpoint::Vsock {
+                uds: "/x".into(),
+                port: 7
+            })
+        );
+        // A QEMU VM's serial port.
+        let mut q = rec("running", None);
+        q.agent = Some(Endpoint::Serial {
+            uds: "/run/banger/box/agent.sock".into(),
+        });
+        assert_eq!(from_record(&q, 52), Target::Agent(q.agent.clone().unwrap()));
     }
 
     #[test]

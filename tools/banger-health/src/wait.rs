@@ -2,19 +2,19 @@
 
 use crate::probe::{self, Outcome};
 use crate::target::Target;
+use banger_lib::agent::Endpoint;
 use banger_lib::wait::Backoff;
 use banger_lib::{Error, Result};
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// What to ask on each attempt.
 pub enum Subject {
     /// A VM by name: its socket from its record.
     Vm(String),
-    /// A socket given by the caller (banger-vm passes the one its VMM
+    /// An endpoint given by the caller (banger-vm passes the one its VMM
     /// printed), labelled with the VM's name when there is one.
-    Uds(PathBuf, Option<String>),
+    Agent(Endpoint, Option<String>),
 }
 
 /// Each attempt gets at most this long, so a slow boot is retried rather
@@ -35,20 +35,20 @@ pub fn wait(subject: &Subject, port: u32, timeout: Duration) -> Result<Outcome> 
     let progress = std::io::stderr().is_terminal();
     let name = match subject {
         Subject::Vm(n) => n.clone(),
-        Subject::Uds(p, n) => n.clone().unwrap_or_else(|| p.display().to_string()),
+        Subject::Agent(ep, n) => n.clone().unwrap_or_else(|| ep.uds().display().to_string()),
     };
     let mut last = Outcome::down(&name, "not asked yet".into());
     let done = BACKOFF.poll_until(Some(deadline), || {
-        let (uds, port) = match subject {
-            Subject::Uds(p, _) => (p.clone(), port),
+        let ep = match subject {
+            Subject::Agent(ep, _) => ep.clone(),
             Subject::Vm(n) => match crate::target::resolve(n, port) {
                 Err(e) => return Some(Err(e)),
-                Ok(Target::Uds(p, port)) => (p, port),
+                Ok(Target::Agent(ep)) => ep,
                 Ok(Target::Down(why)) => return Some(Ok(Outcome::down(&name, why))),
             },
         };
         let left = deadline.saturating_duration_since(Instant::now());
-        let outcome = probe::check(&name, &uds, port, left.min(ATTEMPT));
+        let outcome = probe::check(&name, &ep, left.min(ATTEMPT));
         if outcome.ok {
             return Some(Ok(outcome));
         }

@@ -3,7 +3,6 @@
 
 use banger_lib::vmspec::VmSpec;
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
 
 /// Everything besides the spec that decides the command line.
 pub struct Plan<'a> {
@@ -12,9 +11,9 @@ pub struct Plan<'a> {
     pub accel: &'a str,
     /// The final kernel command line (root= and TCG extras included).
     pub cmdline: String,
-    /// vhost-device-vsock's control socket, when the VM has vsock;
-    /// relative to QEMU's working directory (see launch.rs).
-    pub vhost_socket: Option<PathBuf>,
+    /// Restoring a suspended VM: start with `-incoming defer` (the state
+    /// comes later over QMP, see suspend.rs).
+    pub incoming: bool,
     /// What banger-qemu opened for QEMU, which runs unprivileged and
     /// opens none of the VM's files or sockets by path.
     pub fds: Fds,
@@ -34,7 +33,14 @@ pub struct Fds {
     pub tap: Option<i32>,
     /// The QMP socket, bound and listening.
     pub qmp: i32,
+    /// The guest agent's virtio-serial port: its host socket, bound and
+    /// listening.
+    pub agent: i32,
 }
+
+/// The agent's port name in the guest (`/dev/virtio-ports/NAME`), which
+/// banger-vsock-agent looks for.
+pub const AGENT_PORT: &str = "org.banger.agent";
 
 /// QEMU's seccomp filter with everything a running microvm never needs
 /// denied: it cannot exec, fork, change its ids or scheduling.
@@ -48,23 +54,13 @@ fn fd_path(fd: i32) -> String {
     format!("/proc/self/fd/{fd}")
 }
 
-/// QEMU option values are comma separated; a comma inside one is doubled.
-fn esc(p: &Path) -> String {
-    p.to_string_lossy().replace(',', ",,")
-}
-
 pub fn qemu_args(plan: &Plan) -> Vec<OsString> {
     let s = plan.spec;
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|i| i.to_string()));
     let mem = format!("{}M", s.mem_mib);
     push(&["-name", &s.id]);
-    // vhost-user needs guest memory the helper can map: a shared memfd.
-    push(&["-M", "microvm,memory-backend=mem"]);
-    push(&[
-        "-object",
-        &format!("memory-backend-memfd,id=mem,size={mem},share=on"),
-    ]);
+    push(&["-M", "microvm"]);
     push(&["-m", &mem, "-smp", &s.vcpus.to_string()]);
     push(&["-accel", plan.accel]);
     push(&["-cpu", if plan.accel == "kvm" { "host" } else { "max" }]);
@@ -112,20 +108,25 @@ pub fn qemu_args(plan: &Plan) -> Vec<OsString> {
             format!("virtio-net-device,netdev=net0,mac={mac}"),
         ]);
     }
-    if let Some(sock) = &plan.vhost_socket {
-        push(&[
-            "-chardev".into(),
-            format!("socket,id=vsock,path={}", esc(sock)),
-            "-device".into(),
-            "vhost-user-vsock-device,chardev=vsock".into(),
-        ]);
-    }
+    // The agent's channel: a virtio-serial port (QEMU cannot save a VM
+    // with vhost-user-vsock), its host side the socket banger-qemu bound.
+    push(&[
+        "-device".into(),
+        "virtio-serial-device,id=vser0,max_ports=2".into(),
+        "-chardev".into(),
+        format!("socket,id=agent,fd={},server=on,wait=off", fds.agent),
+        "-device".into(),
+        format!("virtserialport,bus=vser0.0,chardev=agent,name={AGENT_PORT}"),
+    ]);
     push(&[
         "-chardev".into(),
         format!("socket,id=qmp,fd={},server=on,wait=off", fds.qmp),
         "-mon".into(),
         "chardev=qmp,mode=control".into(),
     ]);
+    if plan.incoming {
+        push(&["-incoming".into(), "defer".into()]);
+    }
     a
 }
 
@@ -182,7 +183,7 @@ mod tests {
             spec: &s,
             accel: "tcg",
             cmdline: s.cmdline_with_root(),
-            vhost_socket: Some("vhost-vsock.sock".into()),
+            incoming: false,
             fds: Fds {
                 kernel: 3,
                 initrd: Some(4),
@@ -190,6 +191,7 @@ mod tests {
                 console: 8,
                 tap: Some(10),
                 qmp: 9,
+                agent: 11,
             },
         };
         let args = qemu_args(&plan);
@@ -197,9 +199,7 @@ mod tests {
         assert_eq!(args[append + 1], "console=ttyS0 root=/dev/vda rw");
         let line = joined(&plan);
         for want in [
-            "-M microvm,memory-backend=mem",
-            "-object memory-backend-memfd,id=mem,size=512M,share=on",
-            "-m 512M -smp 2 -accel tcg -cpu max",
+            "-M microvm -m 512M -smp 2 -accel tcg -cpu max",
             "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
             "-kernel /proc/self/fd/3 -initrd /proc/self/fd/4",
             "-add-fd fd=5,set=10 -add-fd fd=6,set=10 \
@@ -209,8 +209,9 @@ mod tests {
              -drive id=drive1,file=/dev/fdset/11,format=raw,if=none,readonly=on",
             "-netdev tap,id=net0,fd=10 \
              -device virtio-net-device,netdev=net0,mac=06:00:ac:1e:00:02",
-            "-chardev socket,id=vsock,path=vhost-vsock.sock \
-             -device vhost-user-vsock-device,chardev=vsock",
+            "-device virtio-serial-device,id=vser0,max_ports=2 \
+             -chardev socket,id=agent,fd=11,server=on,wait=off \
+             -device virtserialport,bus=vser0.0,chardev=agent,name=org.banger.agent",
             "-add-fd fd=8,set=1 \
              -chardev file,id=console,path=/dev/fdset/1,append=on -serial chardev:console",
             "-chardev socket,id=qmp,fd=9,server=on,wait=off -mon chardev=qmp,mode=control",
@@ -219,7 +220,16 @@ mod tests {
         }
         // No path of the VM's is opened by QEMU, and it never daemonizes
         // (spawn=deny forbids the fork).
-        for absent in ["/d/", "/k/", "/s/", "/r/", "-daemonize", "-runas"] {
+        for absent in [
+            "/d/",
+            "/k/",
+            "/s/",
+            "/r/",
+            "-daemonize",
+            "-runas",
+            "vhost",
+            "-incoming",
+        ] {
             assert!(!line.contains(absent), "{absent} in {line}");
         }
     }
@@ -235,7 +245,7 @@ mod tests {
             spec: &s,
             accel: "kvm",
             cmdline: s.cmdline_with_root(),
-            vhost_socket: None,
+            incoming: true,
             fds: Fds {
                 kernel: 3,
                 initrd: None,
@@ -243,9 +253,11 @@ mod tests {
                 console: 4,
                 tap: None,
                 qmp: 5,
+                agent: 6,
             },
         };
         let line = joined(&plan);
+        assert!(line.ends_with("-incoming defer"), "{line}");
         assert!(line.contains("-accel kvm -cpu host"), "{line}");
         for absent in ["-drive", "-netdev", "vhost-user", "-initrd", "root="] {
             assert!(!line.contains(absent), "{absent} in {line}");

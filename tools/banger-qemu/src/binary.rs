@@ -1,4 +1,4 @@
-//! Which qemu-system-x86_64 and vhost-device-vsock to run: the same
+//! Which qemu-system-x86_64 to run: the same
 //! lookup banger-doctor reports (`banger_lib::host`).
 
 use banger_lib::config::Bundle;
@@ -17,18 +17,5 @@ pub fn qemu() -> Result<PathBuf> {
             wanted.display()
         ))
         .with_hint("install it: apt-get install qemu-system-x86")
-    })
-}
-
-/// BANGER_VHOST_VSOCK, else the bundle's `vhost_vsock`, found on PATH or
-/// in cargo's bin dir.
-pub fn vhost_vsock() -> Result<PathBuf> {
-    let wanted = host::vhost_vsock_program(Bundle::load().ok().as_ref());
-    host::find_vhost_vsock(&wanted).ok_or_else(|| {
-        Error::prereq(format!(
-            "{} is missing; it is needed for vsock under QEMU",
-            wanted.display()
-        ))
-        .with_hint("install it: cargo install --locked vhost-device-vsock")
     })
 }

@@ -1,6 +1,7 @@
 //! banger-qemu's command line.
 
 use clap::{CommandFactory, Parser, Subcommand};
+use std::path::PathBuf;
 
 const AFTER: &str = "\
 SPEC (stdin of `start`): the same JSON object as banger-fc(1); unknown keys
@@ -16,14 +17,11 @@ SPEC (stdin of `start`): the same JSON object as banger-fc(1); unknown keys
                   (one virtio-blk-device each, in order: vda, vdb, ...)
     tap, mac      host TAP for eth0 (must exist) and the guest MAC
                   (virtio-net-device on -netdev tap)
-    vsock_cid     guest CID (>= 3); enables vsock through vhost-device-vsock
-    vsock_uds     its host socket (default RUNTIME/ID/vsock.sock): the same
-                  hybrid protocol as Firecracker (`CONNECT PORT\\n`, `OK N\\n`)
-    agent_port    the guest agent's vsock port (default 52): where stop asks
-                  the guest to shut down
+    vsock_cid, vsock_uds, agent_port
+                  accepted for the spec's sake and not used: QEMU's agent
+                  channel is the virtio-serial port (AGENT CHANNEL)
     api_socket    QEMU's QMP socket (default RUNTIME/ID/qmp.sock)
-    vmm_log       output of QEMU and vhost-device-vsock (default
-                  STATE/vms/ID/vmm.log, appended to)
+    vmm_log       output of QEMU (default STATE/vms/ID/vmm.log, appended to)
     console_log   the guest serial console (default STATE/vms/ID/console.log,
                   appended to)
   A spec may not name the QEMU binary: it is BANGER_QEMU, else `qemu` from
@@ -32,17 +30,40 @@ SPEC (stdin of `start`): the same JSON object as banger-fc(1); unknown keys
   $XDG_STATE_HOME/banger. Socket paths must fit in 107 bytes.
 
 HOW QEMU RUNS:
-  qemu-system-x86_64 -M microvm with a shared memfd memory backend (needed
-  by vhost-user), -accel kvm when the host has vmx/svm and a usable
+  qemu-system-x86_64 -M microvm, -accel kvm when the host has vmx/svm and a usable
   /dev/kvm that is not PVM (/sys/module/kvm_pvm), else -accel tcg.
   Under TCG the microvm machine gives the guest no working timer
   calibration, so `tsc_early_khz=HOST_KHZ lapic_timer_period=4000000`
   (HZ=250, as Debian's kernels) is added to the command line unless it
-  sets them. vhost-device-vsock (--guest-cid, --socket and --uds-path in
-  RUNTIME/ID/vmm) is started first, then QEMU; both belong to the VM:
-  stop, a failed start, and stop after a crash end both and remove their
-  sockets.
+  sets them. A stop, a failed start, and a stop after a crash end QEMU
+  and remove its sockets (and the vhost-device-vsock helper that a VM
+  started by an older banger-qemu may still have).
 
+AGENT CHANNEL:
+  The guest agent is reached through a virtio-serial port named
+  org.banger.agent (-device virtio-serial-device, virtserialport), whose
+  host side is RUNTIME/ID/agent.sock, a socket banger-qemu binds and hands
+  QEMU as a descriptor (a chardev socket server, one client at a time).
+  Unlike vhost-user-vsock, QEMU can save a VM with it (suspend). Each
+  exchange: the host sends `\\nBANGER-SYNC NONCE\\n`, the agent answers
+  `BANGER-ACK NONCE\\n` (whatever comes before it is a reply to an earlier
+  client that went away, and is skipped), then one HTTP request and its
+  response. The record's agent is {\"kind\":\"serial\", \"uds\"}.
+
+SUSPEND AND RESTORE:
+  suspend ID --to FILE pauses the guest (QMP stop), hands QEMU FILE.part
+  as a descriptor (getfd) and migrates into it (migrate fd:NAME; the
+  sandbox denies exec: URIs), polling query-migrate until it completed or
+  --timeout passed, syncs it, renames it to FILE and ends QEMU (quit); the
+  run dir goes as after a stop, and the guest's memory is freed. A failure
+  before the save completed removes FILE.part and lets the guest run on.
+  restore --from FILE, with the same spec on stdin as start, starts QEMU
+  with -incoming defer, hands it FILE (getfd) and loads it
+  (migrate-incoming fd:NAME), then the guest runs on where it was (cont
+  when QEMU left it paused); it prints the record as start does. FILE must
+  come from the same QEMU binary, spec and accelerator: QEMU refuses a
+  state that does not fit its machine, and the restore fails with the
+  lines it wrote to vmm.log, leaving nothing behind.
 PRIVILEGES:
   Run as root, banger-qemu starts both processes as the unprivileged VMM
   user (bundle key vmm_user, default banger-vmm; `banger-net setup` makes
@@ -53,11 +74,11 @@ PRIVILEGES:
   the VM's paths: banger-qemu hands it the kernel and initrd (read through
   /proc/self/fd: they must be readable by the VMM user, as 0644 files
   are), the drives and console log (fd sets), the TAP (attached with
-  TUNSETIFF) and the bound QMP socket as descriptors. Both processes run
-  in RUNTIME/ID/vmm, the one directory the VMM user owns, where
-  vhost-device-vsock makes its sockets; vsock_uds is then moved out of the
-  user's reach. Under KVM, QEMU also gets /dev/kvm's group. Run as
-  another user, both run as that user, still under the sandbox.
+  TUNSETIFF), the bound QMP and agent sockets, and a suspend's or
+  restore's state file (getfd) as descriptors. QEMU runs in RUNTIME/ID/vmm,
+  the one directory the VMM user owns. Under KVM, QEMU also gets
+  /dev/kvm's group. Run as another user, QEMU runs as that user, still
+  under the sandbox.
 
 STOP:
   stop asks the guest agent (the record's agent endpoint) to power off with
@@ -70,8 +91,7 @@ STOP:
   is still there 5 s later, SIGTERM and SIGKILL, and warns on stderr
   whether the disks were synced first. --timeout 0 goes straight to the
   sync and the kill; --kill kills at once, without asking the guest
-  anything. vhost-device-vsock is ended after QEMU (SIGTERM, SIGKILL). A
-  guest that powers off ends the stop as soon as QEMU exits; processes
+  anything. A guest that powers off ends the stop as soon as QEMU exits; processes
   that ignore everything take the timeout plus about a minute at most.
   The sockets, the RUNTIME/ID/vmm directory and the record are removed
   whatever happened.
@@ -86,12 +106,13 @@ RECORDS:
   start prints the VMM record, also kept in RUNTIME/ID/vmm.json:
     {\"schema\":1, \"id\", \"vmm\":\"qemu\", \"accel\":\"kvm\"|\"tcg\", \"pid\",
      \"pid_start_time\" (clock ticks since boot, /proc/PID/stat field 22),
-     \"qmp_socket\", \"vsock_uds\" (null without vsock), \"agent\"
-     ({\"kind\":\"vsock\", \"uds\", \"port\"}: the guest agent, behind vsock_uds
-     on the spec's agent_port; left out without vsock),
-     \"helper_pid\", \"helper_pid_start_time\" (vhost-device-vsock; left out
-     without vsock), \"vmm_version\", \"started_at\" (RFC 3339), \"vmm_log\",
-     \"console_log\"}; \"jail\" (banger-fc's jailer) is never set
+     \"qmp_socket\", \"vsock_uds\" (null: QEMU VMs have no vsock), \"agent\"
+     ({\"kind\":\"serial\", \"uds\": RUNTIME/ID/agent.sock}: the guest
+     agent's virtio-serial port), \"vmm_version\", \"started_at\" (RFC 3339),
+     \"vmm_log\", \"console_log\"}; \"helper_pid\" and
+     \"helper_pid_start_time\" only in records of VMs started with
+     vhost-device-vsock by an older banger-qemu; \"jail\" (banger-fc's
+     jailer) is never set. restore prints the same record.
   status:   {\"id\", \"vmm\", \"pid\", \"alive\", \"state\", \"helper_alive\"} where
             state is QMP's run state (running, paused, shutdown, ...),
             unresponsive (alive, QMP silent) or dead; helper_alive is null
@@ -104,24 +125,27 @@ RECORDS:
             when the disks are known to be synced: a clean stop, or a kill
             after the agent's sync
   pause, resume: {\"id\", \"state\":\"paused\"|\"running\"}
+  suspend:  {\"id\", \"state\":\"suspended\", \"file\", \"bytes\" (the state
+            file's size), \"ms\" (how long the suspend took)}
 
 EXIT STATUS:
-  0 ok; 1 failed (QEMU or vhost-device-vsock did not start: the error ends
-  with the last lines of vmm.log; snapshot is not supported); 2 usage (bad
-  spec); 3 not found (no such VM, kernel or drive missing, TAP missing);
-  4 prerequisite missing (no qemu-system-x86_64 or vhost-device-vsock, no
-  VMM user, a kernel or /dev/kvm the VMM user cannot use);
-  5 conflict (the VM is already running, locked).
+  0 ok; 1 failed (QEMU did not start, or the state did not save or load:
+  the error ends with the last lines of vmm.log; snapshot is not
+  supported); 2 usage (bad spec); 3 not found (no such VM, kernel, drive,
+  TAP or state file); 4 prerequisite missing (no qemu-system-x86_64, no
+  VMM user, a kernel or /dev/kvm the VMM user cannot use); 5 conflict (the
+  VM is already running, the state file exists, locked).
 
 ENVIRONMENT:
   BANGER_QEMU          the QEMU binary (else the bundle's)
-  BANGER_VHOST_VSOCK   the vhost-device-vsock binary
   BANGER_QEMU_ACCEL    kvm or tcg, instead of detecting it
 
 EXAMPLES:
   banger-qemu start < spec.json | jq -r .accel
   banger-qemu status box | jq -r .state
   banger-qemu pause box && banger-qemu resume box
+  banger-qemu suspend box --to /var/tmp/box.state
+  banger-qemu restore --from /var/tmp/box.state < spec.json
   banger-qemu stop box --timeout 5 | jq -r .how
   banger-qemu stop box --kill";
 
@@ -131,9 +155,9 @@ EXAMPLES:
     name = "banger-qemu",
     version,
     about = "Drive one QEMU microvm process",
-    long_about = "Drive one QEMU microvm process (and its vhost-device-vsock helper) from a \
-                  VM spec: start, status, pause, resume and stop it over QMP. The same verbs, \
-                  spec and records as banger-fc, for hosts where Firecracker cannot boot a guest.",
+    long_about = "Drive one QEMU microvm process from a VM spec: start, status, pause, \
+                  resume, suspend, restore and stop it over QMP. The same verbs, spec and \
+                  records as banger-fc, for hosts where Firecracker cannot boot a guest.",
     after_long_help = AFTER,
     subcommand_required = true,
     arg_required_else_help = true
@@ -167,6 +191,22 @@ pub enum Sub {
     Pause { id: String },
     /// Resume a paused VM (QMP cont)
     Resume { id: String },
+    /// Save the VM's memory and device state to a file and end QEMU
+    Suspend {
+        id: String,
+        /// The state file to write (must not exist; written as FILE.part first)
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+        /// Seconds the save may take before it is given up (the VM runs on)
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Start QEMU from the spec on stdin and load a suspended VM's state into it
+    Restore {
+        /// The state file `suspend` wrote
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+    },
     /// Not supported by the qemu driver (exits 1)
     #[command(trailing_var_arg = true)]
     Snapshot {

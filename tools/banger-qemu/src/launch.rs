@@ -1,27 +1,28 @@
-//! `start`: vhost-device-vsock first, then QEMU, then the record. Anything
-//! that fails on the way ends both processes and removes what this start
-//! made.
+//! `start`: QEMU, then the record. Anything that fails on the way ends it
+//! and removes what this start made. `restore` is the same start with
+//! `-incoming defer`, then the saved state loaded over QMP (suspend.rs).
 //!
-//! Run as root, both processes run as the unprivileged VMM user
-//! (`banger_lib::vmmuser`) from the start, never root: QEMU gets its
-//! kernel, disks, console log and QMP socket as inherited descriptors
-//! opened here, its TAP is owned by that user (banger-net), and the only
-//! directory they can write is `record::vmm_dir`, their working directory.
-//! QEMU runs under its strictest seccomp filter (`argv::SANDBOX`), so it is
-//! detached here rather than with -daemonize, whose fork the filter denies.
+//! Run as root, QEMU runs as the unprivileged VMM user
+//! (`banger_lib::vmmuser`) from the start, never root: it gets its
+//! kernel, disks, console log, QMP socket and agent socket as inherited
+//! descriptors opened here, its TAP is owned by that user (banger-net),
+//! and the only directory it can write is `record::vmm_dir`, its working
+//! directory. QEMU runs under its strictest seccomp filter
+//! (`argv::SANDBOX`), so it is detached here rather than with -daemonize,
+//! whose fork the filter denies.
 
 use crate::argv::{qemu_args, Fds, Plan};
 use crate::{accel, binary, qmp::Qmp, record};
+use banger_lib::agent::Endpoint;
 use banger_lib::error::io;
 use banger_lib::proc::{now_rfc3339, start_time};
 use banger_lib::tun;
 use banger_lib::vmmuser::{self, VmmUser};
 use banger_lib::vmspec::{record_path, VmSpec, VmmRecord};
-use banger_lib::wait::poll;
 use banger_lib::{paths, state, Error, Result};
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -33,7 +34,6 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// What a start made so far; dropped while armed, it undoes all of it.
 struct Undo {
     id: String,
-    helper: Option<(u32, u64)>,
     qemu: Option<(u32, u64)>,
     files: Vec<PathBuf>,
     dirs: Vec<PathBuf>,
@@ -45,7 +45,7 @@ impl Drop for Undo {
         if !self.armed {
             return;
         }
-        for (pid, start) in [self.qemu, self.helper].into_iter().flatten() {
+        if let Some((pid, start)) = self.qemu {
             banger_lib::proc::terminate(pid, start);
         }
         for f in &self.files {
@@ -198,20 +198,26 @@ fn open_read(what: &str, p: &Path, user: Option<&VmmUser>) -> Result<File> {
 }
 
 pub fn start(text: &str) -> Result<VmmRecord> {
+    launch(text, None)
+}
+
+/// Start QEMU for the spec and, with `state`, restore the VM saved there
+/// (by `suspend`) instead of booting it.
+pub fn launch(text: &str, state_file: Option<&Path>) -> Result<VmmRecord> {
     let mut spec = VmSpec::parse(text)?;
     spec.resolve("qmp.sock");
     spec.validate()?;
     let id = spec.id.clone();
     let user = vmmuser::for_children()?;
-    let vhost = spec.vsock_cid.map(|_| record::vhost_socket(&id));
-    if let Some(v) = &vhost {
-        paths::check_socket_path(v)?;
-    }
-    let qemu_bin = binary::qemu()?;
-    let helper_bin = match spec.vsock_cid {
-        Some(_) => Some(binary::vhost_vsock()?),
+    let agent_socket = record::agent_socket(&id);
+    paths::check_socket_path(&agent_socket)?;
+    // The saved state, opened before anything is made: a missing one is
+    // a clear error that leaves nothing behind.
+    let saved = match state_file {
+        Some(p) => Some(crate::suspend::open_state(p)?),
         None => None,
     };
+    let qemu_bin = binary::qemu()?;
     let vmm_version = banger_lib::hosttools::version(&qemu_bin, "QEMU")?;
     let accel = accel::detect();
     let mut cmdline = spec.cmdline_with_root();
@@ -250,14 +256,14 @@ pub fn start(text: &str) -> Result<VmmRecord> {
         if old.is_alive() {
             return Err(record::VMM.already_running(&id, old.pid));
         }
-        // A crashed VM: its helper may still run and its sockets remain.
+        // A crashed VM: an older banger-qemu's vsock helper may still
+        // run, and its sockets remain.
         record::end_helper(&old)?;
         record::remove_leftovers(&id, Some(&old));
     }
 
     let mut undo = Undo {
         id: id.clone(),
-        helper: None,
         qemu: None,
         files: Vec::new(),
         dirs: Vec::new(),
@@ -267,10 +273,7 @@ pub fn start(text: &str) -> Result<VmmRecord> {
     let console_log = spec.console_log.clone().expect("resolved");
     let qmp_socket = spec.api_socket.clone().expect("resolved");
     let vmm_dir = record::vmm_dir(&id);
-    for p in [&vmm_log, &console_log, &qmp_socket]
-        .into_iter()
-        .chain(spec.vsock_uds.as_ref())
-    {
+    for p in [&vmm_log, &console_log, &qmp_socket, &agent_socket] {
         if let Some(parent) = p.parent() {
             make_dir(parent, &mut undo)?;
         }
@@ -307,10 +310,7 @@ pub fn start(text: &str) -> Result<VmmRecord> {
 
     // Stale sockets from a crash would make the new processes fail to
     // bind; the new ones go when this start fails.
-    for p in [Some(&qmp_socket), spec.vsock_uds.as_ref()]
-        .into_iter()
-        .flatten()
-    {
+    for p in [&qmp_socket, &agent_socket] {
         record::VMM.remove_file(p);
         undo.files.push(p.clone());
     }
@@ -325,51 +325,9 @@ pub fn start(text: &str) -> Result<VmmRecord> {
     let qmp_listener = UnixListener::bind(&qmp_socket)
         .map_err(|e| io(format!("binding {}", qmp_socket.display()), e))?;
 
-    if let (Some(bin), Some(cid), Some(uds)) = (&helper_bin, spec.vsock_cid, &spec.vsock_uds) {
-        // The helper makes its sockets where it may write; the host side
-        // is then moved out of its reach (below).
-        let made = vmm_dir.join("vsock.sock");
-        let (mut cmd, exe) = program(bin)?;
-        cmd.arg("--guest-cid")
-            .arg(cid.to_string())
-            .arg("--socket")
-            .arg(record::VHOST_SOCKET)
-            .arg("--uds-path")
-            .arg("vsock.sock")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| io("duplicating the log", e))?)
-            .stderr(log.try_clone().map_err(|e| io("duplicating the log", e))?);
-        let who = Identity {
-            user: user.clone(),
-            groups: Vec::new(),
-            keep: Vec::new(),
-        };
-        let child = spawn_as(&mut cmd, &exe, &who, &vmm_dir)
-            .map_err(|e| spawn_error(bin, user.as_ref(), e))?;
-        let pid = child.id();
-        let st = start_time(pid).ok_or_else(|| fail("vhost-device-vsock exited at once"))?;
-        undo.helper = Some((pid, st));
-        let up = banger_lib::proc::is_alive;
-        let sock = vmm_dir.join(record::VHOST_SOCKET);
-        let ready = poll(READY_TIMEOUT, || {
-            if !up(pid, st) {
-                return Some(false);
-            }
-            (sock.exists() && made.exists()).then_some(true)
-        });
-        if ready != Some(true) {
-            return Err(fail("vhost-device-vsock did not come up"));
-        }
-        // In the run dir the VMM user cannot swap the socket root connects
-        // to for a link to some other socket; the listening inode moves
-        // with the name.
-        std::fs::rename(&made, uds)
-            .map_err(|e| io(format!("moving {} to {}", made.display(), uds.display()), e))?;
-        let is_socket = std::fs::symlink_metadata(uds).is_ok_and(|m| m.file_type().is_socket());
-        if !is_socket {
-            return Err(fail(&format!("{} is not a socket", uds.display())));
-        }
-    }
+    // The agent's serial port: QEMU gets the bound socket, like QMP's.
+    let agent_listener = UnixListener::bind(&agent_socket)
+        .map_err(|e| io(format!("binding {}", agent_socket.display()), e))?;
 
     let fds = Fds {
         kernel: kernel.as_raw_fd(),
@@ -381,8 +339,14 @@ pub fn start(text: &str) -> Result<VmmRecord> {
         console: console.as_raw_fd(),
         tap: tap.as_ref().map(|f| f.as_raw_fd()),
         qmp: qmp_listener.as_raw_fd(),
+        agent: agent_listener.as_raw_fd(),
     };
-    let mut keep = vec![kernel.as_fd(), console.as_fd(), qmp_listener.as_fd()];
+    let mut keep = vec![
+        kernel.as_fd(),
+        console.as_fd(),
+        qmp_listener.as_fd(),
+        agent_listener.as_fd(),
+    ];
     keep.extend(initrd.iter().chain(&tap).map(|f| f.as_fd()));
     for (f, ro) in &drives {
         keep.push(f.as_fd());
@@ -392,7 +356,7 @@ pub fn start(text: &str) -> Result<VmmRecord> {
         spec: &spec,
         accel,
         cmdline,
-        vhost_socket: vhost.as_ref().map(|_| PathBuf::from(record::VHOST_SOCKET)),
+        incoming: saved.is_some(),
         fds,
     };
     let (mut cmd, exe) = program(&qemu_bin)?;
@@ -420,7 +384,7 @@ pub fn start(text: &str) -> Result<VmmRecord> {
                 .flat_map(|(f, ro)| std::iter::once(f).chain(ro)),
         )
         .map(OwnedFd::from)
-        .chain(std::iter::once(OwnedFd::from(qmp_listener)))
+        .chain([OwnedFd::from(qmp_listener), OwnedFd::from(agent_listener)])
         .collect();
     drop(handed);
     let pid = child.id();
@@ -428,8 +392,7 @@ pub fn start(text: &str) -> Result<VmmRecord> {
     undo.qemu = Some((pid, pst));
 
     // The greeting comes once QEMU has set the VM up.
-    let state = Qmp::connect(&qmp_socket, READY_TIMEOUT)
-        .and_then(|mut q| q.run_state())
+    let mut q = Qmp::connect(&qmp_socket, READY_TIMEOUT)
         // A QEMU that is exiting has closed the socket (the reset) a moment
         // before it is gone: give it that moment before telling which.
         .map_err(
@@ -438,6 +401,19 @@ pub fn start(text: &str) -> Result<VmmRecord> {
                 true => fail("qemu failed to start"),
             },
         )?;
+    let state = match &saved {
+        Some(file) => crate::suspend::load_state(&mut q, file).map_err(|e| Error {
+            message: format!(
+                "restoring {}: {}; {}",
+                state_file.expect("restoring").display(),
+                e.message,
+                log_tail(&vmm_log, log_start)
+            ),
+            ..e
+        })?,
+        None => q.run_state().map_err(|e| fail(&e.message))?,
+    };
+    drop(q);
     if state != "running" {
         return Err(fail(&format!("qemu is {state}, not running")));
     }
@@ -452,10 +428,10 @@ pub fn start(text: &str) -> Result<VmmRecord> {
         api_socket: None,
         jail: None,
         qmp_socket: Some(qmp_socket),
-        vsock_uds: spec.vsock_uds.clone(),
-        agent: spec.agent_endpoint(),
-        helper_pid: undo.helper.map(|h| h.0),
-        helper_pid_start_time: undo.helper.map(|h| h.1),
+        vsock_uds: None,
+        agent: Some(Endpoint::Serial { uds: agent_socket }),
+        helper_pid: None,
+        helper_pid_start_time: None,
         vmm_version,
         started_at: now_rfc3339(),
         vmm_log,

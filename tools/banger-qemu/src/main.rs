@@ -1,5 +1,5 @@
-//! banger-qemu: one QEMU microvm process (plus its vhost-device-vsock
-//! helper), driven over QMP.
+//! banger-qemu: one QEMU microvm process, driven over QMP; the guest
+//! agent on a virtio-serial port.
 
 mod accel;
 mod argv;
@@ -9,6 +9,7 @@ mod control;
 mod launch;
 mod qmp;
 mod record;
+mod suspend;
 
 use banger_lib::output::emit;
 use banger_lib::vmspec::read_stdin;
@@ -24,11 +25,17 @@ fn main() {
             Sub::Stop { id, timeout, kill } => emit(&control::stop(&id, timeout, kill)?),
             Sub::Pause { id } => emit(&control::pause(&id)?),
             Sub::Resume { id } => emit(&control::resume(&id)?),
+            Sub::Suspend { id, to, timeout } => emit(&suspend::suspend(
+                &id,
+                &to,
+                std::time::Duration::from_secs(timeout),
+            )?),
+            Sub::Restore { from } => emit(&launch::launch(&read_stdin()?, Some(&from))?),
             Sub::ConsoleLog(args) => return Ok(banger_lib::console::run_logger(&args)?),
             Sub::Snapshot { .. } => {
                 return Err(
                     Error::failed("snapshot is not supported by the qemu driver")
-                        .with_hint("use banger-fc (vmm \"firecracker\") for snapshots")
+                        .with_hint("suspend and restore save and load a VM in place")
                         .into(),
                 )
             }

@@ -8,6 +8,58 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
+fn request_text(command: &str, args: Option<Value>) -> String {
+    let mut req = json!({ "execute": command });
+    if let Some(a) = args {
+        req["arguments"] = a;
+    }
+    let mut text = req.to_string();
+    text.push('\n');
+    text
+}
+
+/// Write all of `data` on `sock`, the first bytes carrying `fd`
+/// (SCM_RIGHTS). The control message is laid out by hand, as the CMSG_*
+/// macros would: a `cmsghdr` (length, level, type), then the descriptor,
+/// padded to the word size.
+fn send_with_fd(
+    sock: &UnixStream,
+    data: &[u8],
+    fd: std::os::fd::BorrowedFd,
+) -> std::io::Result<()> {
+    use nix::libc;
+    use std::os::fd::AsRawFd;
+    let word = std::mem::size_of::<usize>();
+    let header = std::mem::size_of::<libc::cmsghdr>();
+    let int = std::mem::size_of::<libc::c_int>();
+    let len = header + int;
+    let space = header + int.div_ceil(word) * word;
+    let mut control = Vec::with_capacity(space);
+    control.extend_from_slice(&len.to_ne_bytes());
+    control.extend_from_slice(&libc::SOL_SOCKET.to_ne_bytes());
+    control.extend_from_slice(&libc::SCM_RIGHTS.to_ne_bytes());
+    control.extend_from_slice(&fd.as_raw_fd().to_ne_bytes());
+    control.resize(space, 0);
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr().cast_mut().cast(),
+        iov_len: data.len(),
+    };
+    // SAFETY: msghdr is plain data, for which all zeroes is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    // SAFETY: every pointer in msg points into iov, data and control,
+    // which outlive the call; the kernel only reads them.
+    let sent = unsafe { libc::sendmsg(sock.as_raw_fd(), &raw const msg, libc::MSG_NOSIGNAL) };
+    if sent < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut w = sock;
+    w.write_all(&data[sent as usize..])
+}
+
 /// The longest QMP line read: replies banger asks for are a few hundred
 /// bytes; a runaway one must not grow without bound.
 const MAX_LINE: u64 = 1 << 20;
@@ -59,15 +111,28 @@ impl Qmp {
 
     /// Run a command; its `return` value, or its `error` as a failure.
     pub fn execute(&mut self, command: &str, args: Option<Value>) -> Result<Value> {
-        let mut req = json!({ "execute": command });
-        if let Some(a) = args {
-            req["arguments"] = a;
-        }
-        let mut text = req.to_string();
-        text.push('\n');
+        let text = request_text(command, args);
         self.writer
             .write_all(text.as_bytes())
             .map_err(|e| Error::failed(format!("writing to QMP: {e}")))?;
+        self.reply(command)
+    }
+
+    /// Run a command with `fd` passed along (SCM_RIGHTS), as `getfd`
+    /// takes it: QEMU, which opens nothing by path, gets a file this way.
+    pub fn execute_with_fd(
+        &mut self,
+        command: &str,
+        args: Option<Value>,
+        fd: std::os::fd::BorrowedFd,
+    ) -> Result<Value> {
+        let text = request_text(command, args);
+        send_with_fd(&self.writer, text.as_bytes(), fd)
+            .map_err(|e| Error::failed(format!("writing to QMP (with a descriptor): {e}")))?;
+        self.reply(command)
+    }
+
+    fn reply(&mut self, command: &str) -> Result<Value> {
         loop {
             let reply = self.read()?;
             if let Some(r) = reply.get("return") {

@@ -1,5 +1,6 @@
 //! The files of a QEMU VM in RUNTIME/ID beside the record that
-//! banger_lib::vmm keeps, and its vhost-device-vsock helper.
+//! banger_lib::vmm keeps, and the vhost-device-vsock helper that VMs
+//! started by an older banger-qemu may still have.
 
 use banger_lib::vmm::Driver;
 use banger_lib::vmspec::{run_dir, VmmRecord};
@@ -16,18 +17,16 @@ pub fn pid_file(id: &str) -> PathBuf {
     run_dir(id).join("qemu.pid")
 }
 
-/// The one directory the unprivileged QEMU and vhost-device-vsock may
-/// write: their working directory, where the helper makes its sockets.
-/// Owned by the VMM user; nothing root reads is left in it.
+/// The one directory the unprivileged QEMU may write: its working
+/// directory. Owned by the VMM user; nothing root reads is left in it.
 pub fn vmm_dir(id: &str) -> PathBuf {
     run_dir(id).join("vmm")
 }
 
-/// vhost-device-vsock's control socket (QEMU connects to it), in `vmm_dir`.
-pub const VHOST_SOCKET: &str = "vhost-vsock.sock";
-
-pub fn vhost_socket(id: &str) -> PathBuf {
-    vmm_dir(id).join(VHOST_SOCKET)
+/// The host side of the guest agent's virtio-serial port: a socket
+/// banger-qemu binds and hands QEMU.
+pub fn agent_socket(id: &str) -> PathBuf {
+    run_dir(id).join("agent.sock")
 }
 
 /// Whether the record's vhost-device-vsock is still running.
@@ -57,5 +56,5 @@ pub fn remove_leftovers(id: &str, rec: Option<&VmmRecord>) {
     // Whatever the VMM user left in its directory; remove_dir_all does not
     // follow symlinks it finds there.
     let _ = std::fs::remove_dir_all(vmm_dir(id));
-    VMM.remove_leftovers(id, rec, &[vhost_socket(id), pid_file(id)]);
+    VMM.remove_leftovers(id, rec, &[agent_socket(id), pid_file(id)]);
 }

@@ -117,13 +117,16 @@ pub enum Cmd {
         #[arg(long)]
         rekey: bool,
         /// The agent's hybrid vsock socket, instead of the one in NAME's record (needs --port and --ip)
-        #[arg(long, value_name = "PATH", requires_all = ["port", "ip"])]
+        #[arg(long, value_name = "PATH", requires_all = ["port", "ip"], conflicts_with = "serial")]
         uds: Option<std::path::PathBuf>,
+        /// The agent's virtio-serial socket (QEMU's), instead of the one in NAME's record (needs --ip)
+        #[arg(long, value_name = "PATH", requires = "ip")]
+        serial: Option<std::path::PathBuf>,
         /// The agent's vsock port (with --uds)
         #[arg(long, value_name = "P", requires = "uds")]
         port: Option<u32>,
-        /// The address to pin the keys for (with --uds)
-        #[arg(long, value_name = "IP", requires = "uds")]
+        /// The address to pin the keys for (with --uds or --serial)
+        #[arg(long, value_name = "IP")]
         ip: Option<std::net::IpAddr>,
         /// Give up after this many seconds (the guest makes its keys on its first boot)
         #[arg(long, value_name = "S", default_value_t = 60.0, value_parser = banger_lib::run::seconds)]

@@ -35,14 +35,20 @@ fn main() {
                 name,
                 rekey,
                 uds,
+                serial,
                 port,
                 ip,
                 timeout,
             }) => {
-                let target = match (uds, port, ip) {
-                    (Some(uds), Some(port), Some(ip)) => {
+                let given = match (uds, port, serial) {
+                    (Some(uds), Some(port), _) => Some(Endpoint::Vsock { uds, port }),
+                    (None, _, Some(uds)) => Some(Endpoint::Serial { uds }),
+                    _ => None,
+                };
+                let target = match (given, ip) {
+                    (Some(ep), Some(ip)) => {
                         let mut vm = Vm::at(&name, &ip.to_string())?;
-                        vm.agent = Some(Endpoint::Vsock { uds, port });
+                        vm.agent = Some(ep);
                         vm
                     }
                     _ => Vm::load(&name)?,

@@ -50,6 +50,7 @@ impl From<VmLine> for Vm {
                 banger_lib::records::VmState::Running => "running",
                 banger_lib::records::VmState::Stopped => "stopped",
                 banger_lib::records::VmState::Crashed => "crashed",
+                banger_lib::records::VmState::Suspended => "suspended",
             }
             .into(),
             vmm: r.vmm,

@@ -11,8 +11,9 @@ RECORDS:
     image           the image it was made from
     vmm             firecracker or qemu
     state           creating (a create is under way, or was killed: see gc),
-                    created (never booted), running, stopped, or crashed
-                    (its VMM process died without a stop)
+                    created (never booted), running, stopped, crashed
+                    (its VMM process died without a stop), or suspended
+                    (saved to disk by `vm suspend`, no VMM process)
     ip, prefix, gateway, dns, mac, tap
                     its network lease from banger-net
     nat             whether guest traffic is masqueraded out of the host
@@ -20,7 +21,11 @@ RECORDS:
                     created or set with --no-isolate; two VMs reach each
                     other only when neither is isolated)
     vsock_cid       guest vsock CID (1000 + host part of the IP)
-    vsock_uds       host side of the hybrid vsock (banger-health uses it)
+    vsock_uds       host side of Firecracker's hybrid vsock (null under QEMU)
+    agent           where the guest agent is reached while it runs, as the
+                    driver said: {kind: vsock, uds, port} (Firecracker) or
+                    {kind: serial, uds} (QEMU's virtio-serial port);
+                    banger-health and banger-ssh use it
     pid, pid_start_time
                     the VMM process (null when not running)
     vcpus, memory_mib
@@ -37,17 +42,26 @@ RECORDS:
     forwards        its port forwards (vm forward): [{proto, address,
                     host_port, guest_port}]; proto tcp or udp, address the
                     host address listened on
+    suspend         while suspended (left out otherwise): {path (the saved
+                    state, STATE/vms/NAME/suspended: QEMU's file,
+                    Firecracker's directory), vmm_version, kernel_size,
+                    kernel_mtime, vcpus, memory_mib (what it was saved
+                    from: a resume refuses a change), bytes (its size),
+                    synced (the agent synced the disks first),
+                    suspended_at}
   list and show add uptime_s (null unless running); create --timings adds
   timings_ms {image, disks, tap, vmm_start, dns, nat, healthy, pin, ssh,
   total}.
 
-  Verbs over several names (start, stop, restart, delete, set)
-  run concurrently and print one line per VM:
+  Verbs over several names (start, stop, restart, delete, set, suspend,
+  resume) run concurrently and print one line per VM:
     {\"name\": \"box\", \"ok\": true, \"state\": \"stopped\", \"clean\": true, \"how\": \"agent\"}
     {\"name\": \"web\", \"ok\": false, \"error\": \"no VM named web\"}
   stop adds clean (the guest shut down by itself, so everything it wrote is on
   its disks) and how (agent, acpi, ctrl_alt_del, killed, crashed,
-  not_running); restart adds clean. delete --force of a VM without a readable
+  not_running, discarded: a suspended VM's saved state was thrown away);
+  restart adds clean. suspend adds state (suspended), bytes (the saved
+  state's size) and ms (how long the save took); resume adds the record. delete --force of a VM without a readable
   record adds removed, the list of what it found and removed; a delete
   --force whose cleanup steps failed adds warnings, one per failed step.
 
@@ -73,6 +87,24 @@ RECORDS:
     detail    the path, or the lease's TAP and address
     removed   false with --dry-run, or when removing it failed
     error     why removing it failed (only then)
+
+SUSPEND AND RESUME:
+  suspend asks the guest agent to sync the disks, then the driver pauses
+  the guest and saves its memory and device state into
+  STATE/vms/NAME/suspended (banger-qemu: QMP migrate to a descriptor;
+  banger-fc: a Full snapshot) and ends the VMM, so its RAM is free. The
+  TAP, lease, NAT element, disks and CID stay. resume (or start) restores
+  it in place through the driver's restore and waits for the guest agent:
+  its processes, files in /tmp and uptime go on. The state survives a host
+  reboot (the TAP is made again from the lease). A resume refuses, before
+  starting anything, a missing state file (exit 3) or a VMM binary,
+  kernel, vCPU count or memory size other than the ones it was saved with
+  (exit 5): the VM stays suspended. A restore that fails leaves it
+  suspended too; once the restored guest runs, the state file is removed.
+  stop of a suspended VM discards the state (how: discarded); the next
+  start boots the disks afresh; a start also removes a saved state that
+  no record points at (a suspend killed before it recorded the VM as
+  suspended). set --vcpus/--memory is refused while suspended. Firecracker VMs under the jailer cannot be suspended yet.
 
 WHAT A KILLED COMMAND LEAVES:
   create writes the record (state creating) before it makes anything, so a
@@ -202,6 +234,19 @@ pub enum Cmd {
     Stop(StopArgs),
     /// Stop (cleanly), then start VMs
     Restart(StartArgs),
+    /// Save running VMs to disk (memory and device state) and end their VMMs, freeing their RAM
+    Suspend {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Restore suspended VMs in place and wait for their guest agents
+    Resume {
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Seconds to wait for the guest agent
+        #[arg(long, default_value_t = 180)]
+        timeout: u64,
+    },
     /// Kill VMs and remove their disks, lease, NAT entry, port forwards, known_hosts entry and record
     Delete(DeleteArgs),
     /// List VMs (a table on a terminal, JSON lines otherwise)

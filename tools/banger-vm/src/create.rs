@@ -122,6 +122,7 @@ pub fn create(a: &CreateArgs) -> Result<Created> {
         no_jailer: a.no_jailer,
         init: Vec::new(),
         forwards: Vec::new(),
+        suspend: None,
     };
     let mut run = Run::new(rec, Mode::Create, a.timeout, bundle.agent_port);
     run.timings = timings;

@@ -43,7 +43,7 @@ pub fn check_size(vcpus: u32, memory: u32, verb: &str) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn lock(name: &str) -> Result<state::Lock> {
+pub fn lock(name: &str) -> Result<state::Lock> {
     // A name without a record: say so at once rather than make a lock dir.
     if record::load(name)?.is_none() {
         return Err(record::not_found(name));
@@ -72,6 +72,10 @@ pub fn start(name: &str, no_wait: bool, timeout: u64) -> Result<VmLine> {
     if rec.state == State::Running {
         return Ok(record::line(&rec));
     }
+    if rec.state == State::Suspended {
+        // Its processes and files go on where they were.
+        return crate::suspend::resume_locked(rec, timeout);
+    }
     if rec.state == State::Creating {
         return Err(
             Error::conflict(format!("{name} was never finished: its create was killed")).with_hint(
@@ -79,6 +83,9 @@ pub fn start(name: &str, no_wait: bool, timeout: u64) -> Result<VmLine> {
             ),
         );
     }
+    // A saved state no record points at (a suspend killed before it
+    // recorded the VM as suspended) would go back in time: it goes.
+    crate::suspend::discard(&crate::suspend::state_path(name));
     if rec.state == State::Crashed {
         // Whatever the dead VMM left: sockets, QEMU's vsock helper.
         let _ = stop::stop_vmm(vmm::tool(&rec.vmm), name, StopMode::Kill);
@@ -127,6 +134,17 @@ fn stop_locked(rec: &mut VmRecord, timeout: u64) -> Result<StopLine> {
                 clean: false,
                 synced: false,
             }
+        }
+        State::Suspended => {
+            let synced = rec.suspend.as_ref().is_some_and(|s| s.synced);
+            crate::suspend::discard_locked(rec)?;
+            return Ok(StopLine {
+                id: rec.name.clone(),
+                stopped: true,
+                how: "discarded".into(),
+                clean: false,
+                synced,
+            });
         }
         State::Creating | State::Created | State::Stopped => {
             return Ok(StopLine {
@@ -346,9 +364,12 @@ pub struct Settings {
 pub fn set(name: &str, s: &Settings) -> Result<VmLine> {
     let _l = lock(name)?;
     let mut rec = record::reconcile_locked(name)?;
-    if (s.vcpus.is_some() || s.memory.is_some()) && rec.state == State::Running {
+    if (s.vcpus.is_some() || s.memory.is_some())
+        && matches!(rec.state, State::Running | State::Suspended)
+    {
         return Err(Error::conflict(format!(
-            "{name} is running; vCPUs and memory change only while it is stopped"
+            "{name} is {}; vCPUs and memory change only while it is stopped",
+            rec.state.word()
         ))
         .with_hint(format!("stop it first: banger vm stop {name}")));
     }

@@ -13,6 +13,7 @@ mod plumbing;
 mod record;
 mod steps;
 mod stop;
+mod suspend;
 mod view;
 mod vmm;
 
@@ -43,6 +44,11 @@ fn main() {
                 fanout(&a.names, |n| lifecycle::start(n, a.no_wait, a.timeout))
             }
             Cmd::Stop(a) => fanout(&a.names, |n| lifecycle::stop(n, a.timeout)),
+            Cmd::Suspend { names } => fanout(&names, suspend::suspend),
+            Cmd::Resume { names, timeout } => {
+                interrupt::install();
+                fanout(&names, |n| suspend::resume(n, timeout))
+            }
             Cmd::Restart(a) => {
                 interrupt::install();
                 fanout(&a.names, |n| {

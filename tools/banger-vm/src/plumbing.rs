@@ -207,3 +207,20 @@ pub fn vmm_start(tool: &str, spec: &VmSpec, no_jailer: bool) -> Result<VmmRecord
     };
     call_typed(tool, args, Some(&spec), false)
 }
+
+/// A driver's `suspend NAME --to PATH`: the VM saved, its VMM gone.
+pub fn vmm_suspend(
+    tool: &str,
+    name: &str,
+    to: &std::path::Path,
+) -> Result<banger_lib::records::SuspendLine> {
+    let to = to.display().to_string();
+    call_typed(tool, &["suspend", name, "--to", &to], None, false)
+}
+
+/// A driver's `restore --from PATH` with the VM's spec: the VMM record.
+pub fn vmm_restore(tool: &str, spec: &VmSpec, from: &std::path::Path) -> Result<VmmRecord> {
+    let spec = serde_json::to_value(spec).expect("specs serialize");
+    let from = from.display().to_string();
+    call_typed(tool, &["restore", "--from", &from], Some(&spec), false)
+}

@@ -154,6 +154,9 @@ pub struct Run {
     /// A failed init script leaves the VM as it is; its error is here.
     pub keep_failed: bool,
     pub kept_failure: Option<Error>,
+    /// A resume: the VMM step restores the VM from this saved state
+    /// (removed once the VMM runs it) instead of booting it.
+    pub restore: Option<std::path::PathBuf>,
 }
 
 impl Run {
@@ -171,6 +174,7 @@ impl Run {
             env: Default::default(),
             keep_failed: false,
             kept_failure: None,
+            restore: None,
         }
     }
 
@@ -245,12 +249,19 @@ impl Run {
                 // The driver removes what a failed start made; once it has
                 // printed its record, the VMM is ours to stop.
                 let tool = vmm::tool(&self.rec.vmm);
-                let v = plumbing::vmm_start(
-                    tool,
-                    &vmm::spec(&self.rec, self.agent_port),
-                    self.rec.no_jailer,
-                )?;
+                let spec = vmm::spec(&self.rec, self.agent_port);
+                let v = match &self.restore {
+                    Some(from) => plumbing::vmm_restore(tool, &spec, from)?,
+                    None => plumbing::vmm_start(tool, &spec, self.rec.no_jailer)?,
+                };
                 self.made.push(Undo::Vmm);
+                if let Some(from) = self.restore.take() {
+                    // The guest runs on from it: the state is spent, and
+                    // loading it again would go back in time under disks
+                    // that moved on.
+                    crate::suspend::discard(&from);
+                    self.rec.suspend = None;
+                }
                 self.rec.pid = Some(v.pid);
                 self.rec.pid_start_time = Some(v.pid_start_time);
                 self.rec.agent = v.agent_endpoint();
@@ -266,52 +277,20 @@ impl Run {
                 Ok(())
             }
             Step::Healthy => {
-                let Some(Endpoint::Vsock { uds, port }) = self.rec.agent.clone() else {
-                    return Err(Error::failed(format!(
-                        "{name}'s VMM gave no guest agent endpoint"
-                    )));
-                };
-                let (uds, port, secs) = (
-                    uds.display().to_string(),
-                    port.to_string(),
-                    self.timeout.to_string(),
-                );
-                let args = [
-                    "wait",
-                    &name,
-                    "--uds",
-                    &uds,
-                    "--port",
-                    &port,
-                    "--timeout",
-                    &secs,
-                ];
+                let ep = agent_args(&name, self.rec.agent.as_ref())?;
+                let secs = self.timeout.to_string();
+                let mut args = vec!["wait", &name];
+                args.extend(ep.iter().map(String::as_str));
+                args.extend(["--timeout", &secs]);
                 plumbing::call("banger-health", &args, None, true).map(drop)
             }
             Step::Pin => {
-                let Some(Endpoint::Vsock { uds, port }) = self.rec.agent.clone() else {
-                    return Err(Error::failed(format!(
-                        "{name}'s VMM gave no guest agent endpoint"
-                    )));
-                };
-                let (uds, port, secs) = (
-                    uds.display().to_string(),
-                    port.to_string(),
-                    self.timeout.to_string(),
-                );
+                let ep = agent_args(&name, self.rec.agent.as_ref())?;
+                let secs = self.timeout.to_string();
                 let ip = self.rec.ip.clone().unwrap_or_default();
-                let mut args = vec![
-                    "pin",
-                    &name,
-                    "--uds",
-                    &uds,
-                    "--port",
-                    &port,
-                    "--ip",
-                    &ip,
-                    "--timeout",
-                    &secs,
-                ];
+                let mut args = vec!["pin", &name];
+                args.extend(ep.iter().map(String::as_str));
+                args.extend(["--ip", &ip, "--timeout", &secs]);
                 if self.mode == Mode::Create {
                     // A new VM has no keys yet: any pinned under its name
                     // are an earlier VM's that a failed delete left.
@@ -516,6 +495,23 @@ pub fn show_console_tail(name: &str) {
         for l in tail {
             eprintln!("  {l}");
         }
+    }
+}
+
+/// The flags that name a VM's agent endpoint to banger-health and
+/// banger-ssh: `--uds PATH --port P` (vsock) or `--serial PATH`.
+fn agent_args(name: &str, ep: Option<&Endpoint>) -> Result<Vec<String>> {
+    match ep {
+        Some(Endpoint::Vsock { uds, port }) => Ok(vec![
+            "--uds".into(),
+            uds.display().to_string(),
+            "--port".into(),
+            port.to_string(),
+        ]),
+        Some(Endpoint::Serial { uds }) => Ok(vec!["--serial".into(), uds.display().to_string()]),
+        None => Err(Error::failed(format!(
+            "{name}'s VMM gave no guest agent endpoint"
+        ))),
     }
 }
 

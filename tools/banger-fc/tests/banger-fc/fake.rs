@@ -272,3 +272,93 @@ fn the_fake_reports_requests_that_break_the_schema() {
     assert_eq!(t.fake.violations().len(), 1);
     t.json(&["stop", "v1"]);
 }
+
+/// suspend: pause, a Full snapshot into DIR (via DIR.part), Firecracker
+/// gone; restore from DIR with the spec on stdin: loaded and resumed. Every
+/// request validates against the OpenAPI document.
+#[test]
+fn suspend_and_restore_with_valid_requests() {
+    let t = T::new();
+    let rec: Value = serde_json::from_slice(
+        &t.start(&t.spec("box"))
+            .success()
+            .get_output()
+            .stdout
+            .clone(),
+    )
+    .unwrap();
+    let dir = t.home.path().join("box.suspend");
+    let s = t.json(&["suspend", "box", "--to", dir.to_str().unwrap()]);
+    assert_eq!(s["state"], "suspended", "{s}");
+    assert_eq!(s["file"], json!(dir));
+    assert_eq!(s["vmm_version"], "Firecracker v1.16.1");
+    for f in ["vmstate", "memory", "spec.json"] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    assert!(!t.home.path().join("box.suspend.part").exists());
+    assert!(!banger_lib::proc::is_alive(
+        rec["pid"].as_u64().unwrap() as u32,
+        rec["pid_start_time"].as_u64().unwrap()
+    ));
+    assert!(!t.run_dir("box").exists());
+    assert!(t.fake.request_lines().ends_with(&[
+        "GET /".into(),
+        "PATCH /vm".into(),
+        "PUT /snapshot/create".into(),
+    ]));
+    // A second suspend of a VM that is not running: exit 3, nothing made.
+    let other = t.home.path().join("other");
+    t.cmd(&["suspend", "box", "--to", other.to_str().unwrap()])
+        .assert()
+        .code(3);
+    assert!(!other.exists());
+
+    let back: Value = serde_json::from_slice(
+        &t.cmd(&["restore", "--from", dir.to_str().unwrap()])
+            .write_stdin(t.spec("box").to_string())
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone(),
+    )
+    .unwrap();
+    assert_ne!(back["pid"], rec["pid"]);
+    assert_eq!(back["agent"], rec["agent"]);
+    assert_eq!(t.json(&["status", "box"])["state"], "running");
+    let reqs = t.fake.requests();
+    let load = reqs
+        .iter()
+        .rev()
+        .find(|r| r.1 == "/snapshot/load")
+        .expect("PUT /snapshot/load");
+    let body = load.2.as_ref().unwrap();
+    assert_eq!(body["resume_vm"], true);
+    assert_eq!(body["vsock_override"]["uds_path"], rec["vsock_uds"]);
+    assert_eq!(body["mem_backend"]["backend_type"], "File");
+
+    // Suspending onto an existing path is a conflict; the VM runs on.
+    let a = t
+        .cmd(&["suspend", "box", "--to", dir.to_str().unwrap()])
+        .assert()
+        .code(5);
+    assert!(stderr(&a).contains("already exists"));
+    assert_eq!(t.json(&["status", "box"])["state"], "running");
+    t.json(&["stop", "box"]);
+    t.fake.assert_valid();
+    t.assert_nothing_left_but_logs("box");
+}
+
+#[test]
+fn restore_from_a_missing_state_is_not_found_and_leaves_nothing() {
+    let t = T::new();
+    let dir = t.home.path().join("nothing-here");
+    let a = t
+        .cmd(&["restore", "--from", dir.to_str().unwrap()])
+        .write_stdin(t.spec("box").to_string())
+        .assert()
+        .code(3);
+    assert!(stderr(&a).contains("nothing-here"), "{}", stderr(&a));
+    assert!(t.fake.request_lines().is_empty());
+    t.assert_nothing_left("box");
+}

@@ -1,6 +1,6 @@
 //! banger-qemu without a guest: spec validation, missing programs, verbs
 //! on VMs that do not exist, and a QEMU that fails to start leaving
-//! nothing behind (not even the vhost-device-vsock it started first).
+//! nothing behind.
 
 use assert_cmd::Command;
 use banger_testkit::Home;
@@ -31,7 +31,7 @@ impl T {
         for (k, v) in self.home.envs() {
             c.env(k, v);
         }
-        c.env_remove("BANGER_QEMU").env_remove("BANGER_VHOST_VSOCK");
+        c.env_remove("BANGER_QEMU");
         c.args(args);
         c
     }
@@ -143,15 +143,6 @@ fn missing_programs_are_prerequisites_with_install_hints() {
         .assert()
         .code(4)
         .stderr(contains("apt-get install qemu-system-x86"));
-    let mut s = t.spec("box");
-    s["vsock_cid"] = json!(3);
-    t.cmd(&["start"])
-        .env("BANGER_QEMU", t.failing_qemu())
-        .env("BANGER_VHOST_VSOCK", "/nonexistent/vhost-device-vsock")
-        .write_stdin(s.to_string())
-        .assert()
-        .code(4)
-        .stderr(contains("cargo install --locked vhost-device-vsock"));
     assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
 }
 
@@ -166,32 +157,6 @@ fn failed_qemu_start_leaves_nothing_and_shows_its_output() {
         .code(1)
         .stderr(contains("qemu failed to start"))
         .stderr(contains("could not open kernel: boom"));
-    assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
-}
-
-#[test]
-fn failed_qemu_start_ends_the_vsock_helper_too() {
-    let test = "failed_qemu_start_ends_the_vsock_helper_too";
-    let helper = std::env::var_os("HOME")
-        .map(|h| PathBuf::from(h).join(".cargo/bin/vhost-device-vsock"))
-        .filter(|p| p.is_file());
-    if helper.is_none() && !banger_testkit::require_tool(test, "vhost-device-vsock") {
-        return;
-    }
-    let t = T::new();
-    let mut s = t.spec("box");
-    s["vsock_cid"] = json!(3);
-    t.cmd(&["start"])
-        .env("BANGER_QEMU", t.failing_qemu())
-        .write_stdin(s.to_string())
-        .assert()
-        .code(1)
-        .stderr(contains("boom"));
-    let home = t.home.path().to_string_lossy().into_owned();
-    assert!(
-        processes_mentioning(&home).is_empty(),
-        "a process of the failed start is still running"
-    );
     assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
 }
 
@@ -271,4 +236,76 @@ fn a_missing_vmm_user_is_a_prerequisite_and_nothing_starts_as_root() {
         "{:?}",
         t.leftovers()
     );
+}
+
+#[test]
+fn restore_without_its_state_file_is_not_found_and_leaves_nothing() {
+    let t = T::new();
+    let missing = t.home.path().join("box.state");
+    t.cmd(&["restore", "--from", &missing.to_string_lossy()])
+        .env("BANGER_QEMU", t.failing_qemu())
+        .write_stdin(t.spec("box").to_string())
+        .assert()
+        .code(3)
+        .stderr(contains("box.state"))
+        .stderr(contains("boom").not());
+    // An empty file is no saved state either.
+    std::fs::write(&missing, b"").unwrap();
+    t.cmd(&["restore", "--from", &missing.to_string_lossy()])
+        .env("BANGER_QEMU", t.failing_qemu())
+        .write_stdin(t.spec("box").to_string())
+        .assert()
+        .code(1)
+        .stderr(contains("not a saved VM state"));
+    std::fs::remove_file(&missing).unwrap();
+    let home = t.home.path().to_string_lossy().into_owned();
+    assert!(processes_mentioning(&home).is_empty());
+    assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
+}
+
+#[test]
+fn suspend_of_a_vm_that_is_not_running_is_not_found() {
+    let t = T::new();
+    let to = t.home.path().join("box.state");
+    t.cmd(&["suspend", "box", "--to", &to.to_string_lossy()])
+        .assert()
+        .code(3)
+        .stderr(contains("no VM box is running"));
+    assert!(!to.exists());
+    t.cmd(&["suspend", "box"]).assert().code(2);
+    t.cmd(&["restore"]).assert().code(2);
+}
+
+/// A state file QEMU cannot load (garbage): restore fails with QEMU's own
+/// words, and no process, socket or record is left.
+#[test]
+fn restore_of_a_bad_state_fails_clearly_and_leaves_nothing() {
+    let test = "restore_of_a_bad_state_fails_clearly_and_leaves_nothing";
+    if !banger_testkit::require_tool(test, "qemu-system-x86_64") {
+        return;
+    }
+    let k = banger_testkit::guest::kernel();
+    let t = T::new();
+    let bad = t.home.path().join("vmlinux");
+    let spec = json!({"id": "bad", "kernel": k.vmlinux, "initrd": k.initrd,
+                      "cmdline": "console=ttyS0", "vcpus": 1, "mem_mib": 128});
+    let _serial = banger_testkit::serial();
+    t.cmd(&["restore", "--from", &bad.to_string_lossy()])
+        .write_stdin(spec.to_string())
+        .assert()
+        .code(1)
+        .stderr(contains("restoring"))
+        .stderr(contains("vmm.log"));
+    let home = t.home.path().to_string_lossy().into_owned();
+    let gone = banger_testkit::poll(std::time::Duration::from_secs(10), || {
+        processes_mentioning(&home).is_empty().then_some(())
+    });
+    assert!(gone.is_some(), "a process of the failed restore is left");
+    // vmm.log and the console log say what happened; nothing else stays.
+    let left: Vec<PathBuf> = t
+        .leftovers()
+        .into_iter()
+        .filter(|p| !p.ends_with("vmm.log") && !p.ends_with("console.log"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

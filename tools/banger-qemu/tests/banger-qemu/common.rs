@@ -2,14 +2,20 @@
 
 use serde_json::Value;
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-pub fn have_vhost_vsock(test: &str) -> bool {
-    let in_cargo = std::env::var_os("HOME")
-        .map(|h| PathBuf::from(h).join(".cargo/bin/vhost-device-vsock"))
-        .is_some_and(|p| p.is_file());
-    in_cargo || banger_testkit::require_tool(test, "vhost-device-vsock")
+/// The guest agent's endpoint in a driver's record.
+pub fn agent_endpoint(rec: &Value) -> banger_lib::agent::Endpoint {
+    serde_json::from_value(rec["agent"].clone()).expect("the record's agent endpoint")
+}
+
+/// One request to the agent through the record's endpoint: its status and
+/// body, None when it did not answer.
+pub fn agent(rec: &Value, method: &str, path: &str) -> Option<(u16, Value)> {
+    let ep = agent_endpoint(rec);
+    banger_lib::agent::request(&ep, method, path, std::time::Duration::from_secs(10))
+        .ok()
+        .map(|r| (r.status, r.body))
 }
 
 pub fn run_json(mut cmd: Command, stdin: Option<&Value>) -> Value {

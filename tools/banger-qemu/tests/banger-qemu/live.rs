@@ -1,37 +1,18 @@
 //! A real guest under QEMU (TCG where there is no hardware KVM): the
 //! make-kernel.sh kernel and its initramfs-only mode with the guest agent
-//! added, in a network namespace with a TAP. Proves the boot, vsock
-//! through the uds path, and that stop leaves no process, socket or TAP.
-//! Also compares the record keys of banger-qemu and banger-fc.
+//! added, in a network namespace with a TAP. Proves the boot, the agent
+//! on its virtio-serial port, suspend and restore, and that stop leaves
+//! no process, socket or TAP. Also compares the record keys of
+//! banger-qemu and banger-fc.
 
-use crate::common::{have_vhost_vsock, run_json};
+use crate::common::{agent, run_json};
 use banger_testkit::{guest, Home, NetNs};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 const BOOT: Duration = Duration::from_secs(180);
-
-/// `CONNECT PORT` on the hybrid vsock, then GET /healthz.
-fn healthz(uds: &Path, port: u32) -> Option<String> {
-    let mut s = UnixStream::connect(uds).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    writeln!(s, "CONNECT {port}").ok()?;
-    let mut r = BufReader::new(s.try_clone().ok()?);
-    let mut ok = String::new();
-    r.read_line(&mut ok).ok()?;
-    if !ok.starts_with("OK ") {
-        return None;
-    }
-    s.write_all(b"GET /healthz HTTP/1.0\r\nHost: guest\r\n\r\n")
-        .ok()?;
-    let mut body = String::new();
-    r.read_to_string(&mut body).ok()?;
-    Some(body)
-}
 
 /// `pid` runs as `uid` (real, effective, saved and filesystem ids), and
 /// under a seccomp filter when `seccomp`.
@@ -55,21 +36,18 @@ fn assert_unprivileged(pid: u32, uid: u32, seccomp: bool) {
 }
 
 #[test]
-fn live_tcg_guest_boots_with_vsock_and_stops_clean_as_root() {
-    let t = "live_tcg_guest_boots_with_vsock_and_stops_clean_as_root";
-    if !banger_testkit::require_root(t)
-        || !banger_testkit::require_tool(t, "qemu-system-x86_64")
-        || !have_vhost_vsock(t)
-    {
+fn live_tcg_guest_boots_with_its_agent_suspends_and_stops_clean_as_root() {
+    let t = "live_tcg_guest_boots_with_its_agent_suspends_and_stops_clean_as_root";
+    if !banger_testkit::require_root(t) || !banger_testkit::require_tool(t, "qemu-system-x86_64") {
         return;
     }
     let k = guest::kernel();
     let home = Home::new();
-    let agent = banger_testkit::image::agent();
+    let agent_bin = banger_testkit::image::agent();
     let initrd = home.path().join("initrd.img");
     guest::initrd_with(
         &k.initrd,
-        &[(agent.as_path(), "bin/banger-vsock-agent")],
+        &[(agent_bin.as_path(), "bin/banger-vsock-agent")],
         &initrd,
     );
 
@@ -93,10 +71,9 @@ fn live_tcg_guest_boots_with_vsock_and_stops_clean_as_root() {
     assert_eq!(rec["vmm"], "qemu");
     assert_eq!(rec["accel"], "tcg");
     let console = PathBuf::from(rec["console_log"].as_str().unwrap());
-    let uds = PathBuf::from(rec["vsock_uds"].as_str().unwrap());
-    let pids = [&rec["pid"], &rec["helper_pid"]].map(|p| p.as_u64().unwrap() as u32);
-    let starts =
-        [&rec["pid_start_time"], &rec["helper_pid_start_time"]].map(|p| p.as_u64().unwrap());
+    assert_eq!(rec["agent"]["kind"], "serial", "{rec}");
+    assert!(rec.get("helper_pid").is_none(), "{rec}");
+    let uds = PathBuf::from(rec["agent"]["uds"].as_str().unwrap());
 
     let booted = banger_testkit::poll(BOOT, || {
         let text = std::fs::read_to_string(&console).unwrap_or_default();
@@ -108,9 +85,9 @@ fn live_tcg_guest_boots_with_vsock_and_stops_clean_as_root() {
         guest::INITRAMFS_READY,
         std::fs::read_to_string(&console).unwrap_or_default()
     );
-    assert_unprivileged(pids[0], user.uid.as_raw(), true);
-    assert_unprivileged(pids[1], user.uid.as_raw(), false);
-    let argv = std::fs::read(format!("/proc/{}/cmdline", pids[0])).unwrap();
+    let pid = rec["pid"].as_u64().unwrap() as u32;
+    assert_unprivileged(pid, user.uid.as_raw(), true);
+    let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     let argv: Vec<String> = argv
         .split(|b| *b == 0)
         .map(|a| String::from_utf8_lossy(a).into_owned())
@@ -124,14 +101,15 @@ fn live_tcg_guest_boots_with_vsock_and_stops_clean_as_root() {
     assert!(!argv.iter().any(|a| a == "-runas" || a == "-daemonize"));
     let status = run_json(qemu(&["status", "livebox"]), None);
     assert_eq!(status["state"], "running");
-    assert_eq!(status["helper_alive"], true);
+    assert_eq!(status["helper_alive"], Value::Null);
+    assert!(!argv.iter().any(|a| a.contains("vhost")), "{argv:?}");
 
     // The agent starts after the ready line: poll for its answer.
-    let body = banger_testkit::poll(Duration::from_secs(60), || healthz(&uds, 52));
-    let body = body.expect("no /healthz answer over the vsock uds");
-    assert!(body.starts_with("HTTP/1."), "{body}");
-    assert!(body.contains(" 200 "), "{body}");
-    assert!(body.contains("\"hostname\""), "{body}");
+    let health = banger_testkit::poll(Duration::from_secs(60), || {
+        agent(&rec, "GET", "/healthz").filter(|(s, _)| *s == 200)
+    });
+    let (_, body) = health.expect("no /healthz answer on the agent's serial port");
+    assert_eq!(body["hostname"], "livebox", "{body}");
 
     // eth0 is on the TAP (busybox ping: iputils may be missing).
     ns.sh("ip addr add 172.31.9.1/24 dev bqtap0");
@@ -153,6 +131,49 @@ fn live_tcg_guest_boots_with_vsock_and_stops_clean_as_root() {
         "paused"
     );
     run_json(qemu(&["resume", "livebox"]), None);
+
+    // Suspend: a process and a file in /tmp, QEMU gone, restore, both
+    // still there (the same process, not a new one).
+    let (st, made) = init(
+        &rec,
+        "sleep 100000 </dev/null >/dev/null 2>&1 & echo $! >/tmp/sleeper; \
+         echo before-suspend >/tmp/marker; cat /tmp/sleeper",
+    );
+    assert_eq!(st, 0, "{made}");
+    let sleeper = made.trim().to_string();
+    let state_file = home.path().join("livebox.state");
+    let s = run_json(
+        qemu(&["suspend", "livebox", "--to", &state_file.to_string_lossy()]),
+        None,
+    );
+    assert_eq!(s["state"], "suspended", "{s}");
+    assert!(s["bytes"].as_u64().unwrap() > 1 << 20, "{s}");
+    assert!(!banger_lib::proc::is_alive(
+        pid,
+        rec["pid_start_time"].as_u64().unwrap()
+    ));
+    assert!(!uds.exists() && !uds.parent().unwrap().exists());
+    assert!(!Path::new(&format!("{}.part", state_file.display())).exists());
+    let back = run_json(
+        qemu(&["restore", "--from", &state_file.to_string_lossy()]),
+        Some(&spec),
+    );
+    assert_ne!(back["pid"], rec["pid"]);
+    let health = banger_testkit::poll(Duration::from_secs(60), || {
+        agent(&back, "GET", "/healthz").filter(|(s, _)| *s == 200)
+    });
+    assert!(health.is_some(), "no agent after the restore");
+    let (st, seen) = init(
+        &back,
+        &format!("kill -0 {sleeper} && cat /tmp/marker && cat /tmp/sleeper"),
+    );
+    assert_eq!(st, 0, "{seen}");
+    assert_eq!(seen, format!("before-suspend\n{sleeper}\n"));
+    // The guest's network came back with it.
+    let rec = back;
+    let pid = rec["pid"].as_u64().unwrap() as u32;
+    let starts = [rec["pid_start_time"].as_u64().unwrap()];
+    let pids = [pid];
 
     // The agent's POST /shutdown: busybox init powers the guest off (the
     // ACPI button would be acpid's `poweroff -f`, which says nothing).
@@ -177,7 +198,7 @@ fn live_tcg_guest_boots_with_vsock_and_stops_clean_as_root() {
             "pid {pid} outlived stop"
         );
     }
-    for sock in [&rec["qmp_socket"], &rec["vsock_uds"]] {
+    for sock in [&rec["qmp_socket"], &rec["agent"]["uds"]] {
         let p = Path::new(sock.as_str().unwrap());
         assert!(!p.exists(), "{} left behind", p.display());
     }
@@ -194,7 +215,7 @@ fn live_tcg_guest_boots_with_vsock_and_stops_clean_as_root() {
 #[test]
 fn both_drivers_print_the_same_record_keys() {
     let t = "both_drivers_print_the_same_record_keys";
-    if !banger_testkit::require_tool(t, "qemu-system-x86_64") || !have_vhost_vsock(t) {
+    if !banger_testkit::require_tool(t, "qemu-system-x86_64") {
         return;
     }
     let k = guest::kernel();
@@ -248,14 +269,17 @@ fn both_drivers_print_the_same_record_keys() {
         a.difference(b).cloned().collect()
     };
     assert_eq!(only(&kf, &kq), ["api_socket"]);
-    assert_eq!(
-        only(&kq, &kf),
-        ["helper_pid", "helper_pid_start_time", "qmp_socket"]
-    );
+    assert_eq!(only(&kq, &kf), ["qmp_socket"]);
+    // QEMU's agent is its serial port, so it has no vsock socket.
+    assert_eq!(q_rec["agent"]["kind"], "serial");
+    assert!(q_rec["vsock_uds"].is_null());
     for (rec, driver) in [(&fc_rec, "banger-fc"), (&q_rec, "banger-qemu")] {
         for key in &shared {
             let v = &rec[key.as_str()];
-            assert!(!v.is_null(), "{driver}: {key} is null");
+            assert!(
+                !v.is_null() || (key == "vsock_uds" && driver == "banger-qemu"),
+                "{driver}: {key} is null"
+            );
         }
         let mut stop = Command::new(banger_testkit::bin(driver));
         home.apply(&mut stop)
@@ -263,4 +287,24 @@ fn both_drivers_print_the_same_record_keys() {
         fake.apply(&mut stop);
         assert_eq!(run_json(stop, None)["stopped"], true);
     }
+}
+
+/// Run a script with the agent's `POST /init`: its exit and output.
+fn init(rec: &Value, script: &str) -> (i64, String) {
+    let ep = crate::common::agent_endpoint(rec);
+    let body = json!({"name": "t", "script": script});
+    let r = banger_lib::agent::request_with(
+        &ep,
+        "POST",
+        "/init",
+        Some(&body),
+        banger_lib::agent::MAX_INIT_REPLY,
+        Duration::from_secs(60),
+    )
+    .expect("POST /init");
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    (
+        r.body["exit"].as_i64().unwrap_or(-1),
+        r.body["output"].as_str().unwrap_or_default().to_string(),
+    )
 }

@@ -1,7 +1,7 @@
 //! A real Debian guest (the test image) under QEMU powers itself off when
 //! asked, without losing writes (issue 12, "Stop loses data"):
 //!
-//! 1. the guest agent's `POST /shutdown` (hybrid vsock, port 52): a file
+//! 1. the guest agent's `POST /shutdown` (its virtio-serial port): a file
 //!    written after `POST /sync` and never synced by hand is on the disk,
 //!    and both filesystems were unmounted clean;
 //! 2. `POST /sync` alone puts a file on the disk (a copy taken while the
@@ -15,7 +15,7 @@
 //! `stop` only cleans up after a QEMU that is already gone. Two boots under
 //! TCG (~1 min); root only, in a network namespace, serialized.
 
-use crate::common::{have_vhost_vsock, run_json};
+use crate::common::{agent, run_json};
 use banger_testkit::{guest, Home, NetNs};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -35,32 +35,6 @@ const MAX_REPLY: u64 = 64 * 1024;
 const GUEST_IP: &str = "172.31.12.2";
 const HOST_IP: &str = "172.31.12.1";
 const TAP: &str = "bqpwr0";
-
-/// One HTTP request to the guest agent through the hybrid vsock socket
-/// (`CONNECT 52\n`, `OK N\n`, then HTTP); the status and body, or None
-/// while the agent is not there yet.
-fn agent(uds: &Path, method: &str, path: &str) -> Option<(u16, Value)> {
-    let mut s = UnixStream::connect(uds).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    s.set_write_timeout(Some(Duration::from_secs(10))).ok()?;
-    s.write_all(b"CONNECT 52\n").ok()?;
-    let mut r = BufReader::new(s.try_clone().ok()?.take(MAX_REPLY));
-    let mut ok = String::new();
-    r.read_line(&mut ok).ok()?;
-    if !ok.starts_with("OK ") {
-        return None;
-    }
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: guest\r\nContent-Length: 0\r\n\r\n"
-    )
-    .ok()?;
-    let mut resp = String::new();
-    r.read_to_string(&mut resp).ok()?;
-    let (head, body) = resp.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, serde_json::from_str(body).ok()?))
-}
 
 /// QMP: greeting, capabilities, then `command`; the reply to it.
 fn qmp(sock: &Path, command: &str) -> Value {
@@ -177,9 +151,6 @@ fn live_debian_guest_powers_off_on_agent_shutdown_and_power_button_as_root() {
             return;
         }
     }
-    if !have_vhost_vsock(t) {
-        return;
-    }
     let _serial = banger_testkit::serial();
     let image = banger_testkit::image::debian();
     let k = guest::kernel();
@@ -218,14 +189,13 @@ fn live_debian_guest_powers_off_on_agent_shutdown_and_power_button_as_root() {
         c
     };
     let ssh = |cmd: &str| -> Output { guest::ssh(&ns, &image.ssh_key, GUEST_IP, cmd) };
-    let boot = |n: u32| -> (Value, PathBuf, PathBuf) {
+    let boot = |n: u32| -> (Value, PathBuf) {
         let rec = run_json(qemu(&["start"]), Some(&spec(n)));
         assert_eq!(rec["vmm"], "qemu");
         let console = PathBuf::from(rec["console_log"].as_str().unwrap());
-        let uds = PathBuf::from(rec["vsock_uds"].as_str().unwrap());
         let t0 = Instant::now();
         let health = banger_testkit::poll(BOOT, || {
-            agent(&uds, "GET", "/healthz").filter(|(s, _)| *s == 200)
+            agent(&rec, "GET", "/healthz").filter(|(s, _)| *s == 200)
         });
         assert!(
             health.is_some(),
@@ -233,10 +203,10 @@ fn live_debian_guest_powers_off_on_agent_shutdown_and_power_button_as_root() {
             tail(&console)
         );
         eprintln!("boot {n}: agent answered after {:?}", t0.elapsed());
-        (rec, console, uds)
+        (rec, console)
     };
     let clean_up = |rec: &Value| {
-        // QEMU is gone already; stop removes the vsock helper and sockets.
+        // QEMU is gone already; stop removes its sockets.
         let stopped = run_json(
             qemu(&["stop", rec["id"].as_str().unwrap(), "--timeout", "5"]),
             None,
@@ -245,14 +215,14 @@ fn live_debian_guest_powers_off_on_agent_shutdown_and_power_button_as_root() {
     };
 
     // --- 1. POST /shutdown through the agent.
-    let (rec, console1, uds) = boot(1);
+    let (rec, console1) = boot(1);
     let up = banger_testkit::poll(BOOT, || ssh("true").status.success().then_some(()));
     assert!(up.is_some(), "no ssh; console:\n{}", tail(&console1));
     // The root disk only: the work disk's mount at /root gives up after
     // 20 s (fstab nofail), which a loaded TCG host can exceed.
     let out = ssh("echo synced > /var/tmp/synced");
     assert!(out.status.success(), "{out:?}");
-    let (status, body) = agent(&uds, "POST", "/sync").expect("POST /sync");
+    let (status, body) = agent(&rec, "POST", "/sync").expect("POST /sync");
     assert_eq!(
         (status, &body),
         (200, &json!({"status": "ok", "synced": true}))
@@ -260,7 +230,7 @@ fn live_debian_guest_powers_off_on_agent_shutdown_and_power_button_as_root() {
     // Written after the last sync: only a clean poweroff keeps it.
     let out = ssh("echo unsynced > /var/tmp/unsynced");
     assert!(out.status.success(), "{out:?}");
-    let (status, body) = agent(&uds, "POST", "/shutdown").expect("POST /shutdown");
+    let (status, body) = agent(&rec, "POST", "/shutdown").expect("POST /shutdown");
     assert_eq!(
         (status, &body),
         (202, &json!({"status": "ok", "action": "poweroff"}))
@@ -279,7 +249,7 @@ fn live_debian_guest_powers_off_on_agent_shutdown_and_power_button_as_root() {
     );
 
     // --- 2. The power button alone: QMP system_powerdown.
-    let (rec, console2, uds2) = boot(2);
+    let (rec, console2) = boot(2);
     let log = std::fs::read_to_string(&console2).unwrap();
     assert!(
         !log.contains("recovery complete") && !log.contains("recovering journal"),
@@ -300,7 +270,7 @@ fn live_debian_guest_powers_off_on_agent_shutdown_and_power_button_as_root() {
     // crash now would leave, has the file once its journal is replayed.
     let out = ssh("echo two > /var/tmp/two");
     assert!(out.status.success(), "{out:?}");
-    let (status, _) = agent(&uds2, "POST", "/sync").expect("POST /sync");
+    let (status, _) = agent(&rec, "POST", "/sync").expect("POST /sync");
     assert_eq!(status, 200);
     let crash = home.path().join("crash.ext4");
     copy_disk(&root_disk, &crash);

@@ -9,13 +9,14 @@ fn man_page_is_current() {
 
 #[test]
 fn man_page_documents_the_records() {
-    use banger_lib::records::{fields, StopLine};
+    use banger_lib::records::{fields, StopLine, SuspendLine};
     use banger_lib::vmspec::VmmRecord;
     banger_testkit::man::assert_documents(
         &cli::command(),
         &[
             ("vmm record", fields::<VmmRecord>()),
             ("stop line", fields::<StopLine>()),
+            ("suspend line", fields::<SuspendLine>()),
         ],
     );
 }

@@ -1,6 +1,7 @@
 //! The whole flow with real tools and a real guest under QEMU: verify.sh
 //! --nat (create, ssh, health, DNS, stop, start, the work disk kept a file,
-//! NAT to an upstream namespace, delete, nothing left), run in network
+//! suspend and resume with a process and a file in /tmp, NAT to an
+//! upstream namespace, delete, nothing left), run in network
 //! namespaces verify.sh makes; on the way, banger-health check and
 //! banger-ssh alone: the agent answers with the ip= hostname, `uname -r` is
 //! the bundle kernel's, failing remote exit codes come back unchanged; a
@@ -21,14 +22,7 @@ fn verify_sh_with_nat_under_qemu_as_root() {
     if !banger_testkit::require_root(t) {
         return;
     }
-    for tool in [
-        "qemu-system-x86_64",
-        "vhost-device-vsock",
-        "debootstrap",
-        "jq",
-        "ip",
-        "nft",
-    ] {
+    for tool in ["qemu-system-x86_64", "debootstrap", "jq", "ip", "nft"] {
         if !banger_testkit::require_tool(t, tool) {
             return;
         }

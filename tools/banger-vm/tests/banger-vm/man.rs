@@ -9,7 +9,9 @@ fn man_page_is_current() {
 
 #[test]
 fn man_page_documents_the_records() {
-    use banger_lib::records::{fields, FanoutLine, ForwardLine, GcLine, PortForward, VmRecord};
+    use banger_lib::records::{
+        fields, FanoutLine, ForwardLine, GcLine, PortForward, SuspendInfo, VmRecord,
+    };
     banger_testkit::man::assert_documents(
         &cli::command(),
         &[
@@ -21,6 +23,8 @@ fn man_page_documents_the_records() {
             ("gc line", fields::<GcLine>()),
             ("port forward", fields::<PortForward>()),
             ("forward line", fields::<ForwardLine>()),
+            ("suspend info", fields::<SuspendInfo>()),
+            ("suspend line", vec!["state", "bytes", "ms"]),
         ],
     );
 }
