@@ -24,4 +24,4 @@ pub use hostkeys::{AgentHostKeys, PinLine};
 pub use image::{ImageLine, ImageRecord};
 pub use net::{DnsLine, Lease, TapLine};
 pub use vm::{Disks, InitRun, VmLine, VmRecord, VmState};
-pub use vmm::StopLine;
+pub use vmm::{FdLine, ProcessLine, RequestLine, StopLine};

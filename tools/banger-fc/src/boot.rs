@@ -5,7 +5,7 @@ use crate::api::{Api, SLOW};
 use crate::jail::Jail;
 use crate::launch::Launch;
 use crate::{binary, record};
-use banger_lib::vmspec::{VmSpec, VmmRecord};
+use banger_lib::vmspec::{DiskFormat, VmSpec, VmmRecord};
 use banger_lib::{Error, Result};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -91,12 +91,30 @@ pub fn config_requests(spec: &VmSpec) -> Vec<(String, Value)> {
     r
 }
 
+/// Firecracker takes raw disk files only: a qcow2 drive is refused before
+/// anything runs.
+pub fn check_raw(spec: &VmSpec) -> Result<()> {
+    match spec.drives.iter().find(|d| d.format != DiskFormat::Raw) {
+        Some(d) => Err(Error::usage(format!(
+            "drive {} is {}; Firecracker takes raw disk files only",
+            d.id,
+            d.format.name()
+        ))
+        .with_hint(format!(
+            "run it with banger-qemu, or make a raw copy: qemu-img convert -O raw {} DISK.ext4",
+            d.path.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// `start`: the spec is the JSON text read from stdin. Under the jailer
 /// when one is found (see jail.rs), unless `no_jailer`.
 pub fn start(text: &str, no_jailer: bool) -> Result<VmmRecord> {
     let mut spec = VmSpec::parse(text)?;
     spec.resolve("api.sock");
     spec.validate()?;
+    check_raw(&spec)?;
     let bin = binary::find()?;
     let version = banger_lib::hosttools::version(&bin, "firecracker")?;
     binary::check_version(&bin, &version)?;
@@ -188,6 +206,7 @@ pub fn load(id: &str, dir: &Path) -> Result<VmmRecord> {
     spec.console_log = None;
     spec.resolve("api.sock");
     spec.validate()?;
+    check_raw(&spec)?;
     for f in ["vmstate", "memory"] {
         if !dir.join(f).is_file() {
             return Err(Error::not_found(format!(

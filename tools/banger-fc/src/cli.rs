@@ -13,7 +13,9 @@ SPEC (stdin of `start`):
                   `root=/dev/vda rw|ro` for the root drive
     vcpus         1-32
     mem_mib       at least 64
-    drives        [{\"id\",\"path\",\"read_only\",\"root\"}]; the root drive first
+    drives        [{\"id\",\"path\",\"read_only\",\"root\",\"format\"}]; the root
+                  drive first; format must be raw (the default): Firecracker
+                  takes no qcow2 (exit 2)
     tap, mac      host TAP for eth0 (must exist) and the guest MAC
     vsock_cid     guest CID (>= 3); enables the hybrid vsock
     vsock_uds     its host socket (default RUNTIME/ID/vsock.sock)

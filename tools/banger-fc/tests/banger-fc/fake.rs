@@ -134,6 +134,18 @@ fn bad_specs_spawn_nothing() {
     s["api_socket"] = json!(format!("/tmp/{}", "s".repeat(110)));
     t.start(&s).code(2);
     t.cmd(&["start"]).write_stdin("not json").assert().code(2);
+    // Firecracker takes raw disks only: a qcow2 overlay is refused first.
+    let mut s = t.spec("bad");
+    let disk = t.home.path().join("rootfs.qcow2");
+    std::fs::write(&disk, b"QFI\xfb").unwrap();
+    s["drives"] = json!([{"id": "rootfs", "path": disk, "root": true, "format": "qcow2"}]);
+    let a = t.start(&s).code(2);
+    assert!(
+        stderr(&a).contains("Firecracker takes raw disk files only"),
+        "{}",
+        stderr(&a)
+    );
+    assert!(stderr(&a).contains("banger-qemu"), "{}", stderr(&a));
     assert!(t.fake.requests().is_empty());
     t.assert_nothing_left("bad");
 }

@@ -9,13 +9,15 @@ fn man_page_is_current() {
 
 #[test]
 fn man_page_documents_the_records() {
-    use banger_lib::records::{fields, StopLine};
+    use banger_lib::records::{fields, FdLine, ProcessLine, StopLine};
     use banger_lib::vmspec::VmmRecord;
     banger_testkit::man::assert_documents(
         &cli::command(),
         &[
             ("vmm record", fields::<VmmRecord>()),
             ("stop line", fields::<StopLine>()),
+            ("--print-argv line", fields::<ProcessLine>()),
+            ("--print-argv fd", fields::<FdLine>()),
         ],
     );
 }
