@@ -53,6 +53,13 @@ RECORDS:
   pause, resume: {\"id\", \"state\":\"paused\"|\"running\"}
   snapshot create: {\"id\", \"dir\", \"vmstate\", \"memory\", \"state\"}
   snapshot load: the VMM record, as start prints it
+  start --print-argv: the process, then one line per API request in the
+            order start makes them (the last is InstanceStart), with the
+            paths as that process sees them (inside the jail under the
+            jailer); nothing is made, linked or started:
+            {\"process\":\"jailer\"|\"firecracker\", \"program\", \"args\",
+             \"cwd\", \"user\":null}
+            {\"method\":\"PUT\", \"path\", \"body\"}
 
 STOP:
   stop asks the guest agent (the record's agent endpoint) to reboot with
@@ -115,6 +122,7 @@ ENVIRONMENT:
 
 EXAMPLES:
   banger-fc start < spec.json | jq -r .pid
+  banger-vm spec box | banger-fc start --print-argv
   banger-fc status box | jq -r .state
   banger-fc pause box && banger-fc snapshot create box --dir /tmp/snap
   banger-fc stop box --timeout 5 | jq -r .how
@@ -149,6 +157,10 @@ pub enum Sub {
         /// found (for debugging; the record then has no "jail")
         #[arg(long)]
         no_jailer: bool,
+        /// Start nothing: print the process start would run for this spec
+        /// (the jailer or firecracker) and its API requests, in order
+        #[arg(long)]
+        print_argv: bool,
     },
     /// Show whether the VM's process is alive and its state
     Status {

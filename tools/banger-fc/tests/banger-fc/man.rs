@@ -9,13 +9,18 @@ fn man_page_is_current() {
 
 #[test]
 fn man_page_documents_the_records() {
-    use banger_lib::records::{fields, StopLine};
+    use banger_lib::records::{fields, RequestLine, StopLine};
     use banger_lib::vmspec::VmmRecord;
     banger_testkit::man::assert_documents(
         &cli::command(),
         &[
             ("vmm record", fields::<VmmRecord>()),
             ("stop line", fields::<StopLine>()),
+            ("--print-argv request", fields::<RequestLine>()),
+            (
+                "--print-argv process",
+                vec!["process", "program", "args", "cwd", "user"],
+            ),
         ],
     );
 }
