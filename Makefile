@@ -30,6 +30,8 @@ test:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	@mkdir -p target && rm -f target/test-skips.log
 	$(CARGO) test --workspace
+	# banger-net killed after each change in turn (a test-only feature).
+	$(CARGO) test -p banger-net --features fault-injection --test banger-net fault::
 	@n=$$(cat target/test-skips.log 2>/dev/null | wc -l); \
 	  echo "test summary: $$n skipped"; cat target/test-skips.log 2>/dev/null || true
 
@@ -40,10 +42,13 @@ test-live:
 	$(CARGO) test -p banger-vm --test banger-vm live:: -- --include-ignored --nocapture
 
 # SOAK create/delete cycles with the real banger-net in a namespace (CI
-# runs 20 as part of make test), then nothing may be left. Root only.
+# runs 20 as part of make test), then SOAK_BOOTED cycles with a booted
+# guest under QEMU after verify.sh (CI runs 2); nothing may be left. Root.
 SOAK ?= 100
+SOAK_BOOTED ?= 5
 soak:
 	BANGER_SOAK=$(SOAK) $(CARGO) test -p banger-vm --test banger-vm with_net::soak -- --nocapture
+	BANGER_SOAK_BOOTED=$(SOAK_BOOTED) $(CARGO) test -p banger-vm --test banger-vm live:: -- --nocapture
 
 # Create and delete RUNS VMs: phase timings per run, min/median/p90/max; the
 # same VM booted by hand with the driver's exact command lines (--print-argv)

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # verify.sh: the live smoke test of the whole workflow on this host.
 #
-#   ./verify.sh [--nat] [--vmm auto|firecracker|qemu] [--host] [--keep-going]
+#   ./verify.sh [--nat] [--vmm auto|firecracker|qemu] [--host] [--soak N]
 #
 # doctor; create a VM; its ssh host key was pinned from the guest agent
 # before any ssh (and is the guest's); ssh `true`; 3 MiB of escapes on
 # the guest console stay under the console cap and out of `vm logs`; (in
 # the namespaces: the
 # guest cannot reach a host listener on 0.0.0.0 until `banger net allow
-# --port`, and can ping and resolve NAME.vm on the gateway); health;
+# --port`, and can ping and resolve NAME.vm on the gateway; `vm forward
+# NAME 18000:8000` reaches a server in the guest from the loopback, a
+# taken host port is exit 5 and changes nothing, the forward is gone while
+# stopped and back after start); health;
 # banger-health check and
 # banger-ssh alone (uname -r, exit codes); write a file on the work disk and
 # stop at once (a clean stop through the guest agent); start; the file is
@@ -16,15 +19,16 @@
 # button instead) and read a synced file back; (--nat: the guest fetches a
 # page from "upstream" through NAT, and the NAT rule is gone after delete);
 # delete; then check that nothing is left: no VMM process, no non-pool TAP,
-# no lease, no nft element, no VM dir, and the image's files the VM's qcow2
-# overlays read (QEMU) are there and unwritten. On the way: the overlays
-# are qcow2 on the image's files, the guest grew the work disk's
-# filesystem to fill its disk, `image rm` is refused while the VM exists,
-# and the guest's systemd-analyze is printed. Then two creates killed with
-# SIGKILL (while making disks, and once the VMM runs): delete removes
-# each, the same leak check holds, and `banger gc --dry-run` finds nothing;
-# (in the namespaces) teardown leaves no banger nftables table and
-# ip_forward as it was.
+# no lease, no nft element, no port forward, no VM dir, and the image's
+# files the VM's qcow2 overlays read (QEMU) are there and unwritten. On the
+# way: the overlays are qcow2 on the image's files, the guest grew the work
+# disk's filesystem to fill its disk, `image rm` is refused while the VM
+# exists, and the guest's systemd-analyze is printed. Then two creates
+# killed with SIGKILL (while making disks, and once the VMM runs): delete
+# removes each, the same leak check holds; --soak N: N more cycles of
+# create (booted), ssh `true`, delete, each followed by the leak check;
+# `banger gc --dry-run` finds nothing; (in the namespaces) teardown leaves
+# no banger nftables table and ip_forward as it was.
 #
 # By default everything runs inside network namespaces this script makes
 # and removes: "bv-host-PID" holds the bridge, TAPs and guest, and
@@ -43,14 +47,16 @@
 # Exit status: 0 all good, 1 a step failed (the step is named on stderr).
 set -euo pipefail
 
-NAT=0 VMM=${BANGER_VMM:-} HOST=0 INSIDE=0
+NAT=0 VMM=${BANGER_VMM:-} HOST=0 INSIDE=0 SOAK=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --nat) NAT=1 ;;
+    --soak) SOAK=$2; shift
+      [[ "$SOAK" =~ ^[0-9]+$ ]] || { echo "verify.sh: --soak takes a count" >&2; exit 2; } ;;
     --vmm) VMM=$2; shift ;;
     --host) HOST=1 ;;
     --inside) INSIDE=1 ;;
-    -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,47p' "$0"; exit 0 ;;
     *) echo "verify.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -142,6 +148,7 @@ outside() {
   local args=(--inside)
   [ "$NAT" = 1 ] && args+=(--nat)
   [ -n "$VMM" ] && args+=(--vmm "$VMM")
+  args+=(--soak "$SOAK")
   set +e
   MARKER=$MARKER ip netns exec "$ns" "$0" "${args[@]}"
   local rc=$?
@@ -245,6 +252,58 @@ inside() {
     banger vm ssh "$name" -- ping -c 1 -W 3 "$gw" >/dev/null || fail "the guest cannot ping the gateway"
     got=$(banger vm ssh "$name" -- getent hosts "$name.vm" | cut -d' ' -f1) || true
     [ "$got" = "$ip" ] || fail "the guest resolved $name.vm to '$got', not $ip"
+
+    # Only in the namespace: its loopback stands in for the host's.
+    step "vm forward: a server on the guest's port 8000 answers on the loopback's 18000"
+    local fwd
+    fwd=$(mktemp -d /tmp/bv-fwd.XXXXXX)
+    # python3's http.server where the image has it, else perl-base (every
+    # Debian image has it) answering each request with the marker.
+    cat > "$fwd/server.sh" <<'EOS'
+cd /root/fwd-www || exit 1
+command -v python3 >/dev/null && exec python3 -m http.server 8000
+exec perl -MIO::Socket::INET -e '
+  my $s = IO::Socket::INET->new(LocalPort => 8000, Listen => 5, ReuseAddr => 1) or die "$!";
+  while (my $c = $s->accept) {
+    while (my $l = <$c>) { last if $l =~ /^\r?$/ }
+    open(my $f, "<", "marker"); local $/; my $m = <$f>;
+    print $c "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n$m"; close $c;
+  }'
+EOS
+    banger vm ssh "$name" -- "mkdir -p /root/fwd-www && echo $MARKER > /root/fwd-www/marker" \
+      || fail "writing the guest's marker"
+    banger vm cp "$fwd/server.sh" "$name:/root/fwd-server.sh" || fail "copying the guest's test server"
+    rm -rf "$fwd"
+    banger vm ssh "$name" -- 'setsid sh /root/fwd-server.sh </dev/null >/dev/null 2>&1 &' \
+      || fail "starting the guest's test server"
+    banger vm forward "$name" 18000:8000 \
+      | jq -e '.active == true and .address == "127.0.0.1" and .host_port == 18000' >/dev/null \
+      || fail "vm forward $name 18000:8000"
+    got=
+    for _ in $(seq 100); do
+      got=$(curl -s --max-time 2 "http://127.0.0.1:18000/marker") && [ "$got" = "$MARKER" ] && break
+      sleep 0.1
+    done
+    [ "$got" = "$MARKER" ] || fail "curl http://127.0.0.1:18000/marker through the forward got '$got'"
+    if curl -s --max-time 2 -o /dev/null "http://127.0.0.1:18001/"; then
+      fail "a port next to the forward answered"
+    fi
+    step "vm forward: a host port a socket holds is exit 5 and changes nothing"
+    python3 -m http.server --bind 127.0.0.1 18500 >/dev/null 2>&1 &
+    local held=$!
+    up=
+    for _ in $(seq 50); do
+      curl -s -o /dev/null "http://127.0.0.1:18500/" && { up=1; break; }
+      sleep 0.1
+    done
+    [ -n "$up" ] || { kill "$held"; fail "the host's listener on 18500 did not come up"; }
+    set +e; banger vm forward "$name" 18500:8000 2>/dev/null; rc=$?; set -e
+    kill "$held"; wait "$held" 2>/dev/null || true
+    [ "$rc" = 5 ] || fail "vm forward onto a taken host port exited $rc, not 5"
+    [ "$(banger vm forward "$name" --list | jq -s -c '[.[].host_port]')" = "[18000]" ] \
+      || fail "the refused forward changed the list: $(banger vm forward "$name" --list)"
+    [ "$(banger net forward list | jq -s -c '[.[].host_port]')" = "[18000]" ] \
+      || fail "the refused forward changed what is in force: $(banger net forward list)"
   fi
 
   # A guest is hostile: 3 MiB of escape bytes on its console leave
@@ -353,8 +412,15 @@ inside() {
   say "  $(cat /tmp/bv-stop.$$)"
   jq -e '.state == "stopped" and .clean == true and .how == "agent"' /tmp/bv-stop.$$ >/dev/null \
     || fail "vm stop was not a clean stop through the agent: $(cat /tmp/bv-stop.$$)"
+  if [ "$INSIDE" = 1 ]; then
+    [ -z "$(banger net forward list --vm "$name")" ] || fail "a stopped VM's forward is still in force"
+  fi
   step "start"
   banger vm start "$name" | jq -e '.state == "running"' >/dev/null || fail "vm start"
+  if [ "$INSIDE" = 1 ]; then
+    banger net forward list --vm "$name" | jq -e 'select(.host_port == 18000)' >/dev/null \
+      || fail "start did not put the forward back"
+  fi
   step "the work disk kept the unsynced file"
   got=$(banger vm ssh "$name" -- cat /root/verify-marker) || fail "reading /root/verify-marker"
   [ "$got" = "$MARKER" ] || fail "/root/verify-marker holds '$got', not $MARKER"
@@ -425,6 +491,19 @@ inside() {
   nothing_left "$k" ""
   rm -rf "$initd"
   created=0
+  local i
+  for i in $(seq "$SOAK"); do
+    k=$name-soak-$i
+    step "soak $i/$SOAK: create $k, ssh, delete, nothing left"
+    created=1 name_k=$k
+    kip=$(banger vm create --name "$k" "${nat_args[@]}" "${vmm_args[@]}" | jq -r .ip) \
+      || fail "soak create $k"
+    banger vm ssh "$k" -- true || fail "soak ssh $k"
+    banger vm delete "$k" | jq -e '.state == "deleted"' >/dev/null || fail "soak delete $k"
+    name_k=
+    nothing_left "$k" "$kip"
+  done
+  created=0
   if [ "$INSIDE" = 1 ]; then
     step "banger gc finds nothing"
     [ -z "$(banger gc --dry-run)" ] || fail "banger gc --dry-run found: $(banger gc --dry-run)"
@@ -455,6 +534,11 @@ nothing_left() {
   if [ "$NAT" = 1 ] && [ -n "$ip" ] && nft list ruleset 2>/dev/null | grep -F "$ip" >/dev/null; then
     # (not grep -q: with pipefail, nft's SIGPIPE would hide a match)
     leaks+=("an nft element for $ip")
+  fi
+  banger net forward list | jq -r .vm | grep -Fx -- "$name" >/dev/null \
+    && leaks+=("a port forward of $name")
+  if [ -n "$ip" ] && nft list map inet banger forwards 2>/dev/null | grep -F "$ip" >/dev/null; then
+    leaks+=("a forwards map element for $ip")
   fi
   banger vm show "$name" >/dev/null 2>&1 && leaks+=("the VM record")
   [ -e "${XDG_STATE_HOME:-$HOME/.local/state}/banger/vms/$name" ] && leaks+=("the VM dir")

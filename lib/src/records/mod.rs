@@ -22,6 +22,6 @@ pub use gc::GcLine;
 pub use health::HealthLine;
 pub use hostkeys::{AgentHostKeys, PinLine};
 pub use image::{ImageLine, ImageRecord};
-pub use net::{DnsLine, Lease, TapLine};
-pub use vm::{Disks, InitRun, VmLine, VmRecord, VmState};
+pub use net::{DnsLine, Forward, Lease, Proto, TapLine};
+pub use vm::{Disks, ForwardLine, InitRun, PortForward, VmLine, VmRecord, VmState};
 pub use vmm::{FdLine, ProcessLine, RequestLine, StopLine};

@@ -69,3 +69,50 @@ pub struct DnsLine {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started: Option<bool>,
 }
+
+/// A port forward's transport protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+
+    /// `--udp` or not.
+    pub fn from_udp(udp: bool) -> Proto {
+        if udp {
+            Proto::Udp
+        } else {
+            Proto::Tcp
+        }
+    }
+}
+
+impl std::fmt::Display for Proto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One port forward in force: connections to `address:host_port` on the
+/// host are DNATed to `guest_ip:guest_port` (net.json keeps them, written
+/// only by banger-net; `banger-net forward add/remove/list` print them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Forward {
+    pub vm: String,
+    pub proto: Proto,
+    /// The host address it listens on (127.0.0.1 unless asked otherwise).
+    pub address: Ipv4Addr,
+    pub host_port: u16,
+    pub guest_ip: Ipv4Addr,
+    pub guest_port: u16,
+}

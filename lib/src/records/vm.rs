@@ -105,6 +105,11 @@ pub struct VmRecord {
     /// codes (the first non-zero one is the last that ran).
     #[serde(default)]
     pub init: Vec<InitRun>,
+    /// Host ports forwarded to the guest (`vm forward`): in force while it
+    /// runs, put back by `start`, taken away by `stop` and `delete`.
+    /// Records from before forwards existed read as none.
+    #[serde(default)]
+    pub forwards: Vec<PortForward>,
 }
 
 fn isolated_default() -> bool {
@@ -118,6 +123,30 @@ pub struct InitRun {
     /// `NN-FILE`: its place in the order and its file name.
     pub name: String,
     pub exit: i32,
+}
+
+/// A port forward a VM keeps in its record: `address:host_port` on the
+/// host to `guest_port` in the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortForward {
+    pub proto: super::net::Proto,
+    pub address: std::net::Ipv4Addr,
+    pub host_port: u16,
+    pub guest_port: u16,
+}
+
+/// What `vm forward` prints: one of a VM's forwards, and whether it is in
+/// force (the VM runs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardLine {
+    pub vm: String,
+    pub proto: super::net::Proto,
+    pub address: std::net::Ipv4Addr,
+    pub host_port: u16,
+    pub guest_port: u16,
+    pub active: bool,
 }
 
 impl VmRecord {
@@ -210,4 +239,40 @@ pub fn names() -> Result<Vec<String>> {
         .collect();
     names.sort();
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record as banger wrote it before isolation, the agent endpoint,
+    /// init scripts and port forwards existed.
+    const OLD: &str = r#"{"schema":1,"name":"box","image":"debian","vmm":"qemu",
+        "state":"stopped","ip":"172.30.0.2","prefix":24,"gateway":"172.30.0.1",
+        "dns":"172.30.0.1","mac":"02:00:00:00:00:01","tap":"bgr-0","nat":false,
+        "vsock_cid":1002,"vsock_uds":null,"pid":null,"pid_start_time":null,
+        "vcpus":1,"memory_mib":512,"disk_size":1073741824,
+        "disks":{"rootfs":"/r","work":"/w"},"kernel":"/k","initrd":null,
+        "cmdline":"console=ttyS0","created_at":"2026-01-01T00:00:00Z","started_at":null}"#;
+
+    #[test]
+    fn old_records_read_with_defaults_and_forwards_round_trip() {
+        let mut r: VmRecord = serde_json::from_str(OLD).unwrap();
+        assert!(r.forwards.is_empty() && r.init.is_empty() && r.isolated);
+        r.forwards.push(PortForward {
+            proto: super::super::net::Proto::Udp,
+            address: std::net::Ipv4Addr::LOCALHOST,
+            host_port: 5353,
+            guest_port: 53,
+        });
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(
+            text.contains(r#""forwards":[{"proto":"udp","address":"127.0.0.1","host_port":5353,"guest_port":53}]"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<VmRecord>(&text).unwrap(), r);
+        // Strict: an unknown key in a forward is refused.
+        let bad = text.replace(r#""guest_port":53}"#, r#""guest_port":53,"x":1}"#);
+        assert!(serde_json::from_str::<VmRecord>(&bad).is_err());
+    }
 }

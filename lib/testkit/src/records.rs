@@ -45,6 +45,7 @@ pub fn vm(name: &str, state: &str, ip: Option<&str>, uds: Option<&Path>) -> VmRe
         started_at: None,
         no_jailer: false,
         init: Vec::new(),
+        forwards: Vec::new(),
     }
 }
 

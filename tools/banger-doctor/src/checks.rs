@@ -350,8 +350,8 @@ pub fn net_admin() -> Check {
 }
 
 /// IPv4 forwarding: a report, not a requirement. banger-net turns it on
-/// for the first VM with NAT and back off after the last one when it was
-/// off; what it means for the host is worth saying either way.
+/// for the first VM with NAT (or port forward on a non-loopback address)
+/// and back off after the last one when it was off; what it means for the host is worth saying either way.
 pub fn ip_forward() -> Check {
     ip_forward_from(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").ok())
 }
@@ -364,14 +364,16 @@ fn ip_forward_from(value: Option<String>) -> Check {
             false,
             "on (net.ipv4.ip_forward = 1): this host routes packets between all its \
              interfaces, not only for banger; banger's own rules forward only NAT VMs' \
-             traffic from its bridge (banger-net(1))",
+             traffic from its bridge and connections to ports forwarded on a \
+             non-loopback address (banger-net(1))",
         ),
         Some(v) => Check::pass(
             NAME,
             false,
             format!(
                 "off (net.ipv4.ip_forward = {v}): banger-net turns it on while a VM has \
-                 NAT, and off again after the last one"
+                 NAT or a port forward on a non-loopback address, and off again after \
+                 the last one"
             ),
         ),
         None => Check::fail(
@@ -523,39 +525,64 @@ pub fn network() -> [Check; 2] {
     [state, dns]
 }
 
-/// What killed commands left behind (`banger-vm gc --dry-run`): not
-/// required, but worth a `banger gc`.
+/// What killed commands left behind (`banger-vm gc --dry-run`, then
+/// `banger-net gc --dry-run`): not required, but worth a `banger gc`.
 pub fn leftovers() -> Check {
     const CHECK: &str = "leftovers";
-    if sibling::find("banger-vm").is_none() {
-        return Check::fail(CHECK, false, "banger-vm is not installed", "make install");
+    let mut found: Vec<GcLine> = Vec::new();
+    let mut ran = 0;
+    for tool in ["banger-vm", "banger-net"] {
+        if sibling::find(tool).is_none() {
+            continue;
+        }
+        ran += 1;
+        match sibling::run_typed::<GcLine>(tool, &["gc", "--dry-run"], None) {
+            Ok(l) => found.extend(l),
+            Err(e) => {
+                return Check::fail(
+                    CHECK,
+                    false,
+                    format!("{tool} gc --dry-run: {}", e.message),
+                    e.hint.unwrap_or_else(|| format!("{tool} gc --dry-run")),
+                )
+            }
+        }
     }
-    match sibling::run_typed::<GcLine>("banger-vm", &["gc", "--dry-run"], None) {
-        Ok(l) if l.is_empty() => {
-            Check::pass(CHECK, false, "nothing left behind by killed commands")
-        }
-        Ok(l) => {
-            let mut vms: Vec<&str> = l.iter().map(|g| g.vm.as_str()).collect();
-            vms.dedup();
-            Check::fail(
-                CHECK,
-                false,
-                format!(
-                    "{} {} left by killed commands ({})",
-                    l.len(),
-                    if l.len() == 1 { "thing" } else { "things" },
-                    vms.join(", ")
-                ),
-                "banger gc --dry-run shows them; banger gc removes them",
-            )
-        }
-        Err(e) => Check::fail(
+    if ran == 0 {
+        return Check::fail(
             CHECK,
             false,
-            e.message.clone(),
-            e.hint.unwrap_or_else(|| "banger vm gc --dry-run".into()),
-        ),
+            "neither banger-vm nor banger-net is installed",
+            "make install",
+        );
     }
+    if found.is_empty() {
+        return Check::pass(CHECK, false, "nothing left behind by killed commands");
+    }
+    let mut vms: Vec<&str> = found
+        .iter()
+        .map(|g| g.vm.as_str())
+        .filter(|v| !v.is_empty())
+        .collect();
+    vms.dedup();
+    let net = found.iter().filter(|g| g.vm.is_empty()).count();
+    let mut whose = vms.join(", ");
+    if net > 0 {
+        if !whose.is_empty() {
+            whose.push_str("; ");
+        }
+        whose.push_str(&format!("{net} of no VM: TAPs, nft elements, files"));
+    }
+    Check::fail(
+        CHECK,
+        false,
+        format!(
+            "{} {} left by killed commands ({whose})",
+            found.len(),
+            if found.len() == 1 { "thing" } else { "things" },
+        ),
+        "banger gc --dry-run shows them; banger gc removes them",
+    )
 }
 
 /// Which disks this host gives a VM. QEMU VMs get qcow2 overlays on the

@@ -30,9 +30,11 @@ CHECKS (in order; * required, ? required in some set-ups):
   net admin *       root or CAP_NET_ADMIN
   ipv4 forwarding   a report: on means this host routes between all
                     its interfaces, not only for banger; banger-net
-                    turns it on while a VM has NAT (and off after the
-                    last one when it was off), and its rules forward
-                    only NAT VMs' traffic from the bridge
+                    turns it on while a VM has NAT or a port forward
+                    on a non-loopback address (and off after the last
+                    one when it was off), and its rules forward only
+                    NAT VMs' traffic from the bridge and connections
+                    to such forwarded ports
   bridge            the bundle's bridge (`banger-net setup`)
   guest filter      while the bridge exists, banger's nftables tables
                     (bridge banger, inet banger) exist too; a firewall
@@ -40,8 +42,8 @@ CHECKS (in order; * required, ? required in some set-ups):
                     guests are then not isolated (`banger-net setup`
                     puts them back); required then
   dns               `banger-net dns status` says running
-  leftovers         nothing left by killed commands
-                    (`banger vm gc --dry-run` finds nothing)
+  leftovers         nothing left by killed commands (`banger vm gc
+                    --dry-run` and `banger net gc --dry-run` find nothing)
   reflink           which disks a VM gets: QEMU VMs qcow2 overlays
                     on the image's files (constant time); Firecracker
                     VMs reflinks when the data and state dirs are one

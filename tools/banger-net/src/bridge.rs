@@ -3,7 +3,7 @@
 
 use crate::netcfg::NetCfg;
 use crate::netlink::Nl;
-use crate::netstate;
+use crate::netstate::{self, Intent, Op};
 use banger_lib::{hosttools, Error, Result};
 use serde::Serialize;
 
@@ -52,52 +52,74 @@ fn check_overlap(cfg: &NetCfg, nl: &Nl, bridge_index: Option<u32>) -> Result<()>
 pub fn setup(cfg: &NetCfg, nl: &Nl) -> Result<SetupLine> {
     hosttools::require_net_admin("setting up the bridge")?;
     crate::nft::require("the guests' packet filter")?;
-    netstate::update(|st| {
-        let mut line = SetupLine {
-            bridge: cfg.bridge.clone(),
-            subnet: cfg.subnet(),
-            gateway: cfg.gateway.to_string(),
-            created: false,
-            address_added: false,
-            filter_installed: false,
-            changed: false,
-        };
-        let existing = nl.link(&cfg.bridge)?;
-        let has_addr = match &existing {
-            Some(l) => nl.addrs_v4(l.index)?.contains(&(cfg.gateway, cfg.prefix)),
-            None => false,
-        };
-        if !has_addr {
-            check_overlap(cfg, nl, existing.as_ref().map(|l| l.index))?;
-        }
-        let link = match existing {
-            Some(l) => l,
-            None => {
-                nl.add_bridge(&cfg.bridge)?;
-                line.created = true;
-                nl.link(&cfg.bridge)?
-                    .ok_or_else(|| Error::failed(format!("bridge {} vanished", cfg.bridge)))?
-            }
-        };
-        let undo = |e: Error| {
-            if line.created {
-                let _ = nl.del_link(link.index);
-            }
-            e
-        };
-        if !has_addr {
-            nl.add_addr(link.index, cfg.gateway, cfg.prefix)
-                .map_err(undo)?;
-            line.address_added = true;
-        }
-        line.filter_installed = crate::filter::install(cfg, st).map_err(undo)?;
-        if !link.up {
-            nl.set_up(link.index).map_err(undo)?;
-        }
-        line.changed = line.created || line.address_added || line.filter_installed || !link.up;
-        register_resolved(cfg);
-        Ok(line)
+    netstate::update(cfg, nl, |st| {
+        st.intend(Intent::new(Op::Setup, None, vec![]))?;
+        setup_steps(cfg, nl, st, true)
     })
+}
+
+/// setup's work, inside a net.json update (tap acquire sets up a missing
+/// bridge this way; recover.rs finishes a killed setup). `reinstall`:
+/// remake the filter's tables even when they exist (setup picks up
+/// changed settings so); else only when they are missing.
+pub fn setup_steps(
+    cfg: &NetCfg,
+    nl: &Nl,
+    st: &mut netstate::NetState,
+    reinstall: bool,
+) -> Result<SetupLine> {
+    let mut line = SetupLine {
+        bridge: cfg.bridge.clone(),
+        subnet: cfg.subnet(),
+        gateway: cfg.gateway.to_string(),
+        created: false,
+        address_added: false,
+        filter_installed: false,
+        changed: false,
+    };
+    let existing = nl.link(&cfg.bridge)?;
+    let has_addr = match &existing {
+        Some(l) => nl.addrs_v4(l.index)?.contains(&(cfg.gateway, cfg.prefix)),
+        None => false,
+    };
+    if !has_addr {
+        check_overlap(cfg, nl, existing.as_ref().map(|l| l.index))?;
+    }
+    let link = match existing {
+        Some(l) => l,
+        None => {
+            nl.add_bridge(&cfg.bridge)?;
+            line.created = true;
+            nl.link(&cfg.bridge)?
+                .ok_or_else(|| Error::failed(format!("bridge {} vanished", cfg.bridge)))?
+        }
+    };
+    let undo = |e: Error| {
+        if line.created {
+            let _ = nl.del_link(link.index);
+        }
+        e
+    };
+    if line.created {
+        crate::fault::point("creating the bridge");
+    }
+    if !has_addr {
+        nl.add_addr(link.index, cfg.gateway, cfg.prefix)
+            .map_err(undo)?;
+        line.address_added = true;
+        crate::fault::point("adding the bridge's address");
+    }
+    if reinstall || !crate::filter::exists() {
+        line.filter_installed = crate::filter::install(cfg, st).map_err(undo)?;
+        crate::fault::point("installing the filter");
+    }
+    if !link.up {
+        nl.set_up(link.index).map_err(undo)?;
+        crate::fault::point("bringing the bridge up");
+    }
+    line.changed = line.created || line.address_added || line.filter_installed || !link.up;
+    register_resolved(cfg);
+    Ok(line)
 }
 
 /// Where systemd-resolved runs, send `~vm` to our DNS server on the bridge.
@@ -158,36 +180,10 @@ pub fn teardown(cfg: &NetCfg, force: bool) -> Result<TeardownLine> {
     // Refuse before stopping anything, and again under the lock.
     refuse(&netstate::load()?)?;
     let dns_stopped = crate::dnsd::stop()?.was_running;
-    netstate::update(|st| {
+    netstate::update(cfg, &nl, |st| {
         refuse(st)?;
-        let tables_removed = crate::filter::purge()?;
-        let mut removed = Vec::new();
-        let bridge = nl.link(&cfg.bridge)?;
-        let ours: Vec<String> = st
-            .leases
-            .iter()
-            .map(|l| l.tap.clone())
-            .chain(st.pool.iter().cloned())
-            .collect();
-        for l in nl.links()? {
-            let on_bridge = bridge.as_ref().is_some_and(|b| l.master == Some(b.index));
-            let banger_name = l.name.starts_with("tap-pool-") || l.name.starts_with("bgr-");
-            if ours.contains(&l.name) || (on_bridge && banger_name) {
-                nl.del_link(l.index)?;
-                removed.push(l.name);
-            }
-        }
-        if let Some(b) = bridge {
-            nl.del_link(b.index)?;
-            removed.push(b.name);
-        }
-        let forwarding_disabled = crate::nat::restore_forwarding(st)?;
-        // Ports opened with `allow` stay open for the next setup.
-        let open_ports = std::mem::take(&mut st.open_ports);
-        *st = netstate::NetState {
-            open_ports,
-            ..netstate::NetState::default()
-        };
+        st.intend(Intent::new(Op::Teardown, None, vec![]))?;
+        let (removed, tables_removed, forwarding_disabled) = teardown_steps(cfg, &nl, st)?;
         Ok(TeardownLine {
             bridge: cfg.bridge.clone(),
             changed: !removed.is_empty() || tables_removed || dns_stopped || forwarding_disabled,
@@ -197,6 +193,54 @@ pub fn teardown(cfg: &NetCfg, force: bool) -> Result<TeardownLine> {
             forwarding_disabled,
         })
     })
+}
+
+/// teardown's work inside a net.json update (recover.rs finishes a killed
+/// teardown with it): the tables, every banger TAP of the state or on the
+/// bridge, the bridge, forwarding as NAT found it, and the state emptied
+/// but for the ports opened with `allow`. What was removed: links, tables,
+/// forwarding.
+pub fn teardown_steps(
+    cfg: &NetCfg,
+    nl: &Nl,
+    st: &mut netstate::NetState,
+) -> Result<(Vec<String>, bool, bool)> {
+    let tables_removed = crate::filter::purge()?;
+    if tables_removed {
+        crate::fault::point("removing the tables");
+    }
+    let mut removed = Vec::new();
+    let bridge = nl.link(&cfg.bridge)?;
+    let ours: Vec<String> = st
+        .leases
+        .iter()
+        .map(|l| l.tap.clone())
+        .chain(st.pool.iter().cloned())
+        .chain(st.intents.iter().flat_map(|i| i.taps.iter().cloned()))
+        .collect();
+    for l in nl.links()? {
+        let on_bridge = bridge.as_ref().is_some_and(|b| l.master == Some(b.index));
+        if ours.contains(&l.name) || (on_bridge && crate::recover::banger_name(&l.name)) {
+            nl.del_link(l.index)?;
+            crate::fault::point("deleting a TAP");
+            removed.push(l.name);
+        }
+    }
+    if let Some(b) = bridge {
+        nl.del_link(b.index)?;
+        crate::fault::point("deleting the bridge");
+        removed.push(b.name);
+    }
+    let forwarding_disabled = crate::nat::restore_forwarding(st)?;
+    // Ports opened with `allow` stay open for the next setup.
+    let open_ports = std::mem::take(&mut st.open_ports);
+    let intents = std::mem::take(&mut st.intents);
+    *st = netstate::NetState {
+        open_ports,
+        intents,
+        ..netstate::NetState::default()
+    };
+    Ok((removed, tables_removed, forwarding_disabled))
 }
 
 /// The state of everything, one JSON line per thing, each with a `kind`.
@@ -241,6 +285,11 @@ pub fn status(cfg: &NetCfg) -> Result<Vec<serde_json::Value>> {
         "uplink": st.uplink,
         "vms": nat_vms,
     }));
+    for f in &st.forwards {
+        let mut v = serde_json::to_value(f).expect("forward serializes");
+        v["kind"] = json!("forward");
+        out.push(v);
+    }
     let readable = hosttools::has_net_admin() && hosttools::which("nft").is_some();
     let dropped = readable.then(crate::filter::dropped).flatten();
     out.push(json!({

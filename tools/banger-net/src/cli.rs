@@ -36,6 +36,23 @@ WHAT A GUEST CAN REACH:
     host) is dropped by the filter (counter outside) and ignored by the
     server, and so is any packet from outside the bridge that claims a
     guest's address.
+  - port forwards (`forward add`) reach one port of one guest: the map
+    `forwards` DNATs ADDRESS:HOST_PORT (tcp or udp) to the guest's leased
+    address and GUEST_PORT, nothing else. On a loopback address (the
+    default, 127.0.0.1) only in the output hook, so only the host's own
+    processes reach it; those flows leave with a loopback source, so the
+    bridge has route_localnet=1 while such a forward exists and they are
+    SNATed to the gateway address (the guest sees connections from the
+    gateway). Packets for 127.0.0.0/8 from elsewhere are never rewritten.
+    On another address of the host (--address) also in prerouting for
+    packets that do not come from the bridge (a guest never reaches
+    another guest through a forward); the host routes only those
+    connections (set forward_dests) and their replies, and turns IPv4
+    forwarding on as NAT does while such a forward exists. A host port is
+    taken (exit 5) when another forward holds it (same protocol and
+    address) or a socket on the host is bound to it; a forward made first
+    shadows a server that binds the port later. A VM's forwards go with
+    its lease (tap release).
   `status` shows the counters and the open ports. The tables are made by
   setup (or the first tap acquire) and removed by teardown; leases, NAT and
   ports change only their set elements, so nothing of a VM is left once its
@@ -68,18 +85,61 @@ RECORDS (one JSON object per line on stdout):
   nat enable, nat disable, nat list: {\"vm\", \"ip\", \"nat\", \"uplink\"}.
   allow, deny: {\"port\", \"open\", \"source\"} (source: \"config\" or
     \"allow\"; null once closed).
+  forward add, forward remove, forward list, and status (kind forward):
+    {\"vm\", \"proto\" (tcp or udp), \"address\" (the host address),
+    \"host_port\", \"guest_ip\" (the VM's leased address), \"guest_port\"}; add
+    prints the forward, remove each forward it took away.
   dns ensure, dns status: {\"running\", \"pid\", \"listen\"}; ensure adds
     \"started\" (false when it was already running). dns stop:
     {\"was_running\", \"pid\"}.
+  gc: {\"what\", \"vm\", \"detail\", \"removed\", \"error\"} per thing found
+    (error only when removing it failed; vm empty when no VM is known).
+    what: intent (a step a killed command left, detail `OP VM TAPS (pid
+    N)`), tap, pool-entry (its TAP is gone), nft-element (detail `FAMILY
+    banger SET ELEMENT`), forwarding (ip_forward on with no VM on NAT),
+    tmp-file, dns-pid-file, dns-tmp-file.
+
+A KILLED COMMAND:
+  Every command that changes the kernel holds net.json's lock throughout
+  and first records in net.json (\"intents\") what it is about to do: the
+  TAP names it may make or rename, whether NAT found forwarding off. The
+  result is stored with the intent cleared. A command killed in between
+  (SIGKILL, the OOM killer, a reboot) leaves the intent, and the next
+  mutating command (setup, teardown, tap, pool fill/drain, nat, allow,
+  deny) or gc resolves it before its own work, saying so on stderr
+  (`banger-net: recovered: ...`): a killed release, nat disable, pool
+  drain, setup or teardown is finished (a released TAP is deleted, not
+  pooled; the retried release then finds no lease, exit 3); a killed
+  acquire, nat enable or tap set is undone (no lease is made, the NAT
+  element goes, forwarding goes back off). Then, every time: pool entries
+  whose TAP is gone are dropped; a bgr-N or tap-pool-N that no lease or
+  pool entry holds is deleted when it is on the bridge, on no bridge, or
+  named by an intent (never a lease's TAP, never one on another bridge);
+  forwarding goes back off when no VM has NAT and NAT turned it on; the
+  NAT set is read for addresses of no NAT lease; when anything was found
+  the filter's sets are rewritten from the leases (those addresses go); and
+  `.net.json.tmp.PID` files go. So a killed command leaves nothing that
+  the next command or `gc` does not remove. A lease whose TAP is gone is
+  kept (it is the VM's address): the next `tap acquire` for that VM makes
+  the TAP again, as after a reboot. A lease whose VM is gone is banger-vm
+  gc's to release.
+  gc also finds what no intent names: elements of the other sets that no
+  lease accounts for (from an older banger, or a hand edit), and a DNS server pid file
+  whose process is dead (and its temp files). banger-net makes no socket
+  files. `gc --dry-run` only reports (it takes the lock to read, or reads
+  without it when it may not); gc itself needs CAP_NET_ADMIN. One world
+  (state dir) per bridge: TAPs on banger's bridge are this world's.
 
 NAMES:
   A leased TAP is bgr-N, an idle pooled one tap-pool-N (idle capacity, not a
   leak). The nftables tables are `bridge banger` (sets macs, addrs, shared)
-  and `inet banger` (sets nat_guests, uplink, host_ports).
+  and `inet banger` (sets nat_guests, uplink, host_ports, forward_dests; map
+  forwards).
 
 FILES:
   $XDG_STATE_HOME/banger/net.json   leases, pool, NAT uplink, ports opened
-    with allow (locked updates)
+    with allow, port forwards, intents of a command at work (locked
+    updates; an older net.json without intents or forwards reads as none)
   $XDG_STATE_HOME/banger/net-dns.log   the DNS server's messages
   $XDG_RUNTIME_DIR/banger/net-dns.json   the DNS server's pid file
   Settings: bridge, subnet, gateway, dns_port, pool_size, uplink,
@@ -98,12 +158,15 @@ PRIVILEGES:
   leases for it (one name in, one address out) and dies with it.
 
 EXIT STATUS:
-  0 ok; 1 failed; 2 usage (bad flags, bad VM name, bad subnet settings, an
-  interface name nft cannot take); 3 not found (VM without a lease, unknown
-  uplink); 4 prerequisite missing (not root / no CAP_NET_ADMIN, nft missing:
+  0 ok (gc too when it could not remove something: that line says
+  \"removed\": false with its \"error\"); 1 failed; 2 usage (bad flags, bad VM name, bad subnet settings, an
+  interface name nft cannot take, a forward --address that is not one of
+  the host's, or 0.0.0.0); 3 not found (VM without a lease, unknown uplink,
+  a forward the VM does not have); 4 prerequisite missing (not root / no CAP_NET_ADMIN, nft missing:
   apt-get install nftables, no default route for NAT, bridge address missing
   for DNS, no VMM user for the DNS server, useradd missing); 5 conflict
-  (subnet exhausted, subnet overlaps a host route, DNS port in use, leases
+  (subnet exhausted, subnet overlaps a host route, DNS port in use, a
+  forward's host port taken by another forward or a host socket, leases
   left at teardown, deny of a port config.json opens, state locked).
 
 EXAMPLES:
@@ -111,8 +174,12 @@ EXAMPLES:
   banger-net tap acquire --vm db --no-isolate     # may talk to other non-isolated VMs
   banger-net nat enable --vm web
   banger-net allow --port 8080                    # a dev server on the host, for guests
+  banger-net forward add --vm web --host-port 18000 --guest-port 8000
+  curl http://127.0.0.1:18000/                    # web's port 8000, from the host only
+  banger-net forward remove --vm web --all
   banger-net dns ensure && dig @172.30.0.1 web.vm +short
   banger-net status | jq 'select(.kind == \"filter\") | .dropped'
+  banger-net gc --dry-run                         # what killed commands left
   banger-net tap release --vm web && banger-net teardown";
 
 /// Host networking for banger: bridge, TAPs and their pool, leases, the guests' filter, per-VM NAT, the .vm DNS server
@@ -174,10 +241,21 @@ pub enum Cmd {
         #[arg(long, value_name = "P", value_parser = clap::value_parser!(u16).range(1..))]
         port: u16,
     },
+    /// Port forwards from a host address to a VM (kernel DNAT, no process)
+    Forward {
+        #[command(subcommand)]
+        cmd: ForwardCmd,
+    },
     /// The DNS server answering NAME.vm from the leases
     Dns {
         #[command(subcommand)]
         cmd: DnsCmd,
+    },
+    /// Find and remove what killed commands left: TAPs without a lease, nft elements, temp and pid files
+    Gc {
+        /// Only report, one line each; change nothing
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -253,6 +331,47 @@ pub enum NatCmd {
     },
     /// VMs with NAT
     List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ForwardCmd {
+    /// Forward ADDRESS:HOST_PORT on the host to GUEST_PORT of VM's leased address (the same forward again is no change)
+    Add {
+        #[arg(long, value_name = "NAME")]
+        vm: String,
+        #[arg(long, value_name = "P", value_parser = clap::value_parser!(u16).range(1..))]
+        host_port: u16,
+        #[arg(long, value_name = "P", value_parser = clap::value_parser!(u16).range(1..))]
+        guest_port: u16,
+        /// UDP instead of TCP
+        #[arg(long)]
+        udp: bool,
+        /// The host address to listen on: loopback reaches only the host's own processes; another address, whoever reaches it
+        #[arg(long, value_name = "IPV4", default_value = "127.0.0.1")]
+        address: std::net::Ipv4Addr,
+    },
+    /// Take away a VM's forward of a host port (any address unless --address), or all of them
+    Remove {
+        #[arg(long, value_name = "NAME")]
+        vm: String,
+        #[arg(long, value_name = "P", required_unless_present = "all", conflicts_with = "all",
+              value_parser = clap::value_parser!(u16).range(1..))]
+        host_port: Option<u16>,
+        /// The UDP forward of that port
+        #[arg(long, requires = "host_port")]
+        udp: bool,
+        /// Only the forward on this host address
+        #[arg(long, value_name = "IPV4", requires = "host_port")]
+        address: Option<std::net::Ipv4Addr>,
+        /// Every forward of the VM (none is fine)
+        #[arg(long)]
+        all: bool,
+    },
+    /// The forwards in force, of every VM or one
+    List {
+        #[arg(long, value_name = "NAME")]
+        vm: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -30,7 +30,7 @@ pub fn pid_path() -> PathBuf {
     paths::runtime_dir().join("net-dns.json")
 }
 
-fn lock() -> Result<state::Lock> {
+pub fn lock() -> Result<state::Lock> {
     state::Lock::acquire(
         &paths::runtime_dir().join("net-dns.lock"),
         state::default_lock_timeout(),

@@ -15,7 +15,11 @@
 //!   and nothing from outside may claim a guest's address (`outside`); the
 //!   host routes only NAT guests' traffic out of the uplink and its replies
 //!   (`forward`), masqueraded. The bridge table has already checked every
-//!   guest's source address, so NAT by address is NAT by TAP.
+//!   guest's source address, so NAT by address is NAT by TAP. Port
+//!   forwards from the host to a guest (forward.rs) are DNAT by the map
+//!   `forwards`: loopback ones in the output hook only, others also in
+//!   prerouting for packets not from the bridge; the host routes only
+//!   those connections (`forward_dests`) and their replies.
 //!
 //! The tables live as long as the bridge (setup makes them, teardown
 //! removes them); leases, NAT and opened ports change only set elements,
@@ -82,6 +86,8 @@ table inet {TABLE} {{
 	set nat_guests {{ type ipv4_addr; comment "addresses of VMs with NAT"; }}
 	set uplink {{ type ifname; comment "the interface NAT goes out of"; }}
 	set host_ports {{ type inet_service; comment "host ports opened to guests"; }}
+	map forwards {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; comment "port forwards: host address . protocol . port to guest address . port"; }}
+	set forward_dests {{ type ipv4_addr . inet_proto . inet_service; comment "guest address . protocol . port that forwards on non-loopback addresses reach"; }}
 	counter input {{ comment "packets from guests to the host that no rule lets in"; }}
 	counter forward {{ comment "packets from or to guests that the host does not route"; }}
 	counter outside {{ comment "packets from outside the bridge with a guest's address, or for its DNS server"; }}
@@ -106,12 +112,25 @@ table inet {TABLE} {{
 		iifname "{br}" oifname "{br}" accept
 		iifname "{br}" oifname @uplink ip saddr @nat_guests accept
 		oifname "{br}" ip daddr @nat_guests ct state established,related accept
+		oifname "{br}" ct status dnat ip daddr . meta l4proto . th dport @forward_dests accept
+		iifname "{br}" ct status dnat ct direction reply accept
 		iifname "{br}" counter name "forward" drop
 		oifname "{br}" counter name "forward" drop
 	}}
 	chain postrouting {{
 		type nat hook postrouting priority 100; policy accept;
 		oifname @uplink ip saddr @nat_guests masquerade
+		oifname "{br}" ip saddr 127.0.0.0/8 ct status dnat snat ip to {gw}
+	}}
+	chain forward_in {{
+		type nat hook prerouting priority -100; policy accept;
+		iifname "{br}" return
+		ip daddr 127.0.0.0/8 return
+		dnat ip to ip daddr . meta l4proto . th dport map @forwards
+	}}
+	chain forward_out {{
+		type nat hook output priority -100; policy accept;
+		dnat ip to ip daddr . meta l4proto . th dport map @forwards
 	}}
 }}
 "#
@@ -171,6 +190,24 @@ pub fn elements(cfg: &NetCfg, st: &NetState) -> Result<String> {
         _ => vec![],
     };
     let ports: Vec<String> = host_ports(cfg, st).iter().map(u16::to_string).collect();
+    let forwards: Vec<String> = st
+        .forwards
+        .iter()
+        .map(|f| {
+            format!(
+                "{} . {} . {} : {} . {}",
+                f.address, f.proto, f.host_port, f.guest_ip, f.guest_port
+            )
+        })
+        .collect();
+    let mut dests: Vec<String> = st
+        .forwards
+        .iter()
+        .filter(|f| !f.address.is_loopback())
+        .map(|f| format!("{} . {} . {}", f.guest_ip, f.proto, f.guest_port))
+        .collect();
+    dests.sort();
+    dests.dedup();
     let mut s = String::new();
     for (family, set, elems) in [
         ("bridge", "macs", macs),
@@ -179,8 +216,11 @@ pub fn elements(cfg: &NetCfg, st: &NetState) -> Result<String> {
         ("inet", "nat_guests", nat),
         ("inet", "uplink", uplink),
         ("inet", "host_ports", ports),
+        ("inet", "forwards", forwards),
+        ("inet", "forward_dests", dests),
     ] {
-        let _ = writeln!(s, "flush set {family} {TABLE} {set}");
+        let kind = if set == "forwards" { "map" } else { "set" };
+        let _ = writeln!(s, "flush {kind} {family} {TABLE} {set}");
         if !elems.is_empty() {
             let _ = writeln!(
                 s,
@@ -192,8 +232,14 @@ pub fn elements(cfg: &NetCfg, st: &NetState) -> Result<String> {
     Ok(s)
 }
 
-fn exists() -> bool {
+pub fn exists() -> bool {
     nft::table_exists("bridge", TABLE) && nft::table_exists("inet", TABLE)
+}
+
+/// The tables hold what this version's rules name (a table an older
+/// banger made lacks the forwards map, and filling it would fail).
+fn current() -> bool {
+    exists() && nft::object_exists("map", "inet", TABLE, "forwards")
 }
 
 /// Both tables made afresh (a stale or half-present one replaced) with
@@ -213,14 +259,16 @@ pub fn install(cfg: &NetCfg, st: &NetState) -> Result<bool> {
     s.push_str(&ruleset(cfg)?);
     s.push_str(&elements(cfg, st)?);
     nft::apply(&s)?;
+    crate::forward::sync_localnet(cfg, st)?;
     Ok(!was)
 }
 
 /// Bring the sets in line with the state; the tables too if they are gone.
 pub fn sync(cfg: &NetCfg, st: &NetState) -> Result<()> {
     nft::require("the guests' packet filter")?;
-    if exists() {
-        nft::apply(&elements(cfg, st)?)
+    if current() {
+        nft::apply(&elements(cfg, st)?)?;
+        crate::forward::sync_localnet(cfg, st)
     } else {
         install(cfg, st).map(drop)
     }
@@ -228,8 +276,11 @@ pub fn sync(cfg: &NetCfg, st: &NetState) -> Result<()> {
 
 /// `sync` where the tables exist (the bridge is set up); nothing else.
 pub fn sync_if_present(cfg: &NetCfg, st: &NetState) -> Result<()> {
-    if exists() {
-        nft::apply(&elements(cfg, st)?)
+    if current() {
+        nft::apply(&elements(cfg, st)?)?;
+        crate::forward::sync_localnet(cfg, st)
+    } else if exists() {
+        install(cfg, st).map(drop)
     } else {
         Ok(())
     }
@@ -318,6 +369,21 @@ mod tests {
         }
     }
 
+    fn forward(
+        address: [u8; 4],
+        proto: banger_lib::records::Proto,
+        port: u16,
+    ) -> crate::netstate::Forward {
+        crate::netstate::Forward {
+            vm: "web".into(),
+            proto,
+            address: address.into(),
+            host_port: port,
+            guest_ip: Ipv4Addr::new(172, 30, 0, 2),
+            guest_port: 8000,
+        }
+    }
+
     #[test]
     fn rules_name_the_bridge_gateway_and_dns_port() {
         let mut c = cfg();
@@ -328,7 +394,13 @@ mod tests {
         assert!(r.contains("ip daddr 172.30.0.0/24 ip daddr != 172.30.0.1"));
         assert!(r.contains("iifname \"bgr-*\" jump guest"));
         // Only banger's own chains, each accepting what it does not drop.
-        assert_eq!(r.matches("policy accept").count(), 7);
+        assert_eq!(r.matches("policy accept").count(), 9);
+        // Forwards: loopback ones only for the host's own processes, none
+        // for packets from the bridge.
+        assert!(r.contains("iifname \"banger0\" return\n\t\tip daddr 127.0.0.0/8 return"));
+        assert!(r.contains(
+            "oifname \"banger0\" ip saddr 127.0.0.0/8 ct status dnat snat ip to 172.30.0.1"
+        ));
         assert!(!r.contains("policy drop"));
     }
 
@@ -350,7 +422,8 @@ mod tests {
         assert!(e.contains("add element inet banger nat_guests { 172.30.0.2 }"));
         assert!(e.contains("add element inet banger uplink { \"eth0\" }"));
         assert!(e.contains("add element inet banger host_ports { 22, 8080, 9000 }"));
-        assert_eq!(e.matches("flush set").count(), 6);
+        assert_eq!(e.matches("flush set").count(), 7);
+        assert_eq!(e.matches("flush map").count(), 1);
         // No NAT: no uplink; no leases: every set just emptied.
         st.leases.clear();
         let e = elements(
@@ -360,6 +433,19 @@ mod tests {
         .unwrap();
         assert!(!e.contains("uplink {"), "{e}");
         assert_eq!(e.matches("add element").count(), 1, "{e}");
+        // Forwards: every one in the map, only routed ones in the dests.
+        st.leases.clear();
+        st.forwards = vec![
+            forward([127, 0, 0, 1], banger_lib::records::Proto::Tcp, 18000),
+            forward([10, 9, 0, 1], banger_lib::records::Proto::Udp, 5353),
+        ];
+        let e = elements(&cfg(), &st).unwrap();
+        assert!(e.contains("add element inet banger forwards { 127.0.0.1 . tcp . 18000 : 172.30.0.2 . 8000, 10.9.0.1 . udp . 5353 : 172.30.0.2 . 8000 }"), "{e}");
+        assert!(
+            e.contains("add element inet banger forward_dests { 172.30.0.2 . udp . 8000 }"),
+            "{e}"
+        );
+        st.forwards.clear();
         // A name nft cannot take safely is refused, not quoted.
         st.uplink = Some("a\"b".into());
         st.leases.push(lease("web", 0, true, true));

@@ -1,24 +1,28 @@
 //! banger-net: host networking. The bridge, TAPs and their pool, leases,
 //! the guests' packet filter (isolation, anti-spoofing, the host's ports),
-//! per-VM NAT and the .vm DNS server.
+//! per-VM NAT, port forwards and the .vm DNS server.
 
 mod bridge;
 mod cli;
 mod dns;
 mod dnsd;
 mod dnspriv;
+mod fault;
 mod filter;
+mod forward;
+mod gc;
 mod nat;
 mod netcfg;
 mod netlink;
 mod netstate;
 mod nft;
 mod ports;
+mod recover;
 mod tap;
 mod tuntap;
 
 use banger_lib::output::emit;
-use cli::{Cli, Cmd, DnsCmd, LeaseCmd, NatCmd, PoolCmd, TapCmd};
+use cli::{Cli, Cmd, DnsCmd, ForwardCmd, LeaseCmd, NatCmd, PoolCmd, TapCmd};
 use netcfg::NetCfg;
 
 fn main() {
@@ -59,7 +63,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Pool { cmd } => match cmd {
             PoolCmd::Fill { size } => return each(tap::pool_fill(&cfg, size)?),
             PoolCmd::List => return each(tap::pool_list(&cfg)?),
-            PoolCmd::Drain => return each(tap::pool_drain()?),
+            PoolCmd::Drain => return each(tap::pool_drain(&cfg)?),
         },
         Cmd::Lease {
             cmd: LeaseCmd::List,
@@ -69,8 +73,45 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             NatCmd::Disable { vm, .. } => emit(&nat::disable(&cfg, &vm)?),
             NatCmd::List => return each(nat::list()?),
         },
+        Cmd::Gc { dry_run } => return each(gc::gc(&cfg, dry_run)?),
         Cmd::Allow { port } => emit(&ports::allow(&cfg, port)?),
         Cmd::Deny { port } => emit(&ports::deny(&cfg, port)?),
+        Cmd::Forward { cmd } => match cmd {
+            ForwardCmd::Add {
+                vm,
+                host_port,
+                guest_port,
+                udp,
+                address,
+            } => emit(&forward::add(
+                &cfg,
+                &forward::Want {
+                    vm,
+                    proto: banger_lib::records::Proto::from_udp(udp),
+                    address,
+                    host_port,
+                    guest_port,
+                },
+            )?),
+            ForwardCmd::Remove {
+                vm,
+                host_port,
+                udp,
+                address,
+                all,
+            } => {
+                let which = match host_port {
+                    Some(host_port) if !all => forward::Which::Port {
+                        proto: banger_lib::records::Proto::from_udp(udp),
+                        host_port,
+                        address,
+                    },
+                    _ => forward::Which::All,
+                };
+                return each(forward::remove(&cfg, &vm, which)?);
+            }
+            ForwardCmd::List { vm } => return each(forward::list(vm.as_deref())?),
+        },
         Cmd::Dns { cmd } => match cmd {
             DnsCmd::Serve {
                 listen,

@@ -6,7 +6,7 @@
 use crate::filter;
 use crate::netcfg::NetCfg;
 use crate::netlink::Nl;
-use crate::netstate::{self, NetState};
+use crate::netstate::{self, Intent, NetState, Op};
 use banger_lib::{Error, Result};
 use std::net::Ipv4Addr;
 
@@ -29,11 +29,13 @@ pub fn forwarding() -> Option<bool> {
 
 fn set_forwarding(on: bool) -> Result<()> {
     std::fs::write(FORWARD, if on { "1\n" } else { "0\n" })
-        .map_err(|e| banger_lib::error::io(format!("writing {FORWARD}"), e))
+        .map_err(|e| banger_lib::error::io(format!("writing {FORWARD}"), e))?;
+    crate::fault::point("writing ip_forward");
+    Ok(())
 }
 
 /// Turn forwarding on for NAT, remembering that it was off.
-fn ensure_forwarding(st: &mut NetState) -> Result<()> {
+pub fn ensure_forwarding(st: &mut NetState) -> Result<()> {
     if forwarding() == Some(false) {
         set_forwarding(true)?;
         st.forwarding_was_off = true;
@@ -68,6 +70,13 @@ pub fn default_uplink(nl: &Nl) -> Result<String> {
         .ok_or_else(|| Error::failed(format!("the default route's interface {idx} vanished")))
 }
 
+/// The filter's sets from the state, in one nft transaction.
+fn sync(cfg: &NetCfg, st: &NetState) -> Result<()> {
+    filter::sync(cfg, st)?;
+    crate::fault::point("syncing the filter");
+    Ok(())
+}
+
 fn any_nat(st: &NetState) -> bool {
     st.leases.iter().any(|l| l.nat)
 }
@@ -79,7 +88,7 @@ pub fn enable(cfg: &NetCfg, vm: &str, uplink: Option<&str>) -> Result<NatLine> {
     let configured = banger_lib::config::Bundle::load()
         .map(|b| b.uplink)
         .unwrap_or_default();
-    netstate::update(|st| {
+    netstate::update(cfg, &nl, |st| {
         let i = lease_index(st, vm)?;
         let uplink = match uplink {
             Some(u) => u.to_string(),
@@ -96,10 +105,13 @@ pub fn enable(cfg: &NetCfg, vm: &str, uplink: Option<&str>) -> Result<NatLine> {
                     .with_hint("set \"uplink\" in config.json (or pass --uplink) to an interface from `ip link`"),
             );
         }
+        let mut intent = Intent::new(Op::NatOn, Some(vm), vec![]);
+        intent.forwarding_was_off = forwarding() == Some(false);
+        st.intend(intent)?;
         let before = st.clone();
         st.leases[i].nat = true;
         st.uplink = Some(uplink.clone());
-        let r = ensure_forwarding(st).and_then(|_| filter::sync(cfg, st));
+        let r = ensure_forwarding(st).and_then(|_| sync(cfg, st));
         if let Err(e) = r {
             // Nothing half made (net.json is not written on an error):
             // forwarding as it was, the sets as they were.
@@ -121,10 +133,12 @@ pub fn enable(cfg: &NetCfg, vm: &str, uplink: Option<&str>) -> Result<NatLine> {
 pub fn disable(cfg: &NetCfg, vm: &str) -> Result<NatLine> {
     banger_lib::names::validate("VM", vm)?;
     crate::nft::require("NAT")?;
-    netstate::update(|st| {
+    let nl = Nl::new()?;
+    netstate::update(cfg, &nl, |st| {
         let i = lease_index(st, vm)?;
+        st.intend(Intent::new(Op::NatOff, Some(vm), vec![]))?;
         remove(st, i);
-        filter::sync(cfg, st)?;
+        sync(cfg, st)?;
         restore_if_unused(st)?;
         Ok(NatLine {
             vm: vm.to_string(),
@@ -144,9 +158,19 @@ pub fn remove(st: &mut NetState, i: usize) {
     }
 }
 
-/// With no VM on NAT, forwarding goes back to how NAT found it.
+/// Forwarding on when a port forward on a non-loopback address needs the
+/// host to route (forward.rs), remembering that it was off.
+pub fn ensure_routing(st: &mut NetState) -> Result<()> {
+    if crate::forward::routes(st) {
+        ensure_forwarding(st)?;
+    }
+    Ok(())
+}
+
+/// With no VM on NAT and no routed port forward, forwarding goes back to
+/// how NAT (or the first such forward) found it.
 pub fn restore_if_unused(st: &mut NetState) -> Result<()> {
-    if !any_nat(st) {
+    if !any_nat(st) && !crate::forward::routes(st) {
         restore_forwarding(st)?;
     }
     Ok(())

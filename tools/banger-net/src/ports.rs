@@ -3,7 +3,7 @@
 //! Either opens the port on the gateway address, TCP and UDP.
 
 use crate::netcfg::NetCfg;
-use crate::netstate;
+use crate::netstate::{self, Intent, Op};
 use banger_lib::{Error, Result};
 use serde::Serialize;
 
@@ -21,7 +21,9 @@ fn require() -> Result<()> {
 
 pub fn allow(cfg: &NetCfg, port: u16) -> Result<PortLine> {
     require()?;
-    netstate::update(|st| {
+    let nl = crate::netlink::Nl::new()?;
+    netstate::update(cfg, &nl, |st| {
+        st.intend(Intent::new(Op::Ports, None, vec![]))?;
         if !st.open_ports.contains(&port) {
             st.open_ports.push(port);
             st.open_ports.sort_unstable();
@@ -53,7 +55,9 @@ pub fn deny(cfg: &NetCfg, port: u16) -> Result<PortLine> {
                 .display()
         )));
     }
-    netstate::update(|st| {
+    let nl = crate::netlink::Nl::new()?;
+    netstate::update(cfg, &nl, |st| {
+        st.intend(Intent::new(Op::Ports, None, vec![]))?;
         st.open_ports.retain(|p| *p != port);
         crate::filter::sync_if_present(cfg, st)?;
         Ok(PortLine {

@@ -9,7 +9,7 @@
 
 use crate::netcfg::{mac_for, NetCfg};
 use crate::netlink::Nl;
-use crate::netstate::{self, Lease, NetState};
+use crate::netstate::{self, Intent, Lease, NetState, Op};
 use crate::tuntap;
 use banger_lib::{hosttools, Error, Result};
 use serde::Serialize;
@@ -34,14 +34,15 @@ fn bridge_index(cfg: &NetCfg, nl: &Nl) -> Result<u32> {
         .index)
 }
 
-/// The bridge is there, or set it up now.
-fn ensure_bridge(cfg: &NetCfg, nl: &Nl) -> Result<u32> {
+/// The bridge is there, or set it up now (inside a net.json update).
+fn ensure_bridge(cfg: &NetCfg, nl: &Nl, st: &mut NetState) -> Result<u32> {
     let has = match nl.link(&cfg.bridge)? {
-        Some(l) => nl.addrs_v4(l.index)?.contains(&(cfg.gateway, cfg.prefix)),
+        Some(l) => l.up && nl.addrs_v4(l.index)?.contains(&(cfg.gateway, cfg.prefix)),
         None => false,
     };
     if !has {
-        let line = crate::bridge::setup(cfg, nl)?;
+        st.intend(Intent::new(Op::Setup, None, vec![]))?;
+        let line = crate::bridge::setup_steps(cfg, nl, st, true)?;
         if line.changed {
             eprintln!(
                 "banger-net: set up bridge {} ({})",
@@ -68,12 +69,16 @@ fn owner() -> Option<tuntap::Owner> {
 /// that fails.
 fn make_tap(nl: &Nl, name: &str, bridge: u32) -> Result<()> {
     tuntap::create(name, owner())?;
+    crate::fault::point("creating a TAP");
     let attach = || -> Result<()> {
         let l = nl
             .link(name)?
             .ok_or_else(|| Error::failed(format!("TAP {name} vanished after creation")))?;
         nl.attach(l.index, bridge)?;
-        nl.set_isolated(l.index, true)
+        crate::fault::point("attaching a TAP");
+        nl.set_isolated(l.index, true)?;
+        crate::fault::point("isolating a TAP");
+        Ok(())
     };
     attach().inspect_err(|_| {
         if let Ok(Some(l)) = nl.link(name) {
@@ -92,7 +97,10 @@ fn ensure_tap(nl: &Nl, name: &str, bridge: u32, isolated: bool) -> Result<()> {
     }
     match nl.link(name)? {
         Some(l) if l.master == Some(bridge) && l.up => {}
-        Some(l) => nl.attach(l.index, bridge)?,
+        Some(l) => {
+            nl.attach(l.index, bridge)?;
+            crate::fault::point("attaching a TAP");
+        }
         None => make_tap(nl, name, bridge)?,
     }
     isolate(nl, name, isolated)
@@ -102,7 +110,16 @@ fn isolate(nl: &Nl, name: &str, on: bool) -> Result<()> {
     let l = nl
         .link(name)?
         .ok_or_else(|| Error::not_found(format!("TAP {name} does not exist")))?;
-    nl.set_isolated(l.index, on)
+    nl.set_isolated(l.index, on)?;
+    crate::fault::point("isolating a TAP");
+    Ok(())
+}
+
+/// The filter's sets from the state, in one nft transaction.
+fn sync(cfg: &NetCfg, st: &NetState) -> Result<()> {
+    crate::filter::sync(cfg, st)?;
+    crate::fault::point("syncing the filter");
+    Ok(())
 }
 
 /// Lease a TAP and an address to `vm`, isolated from the other guests
@@ -113,12 +130,14 @@ pub fn acquire(cfg: &NetCfg, vm: &str, isolated: bool) -> Result<Lease> {
     hosttools::require_net_admin("tap acquire")?;
     crate::nft::require("tap acquire")?;
     let nl = Nl::new()?;
-    let bridge = ensure_bridge(cfg, &nl)?;
-    netstate::update(|st| {
+    netstate::update(cfg, &nl, |st| {
+        let bridge = ensure_bridge(cfg, &nl, st)?;
         if let Some(i) = st.leases.iter().position(|l| l.vm == vm) {
+            let tap = st.leases[i].tap.clone();
+            st.intend(Intent::new(Op::Acquire, Some(vm), vec![tap.clone()]))?;
             st.leases[i].isolated = isolated;
-            ensure_tap(&nl, &st.leases[i].tap, bridge, isolated)?;
-            crate::filter::sync(cfg, st)?;
+            ensure_tap(&nl, &tap, bridge, isolated)?;
+            sync(cfg, st)?;
             return Ok(st.leases[i].clone());
         }
         let ip = cfg
@@ -136,6 +155,7 @@ pub fn acquire(cfg: &NetCfg, vm: &str, isolated: bool) -> Result<Lease> {
         let tap = free_name(LEASED, |n| {
             links.iter().any(|l| l == n) || st.leases.iter().any(|l| l.tap == n)
         });
+        st.intend(Intent::new(Op::Acquire, Some(vm), vec![tap.clone()]))?;
         take_or_make(st, &nl, &tap, bridge)?;
         let lease = Lease {
             vm: vm.to_string(),
@@ -150,7 +170,7 @@ pub fn acquire(cfg: &NetCfg, vm: &str, isolated: bool) -> Result<Lease> {
         };
         st.leases.push(lease.clone());
         // Its frames are dropped until the filter knows its MAC and address.
-        let r = isolate(&nl, &tap, isolated).and_then(|_| crate::filter::sync(cfg, st));
+        let r = isolate(&nl, &tap, isolated).and_then(|_| sync(cfg, st));
         if let Err(e) = r {
             // net.json is not written on an error: no TAP either.
             if let Ok(Some(l)) = nl.link(&tap) {
@@ -169,15 +189,16 @@ pub fn set_isolated(cfg: &NetCfg, vm: &str, isolated: bool) -> Result<Lease> {
     hosttools::require_net_admin("tap set")?;
     crate::nft::require("tap set")?;
     let nl = Nl::new()?;
-    netstate::update(|st| {
+    netstate::update(cfg, &nl, |st| {
         let i = crate::nat::lease_index(st, vm)?;
+        st.intend(Intent::new(Op::Isolate, Some(vm), vec![]))?;
         st.leases[i].isolated = isolated;
         // A TAP that is gone (host reboot) gets the setting when it is
         // made again at the next acquire.
         if nl.link(&st.leases[i].tap)?.is_some() {
             isolate(&nl, &st.leases[i].tap, isolated)?;
         }
-        crate::filter::sync(cfg, st)?;
+        sync(cfg, st)?;
         Ok(st.leases[i].clone())
     })
 }
@@ -190,7 +211,10 @@ fn take_or_make(st: &mut NetState, nl: &Nl, tap: &str, bridge: u32) -> Result<()
                 tuntap::set_owner(&p, o)?;
             }
             nl.rename(l.index, tap)?;
-            return nl.attach(l.index, bridge);
+            crate::fault::point("renaming a pooled TAP");
+            nl.attach(l.index, bridge)?;
+            crate::fault::point("attaching a TAP");
+            return Ok(());
         }
         // A pool entry whose TAP is gone (reboot): forget it.
     }
@@ -209,29 +233,49 @@ pub fn release(cfg: &NetCfg, vm: &str) -> Result<Released> {
     banger_lib::names::validate("VM", vm)?;
     hosttools::require_net_admin("tap release")?;
     let nl = Nl::new()?;
-    netstate::update(|st| {
+    netstate::update(cfg, &nl, |st| {
         let i = crate::nat::lease_index(st, vm)?;
+        let link = nl.link(&st.leases[i].tap)?;
+        let pool_as = match &link {
+            Some(_)
+                if (st.pool.len() as u32) < cfg.pool_size && nl.link(&cfg.bridge)?.is_some() =>
+            {
+                let links: Vec<String> = nl.links()?.into_iter().map(|l| l.name).collect();
+                Some(free_name(POOLED, |n| {
+                    links.iter().any(|l| l == n) || st.pool.iter().any(|p| p == n)
+                }))
+            }
+            _ => None,
+        };
+        let taps = std::iter::once(st.leases[i].tap.clone())
+            .chain(pool_as.clone())
+            .collect();
+        st.intend(Intent::new(Op::Release, Some(vm), taps))?;
         crate::nat::remove(st, i);
         let lease = st.leases.remove(i);
+        // Its port forwards go with the address they lead to.
+        st.forwards.retain(|f| f.vm != lease.vm);
         // The filter forgets the lease first: from here on its TAP can
         // send nothing (an idle pool TAP is dropped whole).
         if banger_lib::hosttools::which("nft").is_some() {
-            crate::filter::sync(cfg, st)?;
+            sync(cfg, st)?;
         }
-        crate::nat::restore_if_unused(st)?;
+        if st.forwarding_was_off && !st.leases.iter().any(|l| l.nat) {
+            crate::nat::restore_if_unused(st)?;
+            crate::fault::point("restoring forwarding");
+        }
         let mut pooled_as = None;
-        if let Some(l) = nl.link(&lease.tap)? {
-            if (st.pool.len() as u32) < cfg.pool_size && nl.link(&cfg.bridge)?.is_some() {
-                let links: Vec<String> = nl.links()?.into_iter().map(|l| l.name).collect();
-                let name = free_name(POOLED, |n| {
-                    links.iter().any(|l| l == n) || st.pool.iter().any(|p| p == n)
-                });
+        if let Some(l) = link {
+            if let Some(name) = pool_as {
                 nl.rename(l.index, &name)?;
+                crate::fault::point("renaming a TAP into the pool");
                 nl.set_isolated(l.index, true)?;
+                crate::fault::point("isolating a TAP");
                 st.pool.push(name.clone());
                 pooled_as = Some(name);
             } else {
                 nl.del_link(l.index)?;
+                crate::fault::point("deleting a TAP");
             }
         }
         Ok(Released {
@@ -260,15 +304,25 @@ pub fn pool_fill(cfg: &NetCfg, size: Option<u32>) -> Result<Vec<PoolAction>> {
     hosttools::require_net_admin("pool fill")?;
     let size = size.unwrap_or(cfg.pool_size) as usize;
     let nl = Nl::new()?;
-    let bridge = ensure_bridge(cfg, &nl)?;
-    netstate::update(|st| {
+    netstate::update(cfg, &nl, |st| {
+        let bridge = ensure_bridge(cfg, &nl, st)?;
         let links: Vec<String> = nl.links()?.into_iter().map(|l| l.name).collect();
         st.pool.retain(|p| links.contains(p));
-        let mut made = Vec::new();
-        while st.pool.len() < size {
+        let mut names = Vec::new();
+        while st.pool.len() + names.len() < size {
             let name = free_name(POOLED, |n| {
-                links.iter().any(|l| l == n) || st.pool.iter().any(|p| p == n)
+                links.iter().any(|l| l == n)
+                    || st.pool.iter().any(|p| p == n)
+                    || names.contains(&n.to_string())
             });
+            names.push(name);
+        }
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        st.intend(Intent::new(Op::PoolFill, None, names.clone()))?;
+        let mut made = Vec::new();
+        for name in names {
             make_tap(&nl, &name, bridge)?;
             st.pool.push(name.clone());
             made.push(PoolAction {
@@ -295,14 +349,18 @@ pub fn pool_list(cfg: &NetCfg) -> Result<Vec<PoolLine>> {
         .collect())
 }
 
-pub fn pool_drain() -> Result<Vec<PoolAction>> {
+pub fn pool_drain(cfg: &NetCfg) -> Result<Vec<PoolAction>> {
     hosttools::require_net_admin("pool drain")?;
     let nl = Nl::new()?;
-    netstate::update(|st| {
+    netstate::update(cfg, &nl, |st| {
+        if !st.pool.is_empty() {
+            st.intend(Intent::new(Op::PoolDrain, None, st.pool.clone()))?;
+        }
         let mut out = Vec::new();
         for t in std::mem::take(&mut st.pool) {
             if let Some(l) = nl.link(&t)? {
                 nl.del_link(l.index)?;
+                crate::fault::point("deleting a TAP");
             }
             out.push(PoolAction {
                 tap: t,

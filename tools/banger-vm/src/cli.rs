@@ -40,6 +40,9 @@ RECORDS:
                     not under its jailer (left out otherwise)
     init            the --init scripts that ran, in order: [{name, exit}]
                     (name is NN-FILE; a failed one is the last)
+    forwards        its port forwards (vm forward): [{proto, address,
+                    host_port, guest_port}]; proto tcp or udp, address the
+                    host address listened on
   list and show add uptime_s (null unless running); create --timings adds
   timings_ms {image, disks, tap, vmm_start, dns, nat, healthy, pin, ssh,
   total}.
@@ -59,12 +62,24 @@ RECORDS:
   backing files; pipe it to `banger-qemu start --print-argv` for the
   command lines (tools/banger-vm/bench-create.sh does).
 
+  forward prints one line per forward it added, removed or (--list, a
+  table on a terminal) has:
+    {\"vm\": \"box\", \"proto\": \"tcp\", \"address\": \"127.0.0.1\", \"host_port\": 18000,
+     \"guest_port\": 8000, \"active\": true}
+  active: in force now (the VM runs); a removed forward is never active.
+
   gc prints one line per leftover it finds:
     {\"what\": \"unfinished-create\", \"vm\": \"box\", \"detail\": \"/...\", \"removed\": true}
     what      unfinished-create (a record a killed create left creating),
               vm-dir (a VM dir without a record), run-dir (a runtime dir
               without a record), lease (a banger-net lease without a record),
-              jail (a Firecracker jail, STATE/jail/NAME/VM, without a record)
+              jail (a Firecracker jail, STATE/jail/NAME/VM, without a record),
+              forward (a port forward in force that the VM's record does not
+              account for: the VM is not running or does not list it; only
+              the forward is taken away), vmm (a VMM that runs while the
+              VM's record says it does not: a killed start; it is killed,
+              the record left as it is, as the next command on that VM
+              does too)
     vm        the VM name it belongs to
     detail    the path, or the lease's TAP and address
     removed   false with --dry-run, or when removing it failed
@@ -74,9 +89,11 @@ WHAT A KILLED COMMAND LEAVES:
   create writes the record (state creating) before it makes anything, so a
   create killed outright (SIGKILL, OOM) leaves a record that `vm list` shows
   and that `vm delete` or `gc` removes with its disks, lease, NAT element and
-  VMM. A killed start leaves the record as it was and a VMM that `delete`
-  or the next `start` handles. gc skips any VM whose lock is held (a command
-  is at work on it) and never touches a VM with a finished record.
+  VMM. A killed start leaves the record as it was and perhaps a VMM that
+  runs for it: the next command on that VM (start, stop, delete, ...) or
+  `gc` kills that VMM. gc skips any VM whose lock is held (a command is at
+  work on it) and never touches a VM with a finished record, or the VMM of
+  a VM whose record says it runs.
 
 FIRST-BOOT SCRIPTS:
   create --init FILE (repeatable) runs each script once, in order, as root,
@@ -89,6 +106,25 @@ FIRST-BOOT SCRIPTS:
   the create, which prints the end of its output and undoes everything;
   with --keep-failed the VM is kept as the script left it, its record is
   printed, and create still exits 1. Scripts never run again on start.
+
+PORT FORWARDS:
+  forward NAME HOSTPORT:GUESTPORT makes HOSTPORT on the host lead to
+  GUESTPORT in the guest (TCP; --udp for UDP). It listens on 127.0.0.1,
+  so only the host's own processes reach it, unless --address names
+  another address of the host (0.0.0.0 is refused: name the address).
+  It is kernel DNAT in banger's nftables table (banger-net forward; no
+  process), and it opens that one port of that one guest: no other port,
+  no other guest, and no guest reaches another guest through it. The
+  guest sees loopback connections coming from its gateway address. The
+  record keeps the forwards: start puts them in force (before the VMM
+  starts: a host port that is taken fails the start, exit 5), stop takes
+  them away, delete removes them with the VM. A host port is taken (exit
+  5, nothing changed) when another VM's record forwards it, a forward in
+  force holds it, or a socket on the host is bound to it (checked when
+  the forward is put in force: at once on a running VM, else at start).
+  --remove HOSTPORT (with --udp: the UDP one; with --address: only on it)
+  takes a forward away; --list shows them. Forwards are IPv4: use
+  127.0.0.1 (a client given `localhost` may try ::1 first).
 
 HOW STOP WORKS:
   stop asks the guest agent to power off (it syncs first); if the agent does
@@ -128,11 +164,13 @@ ENVIRONMENT:
 EXIT STATUS:
   0 ok; 1 failed (for several names: any of them failed); 2 usage (bad name,
   bad size, a --disk smaller than the image's work disk, more vCPUs or memory
-  than the host has); 3 not found (no such VM or image); 4 prerequisite
-  missing (a banger tool, the runtime bundle, an uplink for NAT, an image
-  file a VM's overlay disks read);
+  than the host has, a bad HOSTPORT:GUESTPORT, a forward --address that is
+  not the host's); 3 not found (no such VM or image, no such forward to
+  remove); 4 prerequisite missing (a banger tool, the runtime bundle, an
+  uplink for NAT, an image file a VM's overlay disks read);
   5 conflict (the VM exists, is running when it must be stopped, or is
-  locked). With one name, a failure exits with that failure's own code.
+  locked; a forward's host port is taken). With one name, a failure
+  exits with that failure's own code.
 
 EXAMPLES:
   banger vm create --name box && banger vm ssh box
@@ -144,6 +182,8 @@ EXAMPLES:
   banger vm create --name web --nat --init ./install.sh --env VERSION=2.1
   banger vm logs --init web
   banger vm ssh-config > ~/.ssh/banger.conf   # Include it; then: ssh box.vm
+  banger vm forward box 18000:8000 && curl http://127.0.0.1:18000/
+  banger vm forward box --list; banger vm forward box --remove 18000
   banger vm list | jq -r 'select(.state == \"running\") | .name'
   banger vm show box | jq -r .ip
   banger vm stop box web; banger vm start box
@@ -177,7 +217,7 @@ pub enum Cmd {
     Stop(StopArgs),
     /// Stop (cleanly), then start VMs
     Restart(StartArgs),
-    /// Kill VMs and remove their disks, lease, NAT entry, known_hosts entry and record
+    /// Kill VMs and remove their disks, lease, NAT entry, port forwards, known_hosts entry and record
     Delete(DeleteArgs),
     /// List VMs (a table on a terminal, JSON lines otherwise)
     List {
@@ -211,6 +251,8 @@ pub enum Cmd {
         /// Where to: a local path, or NAME:PATH in a VM
         dst: String,
     },
+    /// Forward a host port to a VM's port (loopback unless --address), or list or remove its forwards
+    Forward(ForwardArgs),
     /// Print ssh_config stanzas (Host NAME.vm) for all or the named VMs, for Include in ~/.ssh/config
     SshConfig { names: Vec<String> },
     /// Ask the guest agent of each VM whether it is healthy (banger-health check)
@@ -286,6 +328,31 @@ pub struct CreateArgs {
     /// When an --init script fails, keep the VM (running) instead of undoing the create
     #[arg(long, requires = "init")]
     pub keep_failed: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ForwardArgs {
+    pub name: String,
+    /// The host port and the guest port it leads to
+    #[arg(
+        value_name = "HOSTPORT:GUESTPORT",
+        required_unless_present_any = ["list", "remove"],
+        conflicts_with_all = ["list", "remove"]
+    )]
+    pub ports: Option<String>,
+    /// UDP instead of TCP (with --remove: the UDP forward)
+    #[arg(long, conflicts_with = "list")]
+    pub udp: bool,
+    /// The host address to listen on (default 127.0.0.1: the host's own processes only); with --remove, only the forward on it
+    #[arg(long, value_name = "IPV4", conflicts_with = "list")]
+    pub address: Option<std::net::Ipv4Addr>,
+    /// List the VM's forwards
+    #[arg(long)]
+    pub list: bool,
+    /// Remove the VM's forward of this host port
+    #[arg(long, value_name = "HOSTPORT", conflicts_with = "list",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub remove: Option<u16>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -119,6 +119,7 @@ pub fn create(a: &CreateArgs) -> Result<Created> {
         started_at: None,
         no_jailer: a.no_jailer,
         init: Vec::new(),
+        forwards: Vec::new(),
     };
     let mut run = Run::new(rec, Mode::Create, a.timeout, bundle.agent_port);
     run.timings = timings;
@@ -133,7 +134,7 @@ pub fn create(a: &CreateArgs) -> Result<Created> {
             list.push(Step::Nat);
         }
     } else {
-        list.extend(steps::boot(a.nat, !a.no_wait));
+        list.extend(steps::boot(a.nat, false, !a.no_wait));
         if !run.init.is_empty() {
             list.push(Step::Init);
         }

@@ -2,12 +2,17 @@
 //! it. A leftover is anything under a VM name that no finished record
 //! accounts for: a record a killed create left `creating`, a VM dir
 //! without a record, a runtime dir without a record, a lease without a
-//! record, a Firecracker jail without a record. A name whose lock is held is being worked on and is skipped, so
-//! gc never touches a command in flight or another, healthy VM.
+//! record, a Firecracker jail without a record; and a port forward in
+//! force that its VM's record does not account for (the VM is not running,
+//! or its record does not list it: a killed stop or `vm forward`), which is
+//! taken away alone, the VM left as it is; and a VMM that runs while its
+//! VM's record says it does not (a killed start), which is killed. A name whose lock is held is
+//! being worked on and is skipped, so gc never touches a command in flight
+//! or another, healthy VM.
 
 use crate::record::{self, State};
 use crate::{lifecycle, plumbing};
-use banger_lib::records::{GcLine, Lease};
+use banger_lib::records::{Forward, GcLine, Lease};
 use banger_lib::{names, paths, vmspec, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -44,6 +49,111 @@ pub fn gc(dry_run: bool) -> Result<Vec<GcLine>> {
                 error: error.clone(),
             });
         }
+    }
+    lines.extend(stray_vmms(dry_run)?);
+    lines.extend(stray_forwards(dry_run)?);
+    Ok(lines)
+}
+
+/// VMMs that run for VMs whose record says they do not (record.rs
+/// `stray_vmm`): killed through their driver, the record left as it is.
+fn stray_vmms(dry_run: bool) -> Result<Vec<GcLine>> {
+    let mut lines = Vec::new();
+    for vm in record::names()? {
+        let stray = |vm: &str| {
+            record::load(vm)
+                .ok()
+                .flatten()
+                .and_then(|r| record::stray_vmm(&r).map(|pid| (r, pid)))
+        };
+        if stray(&vm).is_none() {
+            continue;
+        }
+        let Ok(_lock) = record::lock(&vm, Duration::ZERO) else {
+            continue;
+        };
+        // Again under the lock: a start may have just recorded it.
+        let Some((rec, pid)) = stray(&vm) else {
+            continue;
+        };
+        let (removed, error) = if dry_run {
+            (false, None)
+        } else {
+            let tool = crate::vmm::tool(&rec.vmm);
+            match crate::stop::stop_vmm(tool, &vm, crate::stop::StopMode::Kill) {
+                Ok(_) => (true, None),
+                Err(e) => (false, Some(e.to_string())),
+            }
+        };
+        lines.push(GcLine {
+            what: "vmm".into(),
+            vm,
+            detail: format!("pid {pid}; the record says {}", rec.state.word()),
+            removed,
+            error,
+        });
+    }
+    Ok(lines)
+}
+
+/// Whether forward `f` in force is one `rec` does not account for.
+fn stray(rec: &record::VmRecord, f: &Forward) -> bool {
+    rec.state != State::Running
+        || !rec.forwards.iter().any(|p| {
+            p.proto == f.proto
+                && p.address == f.address
+                && p.host_port == f.host_port
+                && p.guest_port == f.guest_port
+        })
+}
+
+/// Forwards in force that their VM's record does not account for; those
+/// of VMs without a record go with their lease (above).
+fn stray_forwards(dry_run: bool) -> Result<Vec<GcLine>> {
+    let mut lines = Vec::new();
+    for f in plumbing::call_many::<Forward>("banger-net", &["forward", "list"])? {
+        if !matches!(record::load(&f.vm), Ok(Some(r)) if stray(&r, &f)) {
+            continue;
+        }
+        let Ok(_lock) = record::lock(&f.vm, Duration::ZERO) else {
+            continue;
+        };
+        // Again under the lock: a start may have just put it in force.
+        if !matches!(record::load(&f.vm), Ok(Some(r)) if stray(&r, &f)) {
+            continue;
+        }
+        let (removed, error) = if dry_run {
+            (false, None)
+        } else {
+            let (port, address) = (f.host_port.to_string(), f.address.to_string());
+            let mut args = vec![
+                "forward",
+                "remove",
+                "--vm",
+                &f.vm,
+                "--host-port",
+                &port,
+                "--address",
+                &address,
+            ];
+            if f.proto == banger_lib::records::Proto::Udp {
+                args.push("--udp");
+            }
+            match plumbing::run_gone_ok("banger-net", &args) {
+                Ok(()) => (true, None),
+                Err(e) => (false, Some(e.to_string())),
+            }
+        };
+        lines.push(GcLine {
+            what: "forward".into(),
+            vm: f.vm.clone(),
+            detail: format!(
+                "{}:{}/{} -> {}:{}",
+                f.address, f.host_port, f.proto, f.guest_ip, f.guest_port
+            ),
+            removed,
+            error,
+        });
     }
     Ok(lines)
 }

@@ -43,7 +43,7 @@ pub fn check_size(vcpus: u32, memory: u32, verb: &str) -> Result<()> {
     Ok(())
 }
 
-fn lock(name: &str) -> Result<state::Lock> {
+pub(crate) fn lock(name: &str) -> Result<state::Lock> {
     // A name without a record: say so at once rather than make a lock dir.
     if record::load(name)?.is_none() {
         return Err(record::not_found(name));
@@ -84,10 +84,10 @@ pub fn start(name: &str, no_wait: bool, timeout: u64) -> Result<VmLine> {
         let _ = stop::stop_vmm(vmm::tool(&rec.vmm), name, StopMode::Kill);
     }
     let agent_port = banger_lib::config::Bundle::load()?.agent_port;
-    let nat = rec.nat;
+    let (nat, forwards) = (rec.nat, !rec.forwards.is_empty());
     let mut run = Run::new(rec, Mode::Start, timeout, agent_port);
     // The TAP may be gone (host reboot); the lease stays the same.
-    run.run(&steps::boot(nat, !no_wait))?;
+    run.run(&steps::boot(nat, forwards, !no_wait))?;
     Ok(record::line(&run.rec))
 }
 
@@ -160,6 +160,16 @@ fn stop_locked(rec: &mut VmRecord, timeout: u64) -> Result<StopLine> {
     rec.vsock_uds = None;
     rec.agent = None;
     record::store(rec)?;
+    // Its port forwards lead nowhere now; the record keeps them for start.
+    if !rec.forwards.is_empty() {
+        if let Err(e) = crate::forward::net_remove_all(&rec.name) {
+            eprintln!(
+                "banger-vm: warning: {}: its port forwards are still in force: {e}",
+                rec.name
+            );
+            eprintln!("hint: banger gc takes them away");
+        }
+    }
     Ok(s)
 }
 

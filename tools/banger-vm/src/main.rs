@@ -5,6 +5,7 @@
 mod cli;
 mod create;
 mod disks;
+mod forward;
 mod gc;
 mod init;
 mod lifecycle;
@@ -94,6 +95,43 @@ fn main() {
                 dst,
             } => view::cp(recursive, &src, &dst)?,
             Cmd::SshConfig { names } => view::ssh_config(&names)?,
+            Cmd::Forward(a) => {
+                names::validate("VM", &a.name)?;
+                let proto = banger_lib::records::Proto::from_udp(a.udp);
+                let lines = if a.list {
+                    forward::list(&a.name)?
+                } else if let Some(port) = a.remove {
+                    forward::remove(&a.name, proto, port, a.address)?
+                } else {
+                    let (host_port, guest_port) =
+                        forward::parse_spec(a.ports.as_deref().unwrap_or_default())?;
+                    vec![forward::add(
+                        &a.name,
+                        banger_lib::records::PortForward {
+                            proto,
+                            address: a.address.unwrap_or(std::net::Ipv4Addr::LOCALHOST),
+                            host_port,
+                            guest_port,
+                        },
+                    )?]
+                };
+                if a.list {
+                    banger_lib::output::print_list(
+                        &lines,
+                        &[
+                            ("proto", "proto"),
+                            ("address", "address"),
+                            ("host_port", "host port"),
+                            ("guest_port", "guest port"),
+                            ("active", "active"),
+                        ],
+                        false,
+                    );
+                } else {
+                    lines.iter().for_each(banger_lib::output::emit);
+                }
+                0
+            }
             Cmd::Logs {
                 name, init: true, ..
             } => {

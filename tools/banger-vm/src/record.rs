@@ -100,11 +100,37 @@ pub fn reconcile(name: &str, timeout: Duration) -> Result<()> {
 }
 
 /// Reconcile with the VM's lock already held; returns the current record.
+/// A VMM that runs while the record says the VM does not (a start killed
+/// between the driver's start and the record's store) is killed: the
+/// record is what the user was told, and the next start makes a new one.
 pub fn reconcile_locked(name: &str) -> Result<VmRecord> {
     let mut rec = load_existing(name)?;
     if rec.state == State::Running && !rec.vmm_alive() {
         rec.state = State::Crashed;
         store(&rec)?;
     }
+    if let Some(pid) = stray_vmm(&rec) {
+        eprintln!(
+            "banger-vm: {name}: killing VMM pid {pid} left by a killed command (the record says {})",
+            rec.state.word()
+        );
+        crate::stop::stop_vmm(
+            crate::vmm::tool(&rec.vmm),
+            name,
+            crate::stop::StopMode::Kill,
+        )?;
+    }
     Ok(rec)
+}
+
+/// The pid of a VMM the driver's record (`RUNTIME/NAME/vmm.json`) says
+/// runs for a VM whose record says it does not run. A creating VM's VMM
+/// goes with the unfinished create (gc).
+pub fn stray_vmm(rec: &VmRecord) -> Option<u32> {
+    if matches!(rec.state, State::Running | State::Creating) {
+        return None;
+    }
+    let text = std::fs::read_to_string(banger_lib::vmspec::record_path(&rec.name)).ok()?;
+    let v: banger_lib::vmspec::VmmRecord = serde_json::from_str(&text).ok()?;
+    banger_lib::proc::is_alive(v.pid, v.pid_start_time).then_some(v.pid)
 }

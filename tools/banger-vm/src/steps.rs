@@ -22,6 +22,8 @@ pub enum Step {
     Tap,
     /// The VM's NAT element (only when the record says nat).
     Nat,
+    /// The record's port forwards put in force (only when it has some).
+    Forward,
     /// The VMM process, through its driver.
     Vmm,
     /// The .vm DNS server (a failure is only a warning).
@@ -43,6 +45,7 @@ impl Step {
             Step::Disks => "disks",
             Step::Tap => "tap",
             Step::Nat => "nat",
+            Step::Forward => "forward",
             Step::Vmm => "vmm start",
             Step::Dns => "dns",
             Step::Healthy => "healthy",
@@ -58,6 +61,7 @@ impl Step {
             Step::Disks => "making the disks",
             Step::Tap => "leasing a TAP and an address",
             Step::Nat => "turning NAT on",
+            Step::Forward => "putting its port forwards in force",
             Step::Vmm => "starting the VMM",
             Step::Dns => "starting the .vm DNS server",
             Step::Healthy => "waiting for the guest agent (the guest is booting)",
@@ -80,12 +84,16 @@ impl Step {
     }
 }
 
-/// The steps that boot a VM whose disks exist: NAT is in place before the
-/// guest runs, DNS before anyone asks for NAME.vm.
-pub fn boot(nat: bool, wait: bool) -> Vec<Step> {
+/// The steps that boot a VM whose disks exist: NAT and port forwards are
+/// in place before the guest runs (a taken host port fails the start
+/// before a VMM is spent on it), DNS before anyone asks for NAME.vm.
+pub fn boot(nat: bool, forwards: bool, wait: bool) -> Vec<Step> {
     let mut v = vec![Step::Tap];
     if nat {
         v.push(Step::Nat);
+    }
+    if forwards {
+        v.push(Step::Forward);
     }
     v.extend([Step::Vmm, Step::Dns]);
     if wait {
@@ -119,6 +127,8 @@ enum Undo {
     Dirs,
     Lease,
     Nat,
+    /// The port forwards in force (a start's too: they go when it fails).
+    Forwards,
     Vmm,
     /// The host keys pinned in its known_hosts.
     HostKeys,
@@ -229,6 +239,13 @@ impl Run {
                 Err(e) if e.kind == Kind::Conflict => Ok(()),
                 Err(e) => Err(e),
             },
+            Step::Forward => {
+                self.made.push(Undo::Forwards);
+                for f in &self.rec.forwards {
+                    crate::forward::net_add_kept(&name, f)?;
+                }
+                Ok(())
+            }
             Step::Vmm => {
                 // The driver removes what a failed start made; once it has
                 // printed its record, the VMM is ours to stop.
@@ -349,6 +366,7 @@ impl Run {
                 Undo::Dirs => remove_dirs(&name),
                 Undo::Lease => plumbing::tap_release(&name),
                 Undo::Nat => plumbing::nat_disable(&name),
+                Undo::Forwards => crate::forward::net_remove_all(&name),
                 Undo::HostKeys => plumbing::run("banger-ssh", &["forget", &name]),
                 Undo::Vmm => {
                     // A create's disks go with the undo: kill. A start's
@@ -514,10 +532,11 @@ mod tests {
     #[test]
     fn one_boot_order_for_create_and_start() {
         assert_eq!(
-            boot(true, true),
+            boot(true, true, true),
             [
                 Step::Tap,
                 Step::Nat,
+                Step::Forward,
                 Step::Vmm,
                 Step::Dns,
                 Step::Healthy,
@@ -525,6 +544,6 @@ mod tests {
                 Step::Ssh
             ]
         );
-        assert_eq!(boot(false, false), [Step::Tap, Step::Vmm, Step::Dns]);
+        assert_eq!(boot(false, false, false), [Step::Tap, Step::Vmm, Step::Dns]);
     }
 }

@@ -17,8 +17,12 @@ TOOLS:
 
 `banger SUB ARGS..` runs banger-SUB (found in BANGER_LIBEXEC, next to banger,
 then on PATH: where the tools find each other) with ARGS, and exits with its
-exit code. `banger commands` lists what is installed. `banger gc` is
-`banger vm gc`: it finds and removes what killed commands left behind.
+exit code. `banger commands` lists what is installed. `banger gc` runs
+`banger vm gc` then `banger net gc` with the same arguments: it finds and
+removes what killed commands left behind (half-made VMs, their dirs and
+leases; then TAPs without a lease, nft elements, temp and pid files), one
+JSON line each; `--dry-run` only reports. A usage error stops at the
+first; else the exit code is the first non-zero one.
 
 OUTPUT:
   Results go to stdout as one JSON object per line; messages go to stderr.
@@ -62,7 +66,7 @@ pub struct Cli {
 pub enum Sub {
     /// List the banger tools found, as JSON lines {"name","path"}
     Commands,
-    /// Find and remove what killed commands left behind: banger-vm gc [--dry-run]
+    /// Find and remove what killed commands left behind: banger-vm gc, then banger-net gc [--dry-run]
     Gc {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,

@@ -23,13 +23,46 @@ fn main() {
             cli::completions(shell, &mut std::io::stdout());
             Ok(0)
         }
-        Sub::Gc { args } => {
-            let mut v: Vec<std::ffi::OsString> = vec!["vm".into(), "gc".into()];
-            v.extend(args);
-            dispatch(v)
-        }
+        Sub::Gc { args } => gc(&args),
         Sub::External(args) => dispatch(args),
     })
+}
+
+/// `banger gc ARGS`: `banger-vm gc ARGS` (VMs, their dirs and leases),
+/// then `banger-net gc ARGS` (TAPs, nft elements, files left once the
+/// leases are gone), each printing its own lines. A usage error stops at
+/// the first; otherwise the exit code is the first non-zero one. A tool
+/// that is not installed is skipped with a note.
+fn gc(args: &[std::ffi::OsString]) -> anyhow::Result<i32> {
+    let mut code = 0;
+    let mut ran = 0;
+    for sub in ["vm", "net"] {
+        let Some(path) = tools::find(sub) else {
+            eprintln!("banger: note: banger-{sub} is not installed; its gc is skipped");
+            continue;
+        };
+        ran += 1;
+        let status = std::process::Command::new(&path)
+            .arg("gc")
+            .args(args)
+            .status()
+            .map_err(|e| Error::failed(format!("running {}: {e}", path.display())))?;
+        let c = status.code().unwrap_or(1);
+        if c == 2 {
+            return Ok(2);
+        }
+        if code == 0 {
+            code = c;
+        }
+    }
+    if ran == 0 {
+        return Err(
+            Error::not_found("neither banger-vm nor banger-net is installed")
+                .with_hint("make install")
+                .into(),
+        );
+    }
+    Ok(code)
 }
 
 fn dispatch(args: Vec<std::ffi::OsString>) -> anyhow::Result<i32> {

@@ -3,6 +3,10 @@
 
 mod cli;
 mod common;
+#[cfg(feature = "fault-injection")]
+mod fault;
+mod forward;
+mod gc;
 mod isolation;
 mod man;
 mod net;

@@ -140,6 +140,15 @@ impl Guest {
             .arg(d.join("sshd.log"))
             .spawn()
             .unwrap();
+        // sshd -D forks nothing to wait on: it is ready once it logs that
+        // it listens.
+        let log = d.join("sshd.log");
+        let listening = banger_lib::wait::poll(std::time::Duration::from_secs(20), || {
+            std::fs::read_to_string(&log)
+                .ok()
+                .filter(|l| l.contains("Server listening"))
+        });
+        assert!(listening.is_some(), "sshd did not start listening");
         Guest {
             ns,
             sshd,

@@ -67,6 +67,8 @@ banger-net)
     rm "$S/nat/$(vm_arg "$@")" 2>/dev/null || fail 3 "no NAT for it" ;;
   "dns ensure") ;;
   "lease list") cat "$S"/leases/* 2>/dev/null || true ;;
+  "gc "*) ;;
+  "forward add"|"forward remove"|"forward list") ;;
   *) exit 2 ;;
   esac ;;
 banger-qemu|banger-fc)
@@ -86,12 +88,15 @@ banger-qemu|banger-fc)
     fi
     echo "standin console: $id booting" >> "$XDG_STATE_HOME/banger/vms/$id/console.log"
     vmm=qemu; [ "$tool" = banger-fc ] && vmm=firecracker
+    # The driver keeps its record in the VM's run dir, as the real ones do.
+    mkdir -p "$XDG_RUNTIME_DIR/banger/$id"
     sed -e "s|__ID__|$id|g" -e "s|__VMM__|$vmm|" -e "s|4294967001|$pid|" \
-        -e "s|18446744073709551001|$st|" -e "s|__RUN__|$XDG_RUNTIME_DIR|g" "$T/vmm.json" ;;
+        -e "s|18446744073709551001|$st|" -e "s|__RUN__|$XDG_RUNTIME_DIR|g" "$T/vmm.json" \
+      | tee "$XDG_RUNTIME_DIR/banger/$id/vmm.json" ;;
   stop)
     f="$S/vmm/$2.pid"
     [ -f "$f" ] || fail 3 "no VM $2"
-    kill "$(cat "$f")" 2>/dev/null; rm -f "$f"
+    kill "$(cat "$f")" 2>/dev/null; rm -f "$f"; rm -rf "$XDG_RUNTIME_DIR/banger/$2"
     how=${STOP_HOW:-agent}; clean=true
     case " $* " in *" --kill "*) how=killed ;; esac
     [ "$how" = killed ] && clean=false

@@ -2,7 +2,8 @@
 //! its steps in turn leaves a record `vm list` shows as creating; `gc
 //! --dry-run` reports it and changes nothing; `gc` then leaves nothing
 //! (record, disks, lease, NAT element, VMM, dirs) and never touches a
-//! healthy VM or a create that is still at work.
+//! healthy VM or a create that is still at work. start, stop and delete
+//! killed at each of their calls in turn are finished by the next command.
 
 use crate::common::*;
 use std::process::Stdio;
@@ -144,7 +145,7 @@ fn gc_finds_dirs_and_leases_without_a_record() {
     assert!(!dir.exists() && !run.exists());
     assert_eq!(fx.leases(), ["keep"]);
     assert_eq!(fx.vm_json("keep")["state"], "created");
-    // The porcelain: banger gc is banger vm gc.
+    // The porcelain: banger gc is banger vm gc, then banger net gc.
     let mut c = std::process::Command::new(banger_testkit::bin("banger"));
     c.args(["gc", "--dry-run"]);
     fx.apply(&mut c);
@@ -192,4 +193,155 @@ fn gc_finds_a_jail_without_a_record_and_banger_fc_removes_it() {
     assert!(done.iter().all(|l| l["removed"] == true), "{done:?}");
     assert!(!jail.exists() && !jail.parent().unwrap().exists());
     assert!(gc_lines(&fx, &["gc", "--dry-run"]).is_empty());
+}
+
+/// `n` VMMs run, once the ones just killed are gone.
+fn assert_vmms(fx: &Fx, n: usize, ctx: &str) {
+    let ok = banger_testkit::poll(std::time::Duration::from_secs(10), || {
+        (fx.live_vmms().len() == n).then_some(())
+    });
+    assert!(ok.is_some(), "{ctx}: VMMs {:?}", fx.live_vmms());
+}
+
+/// VMM `pid` is gone, once its kill has landed.
+fn assert_dead(fx: &Fx, pid: u32, ctx: &str) {
+    let ok = banger_testkit::poll(std::time::Duration::from_secs(10), || {
+        (!fx.live_vmms().contains(&pid)).then_some(())
+    });
+    assert!(ok.is_some(), "{ctx}: VMM {pid} still runs");
+}
+
+/// A start killed after its driver started the VMM but before the record
+/// said so: the record says stopped while a VMM runs for it.
+fn plant_stray_vmm(fx: &Fx, name: &str) -> u32 {
+    let mut rec = fx.vm_json(name);
+    rec["state"] = "stopped".into();
+    let path = fx.vms_dir().join(name).join("vm.json");
+    std::fs::write(&path, serde_json::to_string(&rec).unwrap()).unwrap();
+    rec["pid"].as_u64().unwrap() as u32
+}
+
+#[test]
+fn a_vmm_the_record_does_not_account_for_is_killed_by_gc_and_by_start() {
+    let fx = Fx::new();
+    fx.create("keep", &[]);
+    fx.create("box", &[]);
+    let pid = plant_stray_vmm(&fx, "box");
+    assert!(fx.live_vmms().contains(&pid));
+
+    let dry = gc_lines(&fx, &["gc", "--dry-run"]);
+    assert_eq!(dry.len(), 1, "{dry:?}");
+    assert_eq!(dry[0]["what"], "vmm");
+    assert_eq!(dry[0]["vm"], "box");
+    assert_eq!(dry[0]["removed"], false);
+    assert!(fx.live_vmms().contains(&pid), "a dry run killed it");
+
+    let done = gc_lines(&fx, &["gc"]);
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0]["removed"], true, "{done:?}");
+    assert_dead(&fx, pid, "gc");
+    assert_vmms(&fx, 1, "keep's VMM went too");
+    assert_eq!(fx.vm_json("box")["state"], "stopped");
+    assert_eq!(fx.vm_json("keep")["state"], "running");
+    assert!(gc_lines(&fx, &["gc", "--dry-run"]).is_empty());
+
+    // The next command on the VM does the same before its own work.
+    assert_ok(&fx.run(&["start", "box"]));
+    let pid = plant_stray_vmm(&fx, "box");
+    let start = fx.run(&["start", "box"]);
+    assert_ok(&start);
+    assert!(stderr(&start).contains("killing VMM"), "{}", stderr(&start));
+    assert_dead(&fx, pid, "start");
+    assert_vmms(&fx, 2, "start");
+    assert_eq!(fx.vm_json("box")["state"], "running");
+
+    assert_ok(&fx.run(&["delete", "box", "keep"]));
+    fx.assert_nothing_left("box");
+    fx.assert_nothing_left("keep");
+}
+
+/// The calls `args` makes, in order, each once.
+fn calls_of(fx: &Fx, args: &[&str]) -> Vec<String> {
+    fx.clear_log();
+    assert_ok(&fx.run(args));
+    let mut calls: Vec<String> = Vec::new();
+    for l in fx.log().lines() {
+        if !calls.iter().any(|c| c == l) {
+            calls.push(l.to_string());
+        }
+    }
+    assert!(!calls.is_empty(), "{args:?} called nothing");
+    calls
+}
+
+/// Kill `args` outright while it waits in `call` (its effect not made).
+fn kill_at(fx: &Fx, args: &[&str], call: &str) {
+    fx.clear_log();
+    let mut child = fx
+        .cmd(args)
+        .env("HANG_AT", call)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_call(fx, call);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    fx.kill_hang();
+}
+
+#[test]
+fn start_stop_and_delete_killed_at_each_call_are_finished_by_the_next() {
+    let fx = Fx::new();
+    fx.create("keep", &["--nat"]);
+    fx.create("box", &["--nat"]);
+    assert_ok(&fx.run(&["stop", "box"]));
+    let starts = calls_of(&fx, &["start", "box"]);
+    let stops = calls_of(&fx, &["stop", "box"]);
+    for call in &starts {
+        // Stopped, killed while starting: the next start boots it.
+        kill_at(&fx, &["start", "box"], call);
+        let again = fx.run(&["start", "box"]);
+        assert_ok(&again);
+        assert_eq!(fx.vm_json("box")["state"], "running", "{call}");
+        assert_vmms(&fx, 2, &format!("start killed at {call}"));
+        assert!(gc_lines(&fx, &["gc", "--dry-run"]).is_empty(), "{call}");
+        assert_ok(&fx.run(&["stop", "box"]));
+    }
+    assert_ok(&fx.run(&["start", "box"]));
+    for call in &stops {
+        // Running, killed while stopping: the next stop stops it.
+        kill_at(&fx, &["stop", "box"], call);
+        assert_ok(&fx.run(&["stop", "box"]));
+        assert_eq!(fx.vm_json("box")["state"], "stopped", "{call}");
+        assert_vmms(&fx, 1, &format!("stop killed at {call}"));
+        assert!(gc_lines(&fx, &["gc", "--dry-run"]).is_empty(), "{call}");
+        assert_ok(&fx.run(&["start", "box"]));
+    }
+    let deletes = {
+        fx.create("gone", &["--nat"]);
+        calls_of(&fx, &["delete", "gone"])
+    };
+    for call in &deletes {
+        // Killed while deleting: the next delete (or gc) removes the rest.
+        fx.create("gone", &["--nat"]);
+        kill_at(&fx, &["delete", "gone"], call);
+        let again = fx.run(&["delete", "gone"]);
+        assert!(
+            again.status.success() || again.status.code() == Some(3),
+            "delete killed at {call}: {}",
+            stderr(&again)
+        );
+        assert_ok(&fx.run(&["gc"]));
+        assert!(!fx.vms_dir().join("gone").exists(), "{call}: VM dir left");
+        assert_eq!(fx.leases(), ["box", "keep"], "{call}");
+        assert_eq!(fx.nats(), ["box", "keep"], "{call}");
+        assert_vmms(&fx, 2, &format!("delete killed at {call}"));
+        assert!(!fx.home.path().join("run/banger/gone").exists(), "{call}");
+    }
+    assert_eq!(fx.vm_json("keep")["state"], "running");
+    assert_eq!(fx.leases(), ["box", "keep"]);
+    assert_ok(&fx.run(&["delete", "box", "keep"]));
+    fx.assert_nothing_left("box");
+    fx.assert_nothing_left("keep");
 }

@@ -6,11 +6,15 @@
 //! the bundle kernel's, failing remote exit codes come back unchanged; the
 //! disks are qcow2 overlays on the image's files (unchanged after delete),
 //! the guest grew the work disk's filesystem from the 1G seed to the 2G
-//! disk, and `image rm` is refused while the VM exists.
+//! disk, and `image rm` is refused while the VM exists; a server in the
+//! guest answers through `vm forward NAME 18000:8000` on the namespace's
+//! loopback, a taken host port is exit 5, nothing is left.
 //! verify.sh runs in a world of its own: the test's DNS daemon (a stand-in
 //! process) and net.json are untouched afterwards.
-//! Root only (skipped otherwise, required under CI=true); one guest boot
-//! plus one restart, ~1.5 min under TCG. `make test-live` runs it alone.
+//! Then BANGER_SOAK_BOOTED (default 2) booted create/ssh/delete cycles,
+//! each followed by the leak check.
+//! Root only (skipped otherwise, required under CI=true); five guest boots
+//! plus restarts, ~3 min under TCG. `make test-live` runs it alone.
 
 use std::process::Command;
 
@@ -86,9 +90,12 @@ fn verify_sh_with_nat_under_qemu_as_root() {
     let net_json = r#"{"schema":1,"forwarding_was_off":false,"leases":[],"pool":["tap-pool-0"],"uplink":null}"#;
     std::fs::write(state.join("net.json"), net_json).unwrap();
 
+    // Booted create/ssh/delete cycles after the flow: 2 here, `make soak`
+    // asks for more.
+    let soak = std::env::var("BANGER_SOAK_BOOTED").unwrap_or_else(|_| "2".into());
     let mut verify = Command::new(banger_testkit::workspace_root().join("verify.sh"));
     verify
-        .args(["--nat", "--vmm", "qemu"])
+        .args(["--nat", "--vmm", "qemu", "--soak", &soak])
         .env("VERIFY_KERNEL_RELEASE", &release)
         .env("BANGER_BIN", &bin)
         .env("BANGER_RUNTIME", &runtime);
@@ -109,4 +116,13 @@ fn verify_sh_with_nat_under_qemu_as_root() {
     assert!(err.contains("verify: private world"), "{err}");
     assert!(err.contains("verify: all good"), "{err}");
     assert!(err.contains(&format!("guest kernel {release}")), "{err}");
+    // The port forward steps ran (in the namespaces, not skipped).
+    assert!(
+        err.contains("verify: vm forward: a server on the guest's port 8000 answers"),
+        "{err}"
+    );
+    assert!(
+        err.contains("verify: vm forward: a host port a socket holds is exit 5"),
+        "{err}"
+    );
 }

@@ -5,6 +5,7 @@
 mod common;
 mod console;
 mod contract;
+mod forward;
 mod gc;
 mod lifecycle;
 mod live;

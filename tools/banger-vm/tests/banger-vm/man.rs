@@ -9,7 +9,9 @@ fn man_page_is_current() {
 
 #[test]
 fn man_page_documents_the_records() {
-    use banger_lib::records::{fields, Disks, FanoutLine, GcLine, VmRecord};
+    use banger_lib::records::{
+        fields, Disks, FanoutLine, ForwardLine, GcLine, PortForward, VmRecord,
+    };
     banger_testkit::man::assert_documents(
         &cli::command(),
         &[
@@ -20,6 +22,8 @@ fn man_page_documents_the_records() {
             ("stop line", vec!["state", "clean", "how"]),
             ("delete line", vec!["removed", "warnings"]),
             ("gc line", fields::<GcLine>()),
+            ("port forward", fields::<PortForward>()),
+            ("forward line", fields::<ForwardLine>()),
         ],
     );
 }

@@ -1,6 +1,7 @@
 //! banger-vm with the real banger-net inside a network namespace (the other
-//! plumbing still stand-ins): the lease, TAP and NAT element it makes are
-//! real, and a failed create gives all of them back.
+//! plumbing still stand-ins): the lease, TAP, NAT element and port
+//! forwards it makes are real, and a failed create or start gives all of
+//! them back.
 
 use crate::common::*;
 use banger_testkit::NetNs;
@@ -310,4 +311,151 @@ fn soak_create_delete_cycles_leave_nothing_as_root() {
     }
     let gc = in_ns(&fx, &ns, &["gc", "--dry-run"], &[]);
     assert!(json_lines(&gc).is_empty());
+}
+
+/// The entries of banger's forwards map, as nft prints them.
+fn forwards_map(fx: &Fx, ns: &NetNs) -> String {
+    let m = net(fx, ns, "nft list map inet banger forwards");
+    m.lines()
+        .skip_while(|l| !l.contains("elements"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn forwards_are_kept_by_the_record_and_in_force_while_it_runs_as_root() {
+    let t = "forwards_are_kept_by_the_record_and_in_force_while_it_runs_as_root";
+    if !banger_testkit::require_root(t)
+        || !banger_testkit::require_tool(t, "nft")
+        || !banger_testkit::require_tool(t, "ip")
+        || !banger_testkit::require_tool(t, "python3")
+    {
+        return;
+    }
+    let fx = Fx::new();
+    fx.use_real("banger-net");
+    let ns = NetNs::new();
+    let vm = |args: &[&str]| in_ns(&fx, &ns, args, &[]);
+    assert_ok(&vm(&["create", "--name", "box"]));
+    assert_ok(&vm(&["create", "--name", "two"]));
+
+    let out = vm(&["forward", "box", "18000:8000"]);
+    assert_ok(&out);
+    let l = &json_lines(&out)[0];
+    assert_eq!(l["vm"], "box");
+    assert_eq!(l["proto"], "tcp");
+    assert_eq!(l["address"], "127.0.0.1");
+    assert_eq!(
+        (l["host_port"].as_u64(), l["guest_port"].as_u64()),
+        (Some(18000), Some(8000))
+    );
+    assert_eq!(l["active"], true);
+    assert!(
+        forwards_map(&fx, &ns).contains("127.0.0.1 . tcp . 18000"),
+        "{}",
+        forwards_map(&fx, &ns)
+    );
+    assert_ok(&vm(&["forward", "box", "18000:8000"]));
+    assert_eq!(
+        fx.vm_json("box")["forwards"].as_array().unwrap().len(),
+        1,
+        "again: no change"
+    );
+
+    // Bad input and conflicts change nothing.
+    assert_code(&vm(&["forward", "box", "18000:9000"]), 5);
+    assert_code(&vm(&["forward", "two", "18000:80"]), 5);
+    assert_code(&vm(&["forward", "box", "18000"]), 2);
+    assert_code(&vm(&["forward", "box", "0:80"]), 2);
+    assert_code(&vm(&["forward", "box"]), 2);
+    assert_code(&vm(&["forward", "box", "1:2", "--list"]), 2);
+    assert_code(&vm(&["forward", "box", "1:2", "--address", "0.0.0.0"]), 2);
+    assert_code(&vm(&["forward", "ghost", "1:2"]), 3);
+    assert_code(&vm(&["forward", "box", "--remove", "1"]), 3);
+    assert_code(&vm(&["forward", "box", "--remove", "18000", "--udp"]), 3);
+    // A socket on the host holds 18500.
+    let listener = ns
+        .command("python3")
+        .args([
+            "-c",
+            "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1',18500)); s.listen(); print('up', flush=True); sys.stdin.read()",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut listener = listener;
+    let mut up = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(listener.stdout.as_mut().unwrap()),
+        &mut up,
+    )
+    .unwrap();
+    assert_eq!(up.trim(), "up");
+    let out = vm(&["forward", "box", "18500:80"]);
+    assert_code(&out, 5);
+    assert!(stderr(&out).contains("taken"), "{}", stderr(&out));
+    assert_eq!(fx.vm_json("box")["forwards"].as_array().unwrap().len(), 1);
+    assert!(!forwards_map(&fx, &ns).contains("18500"));
+
+    // Stop takes them away, the record keeps them.
+    assert_ok(&vm(&["stop", "box"]));
+    assert_eq!(forwards_map(&fx, &ns), "");
+    let out = vm(&["forward", "box", "--list"]);
+    assert_ok(&out);
+    let l = json_lines(&out);
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0]["active"], false);
+    // On a stopped VM the record alone changes; the taken port fails the
+    // start (exit 5), which leaves nothing in force and the VM stopped.
+    let out = vm(&["forward", "box", "18500:80"]);
+    assert_ok(&out);
+    assert_eq!(json_lines(&out)[0]["active"], false);
+    let out = vm(&["start", "box"]);
+    assert_code(&out, 5);
+    assert!(stderr(&out).contains("step forward"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--remove 18500"), "{}", stderr(&out));
+    assert_eq!(forwards_map(&fx, &ns), "");
+    assert_eq!(fx.vm_json("box")["state"], "stopped");
+    drop(listener.stdin.take());
+    let _ = listener.wait();
+    // Free now (but remove it anyway, to see --remove on a stopped VM).
+    let out = vm(&["forward", "box", "--remove", "18500"]);
+    assert_ok(&out);
+    assert_eq!(json_lines(&out)[0]["host_port"], 18500);
+    assert_ok(&vm(&["start", "box"]));
+    assert!(forwards_map(&fx, &ns).contains("18000"));
+    assert!(!forwards_map(&fx, &ns).contains("18500"));
+
+    // What a killed `vm forward` or stop would leave: gc finds and takes
+    // away only that forward.
+    let net_bin = banger_testkit::bin("banger-net");
+    net(
+        &fx,
+        &ns,
+        &format!(
+            "{} forward add --vm box --host-port 18001 --guest-port 22",
+            net_bin.display()
+        ),
+    );
+    let out = vm(&["gc", "--dry-run"]);
+    assert_ok(&out);
+    let g = json_lines(&out);
+    assert_eq!(g.len(), 1, "{g:?}");
+    assert_eq!(g[0]["what"], "forward");
+    assert_eq!(g[0]["vm"], "box");
+    assert_ok(&vm(&["gc"]));
+    let m = forwards_map(&fx, &ns);
+    assert!(m.contains("18000") && !m.contains("18001"), "{m}");
+    assert_eq!(fx.vm_json("box")["state"], "running");
+
+    // Delete: gone with the VM.
+    assert_ok(&vm(&["delete", "box", "two"]));
+    assert_eq!(forwards_map(&fx, &ns), "");
+    assert_eq!(
+        net(&fx, &ns, &format!("{} forward list", net_bin.display())),
+        ""
+    );
+    fx.assert_nothing_left("box");
+    net(&fx, &ns, &format!("{} teardown", net_bin.display()));
 }

@@ -184,3 +184,31 @@ fn completions_for_each_shell() {
     }
     banger().args(["completions", "tcsh"]).assert().code(2);
 }
+
+#[test]
+fn gc_runs_vm_gc_then_net_gc_with_the_same_args() {
+    let d = tempfile::tempdir().unwrap();
+    for (tool, exit) in [("vm", "${VM_EXIT:-0}"), ("net", "${NET_EXIT:-0}")] {
+        let p = d.path().join(format!("banger-{tool}"));
+        std::fs::write(&p, format!("#!/bin/sh\necho \"{tool}:$*\"\nexit {exit}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let gc = |vm: &str, net: &str| {
+        banger()
+            .env("BANGER_LIBEXEC", d.path())
+            .env("VM_EXIT", vm)
+            .env("NET_EXIT", net)
+            .args(["gc", "--dry-run"])
+            .assert()
+    };
+    gc("0", "0")
+        .success()
+        .stdout("vm:gc --dry-run\nnet:gc --dry-run\n");
+    // The first failure's code; banger-net still runs after banger-vm's.
+    gc("1", "4")
+        .code(1)
+        .stdout("vm:gc --dry-run\nnet:gc --dry-run\n");
+    gc("0", "4").code(4);
+    // A usage error stops at the first.
+    gc("2", "0").code(2).stdout("vm:gc --dry-run\n");
+}
