@@ -50,8 +50,10 @@ soak:
 	BANGER_SOAK=$(SOAK) $(CARGO) test -p banger-vm --test banger-vm with_net::soak -- --nocapture
 	BANGER_SOAK_BOOTED=$(SOAK_BOOTED) $(CARGO) test -p banger-vm --test banger-vm live:: -- --nocapture
 
-# Create and delete RUNS VMs, phase timings per run, min/median/max, and a
-# bare QEMU boot of the same disks for the overhead ratio.
+# Create and delete RUNS VMs: phase timings per run, min/median/p90/max; the
+# same VM booted by hand with the driver's exact command lines (--print-argv)
+# to the same readiness, for banger's own part and the ratio; 1 and 10
+# concurrent creates (see tools/banger-vm/bench-create.sh --help).
 RUNS ?= 5
 bench-create:
 	$(CARGO) build --release --workspace --bins

@@ -19,13 +19,16 @@
 # button instead) and read a synced file back; (--nat: the guest fetches a
 # page from "upstream" through NAT, and the NAT rule is gone after delete);
 # delete; then check that nothing is left: no VMM process, no non-pool TAP,
-# no lease, no nft element, no port forward, no VM dir. Then two creates killed with SIGKILL
-# (while making disks, and once the VMM runs): delete removes each, the
-# same leak check holds; --soak N: N more cycles of create (booted), ssh
-# `true`, delete, each followed by the leak check; `banger gc --dry-run`
-# finds nothing; (in the
-# namespaces) teardown leaves no banger nftables table and ip_forward as it
-# was.
+# no lease, no nft element, no port forward, no VM dir, and the image's
+# files the VM's qcow2 overlays read (QEMU) are there and unwritten. On the
+# way: the overlays are qcow2 on the image's files, the guest grew the work
+# disk's filesystem to fill its disk, `image rm` is refused while the VM
+# exists, and the guest's systemd-analyze is printed. Then two creates
+# killed with SIGKILL (while making disks, and once the VMM runs): delete
+# removes each, the same leak check holds; --soak N: N more cycles of
+# create (booted), ssh `true`, delete, each followed by the leak check;
+# `banger gc --dry-run` finds nothing; (in the namespaces) teardown leaves
+# no banger nftables table and ip_forward as it was.
 #
 # By default everything runs inside network namespaces this script makes
 # and removes: "bv-host-PID" holds the bridge, TAPs and guest, and
@@ -53,7 +56,7 @@ while [ $# -gt 0 ]; do
     --vmm) VMM=$2; shift ;;
     --host) HOST=1 ;;
     --inside) INSIDE=1 ;;
-    -h|--help) sed -n '2,44p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,47p' "$0"; exit 0 ;;
     *) echo "verify.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -317,6 +320,43 @@ EOS
   done
   esc=$(banger vm logs "$name" | tr -dc '\033' | wc -c)
   [ "$esc" = 0 ] || fail "vm logs printed $esc escape bytes"
+
+  step "guest boot (systemd-analyze, for the record)"
+  banger vm ssh "$name" -- 'systemd-analyze time; systemd-analyze critical-chain ssh.service banger-vsock-agent.service' 2>&1 \
+    | sed 's/^/  guest: /' >&2 || true
+  banger vm show "$name" > /tmp/bv-show.$$ || fail "vm show"
+  img=$(jq -r .image /tmp/bv-show.$$)
+  disk_size=$(jq -r .disk_size /tmp/bv-show.$$)
+  # The image's files, as they must still be after the VM is gone.
+  backing=$(jq -r '.disks | .rootfs_backing // empty, .work_backing // empty' /tmp/bv-show.$$)
+  backing_stat=$(for f in $backing; do stat -c '%n %s %Y' "$f"; done)
+  if [ "$(jq -r .vmm /tmp/bv-show.$$)" = qemu ]; then
+    step "the disks are qcow2 overlays on the image's files"
+    [ -n "$backing" ] || fail "a QEMU VM's disks name no backing files: $(jq -c .disks /tmp/bv-show.$$)"
+    for d in rootfs work; do
+      disk=$(jq -r ".disks.$d" /tmp/bv-show.$$)
+      want=$(jq -r ".disks.${d}_backing // empty" /tmp/bv-show.$$)
+      [ -n "$want" ] || continue
+      qemu-img info -U --output=json "$disk" > /tmp/bv-qi.$$ || fail "qemu-img info $disk"
+      jq -e --arg b "$want" '.format == "qcow2" and .["backing-filename"] == $b' /tmp/bv-qi.$$ >/dev/null \
+        || fail "$disk is not a qcow2 overlay on $want: $(jq -c '{format, "backing-filename"}' /tmp/bv-qi.$$)"
+    done
+    rm -f /tmp/bv-qi.$$
+  fi
+  rm -f /tmp/bv-show.$$
+  step "the work disk's filesystem was grown in the guest to fill its disk ($disk_size bytes)"
+  # banger-grow-work runs after sshd: wait for it (bounded), then df.
+  got=$(banger vm ssh "$name" -- 'for _ in $(seq 300); do systemctl -q is-active banger-grow-work && break; sleep 0.2; done
+    journalctl -b -u banger-grow-work -o cat | grep "^banger-grow-work:"; df -B1 --output=size /root | tail -1') \
+    || fail "reading /root's size"
+  say "  $(echo "$got" | head -1)"
+  size=$(echo "$got" | tail -1 | tr -d ' ')
+  echo "$got" | grep -q '^banger-grow-work: /root on /dev/vdb' || fail "no banger-grow-work line in the guest's journal: $got"
+  [ "$size" -ge $((disk_size * 9 / 10)) ] || fail "/root is $size bytes on a $disk_size-byte disk"
+  step "image rm is refused while the VM uses $img"
+  set +e; banger image rm "$img" 2>/dev/null; rc=$?; set -e
+  [ "$rc" = 5 ] || fail "banger image rm $img while $name uses it exited $rc, not 5"
+  banger image show "$img" >/dev/null || fail "image $img is gone after a refused rm"
   # A file, not <(...): some hosts (CI containers) have no /dev/fd.
   step "plain ssh with banger vm ssh-config: ssh -F FILE $name.vm"
   banger vm ssh-config "$name" > /tmp/bv-sshcfg.$$ || fail "vm ssh-config"
@@ -559,6 +599,9 @@ nothing_left() {
     [ -e "$jail" ] && leaks+=("the jail $jail")
   done
   [ -e "/sys/fs/cgroup/banger/$name" ] && leaks+=("the cgroup banger/$name")
+  # The image's files its overlays read are there and unwritten.
+  now_stat=$(for f in $backing; do stat -c '%n %s %Y' "$f" 2>/dev/null; done)
+  [ "$now_stat" = "$backing_stat" ] || leaks+=("changed backing files: '$backing_stat' -> '$now_stat'")
   [ ${#leaks[@]} = 0 ] || fail "left behind: ${leaks[*]}"
 }
 

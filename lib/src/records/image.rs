@@ -4,6 +4,17 @@
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// The lock of image NAME (`images/.locks/NAME.lock`): banger-image holds
+/// it while it changes or removes the image, banger-vm while it makes a
+/// VM's disks from the image's files, so `rm` either sees the VM's record
+/// or finishes before the disks are made.
+pub fn lock(name: &str) -> crate::Result<crate::state::Lock> {
+    let p = crate::paths::images_dir()
+        .join(".locks")
+        .join(format!("{name}.lock"));
+    crate::state::Lock::acquire(&p, crate::state::default_lock_timeout())
+}
+
 /// `images/NAME/image.json`, written only by banger-image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

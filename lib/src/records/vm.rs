@@ -38,11 +38,32 @@ impl VmState {
     }
 }
 
+/// A VM's own disks. A disk with a backing file is a qcow2 overlay of
+/// that file (QEMU VMs): the overlay holds only what the guest wrote, and
+/// the backing file, one of the image's, is read and never written. It
+/// must outlive the VM: `banger-image rm` refuses while a VM reads it. A
+/// disk without one is a raw file of its own (Firecracker VMs, and VMs
+/// made before overlays).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Disks {
     pub rootfs: PathBuf,
     pub work: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs_backing: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_backing: Option<PathBuf>,
+}
+
+impl Disks {
+    /// The image files these disks read through (empty for raw disks).
+    pub fn backing_files(&self) -> Vec<&std::path::Path> {
+        [&self.rootfs_backing, &self.work_backing]
+            .into_iter()
+            .flatten()
+            .map(PathBuf::as_path)
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

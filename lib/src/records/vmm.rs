@@ -1,8 +1,55 @@
 //! What a VMM driver's `stop` prints (banger-fc and banger-qemu alike),
-//! which banger-vm reads. The record a driver's `start` prints is
-//! `crate::vmspec::VmmRecord`.
+//! which banger-vm reads, and what `start --print-argv` prints. The record
+//! a driver's `start` prints is `crate::vmspec::VmmRecord`.
 
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// `start --print-argv`: one process the driver would start for a spec,
+/// in the order it starts them, exactly as it would run it: a benchmark
+/// runs the same command lines by hand to measure the driver's own cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessLine {
+    /// What it is: `vhost-device-vsock`, `qemu`, `firecracker`.
+    pub process: String,
+    pub program: PathBuf,
+    /// Its arguments, argv[1] on.
+    pub args: Vec<String>,
+    /// The directory it runs in (relative paths in args are from here).
+    pub cwd: PathBuf,
+    /// The user it runs as (the VMM user), or null: the caller's own.
+    pub user: Option<String>,
+    /// Supplementary groups it gets besides (under KVM: /dev/kvm's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<u32>,
+    /// The descriptors it inherits, at the numbers its args name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fds: Vec<FdLine>,
+}
+
+/// One inherited descriptor of a `ProcessLine`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FdLine {
+    pub fd: i32,
+    /// `read`, `read-write`, `write` (the console FIFO's write end), `tap`
+    /// (/dev/net/tun attached to the TAP named by `path` with IFF_TAP,
+    /// IFF_NO_PI and IFF_VNET_HDR) or `listen` (a Unix socket bound at
+    /// `path`, listening).
+    pub open: String,
+    pub path: PathBuf,
+}
+
+/// `banger-fc start --print-argv`: after the process, each API request
+/// the driver would make on its socket, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestLine {
+    pub method: String,
+    pub path: String,
+    pub body: serde_json::Value,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

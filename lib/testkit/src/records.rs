@@ -35,6 +35,8 @@ pub fn vm(name: &str, state: &str, ip: Option<&str>, uds: Option<&Path>) -> VmRe
         disks: Disks {
             rootfs: "/nonexistent/rootfs.ext4".into(),
             work: "/nonexistent/work.ext4".into(),
+            rootfs_backing: None,
+            work_backing: None,
         },
         kernel: "/nonexistent/vmlinux".into(),
         initrd: None,

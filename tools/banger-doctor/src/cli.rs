@@ -44,8 +44,10 @@ CHECKS (in order; * required, ? required in some set-ups):
   dns               `banger-net dns status` says running
   leftovers         nothing left by killed commands (`banger vm gc
                     --dry-run` and `banger net gc --dry-run` find nothing)
-  reflink           the data dir clones files (FICLONE: btrfs,
-                    xfs); else VM disks are sparse copies
+  reflink           which disks a VM gets: QEMU VMs qcow2 overlays
+                    on the image's files (constant time); Firecracker
+                    VMs reflinks when the data and state dirs are one
+                    btrfs/xfs filesystem, else sparse copies
 
   A failed check's hint is the command that fixes it, e.g.
     make runtime-local

@@ -5,7 +5,8 @@ use crate::api::{Api, SLOW};
 use crate::jail::Jail;
 use crate::launch::Launch;
 use crate::{binary, record};
-use banger_lib::vmspec::{VmSpec, VmmRecord};
+use banger_lib::records::{ProcessLine, RequestLine};
+use banger_lib::vmspec::{DiskFormat, VmSpec, VmmRecord};
 use banger_lib::{Error, Result};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -91,12 +92,105 @@ pub fn config_requests(spec: &VmSpec) -> Vec<(String, Value)> {
     r
 }
 
+/// Firecracker takes raw disk files only: a qcow2 drive is refused before
+/// anything runs.
+pub fn check_raw(spec: &VmSpec) -> Result<()> {
+    match spec.drives.iter().find(|d| d.format != DiskFormat::Raw) {
+        Some(d) => Err(Error::usage(format!(
+            "drive {} is {}; Firecracker takes raw disk files only",
+            d.id,
+            d.format.name()
+        ))
+        .with_hint(format!(
+            "run it with banger-qemu, or make a raw copy: qemu-img convert -O raw {} DISK.ext4",
+            d.path.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `start --print-argv`: the process `start` would run for this spec (the
+/// jailer, or firecracker itself) and the API requests it would make, in
+/// order, InstanceStart last, with the paths as that process sees them.
+/// Nothing is made, linked or started.
+pub fn print_argv(text: &str, no_jailer: bool) -> Result<(ProcessLine, Vec<RequestLine>)> {
+    let mut spec = VmSpec::parse(text)?;
+    spec.resolve("api.sock");
+    spec.validate()?;
+    check_raw(&spec)?;
+    let bin = binary::find()?;
+    let jail = match crate::jail::find(no_jailer)? {
+        Some(jailer) => Some(Jail::new(jailer, &bin, &spec)?),
+        None => None,
+    };
+    let fifo = banger_lib::console::fifo_path(&spec.id);
+    let run_dir = banger_lib::vmspec::run_dir(&spec.id);
+    let (process, api_spec) = match &jail {
+        Some(j) => {
+            let host = VmSpec {
+                console_log: Some(fifo),
+                ..j.host_spec(&spec)
+            };
+            let line = ProcessLine {
+                process: "jailer".into(),
+                program: j.jailer.clone(),
+                args: j
+                    .argv(&bin)
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect(),
+                cwd: run_dir,
+                user: None,
+                groups: Vec::new(),
+                fds: Vec::new(),
+            };
+            (line, j.inside(&host))
+        }
+        None => {
+            let api = spec.api_socket.clone().expect("resolved");
+            let line = ProcessLine {
+                process: "firecracker".into(),
+                program: bin.clone(),
+                args: vec![
+                    "--api-sock".into(),
+                    api.to_string_lossy().into_owned(),
+                    "--id".into(),
+                    spec.id.clone(),
+                ],
+                cwd: run_dir,
+                user: None,
+                groups: Vec::new(),
+                fds: Vec::new(),
+            };
+            let s = VmSpec {
+                console_log: Some(fifo),
+                ..spec.clone()
+            };
+            (line, s)
+        }
+    };
+    let requests = config_requests(&api_spec)
+        .into_iter()
+        .chain([(
+            "/actions".to_string(),
+            json!({"action_type": "InstanceStart"}),
+        )])
+        .map(|(path, body)| RequestLine {
+            method: "PUT".into(),
+            path,
+            body,
+        })
+        .collect();
+    Ok((process, requests))
+}
+
 /// `start`: the spec is the JSON text read from stdin. Under the jailer
 /// when one is found (see jail.rs), unless `no_jailer`.
 pub fn start(text: &str, no_jailer: bool) -> Result<VmmRecord> {
     let mut spec = VmSpec::parse(text)?;
     spec.resolve("api.sock");
     spec.validate()?;
+    check_raw(&spec)?;
     let bin = binary::find()?;
     let version = banger_lib::hosttools::version(&bin, "firecracker")?;
     binary::check_version(&bin, &version)?;
@@ -206,6 +300,7 @@ fn load_spec(mut spec: VmSpec, dir: &Path) -> Result<VmmRecord> {
     spec.console_log = None;
     spec.resolve("api.sock");
     spec.validate()?;
+    check_raw(&spec)?;
     for f in ["vmstate", "memory"] {
         if !dir.join(f).is_file() {
             return Err(Error::not_found(format!(

@@ -13,7 +13,9 @@ SPEC (stdin of `start`):
                   `root=/dev/vda rw|ro` for the root drive
     vcpus         1-32
     mem_mib       at least 64
-    drives        [{\"id\",\"path\",\"read_only\",\"root\"}]; the root drive first
+    drives        [{\"id\",\"path\",\"read_only\",\"root\",\"format\"}]; the root
+                  drive first; format must be raw (the default): Firecracker
+                  takes no qcow2 (exit 2)
     tap, mac      host TAP for eth0 (must exist) and the guest MAC
     vsock_cid     guest CID (>= 3); enables the hybrid vsock
     vsock_uds     its host socket (default RUNTIME/ID/vsock.sock)
@@ -53,6 +55,13 @@ RECORDS:
   snapshot load, restore: the VMM record, as start prints it
   suspend:  {\"id\", \"state\":\"suspended\", \"file\" (the directory), \"bytes\"
             (its files' size on disk), \"ms\" (how long the suspend took)}
+  start --print-argv: the process, then one line per API request in the
+            order start makes them (the last is InstanceStart), with the
+            paths as that process sees them (inside the jail under the
+            jailer); nothing is made, linked or started:
+            {\"process\":\"jailer\"|\"firecracker\", \"program\", \"args\",
+             \"cwd\", \"user\":null}
+            {\"method\":\"PUT\", \"path\", \"body\"}
 
 STOP:
   stop asks the guest agent (the record's agent endpoint) to reboot with
@@ -128,6 +137,7 @@ ENVIRONMENT:
 
 EXAMPLES:
   banger-fc start < spec.json | jq -r .pid
+  banger-vm spec box | banger-fc start --print-argv
   banger-fc status box | jq -r .state
   banger-fc pause box && banger-fc snapshot create box --dir /tmp/snap
   banger-fc stop box --timeout 5 | jq -r .how
@@ -164,6 +174,10 @@ pub enum Sub {
         /// found (for debugging; the record then has no "jail")
         #[arg(long)]
         no_jailer: bool,
+        /// Start nothing: print the process start would run for this spec
+        /// (the jailer or firecracker) and its API requests, in order
+        #[arg(long)]
+        print_argv: bool,
     },
     /// Show whether the VM's process is alive and its state
     Status {

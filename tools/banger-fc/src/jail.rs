@@ -141,37 +141,54 @@ impl Jail {
         s
     }
 
-    /// Lay the chroot out for `spec` (host view, with its console log
-    /// made) and return the spec as the jailed Firecracker sees it.
-    pub fn prepare(&self, spec: &VmSpec) -> Result<VmSpec> {
-        self.remove();
-        std::fs::create_dir_all(&self.root)
-            .map_err(|e| io(format!("creating {}", self.root.display()), e))?;
+    /// The spec as the jailed Firecracker sees it, where `prepare` puts
+    /// each file (for `start --print-argv`, which lays nothing out).
+    pub fn inside(&self, spec: &VmSpec) -> VmSpec {
         let mut inside = spec.clone();
-        inside.kernel = self.link_in(&spec.kernel, "/vmlinux", false)?;
-        if let Some(i) = &spec.initrd {
-            inside.initrd = Some(self.link_in(i, "/initrd.img", false)?);
+        inside.kernel = "/vmlinux".into();
+        if inside.initrd.is_some() {
+            inside.initrd = Some("/initrd.img".into());
         }
-        for (d, jailed) in spec.drives.iter().zip(inside.drives.iter_mut()) {
-            let name = format!("/drive-{}", d.id);
-            jailed.path = self.link_in(&d.path, &name, !d.read_only)?;
+        for d in inside.drives.iter_mut() {
+            d.path = format!("/drive-{}", d.id).into();
         }
-        if let Some(c) = &spec.console_log {
-            inside.console_log = Some(self.link_in(c, CONSOLE, true)?);
+        if inside.console_log.is_some() {
+            inside.console_log = Some(CONSOLE.into());
         }
         inside.api_socket = Some(API_SOCKET.into());
         if inside.vsock_cid.is_some() {
             inside.vsock_uds = Some(VSOCK.into());
         }
         inside.vmm_log = None;
+        inside
+    }
+
+    /// Lay the chroot out for `spec` (host view, with its console log
+    /// made) and return the spec as the jailed Firecracker sees it.
+    pub fn prepare(&self, spec: &VmSpec) -> Result<VmSpec> {
+        self.remove();
+        std::fs::create_dir_all(&self.root)
+            .map_err(|e| io(format!("creating {}", self.root.display()), e))?;
+        // The paths `inside` names, each linked in from the host's.
+        let inside = self.inside(spec);
+        self.link_in(&spec.kernel, &inside.kernel, false)?;
+        if let (Some(host), Some(jailed)) = (&spec.initrd, &inside.initrd) {
+            self.link_in(host, jailed, false)?;
+        }
+        for (d, jailed) in spec.drives.iter().zip(&inside.drives) {
+            self.link_in(&d.path, &jailed.path, !d.read_only)?;
+        }
+        if let (Some(host), Some(jailed)) = (&spec.console_log, &inside.console_log) {
+            self.link_in(host, jailed, true)?;
+        }
         Ok(inside)
     }
 
     /// Hard-link `host` into the chroot as `inside` (a read-only file on
     /// another filesystem is copied); a file the VMM writes becomes the
     /// user's, one it reads must be readable by it.
-    fn link_in(&self, host: &Path, inside: &str, writable: bool) -> Result<PathBuf> {
-        let to = self.host(inside);
+    fn link_in(&self, host: &Path, inside: &Path, writable: bool) -> Result<()> {
+        let to = self.host(&inside.to_string_lossy());
         match std::fs::hard_link(host, &to) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) && !writable => {
@@ -210,7 +227,7 @@ impl Jail {
                 .with_hint(format!("make it readable: chmod o+r {}", host.display())));
             }
         }
-        Ok(PathBuf::from(inside))
+        Ok(())
     }
 
     /// The jailer's command line for `firecracker`, as the jailer documents

@@ -17,7 +17,20 @@ fn main() {
     let cli = banger_lib::run::parse::<Cli>("banger-fc");
     banger_lib::run::main("banger-fc", || {
         match cli.sub {
-            Sub::Start { no_jailer } => emit(&boot::start(&read_stdin()?, no_jailer)?),
+            Sub::Start {
+                no_jailer,
+                print_argv: false,
+            } => emit(&boot::start(&read_stdin()?, no_jailer)?),
+            Sub::Start {
+                no_jailer,
+                print_argv: true,
+            } => {
+                let (process, requests) = boot::print_argv(&read_stdin()?, no_jailer)?;
+                emit(&process);
+                for r in requests {
+                    emit(&r);
+                }
+            }
             Sub::Status { id, config } => emit(&control::status(&id, config)?),
             Sub::Stop { id, timeout, kill } => emit(&control::stop(&id, timeout, kill)?),
             Sub::Pause { id } => emit(&control::pause(&id)?),

@@ -45,7 +45,8 @@ EXIT STATUS:
   certificate); 2 usage (bad name, relative path, not ext4, bad manifest,
   BANGER_CA_FILE without a certificate); 3 no such image or file;
   4 prerequisite missing (root, debootstrap, key, agent); 5 conflict (the
-  image exists, is in use by a VM, or is locked).
+  image exists, is in use by a VM, or is locked; rm --force of a built
+  image whose files a VM's qcow2 overlay disks read).
 
 EXAMPLES:
   banger-image build --name debian
@@ -93,7 +94,7 @@ pub enum Sub {
     Rm {
         #[arg(required = true)]
         names: Vec<String>,
-        /// Remove it even while a VM uses it
+        /// Remove it even while a VM uses it, unless the VM's disks are overlays on its files
         #[arg(long)]
         force: bool,
     },

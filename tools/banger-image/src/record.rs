@@ -19,10 +19,7 @@ pub fn record_path(name: &str) -> PathBuf {
 /// A per-name lock outside the image folder, so removing the folder never
 /// removes a lock someone waits on.
 pub fn lock(name: &str) -> Result<state::Lock> {
-    let p = paths::images_dir()
-        .join(".locks")
-        .join(format!("{name}.lock"));
-    state::Lock::acquire(&p, state::default_lock_timeout())
+    banger_lib::records::image::lock(name)
 }
 
 /// Load NAME or fail with exit 3.

@@ -4,7 +4,7 @@ use crate::record::{self, Image};
 use banger_lib::records::vm;
 use banger_lib::{error::io, Error, Result};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What `rm` adds to its fan-out line: the files it deleted.
 #[derive(Debug, Serialize)]
@@ -12,17 +12,39 @@ pub struct Removed {
     pub removed: Vec<PathBuf>,
 }
 
-/// The VMs whose record names this image, read through banger_lib's view
-/// of banger-vm's records. A record that cannot be read might name it:
-/// it counts, so an image is never removed from under a VM by accident.
-pub fn users(image: &str) -> Result<Vec<String>> {
+/// A VM that uses an image: its record names it, or its disks are qcow2
+/// overlays reading the image's files (QEMU VMs).
+pub struct User {
+    pub label: String,
+    /// Its disks read the image's files: deleting them breaks the VM.
+    pub reads_files: bool,
+}
+
+/// The VMs that use `img`, read through banger_lib's view of banger-vm's
+/// records. A record that cannot be read might: it counts, and as one
+/// reading the files, so an image is never removed from under a VM by
+/// accident.
+pub fn users(img: &Image) -> Result<Vec<User>> {
+    let files: Vec<&Path> = std::iter::once(img.rootfs.as_path())
+        .chain(img.work_seed.as_deref())
+        .collect();
     let mut vms = Vec::new();
     for name in vm::names()? {
         match vm::view(&name) {
-            Ok(rec) if rec.image != image => {}
-            Ok(_) => vms.push(name),
+            Ok(rec) => {
+                let reads_files = rec.disks.backing_files().iter().any(|b| files.contains(b));
+                if rec.image == img.name || reads_files {
+                    vms.push(User {
+                        label: name,
+                        reads_files,
+                    });
+                }
+            }
             Err(e) if e.kind == banger_lib::Kind::NotFound => {}
-            Err(_) => vms.push(format!("{name} (its record is unreadable)")),
+            Err(_) => vms.push(User {
+                label: format!("{name} (its record is unreadable)"),
+                reads_files: true,
+            }),
         }
     }
     Ok(vms)
@@ -31,13 +53,36 @@ pub fn users(image: &str) -> Result<Vec<String>> {
 pub fn remove(name: &str, force: bool) -> Result<Vec<PathBuf>> {
     let img = record::load(name)?;
     let _lock = record::lock(name)?;
-    let vms = users(name)?;
+    let vms = users(&img)?;
+    let labels = |only_readers: bool| {
+        vms.iter()
+            .filter(|u| u.reads_files || !only_readers)
+            .map(|u| u.label.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     if !vms.is_empty() && !force {
+        let hint = if !img.managed {
+            "delete those VMs first, or pass --force (a registered image's files stay, so \
+             their disks keep working)"
+        } else if vms.iter().any(|u| u.reads_files) {
+            "delete those VMs first (banger vm delete NAME): their disks are overlays on the \
+             image's files"
+        } else {
+            "delete those VMs first, or pass --force (their disks are copies and keep working)"
+        };
         return Err(
-            Error::conflict(format!("image {name:?} is used by VM {}", vms.join(", "))).with_hint(
-                "delete those VMs first, or pass --force (their disks are copies and keep working)",
-            ),
+            Error::conflict(format!("image {name:?} is used by VM {}", labels(false)))
+                .with_hint(hint),
         );
+    }
+    // --force still never deletes files a VM's disks read through.
+    if img.managed && vms.iter().any(|u| u.reads_files) {
+        return Err(Error::conflict(format!(
+            "image {name:?} backs the disks of VM {}: they are qcow2 overlays on its files",
+            labels(true)
+        ))
+        .with_hint("delete those VMs first (banger vm delete NAME); --force cannot help here"));
     }
     delete_files(&img)
 }

@@ -13,8 +13,11 @@ SPEC (stdin of `start`): the same JSON object as banger-fc(1); unknown keys
                   the root drive, as Firecracker does
     vcpus         1-32
     mem_mib       at least 64
-    drives        [{\"id\",\"path\",\"read_only\",\"root\"}]; the root drive first
-                  (one virtio-blk-device each, in order: vda, vdb, ...)
+    drives        [{\"id\",\"path\",\"read_only\",\"root\",\"format\",\"backing\"}];
+                  the root drive first (one virtio-blk-device each, in
+                  order: vda, vdb, ...); format raw (default) or qcow2;
+                  backing: a qcow2 overlay's backing file (a raw disk,
+                  absolute path), read and never written
     tap, mac      host TAP for eth0 (must exist) and the guest MAC
                   (virtio-net-device on -netdev tap)
     vsock_cid, vsock_uds, agent_port
@@ -73,12 +76,14 @@ PRIVILEGES:
   banger-qemu detaches it itself instead of -daemonize. QEMU opens none of
   the VM's paths: banger-qemu hands it the kernel and initrd (read through
   /proc/self/fd: they must be readable by the VMM user, as 0644 files
-  are), the drives and console log (fd sets), the TAP (attached with
-  TUNSETIFF), the bound QMP and agent sockets, and a suspend's or
-  restore's state file (getfd) as descriptors. QEMU runs in RUNTIME/ID/vmm,
-  the one directory the VMM user owns. Under KVM, QEMU also gets
-  /dev/kvm's group. Run as another user, QEMU runs as that user, still
-  under the sandbox.
+  are), the drives and console log (fd sets; a qcow2 drive's backing
+  file is a read-only node of its own on its fd set, so the name in the
+  overlay's header is never opened), the TAP (attached with TUNSETIFF),
+  the bound QMP and agent sockets, and a suspend's or restore's state
+  file (getfd) as descriptors. QEMU runs in RUNTIME/ID/vmm, the one
+  directory the VMM user owns. Under KVM, QEMU also gets /dev/kvm's
+  group. Run as another user, QEMU runs as that user, still under the
+  sandbox.
 
 STOP:
   stop asks the guest agent (the record's agent endpoint) to power off with
@@ -127,6 +132,17 @@ RECORDS:
   pause, resume: {\"id\", \"state\":\"paused\"|\"running\"}
   suspend:  {\"id\", \"state\":\"suspended\", \"file\", \"bytes\" (the state
             file's size), \"ms\" (how long the suspend took)}
+  start --print-argv: one line for the process start would run (qemu),
+            and nothing is opened or started:
+            {\"process\", \"program\", \"args\", \"cwd\", \"user\" (the VMM
+             user, null: the caller), \"groups\" (qemu under KVM: /dev/kvm's
+             gid), \"fds\": [{\"fd\", \"open\", \"path\"}]}; args are exactly
+            what start runs, and each fd is what start hands over at that
+            number: open is read, read-write, write (the console FIFO's
+            write end), tap (/dev/net/tun attached to the TAP named by
+            path: IFF_TAP|IFF_NO_PI|IFF_VNET_HDR) or listen (a Unix socket
+            bound at path). Opening the same and running the same boots
+            the VM without banger (tools/banger-vm/bench-create.sh does)
 
 EXIT STATUS:
   0 ok; 1 failed (QEMU did not start, or the state did not save or load:
@@ -142,6 +158,7 @@ ENVIRONMENT:
 
 EXAMPLES:
   banger-qemu start < spec.json | jq -r .accel
+  banger-vm spec box | banger-qemu start --print-argv | jq -r .program
   banger-qemu status box | jq -r .state
   banger-qemu pause box && banger-qemu resume box
   banger-qemu suspend box --to /var/tmp/box.state
@@ -172,7 +189,12 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Sub {
     /// Spawn and boot a VM from the JSON spec on stdin; print its record
-    Start,
+    Start {
+        /// Start nothing: print the processes start would run for this
+        /// spec, one per line, in order, with their descriptors
+        #[arg(long)]
+        print_argv: bool,
+    },
     /// Show whether the VM's processes are alive and its QMP run state
     Status { id: String },
     /// Stop the VM: the guest agent's poweroff or the ACPI power button; past the timeout sync and kill

@@ -16,6 +16,7 @@ use crate::{accel, binary, qmp::Qmp, record};
 use banger_lib::agent::Endpoint;
 use banger_lib::error::io;
 use banger_lib::proc::{now_rfc3339, start_time};
+use banger_lib::records::{FdLine, ProcessLine};
 use banger_lib::tun;
 use banger_lib::vmmuser::{self, VmmUser};
 use banger_lib::vmspec::{record_path, VmSpec, VmmRecord};
@@ -99,36 +100,57 @@ fn log_tail(path: &Path, from: u64) -> String {
 struct Identity<'a> {
     user: Option<VmmUser>,
     groups: Vec<nix::unistd::Gid>,
-    /// Descriptors it inherits: their close-on-exec flag is cleared just
-    /// before the spawn (banger-qemu spawns from one thread only).
-    keep: Vec<BorrowedFd<'a>>,
+    /// Descriptors it inherits, each at the number its command line names
+    /// (`argv::Fds::layout`).
+    keep: Vec<(i32, BorrowedFd<'a>)>,
 }
 
-fn inheritable(fd: BorrowedFd) -> std::io::Result<()> {
-    nix::fcntl::fcntl(
-        fd,
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-    )?;
-    Ok(())
+/// Descriptors handed to a child are first copied this high, out of the
+/// way of the numbers they are moved to in the child (3 and up).
+const HIGH_FD: i32 = 200;
+
+fn dup_high(fd: BorrowedFd) -> std::io::Result<OwnedFd> {
+    let raw = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(HIGH_FD))?;
+    // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) })
+}
+
+/// dup2(from, to), for between fork and exec.
+fn move_fd(from: i32, to: i32) -> std::io::Result<()> {
+    // SAFETY: dup2 on two plain descriptor numbers touches no memory.
+    match unsafe { nix::libc::dup2(from, to) } {
+        -1 => Err(std::io::Error::last_os_error()),
+        _ => Ok(()),
+    }
+}
+
+/// Clear `fd`'s close-on-exec flag, for between fork and exec.
+fn inherit(fd: i32) -> std::io::Result<()> {
+    // SAFETY: fcntl F_SETFD on a descriptor number touches no memory.
+    match unsafe { nix::libc::fcntl(fd, nix::libc::F_SETFD, 0) } {
+        -1 => Err(std::io::Error::last_os_error()),
+        _ => Ok(()),
+    }
 }
 
 /// A command for `bin` that execs it through a descriptor opened here, so
 /// the unprivileged user needs no access to the directories on its path
 /// (a program in root's ~/.cargo/bin); argv[0] stays its path. The
 /// descriptor is inherited (a script's interpreter reopens it) and must
-/// outlive the spawn.
-fn program(bin: &Path) -> Result<(Command, File)> {
+/// outlive the spawn; it sits above the handed-over numbers.
+fn program(bin: &Path) -> Result<(Command, OwnedFd)> {
     let f = File::open(bin).map_err(|e| io(format!("opening {}", bin.display()), e))?;
+    let f = dup_high(f.as_fd()).map_err(|e| io(format!("duplicating {}", bin.display()), e))?;
     let mut cmd = Command::new(format!("/proc/self/fd/{}", f.as_raw_fd()));
     cmd.arg0(bin);
     Ok((cmd, f))
 }
 
 /// Spawn `cmd` (from `program`, whose file is `exe`) detached, in its own
-/// session, as `who`, in `cwd`.
+/// session, as `who`, in `cwd`, with `who.keep` at their numbers.
 fn spawn_as(
     cmd: &mut Command,
-    exe: &File,
+    exe: &OwnedFd,
     who: &Identity,
     cwd: &Path,
 ) -> std::io::Result<std::process::Child> {
@@ -136,23 +158,35 @@ fn spawn_as(
     // pre_exec closure drops privileges.
     cmd.current_dir(cwd);
     let (user, groups) = (who.user.clone(), who.groups.clone());
-    for fd in who.keep.iter().copied().chain([exe.as_fd()]) {
-        inheritable(fd)?;
+    let mut high = Vec::new();
+    for (target, fd) in &who.keep {
+        high.push((*target, dup_high(*fd)?));
     }
+    let moves: Vec<(i32, i32)> = high.iter().map(|(t, h)| (*t, h.as_raw_fd())).collect();
+    let exe = exe.as_raw_fd();
+    let setup = move || -> std::io::Result<()> {
+        // dup2's copy is inherited (no close-on-exec); the high copies
+        // close at exec.
+        for (target, from) in &moves {
+            move_fd(*from, *target)?;
+        }
+        inherit(exe)?;
+        nix::unistd::setsid()?;
+        if let Some(u) = &user {
+            vmmuser::become_user(u, &groups)?;
+        }
+        Ok(())
+    };
     // SAFETY: the closure runs between fork and exec, where only
-    // async-signal-safe calls are sound: setsid, setgroups, setresgid and
-    // setresuid are syscalls, and nothing is allocated (the group list
-    // was built before the fork).
+    // async-signal-safe calls are sound: dup2, fcntl, setsid, setgroups,
+    // setresgid and setresuid are syscalls, and nothing is allocated (the
+    // lists were built before the fork).
     unsafe {
-        cmd.pre_exec(move || {
-            nix::unistd::setsid()?;
-            if let Some(u) = &user {
-                vmmuser::become_user(u, &groups)?;
-            }
-            Ok(())
-        });
+        cmd.pre_exec(setup);
     }
-    cmd.spawn()
+    let child = cmd.spawn();
+    drop(high);
+    child
 }
 
 /// The supplementary groups QEMU runs with: under KVM the group of
@@ -197,28 +231,25 @@ fn open_read(what: &str, p: &Path, user: Option<&VmmUser>) -> Result<File> {
     Ok(f)
 }
 
-pub fn start(text: &str) -> Result<VmmRecord> {
-    launch(text, None)
+/// What a start decides from the spec before it opens or runs anything;
+/// `start --print-argv` prints the processes it makes of it.
+struct Prepared {
+    spec: VmSpec,
+    user: Option<VmmUser>,
+    agent_socket: PathBuf,
+    qemu_bin: PathBuf,
+    accel: &'static str,
+    cmdline: String,
 }
 
-/// Start QEMU for the spec and, with `state`, restore the VM saved there
-/// (by `suspend`) instead of booting it.
-pub fn launch(text: &str, state_file: Option<&Path>) -> Result<VmmRecord> {
+fn prepare(text: &str) -> Result<Prepared> {
     let mut spec = VmSpec::parse(text)?;
     spec.resolve("qmp.sock");
     spec.validate()?;
-    let id = spec.id.clone();
     let user = vmmuser::for_children()?;
-    let agent_socket = record::agent_socket(&id);
+    let agent_socket = record::agent_socket(&spec.id);
     paths::check_socket_path(&agent_socket)?;
-    // The saved state, opened before anything is made: a missing one is
-    // a clear error that leaves nothing behind.
-    let saved = match state_file {
-        Some(p) => Some(crate::suspend::open_state(p)?),
-        None => None,
-    };
     let qemu_bin = binary::qemu()?;
-    let vmm_version = banger_lib::hosttools::version(&qemu_bin, "QEMU")?;
     let accel = accel::detect();
     let mut cmdline = spec.cmdline_with_root();
     if accel == "tcg" {
@@ -229,13 +260,124 @@ pub fn launch(text: &str, state_file: Option<&Path>) -> Result<VmmRecord> {
         }
         cmdline = cmdline.trim().to_string();
     }
+    Ok(Prepared {
+        spec,
+        user,
+        agent_socket,
+        qemu_bin,
+        accel,
+        cmdline,
+    })
+}
+
+/// What each descriptor of `Fds::layout` is, for `--print-argv`.
+fn fd_lines(spec: &VmSpec, fds: &Fds, agent_socket: &Path) -> Vec<FdLine> {
+    let line = |fd: i32, open: &str, path: &Path| FdLine {
+        fd,
+        open: open.into(),
+        path: path.to_path_buf(),
+    };
+    let mut out = vec![line(fds.kernel, "read", &spec.kernel)];
+    out.extend(
+        fds.initrd
+            .zip(spec.initrd.as_ref())
+            .map(|(fd, p)| line(fd, "read", p)),
+    );
+    out.push(line(
+        fds.console,
+        "write",
+        &banger_lib::console::fifo_path(&spec.id),
+    ));
+    out.push(line(
+        fds.qmp,
+        "listen",
+        spec.api_socket.as_ref().expect("resolved"),
+    ));
+    out.extend(
+        fds.tap
+            .zip(spec.tap.as_ref())
+            .map(|(fd, t)| line(fd, "tap", Path::new(t))),
+    );
+    for (d, f) in spec.drives.iter().zip(&fds.drives) {
+        let mode = if d.read_only { "read" } else { "read-write" };
+        out.push(line(f.fd, mode, &d.path));
+        out.extend(f.ro.map(|fd| line(fd, "read", &d.path)));
+        out.extend(
+            f.backing
+                .zip(d.backing.as_ref())
+                .map(|(fd, b)| line(fd, "read", b)),
+        );
+    }
+    out.push(line(fds.agent, "listen", agent_socket));
+    out
+}
+
+/// `start --print-argv`: the processes `start` would run for this spec, in
+/// order, with their exact arguments, working directory, user and the
+/// descriptors they inherit. Nothing is opened, made or started.
+pub fn print_argv(text: &str) -> Result<Vec<ProcessLine>> {
+    let p = prepare(text)?;
+    let cwd = record::vmm_dir(&p.spec.id);
+    let user = p.user.as_ref().map(|u| u.name.clone());
+    let mut out = Vec::new();
+    let fds = Fds::layout(&p.spec);
+    let fd_lines = fd_lines(&p.spec, &fds, &p.agent_socket);
+    let plan = Plan {
+        spec: &p.spec,
+        accel: p.accel,
+        cmdline: p.cmdline.clone(),
+        incoming: false,
+        fds,
+    };
+    out.push(ProcessLine {
+        process: "qemu".into(),
+        program: p.qemu_bin.clone(),
+        args: qemu_args(&plan)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        cwd,
+        user,
+        groups: kvm_groups(p.accel, p.user.as_ref())?
+            .iter()
+            .map(|g| g.as_raw())
+            .collect(),
+        fds: fd_lines,
+    });
+    Ok(out)
+}
+
+pub fn start(text: &str) -> Result<VmmRecord> {
+    launch(text, None)
+}
+
+/// Start QEMU for the spec and, with `state`, restore the VM saved there
+/// (by `suspend`) instead of booting it.
+pub fn launch(text: &str, state_file: Option<&Path>) -> Result<VmmRecord> {
+    let Prepared {
+        spec,
+        user,
+        agent_socket,
+        qemu_bin,
+        accel,
+        cmdline,
+    } = prepare(text)?;
+    let id = spec.id.clone();
+    // The saved state, opened before anything is made: a missing one is
+    // a clear error that leaves nothing behind.
+    let saved = match state_file {
+        Some(p) => Some(crate::suspend::open_state(p)?),
+        None => None,
+    };
     // What QEMU reads, opened now: a file it could not read fails here.
     let kernel = open_read("kernel", &spec.kernel, user.as_ref())?;
     let initrd = match &spec.initrd {
         Some(p) => Some(open_read("initrd", p, user.as_ref())?),
         None => None,
     };
-    let mut drives: Vec<(File, Option<File>)> = Vec::new();
+    // Per drive: its file in its mode, a read-only twin of a writable one,
+    // and a qcow2 overlay's backing file (read-only).
+    let mut drives: Vec<(File, Option<File>, Option<File>)> = Vec::new();
     for d in &spec.drives {
         let open = |write: bool| {
             OpenOptions::new()
@@ -244,10 +386,20 @@ pub fn launch(text: &str, state_file: Option<&Path>) -> Result<VmmRecord> {
                 .open(&d.path)
                 .map_err(|e| io(format!("opening drive {} {}", d.id, d.path.display()), e))
         };
-        drives.push(match d.read_only {
+        let (f, ro) = match d.read_only {
             true => (open(false)?, None),
             false => (open(true)?, Some(open(false)?)),
-        });
+        };
+        let backing = match &d.backing {
+            Some(b) => Some(File::open(b).map_err(|e| {
+                io(
+                    format!("opening drive {}'s backing file {}", d.id, b.display()),
+                    e,
+                )
+            })?),
+            None => None,
+        };
+        drives.push((f, ro, backing));
     }
     let groups = kvm_groups(accel, user.as_ref())?;
 
@@ -329,28 +481,21 @@ pub fn launch(text: &str, state_file: Option<&Path>) -> Result<VmmRecord> {
     let agent_listener = UnixListener::bind(&agent_socket)
         .map_err(|e| io(format!("binding {}", agent_socket.display()), e))?;
 
-    let fds = Fds {
-        kernel: kernel.as_raw_fd(),
-        initrd: initrd.as_ref().map(|f| f.as_raw_fd()),
-        drives: drives
-            .iter()
-            .map(|(f, ro)| (f.as_raw_fd(), ro.as_ref().map(|r| r.as_raw_fd())))
-            .collect(),
-        console: console.as_raw_fd(),
-        tap: tap.as_ref().map(|f| f.as_raw_fd()),
-        qmp: qmp_listener.as_raw_fd(),
-        agent: agent_listener.as_raw_fd(),
-    };
+    // Each descriptor goes to its number in the layout the command line
+    // names; `start --print-argv` prints the same.
+    let fds = Fds::layout(&spec);
     let mut keep = vec![
-        kernel.as_fd(),
-        console.as_fd(),
-        qmp_listener.as_fd(),
-        agent_listener.as_fd(),
+        (fds.kernel, kernel.as_fd()),
+        (fds.console, console.as_fd()),
+        (fds.qmp, qmp_listener.as_fd()),
+        (fds.agent, agent_listener.as_fd()),
     ];
-    keep.extend(initrd.iter().chain(&tap).map(|f| f.as_fd()));
-    for (f, ro) in &drives {
-        keep.push(f.as_fd());
-        keep.extend(ro.as_ref().map(|r| r.as_fd()));
+    keep.extend(fds.initrd.zip(initrd.as_ref().map(|f| f.as_fd())));
+    keep.extend(fds.tap.zip(tap.as_ref().map(|f| f.as_fd())));
+    for (n, (f, ro, backing)) in fds.drives.iter().zip(&drives) {
+        keep.push((n.fd, f.as_fd()));
+        keep.extend(n.ro.zip(ro.as_ref().map(|r| r.as_fd())));
+        keep.extend(n.backing.zip(backing.as_ref().map(|b| b.as_fd())));
     }
     let plan = Plan {
         spec: &spec,
@@ -381,7 +526,7 @@ pub fn launch(text: &str, state_file: Option<&Path>) -> Result<VmmRecord> {
         .chain(
             drives
                 .into_iter()
-                .flat_map(|(f, ro)| std::iter::once(f).chain(ro)),
+                .flat_map(|(f, ro, b)| std::iter::once(f).chain(ro).chain(b)),
         )
         .map(OwnedFd::from)
         .chain([OwnedFd::from(qmp_listener), OwnedFd::from(agent_listener)])
@@ -392,7 +537,13 @@ pub fn launch(text: &str, state_file: Option<&Path>) -> Result<VmmRecord> {
     undo.qemu = Some((pid, pst));
 
     // The greeting comes once QEMU has set the VM up.
-    let mut q = Qmp::connect(&qmp_socket, READY_TIMEOUT)
+    // Its version from QMP too: `qemu --version` would cost a second
+    // QEMU start-up on every VM start.
+    let (mut q, vmm_version) = Qmp::connect(&qmp_socket, READY_TIMEOUT)
+        .and_then(|mut q| {
+            let v = q.version()?;
+            Ok((q, v))
+        })
         // A QEMU that is exiting has closed the socket (the reset) a moment
         // before it is gone: give it that moment before telling which.
         .map_err(

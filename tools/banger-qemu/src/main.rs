@@ -20,7 +20,12 @@ fn main() {
     let cli = banger_lib::run::parse::<Cli>("banger-qemu");
     banger_lib::run::main("banger-qemu", || {
         match cli.sub {
-            Sub::Start => emit(&launch::start(&read_stdin()?)?),
+            Sub::Start { print_argv: false } => emit(&launch::start(&read_stdin()?)?),
+            Sub::Start { print_argv: true } => {
+                for line in launch::print_argv(&read_stdin()?)? {
+                    emit(&line);
+                }
+            }
             Sub::Status { id } => emit(&control::status(&id)?),
             Sub::Stop { id, timeout, kill } => emit(&control::stop(&id, timeout, kill)?),
             Sub::Pause { id } => emit(&control::pause(&id)?),

@@ -154,6 +154,24 @@ impl Qmp {
             .unwrap_or("unknown")
             .replace('-', "_"))
     }
+
+    /// `query-version` as `qemu-system-x86_64 --version` says it:
+    /// `QEMU emulator version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u18+b3)`.
+    pub fn version(&mut self) -> Result<String> {
+        let r = self.execute("query-version", None)?;
+        let n = |k: &str| r["qemu"][k].as_u64().unwrap_or(0);
+        let mut v = format!(
+            "QEMU emulator version {}.{}.{}",
+            n("major"),
+            n("minor"),
+            n("micro")
+        );
+        match r.get("package").and_then(Value::as_str).map(str::trim) {
+            Some(p) if !p.is_empty() => v.push_str(&format!(" ({p})")),
+            _ => {}
+        }
+        Ok(v)
+    }
 }
 
 #[cfg(test)]
@@ -194,12 +212,19 @@ mod tests {
                 r#"{"return": {}}"#,
                 r#"{"return": {"status": "guest-panicked", "running": false}}"#,
                 r#"{"error": {"class": "GenericError", "desc": "no way"}}"#,
+                r#"{"return": {"qemu": {"micro": 19, "minor": 2, "major": 7}, "package": "Debian 1:7.2"}}"#,
+                r#"{"return": {"qemu": {"micro": 0, "minor": 0, "major": 9}, "package": ""}}"#,
             ],
         );
         let mut q = Qmp::connect(&p, Duration::from_secs(5)).unwrap();
         assert_eq!(q.run_state().unwrap(), "guest_panicked");
         let e = q.execute("stop", None).unwrap_err();
         assert_eq!(e.message, "QMP stop: no way");
+        assert_eq!(
+            q.version().unwrap(),
+            "QEMU emulator version 7.2.19 (Debian 1:7.2)"
+        );
+        assert_eq!(q.version().unwrap(), "QEMU emulator version 9.0.0");
         drop(q);
         let got = server.join().unwrap();
         assert_eq!(got[0]["execute"], "qmp_capabilities");

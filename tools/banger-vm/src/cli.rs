@@ -30,7 +30,13 @@ RECORDS:
                     the VMM process (null when not running)
     vcpus, memory_mib
     disk_size       bytes of the work disk
-    disks           {rootfs, work}: the VM's own copies of the image disks
+    disks           {rootfs, work, rootfs_backing, work_backing}: the VM's
+                    own disks. QEMU VMs: qcow2 overlays (rootfs.qcow2,
+                    work.qcow2) whose backing files, rootfs_backing and
+                    work_backing, are the image's rootfs and work seed, read
+                    and never written (image rm is refused while a VM reads
+                    them). Firecracker VMs: raw files of their own (no
+                    *_backing keys)
     kernel, initrd, cmdline
                     what it boots (cmdline without root=)
     created_at, started_at
@@ -64,6 +70,11 @@ RECORDS:
   state's size) and ms (how long the save took); resume adds the record. delete --force of a VM without a readable
   record adds removed, the list of what it found and removed; a delete
   --force whose cleanup steps failed adds warnings, one per failed step.
+
+  spec prints the VM spec start would hand the driver now (banger-fc(1)
+  SPEC): its drives name a QEMU VM's overlays with format qcow2 and their
+  backing files; pipe it to `banger-qemu start --print-argv` for the
+  command lines (tools/banger-vm/bench-create.sh does).
 
   forward prints one line per forward it added, removed or (--list, a
   table on a terminal) has:
@@ -157,8 +168,12 @@ HOW STOP WORKS:
   --graceful. restart is a clean stop, then start.
 
 HOW CREATE WORKS:
-  image (banger-image show) -> disks (FICLONE reflink, else a sparse copy;
-  the work disk grown to --disk with resize2fs) -> TAP and lease (banger-net
+  image (banger-image show) -> disks (QEMU: qcow2 overlays on the image's
+  files, a few KiB written whatever the image's size; Firecracker: a FICLONE
+  reflink, else a sparse copy with a progress line on a terminal; made
+  under the image's lock, so banger-image rm sees the VM; the work disk is
+  made --disk big and the guest grows its filesystem online once it is up:
+  the image's banger-grow-work unit) -> TAP and lease (banger-net
   tap acquire) -> VMM (banger-fc start or banger-qemu start) -> .vm DNS
   (banger-net dns ensure; a failure is only a warning) -> NAT (--nat) ->
   guest agent healthy (banger-health wait) -> the guest's ssh host keys,
@@ -183,8 +198,8 @@ EXIT STATUS:
   bad size, a --disk smaller than the image's work disk, more vCPUs or memory
   than the host has, a bad HOSTPORT:GUESTPORT, a forward --address that is
   not the host's); 3 not found (no such VM or image, no such forward to
-  remove); 4 prerequisite missing (a banger tool, resize2fs, the runtime
-  bundle, an uplink for NAT);
+  remove); 4 prerequisite missing (a banger tool, the runtime bundle, an
+  uplink for NAT, an image file a VM's overlay disks read);
   5 conflict (the VM exists, is running when it must be stopped, or is
   locked; a forward's host port is taken). With one name, a failure
   exits with that failure's own code.
@@ -257,6 +272,8 @@ pub enum Cmd {
     },
     /// Print one VM's record
     Show { name: String },
+    /// Print the VM spec start hands the VM's driver (banger-fc or banger-qemu start; see their --print-argv)
+    Spec { name: String },
     /// Change settings: NAT and isolation of several VMs, vCPUs/memory of a stopped VM
     Set(SetArgs),
     /// ssh into a running VM as root, or run CMD there (exit code passes through)

@@ -3,7 +3,7 @@
 //! or an interrupt undoes everything this create made.
 
 use crate::cli::{CreateArgs, VmmChoice};
-use crate::record::{self, Disks, State, VmLine, VmRecord};
+use crate::record::{self, State, VmLine, VmRecord};
 use crate::steps::{self, Mode, Run, Step};
 use crate::{disks, plumbing, vmm};
 use banger_lib::{config::Bundle, interrupt, names, proc, state, Error, Result};
@@ -87,6 +87,7 @@ pub fn create(a: &CreateArgs) -> Result<Created> {
     }
 
     let dir = record::vm_dir(&name);
+    let disks = disks::plan(&dir, &image, &vmm);
     let rec = VmRecord {
         schema: state::SCHEMA,
         name: name.clone(),
@@ -110,10 +111,7 @@ pub fn create(a: &CreateArgs) -> Result<Created> {
         vcpus,
         memory_mib: memory,
         disk_size,
-        disks: Disks {
-            rootfs: dir.join("rootfs.ext4"),
-            work: dir.join("work.ext4"),
-        },
+        disks,
         kernel,
         initrd,
         cmdline: String::new(),

@@ -1,34 +1,107 @@
-//! The VM's own disks, made from the image's: a reflink (FICLONE) where the
-//! filesystem shares blocks, else a sparse copy that only reads and writes
-//! the data extents (SEEK_DATA/SEEK_HOLE). The image is never written.
+//! The VM's own disks, made from the image's, in time that does not grow
+//! with the image. QEMU VMs get qcow2 overlays whose backing files are the
+//! image's rootfs and work seed (`qcow2.rs`: a few KiB written, whatever
+//! the filesystem). Firecracker takes raw files only: a reflink (FICLONE)
+//! where the filesystem shares blocks, else a sparse copy that reads and
+//! writes only the data extents (SEEK_DATA/SEEK_HOLE), with a progress
+//! line on a terminal. The image is never written. The work disk is made
+//! as big as `--disk` (the overlay's size, or the raw file extended); the
+//! guest grows its filesystem to fill it when it mounts /root.
 
+use crate::qcow2;
 use banger_lib::records::{Disks, ImageLine};
 use banger_lib::{error::io, hosttools, Error, Result};
 use nix::errno::Errno;
 use nix::unistd::Whence;
 use std::fs::{File, OpenOptions};
+use std::io::IsTerminal;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-/// The VM's disks from the image: the rootfs copied, the work disk made
-/// from the work seed (grown to `size`) or empty.
+/// The disks of a VM in `dir` for `image` under `vmm`: overlays on the
+/// image's files for QEMU, raw files of its own for Firecracker.
+pub fn plan(dir: &Path, image: &ImageLine, vmm: &str) -> Disks {
+    if vmm == "firecracker" {
+        return Disks {
+            rootfs: dir.join("rootfs.ext4"),
+            work: dir.join("work.ext4"),
+            rootfs_backing: None,
+            work_backing: None,
+        };
+    }
+    // An image without a work seed gets an empty work disk of its own.
+    let work_backing = image.work_seed.clone();
+    Disks {
+        rootfs: dir.join("rootfs.qcow2"),
+        work: dir.join(if work_backing.is_some() {
+            "work.qcow2"
+        } else {
+            "work.ext4"
+        }),
+        rootfs_backing: Some(image.rootfs.clone()),
+        work_backing,
+    }
+}
+
+/// Make the disks `plan` laid out: the work disk `size` bytes.
 pub fn make(image: &ImageLine, d: &Disks, size: u64) -> Result<()> {
     if let Some(dir) = d.rootfs.parent() {
         banger_lib::paths::ensure_dir(dir)?;
     }
-    copy(&image.rootfs, &d.rootfs)?;
-    match &image.work_seed {
-        Some(seed) => {
+    match &d.rootfs_backing {
+        Some(b) => overlay(&d.rootfs, b, file_len(b)?)?,
+        None => drop(copy(&image.rootfs, &d.rootfs)?),
+    }
+    match (&d.work_backing, &image.work_seed) {
+        (Some(b), _) => overlay(&d.work, b, size)?,
+        (None, Some(seed)) => {
             copy(seed, &d.work)?;
-            grow(&d.work, size)?;
+            extend(&d.work, size)?;
         }
-        None => make_empty(&d.work, size)?,
+        (None, None) => make_empty(&d.work, size)?,
     }
     Ok(())
 }
 
-/// How a disk was made, for progress and timings.
+/// The image files a VM's disks read through must be there: a clear error
+/// naming the file, rather than QEMU's, when one is gone.
+pub fn check_backing(vm: &str, d: &Disks) -> Result<()> {
+    for b in d.backing_files() {
+        if !b.is_file() {
+            return Err(Error::prereq(format!(
+                "{} is gone; {vm}'s disks are overlays on it and cannot work without it",
+                b.display()
+            ))
+            .with_hint(format!(
+                "put the image's file back, or delete the VM: banger vm delete {vm}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn file_len(p: &Path) -> Result<u64> {
+    std::fs::metadata(p)
+        .map(|m| m.len())
+        .map_err(|e| io(format!("reading {}", p.display()), e))
+}
+
+fn overlay(path: &Path, backing: &Path, size: u64) -> Result<()> {
+    qcow2::create(path, backing, size).map_err(|e| {
+        let err = io(
+            format!("making {} over {}", path.display(), backing.display()),
+            e,
+        );
+        if err.io_kind() == Some(std::io::ErrorKind::StorageFull) {
+            return err.with_hint("free space in the banger state dir");
+        }
+        err
+    })
+}
+
+/// How a raw disk was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Reflink,
@@ -49,7 +122,9 @@ pub fn copy(src: &Path, dst: &Path) -> Result<Method> {
         if matches!(banger_lib::host::reflink(&from, &to), Ok(true)) {
             return Ok(Method::Reflink);
         }
-        sparse_copy(&from, &to)?;
+        let mut bar = Bar::new(dst);
+        sparse_copy(&from, &to, &mut |at, len| bar.draw(at, len))?;
+        bar.done();
         to.sync_all()?;
         Ok(Method::Sparse)
     })();
@@ -63,7 +138,56 @@ pub fn copy(src: &Path, dst: &Path) -> Result<Method> {
     })
 }
 
-fn sparse_copy(from: &File, to: &File) -> std::io::Result<()> {
+/// A copy's progress on stderr, only when it is a terminal and the copy
+/// takes long enough to be worth a line.
+struct Bar {
+    name: String,
+    tty: bool,
+    started: Instant,
+    last: Option<Instant>,
+}
+
+impl Bar {
+    fn new(dst: &Path) -> Bar {
+        Bar {
+            name: dst
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            tty: std::io::stderr().is_terminal(),
+            started: Instant::now(),
+            last: None,
+        }
+    }
+
+    fn draw(&mut self, at: u64, len: u64) {
+        let now = Instant::now();
+        let early = now - self.started < Duration::from_millis(300);
+        let recent = self
+            .last
+            .is_some_and(|l| now - l < Duration::from_millis(100));
+        if !self.tty || early || recent || len == 0 {
+            return;
+        }
+        self.last = Some(now);
+        eprint!(
+            "\r\x1b[Kdisks: copying {} {}% of {:.1}G (no reflink here: see banger doctor)",
+            self.name,
+            at * 100 / len,
+            len as f64 / f64::from(1u32 << 30)
+        );
+    }
+
+    fn done(&self) {
+        if self.last.is_some() {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
+
+/// Copy the data extents of `from` into `to`, leaving holes as holes;
+/// `progress(offset, len)` after each chunk.
+fn sparse_copy(from: &File, to: &File, progress: &mut dyn FnMut(u64, u64)) -> std::io::Result<()> {
     let len = from.metadata()?.len();
     to.set_len(len)?;
     let mut buf = vec![0u8; 1 << 20];
@@ -88,6 +212,7 @@ fn sparse_copy(from: &File, to: &File) -> std::io::Result<()> {
                 to.write_all_at(chunk, at)?;
             }
             at += n as u64;
+            progress(at, len);
         }
         pos = hole;
     }
@@ -101,48 +226,18 @@ fn seek(f: &File, offset: u64, whence: Whence) -> nix::Result<u64> {
     u64::try_from(at).map_err(|_| Errno::EOVERFLOW)
 }
 
-/// Grow an ext4 image file to `size` bytes and its filesystem with it.
-/// A file already that big is left as it is (disks never shrink).
-pub fn grow(path: &Path, size: u64) -> Result<bool> {
-    let len = std::fs::metadata(path)
-        .map_err(|e| io(format!("reading {}", path.display()), e))?
-        .len();
-    if len >= size {
-        return Ok(false);
+/// Extend a raw work disk to `size` bytes (sparse: nothing is written).
+/// The guest grows the filesystem into it when it mounts /root. A file
+/// already that big is left as it is (disks never shrink).
+pub fn extend(path: &Path, size: u64) -> Result<()> {
+    if file_len(path)? >= size {
+        return Ok(());
     }
-    let resize2fs = hosttools::require("resize2fs", "growing a VM's work disk", "e2fsprogs")?;
     OpenOptions::new()
         .write(true)
         .open(path)
         .and_then(|f| f.set_len(size))
-        .map_err(|e| too_big(path, e))?;
-    let out = run(Command::new(&resize2fs).arg(path))?;
-    if !out.0 {
-        // resize2fs asks for a forced check of a filesystem that was
-        // mounted since its last one; do it and try once more.
-        if out.1.contains("e2fsck") {
-            let e2fsck = hosttools::require("e2fsck", "growing a VM's work disk", "e2fsprogs")?;
-            run(Command::new(e2fsck).arg("-fy").arg(path))?;
-            let again = run(Command::new(&resize2fs).arg(path))?;
-            if again.0 {
-                return Ok(true);
-            }
-            return Err(resize_failed(path, &again.1));
-        }
-        return Err(resize_failed(path, &out.1));
-    }
-    Ok(true)
-}
-
-fn resize_failed(path: &Path, stderr: &str) -> Error {
-    Error::failed(format!(
-        "resize2fs {} failed: {}",
-        path.display(),
-        stderr.trim()
-    ))
-    .with_hint(
-        "is the image's work seed an ext4 filesystem? check it with: banger-image verify IMAGE",
-    )
+        .map_err(|e| too_big(path, e))
 }
 
 fn run(cmd: &mut Command) -> Result<(bool, String)> {
@@ -325,37 +420,100 @@ mod tests {
     }
 
     #[test]
-    fn grow_resizes_an_ext4_image() {
-        if !banger_testkit::require_tool("grow_resizes_an_ext4_image", "mkfs.ext4") {
+    fn extend_makes_a_sparse_file_bigger_and_never_smaller() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("work.ext4");
+        std::fs::write(&p, b"seed").unwrap();
+        extend(&p, 16 << 30).unwrap();
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!(m.len(), 16 << 30);
+        assert!(m.blocks() * 512 < 1 << 20, "extending wrote data");
+        extend(&p, 1 << 20).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 16 << 30);
+        assert_eq!(&std::fs::read(&p).unwrap()[..4], b"seed");
+    }
+
+    fn image(dir: &Path, seed: bool) -> ImageLine {
+        let rootfs = dir.join("rootfs.ext4");
+        std::fs::write(&rootfs, vec![1u8; 8192]).unwrap();
+        let work_seed = seed.then(|| {
+            let w = dir.join("work-seed.ext4");
+            std::fs::write(&w, vec![2u8; 4096]).unwrap();
+            w
+        });
+        ImageLine {
+            schema: 1,
+            name: "img".into(),
+            managed: true,
+            rootfs,
+            work_seed,
+            kernel: None,
+            initrd: None,
+            size: 8192,
+            sha256: String::new(),
+            created_at: String::new(),
+            from: None,
+            profile: None,
+            packages: vec![],
+            default: false,
+        }
+    }
+
+    #[test]
+    fn qemu_vms_get_overlays_and_firecracker_vms_raw_copies() {
+        let t = tempfile::tempdir().unwrap();
+        let img = image(t.path(), true);
+
+        let d = plan(&t.path().join("vm"), &img, "qemu");
+        assert_eq!(d.rootfs_backing.as_deref(), Some(img.rootfs.as_path()));
+        assert_eq!(d.work_backing, img.work_seed);
+        make(&img, &d, 8 << 30).unwrap();
+        for (disk, want) in [(&d.rootfs, 8192u64), (&d.work, 8 << 30)] {
+            let h = std::fs::read(disk).unwrap();
+            assert_eq!(&h[..4], b"QFI\xfb", "{}", disk.display());
+            assert_eq!(u64::from_be_bytes(h[24..32].try_into().unwrap()), want);
+            // The same few KiB whatever the disk's size.
+            assert!(h.len() < 1 << 20);
+        }
+        check_backing("vm", &d).unwrap();
+
+        let d = plan(&t.path().join("vm2"), &img, "firecracker");
+        assert!(d.backing_files().is_empty());
+        make(&img, &d, 1 << 30).unwrap();
+        assert_eq!(std::fs::read(&d.rootfs).unwrap(), vec![1u8; 8192]);
+        assert_eq!(std::fs::metadata(&d.work).unwrap().len(), 1 << 30);
+        assert_eq!(&std::fs::read(&d.work).unwrap()[..4096], &[2u8; 4096][..]);
+    }
+
+    #[test]
+    fn a_missing_backing_file_is_a_clear_error() {
+        let t = tempfile::tempdir().unwrap();
+        let img = image(t.path(), true);
+        let d = plan(&t.path().join("vm"), &img, "qemu");
+        make(&img, &d, 1 << 30).unwrap();
+        std::fs::remove_file(img.work_seed.as_ref().unwrap()).unwrap();
+        let e = check_backing("box", &d).unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+        assert!(
+            e.message.contains("work-seed.ext4 is gone"),
+            "{}",
+            e.message
+        );
+        assert!(e.hint.unwrap().contains("banger vm delete box"));
+    }
+
+    #[test]
+    fn an_image_without_a_work_seed_gets_an_empty_raw_work_disk() {
+        let t = "an_image_without_a_work_seed_gets_an_empty_raw_work_disk";
+        if !banger_testkit::require_tool(t, "mkfs.ext4") {
             return;
         }
         let t = tempfile::tempdir().unwrap();
-        let p = t.path().join("work.ext4");
-        make_empty(&p, 8 << 20).unwrap();
-        assert!(grow(&p, 16 << 20).unwrap());
-        assert_eq!(std::fs::metadata(&p).unwrap().len(), 16 << 20);
-        let out = Command::new(hosttools::which("dumpe2fs").unwrap())
-            .arg("-h")
-            .arg(&p)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        let blocks: u64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Block count:"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        let bsize: u64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Block size:"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        assert_eq!(blocks * bsize, 16 << 20);
-        // Never shrinks.
-        assert!(!grow(&p, 8 << 20).unwrap());
+        let img = image(t.path(), false);
+        let d = plan(&t.path().join("vm"), &img, "qemu");
+        assert_eq!(d.work_backing, None);
+        assert!(d.work.ends_with("work.ext4"));
+        make(&img, &d, 64 << 20).unwrap();
+        assert_eq!(std::fs::metadata(&d.work).unwrap().len(), 64 << 20);
     }
 }

@@ -10,6 +10,7 @@ mod gc;
 mod init;
 mod lifecycle;
 mod plumbing;
+mod qcow2;
 mod record;
 mod steps;
 mod stop;
@@ -60,6 +61,7 @@ fn main() {
             }),
             Cmd::List { json } => view::list(json)?,
             Cmd::Show { name } => view::show(&name)?,
+            Cmd::Spec { name } => view::spec(&name)?,
             Cmd::Set(a) => {
                 let s = lifecycle::Settings {
                     nat: if a.nat {

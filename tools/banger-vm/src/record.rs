@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// The record's type is banger_lib's: this tool writes it, the others
 /// read it through `banger_lib::records::vm::view`.
-pub use banger_lib::records::vm::{Disks, VmLine, VmRecord, VmState as State};
+pub use banger_lib::records::vm::{VmLine, VmRecord, VmState as State};
 
 /// The record as printed by list/show: with `uptime_s` while running.
 pub fn line(rec: &VmRecord) -> VmLine {

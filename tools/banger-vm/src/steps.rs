@@ -214,8 +214,13 @@ impl Run {
                 self.made.push(Undo::Dirs);
                 // The record first: whatever a kill leaves from here on
                 // belongs to a record `vm list` shows and gc finds.
+                // Under the image's lock: `banger-image rm` either sees
+                // this record (and refuses) or has finished (and the
+                // check below finds the files gone).
+                let _image = banger_lib::records::image::lock(&image.name)?;
                 record::store(&self.rec)?;
-                disks::make(image, &self.rec.disks, self.rec.disk_size)
+                disks::make(image, &self.rec.disks, self.rec.disk_size)?;
+                disks::check_backing(&name, &self.rec.disks)
             }
             Step::Tap => {
                 // banger-net undoes its own half-made acquire: there is only
@@ -248,6 +253,7 @@ impl Run {
             Step::Vmm => {
                 // The driver removes what a failed start made; once it has
                 // printed its record, the VMM is ours to stop.
+                disks::check_backing(&name, &self.rec.disks)?;
                 let tool = vmm::tool(&self.rec.vmm);
                 let spec = vmm::spec(&self.rec, self.agent_port);
                 let v = match &self.restore {

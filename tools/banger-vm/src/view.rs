@@ -49,6 +49,16 @@ pub fn show(name: &str) -> Result<i32> {
     Ok(0)
 }
 
+/// The spec `start` hands the VM's driver, as it would now: what
+/// `banger-fc start --print-argv` / `banger-qemu start --print-argv` read.
+pub fn spec(name: &str) -> Result<i32> {
+    banger_lib::names::validate("VM", name)?;
+    let rec = record::load_existing(name)?;
+    let port = banger_lib::config::Bundle::load()?.agent_port;
+    output::emit(&crate::vmm::spec(&rec, port));
+    Ok(0)
+}
+
 /// Replace this process with `banger-ssh NAME [-- CMD]`, so the exit code,
 /// stdin and the terminal pass through untouched.
 pub fn ssh(name: &str, rekey: bool, cmd: &[String]) -> Result<i32> {

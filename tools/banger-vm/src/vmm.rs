@@ -75,6 +75,14 @@ pub fn cmdline(name: &str, ip: &str, gateway: &str, prefix: u8, dns: &str) -> St
     )
 }
 
+/// A disk with a backing file is a qcow2 overlay of it.
+fn format(backing: &Option<std::path::PathBuf>) -> vmspec::DiskFormat {
+    match backing {
+        Some(_) => vmspec::DiskFormat::Qcow2,
+        None => vmspec::DiskFormat::Raw,
+    }
+}
+
 /// The spec for the driver's `start`.
 pub fn spec(rec: &VmRecord, agent_port: u32) -> vmspec::VmSpec {
     vmspec::VmSpec {
@@ -90,12 +98,16 @@ pub fn spec(rec: &VmRecord, agent_port: u32) -> vmspec::VmSpec {
                 path: rec.disks.rootfs.clone(),
                 read_only: false,
                 root: true,
+                format: format(&rec.disks.rootfs_backing),
+                backing: rec.disks.rootfs_backing.clone(),
             },
             vmspec::Drive {
                 id: "work".into(),
                 path: rec.disks.work.clone(),
                 read_only: false,
                 root: false,
+                format: format(&rec.disks.work_backing),
+                backing: rec.disks.work_backing.clone(),
             },
         ],
         tap: rec.tap.clone(),

@@ -442,6 +442,10 @@ fn reflink_probe_leaves_nothing_behind() {
     let (_, checks) = run(s.cmd());
     let r = get(&checks, "reflink");
     assert_eq!(r["required"], false);
+    // It says which disks each VMM's VMs get here.
+    let detail = r["detail"].as_str().unwrap();
+    assert!(detail.contains("QEMU VMs: qcow2 overlays"), "{r}");
+    assert!(detail.contains("Firecracker VMs: "), "{r}");
     let after: Vec<_> = std::fs::read_dir(s.home.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())

@@ -134,8 +134,55 @@ fn bad_specs_spawn_nothing() {
     s["api_socket"] = json!(format!("/tmp/{}", "s".repeat(110)));
     t.start(&s).code(2);
     t.cmd(&["start"]).write_stdin("not json").assert().code(2);
+    // Firecracker takes raw disks only: a qcow2 overlay is refused first.
+    let mut s = t.spec("bad");
+    let disk = t.home.path().join("rootfs.qcow2");
+    std::fs::write(&disk, b"QFI\xfb").unwrap();
+    s["drives"] = json!([{"id": "rootfs", "path": disk, "root": true, "format": "qcow2"}]);
+    let a = t.start(&s).code(2);
+    assert!(
+        stderr(&a).contains("Firecracker takes raw disk files only"),
+        "{}",
+        stderr(&a)
+    );
+    assert!(stderr(&a).contains("banger-qemu"), "{}", stderr(&a));
     assert!(t.fake.requests().is_empty());
     t.assert_nothing_left("bad");
+}
+
+/// `start --print-argv` prints the firecracker command line and the API
+/// requests start would make, InstanceStart last, and starts nothing.
+#[test]
+fn print_argv_prints_the_process_and_requests_and_starts_nothing() {
+    let t = T::new();
+    let out = t
+        .cmd(&["start", "--print-argv", "--no-jailer"])
+        .write_stdin(t.spec("box").to_string())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let lines: Vec<serde_json::Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let p: banger_lib::records::ProcessLine = serde_json::from_value(lines[0].clone()).unwrap();
+    assert_eq!(p.process, "firecracker");
+    assert_eq!(p.args[0], "--api-sock");
+    assert_eq!(p.args[2..], ["--id".to_string(), "box".into()]);
+    let reqs: Vec<banger_lib::records::RequestLine> = lines[1..]
+        .iter()
+        .map(|l| serde_json::from_value(l.clone()).unwrap())
+        .collect();
+    let paths: Vec<&str> = reqs.iter().map(|r| r.path.as_str()).collect();
+    assert!(paths.contains(&"/boot-source"), "{paths:?}");
+    assert!(paths.contains(&"/machine-config"), "{paths:?}");
+    assert_eq!(paths.last(), Some(&"/actions"));
+    assert_eq!(reqs.last().unwrap().body["action_type"], "InstanceStart");
+    assert!(t.fake.requests().is_empty());
+    t.assert_nothing_left("box");
 }
 
 #[test]

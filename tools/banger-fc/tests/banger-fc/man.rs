@@ -9,7 +9,7 @@ fn man_page_is_current() {
 
 #[test]
 fn man_page_documents_the_records() {
-    use banger_lib::records::{fields, StopLine, SuspendLine};
+    use banger_lib::records::{fields, RequestLine, StopLine, SuspendLine};
     use banger_lib::vmspec::VmmRecord;
     banger_testkit::man::assert_documents(
         &cli::command(),
@@ -17,6 +17,11 @@ fn man_page_documents_the_records() {
             ("vmm record", fields::<VmmRecord>()),
             ("stop line", fields::<StopLine>()),
             ("suspend line", fields::<SuspendLine>()),
+            ("--print-argv request", fields::<RequestLine>()),
+            (
+                "--print-argv process",
+                vec!["process", "program", "args", "cwd", "user"],
+            ),
         ],
     );
 }

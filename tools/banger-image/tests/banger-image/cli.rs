@@ -206,6 +206,58 @@ fn rm_refuses_while_a_vm_uses_it() {
     assert!(rootfs.is_file());
 }
 
+/// A VM whose qcow2 overlay disks read a built image's files keeps them:
+/// `rm` is refused, with --force too, and nothing is deleted; a VM that
+/// only names the image in its record does not stop --force.
+#[test]
+fn rm_refuses_even_with_force_while_a_vm_overlays_the_files() {
+    let home = Home::new();
+    let dir = home.path().join("data/banger/images/built");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["rootfs.ext4", "work-seed.ext4"] {
+        std::fs::write(dir.join(f), b"x").unwrap();
+    }
+    let rec = serde_json::json!({
+        "schema": 1, "name": "built", "managed": true,
+        "rootfs": dir.join("rootfs.ext4"), "work_seed": dir.join("work-seed.ext4"),
+        "kernel": null, "initrd": null, "size": 1, "sha256": "00",
+        "created_at": "2026-01-01T00:00:00Z", "from": "debian:bookworm"
+    });
+    std::fs::write(dir.join("image.json"), rec.to_string()).unwrap();
+    // A VM made from another image name whose overlay still reads this
+    // image's work seed (the link is the file, not the name).
+    let mut vm = banger_testkit::records::vm("box", "stopped", None, None);
+    vm.image = "renamed".into();
+    vm.disks.work = home.path().join("state/banger/vms/box/work.qcow2");
+    vm.disks.work_backing = Some(dir.join("work-seed.ext4"));
+    let vms = home.path().join("state/banger/vms/box");
+    std::fs::create_dir_all(&vms).unwrap();
+    std::fs::write(vms.join("vm.json"), serde_json::to_string(&vm).unwrap()).unwrap();
+    for args in [&["rm", "built"][..], &["rm", "--force", "built"][..]] {
+        image(&home)
+            .args(args)
+            .assert()
+            .code(5)
+            .stderr(contains("box"))
+            .stderr(contains("overlays"))
+            .stderr(contains("banger vm delete"));
+    }
+    image(&home).args(["show", "built"]).assert().success();
+    assert!(dir.join("rootfs.ext4").is_file());
+    assert!(dir.join("work-seed.ext4").is_file());
+    // Once the VM's disks are raw copies, --force goes through.
+    vm.disks.work_backing = None;
+    std::fs::write(vms.join("vm.json"), serde_json::to_string(&vm).unwrap()).unwrap();
+    vm.image = "built".into();
+    std::fs::write(vms.join("vm.json"), serde_json::to_string(&vm).unwrap()).unwrap();
+    image(&home).args(["rm", "built"]).assert().code(5);
+    image(&home)
+        .args(["rm", "--force", "built"])
+        .assert()
+        .success();
+    assert!(!dir.join("rootfs.ext4").exists());
+}
+
 #[test]
 fn rm_of_a_managed_image_deletes_only_its_own_files() {
     let home = Home::new();

@@ -309,3 +309,92 @@ fn restore_of_a_bad_state_fails_clearly_and_leaves_nothing() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// `start --print-argv` prints the processes start would run, with their
+/// exact arguments and the descriptors they inherit at the numbers the
+/// arguments name (a qcow2 overlay's backing file included), and runs,
+/// opens and makes nothing: the QEMU named here would fail if it ran.
+#[test]
+fn print_argv_prints_the_processes_and_their_descriptors_and_starts_nothing() {
+    let t = T::new();
+    let qemu = t.failing_qemu();
+    let disks = t.home.path().join("disks");
+    std::fs::create_dir_all(&disks).unwrap();
+    let (root, base, work) = (
+        disks.join("rootfs.qcow2"),
+        disks.join("rootfs.ext4"),
+        disks.join("work.ext4"),
+    );
+    for f in [&root, &base, &work] {
+        std::fs::write(f, b"").unwrap();
+    }
+    let mut spec = t.spec("box");
+    spec["vsock_cid"] = json!(7);
+    spec["drives"] = json!([
+        {"id": "rootfs", "path": root, "root": true, "format": "qcow2", "backing": base},
+        {"id": "work", "path": work, "read_only": true}
+    ]);
+    let before = walk(t.home.path());
+    let out = t
+        .cmd(&["start", "--print-argv"])
+        .env("BANGER_QEMU", &qemu)
+        .env("BANGER_QEMU_ACCEL", "tcg")
+        .write_stdin(spec.to_string())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let lines: Vec<banger_lib::records::ProcessLine> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let q = &lines[0];
+    assert_eq!((q.process.as_str(), &q.program), ("qemu", &qemu));
+    assert!(q.cwd.ends_with("box/vmm"), "{}", q.cwd.display());
+    let args = q.args.join(" ");
+    let fd = |open: &str, path: &Path| {
+        q.fds
+            .iter()
+            .find(|f| f.open == open && f.path == path)
+            .unwrap_or_else(|| panic!("no {open} fd for {}: {:?}", path.display(), q.fds))
+            .fd
+    };
+    let kernel = fd("read", &t.home.path().join("vmlinux"));
+    let (rw, backing, work_fd) = (
+        fd("read-write", &root),
+        fd("read", &base),
+        fd("read", &work),
+    );
+    let wants = [
+        format!("-kernel /proc/self/fd/{kernel}"),
+        format!("-add-fd fd={rw},set=10"),
+        format!("-add-fd fd={backing},set=100"),
+        "driver=qcow2,node-name=drive0,file=drive0-file,backing=backing0".into(),
+        format!("-add-fd fd={work_fd},set=11"),
+        "-drive id=drive1,file=/dev/fdset/11,format=raw,if=none,readonly=on".into(),
+        "name=org.banger.agent".into(),
+        "root=/dev/vda".into(),
+        "-sandbox on".into(),
+    ];
+    for want in wants {
+        assert!(args.contains(&want), "no {want:?} in {args}");
+    }
+    // Every descriptor named once, 3 upwards, none of the VM's paths in
+    // the arguments.
+    let mut numbers: Vec<i32> = q.fds.iter().map(|f| f.fd).collect();
+    numbers.sort();
+    let want: Vec<i32> = (3..).take(q.fds.len()).collect();
+    assert_eq!(numbers, want);
+    assert!(q.fds.iter().any(|f| f.open == "listen"), "{:?}", q.fds);
+    assert!(!args.contains(&*disks.to_string_lossy()), "{args}");
+    assert_eq!(walk(t.home.path()), before, "print-argv made something");
+
+    // A bad spec is the same usage error as start's.
+    t.cmd(&["start", "--print-argv"])
+        .write_stdin(r#"{"id": "box"}"#)
+        .assert()
+        .code(2);
+}

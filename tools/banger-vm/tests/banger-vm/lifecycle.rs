@@ -59,16 +59,16 @@ fn create_show_stop_start_delete() {
         .as_str()
         .unwrap()
         .contains("ip=172.30.0.10::172.30.0.1:255.255.255.0:box:eth0:off:172.30.0.1"));
-    // The VM's own disks: a copy of the rootfs, the work disk grown to --disk.
+    // The VM's own disks (QEMU): qcow2 overlays on the image's files, the
+    // work disk as big as --disk.
     let dir = fx.vms_dir().join("box");
-    assert_eq!(
-        std::fs::read(dir.join("rootfs.ext4")).unwrap(),
-        std::fs::read(fx.standin.join("rootfs.ext4")).unwrap()
-    );
-    assert_eq!(
-        std::fs::metadata(dir.join("work.ext4")).unwrap().len(),
-        16 << 20
-    );
+    assert_eq!(spec["drives"][0]["format"], "qcow2");
+    for (disk, size) in [("rootfs.qcow2", 256u64 << 10), ("work.qcow2", 16 << 20)] {
+        let head = std::fs::read(dir.join(disk)).unwrap();
+        assert_eq!(&head[..4], b"QFI\xfb", "{disk}");
+        let virtual_size = u64::from_be_bytes(head[24..32].try_into().unwrap());
+        assert_eq!(virtual_size, size, "{disk}");
+    }
     assert_eq!(fx.vm_json("box")["schema"], 1);
 
     let out = fx.run(&["show", "box"]);
@@ -103,7 +103,7 @@ fn create_show_stop_start_delete() {
     );
     assert_eq!(fx.vm_json("box")["pid"], serde_json::Value::Null);
     // Disks and lease stay over a stop.
-    assert!(dir.join("work.ext4").exists());
+    assert!(dir.join("work.qcow2").exists());
     assert_eq!(fx.leases(), ["box"]);
 
     let out = fx.run(&["start", "box"]);
@@ -453,6 +453,69 @@ fn no_start_makes_a_created_vm_that_start_boots() {
     assert_eq!(json_lines(&out)[0]["state"], "running");
 }
 
+/// A QEMU VM's disks are qcow2 overlays on the image's files, named in its
+/// record; `spec` prints the spec start would hand the driver, with the
+/// drives' formats, and a VM whose backing file is gone does not start:
+/// the error names the file, exit 4.
+#[test]
+fn qemu_disks_are_overlays_and_spec_prints_the_drivers_spec() {
+    let fx = Fx::new();
+    let rec = fx.create("box", &["--no-start"]);
+    let disks: banger_lib::records::Disks = serde_json::from_value(rec["disks"].clone()).unwrap();
+    let backing = disks.work_backing.clone().expect("a work overlay");
+    assert!(disks.rootfs_backing.is_some());
+    for d in [&disks.rootfs, &disks.work] {
+        let head = std::fs::read(d).unwrap();
+        assert_eq!(&head[..4], b"QFI\xfb", "{} is not qcow2", d.display());
+    }
+    let out = fx.run(&["spec", "box"]);
+    assert_ok(&out);
+    let spec = banger_lib::vmspec::VmSpec::parse(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert_eq!(spec.id, "box");
+    let drives: Vec<_> = spec
+        .drives
+        .iter()
+        .map(|d| (d.path.clone(), d.format, d.backing.clone()))
+        .collect();
+    use banger_lib::vmspec::DiskFormat::Qcow2;
+    assert_eq!(
+        drives,
+        [
+            (disks.rootfs.clone(), Qcow2, disks.rootfs_backing.clone()),
+            (disks.work.clone(), Qcow2, disks.work_backing.clone())
+        ]
+    );
+    assert_code(&fx.run(&["spec", "nope"]), 3);
+
+    std::fs::rename(&backing, backing.with_extension("moved")).unwrap();
+    let out = fx.run(&["start", "box"]);
+    assert_code(&out, 4);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{} is gone", backing.display())),
+        "{err}"
+    );
+    assert!(err.contains("banger vm delete box"), "{err}");
+    assert!(fx.live_vmms().is_empty());
+    std::fs::rename(backing.with_extension("moved"), &backing).unwrap();
+    assert_ok(&fx.run(&["start", "box"]));
+
+    // delete removes the overlays and leaves the image's files as they were.
+    let before: Vec<Vec<u8>> = disks
+        .backing_files()
+        .iter()
+        .map(|b| std::fs::read(b).unwrap())
+        .collect();
+    assert_ok(&fx.run(&["delete", "box"]));
+    assert!(!disks.rootfs.exists() && !disks.work.exists());
+    let after: Vec<Vec<u8>> = disks
+        .backing_files()
+        .iter()
+        .map(|b| std::fs::read(b).unwrap())
+        .collect();
+    assert_eq!(before, after);
+}
+
 #[test]
 fn disk_full_during_create_is_undone_as_root() {
     let t = "disk_full_during_create_is_undone_as_root";
@@ -460,7 +523,8 @@ fn disk_full_during_create_is_undone_as_root() {
         return;
     }
     let fx = Fx::new();
-    // An image bigger than the 2 MiB filesystem the VM's state lives on.
+    // An image bigger than the 2 MiB filesystem the VM's state lives on,
+    // for a Firecracker VM (raw copies; a QEMU VM's overlays are small).
     let big = fx.standin.join("big.ext4");
     std::fs::write(&big, vec![0x5a; 4 << 20]).unwrap();
     let line = banger_testkit::records::image_line("big", &big, None);
@@ -473,7 +537,8 @@ fn disk_full_during_create_is_undone_as_root() {
     std::fs::create_dir_all(&state).unwrap();
     // A private mount namespace: the small tmpfs disappears with it.
     let script = format!(
-        "mount -t tmpfs -o size=2m tmpfs {s} && {{ \"$0\" create --name box --image big; rc=$?; \
+        "mount -t tmpfs -o size=2m tmpfs {s} && {{ \"$0\" create --name box --image big \
+         --vmm firecracker; rc=$?; \
          ls -A {s}/banger/vms; exit $rc; }}",
         s = state.display()
     );

@@ -4,9 +4,12 @@
 //! upstream namespace, delete, nothing left), run in network
 //! namespaces verify.sh makes; on the way, banger-health check and
 //! banger-ssh alone: the agent answers with the ip= hostname, `uname -r` is
-//! the bundle kernel's, failing remote exit codes come back unchanged; a
-//! server in the guest answers through `vm forward NAME 18000:8000` on the
-//! namespace's loopback, a taken host port is exit 5, nothing is left.
+//! the bundle kernel's, failing remote exit codes come back unchanged; the
+//! disks are qcow2 overlays on the image's files (unchanged after delete),
+//! the guest grew the work disk's filesystem from the 1G seed to the 2G
+//! disk, and `image rm` is refused while the VM exists; a server in the
+//! guest answers through `vm forward NAME 18000:8000` on the namespace's
+//! loopback, a taken host port is exit 5, nothing is left.
 //! verify.sh runs in a world of its own: the test's DNS daemon (a stand-in
 //! process) and net.json are untouched afterwards.
 //! Then BANGER_SOAK_BOOTED (default 2) booted create/ssh/delete cycles,
@@ -51,7 +54,9 @@ fn verify_sh_with_nat_under_qemu_as_root() {
     bundle["vmm"] = "qemu".into();
     bundle["memory_mib"] = 512.into();
     bundle["vcpus"] = 1.into();
-    bundle["disk_size"] = "1G".into();
+    // Twice the image's 1G work seed: verify.sh checks that /root's
+    // filesystem fills the disk, which only the guest's online grow makes so.
+    bundle["disk_size"] = "2G".into();
     std::fs::write(runtime.join("bundle.json"), bundle.to_string()).unwrap();
 
     // The guest must run this kernel (make-kernel.sh records its release).

@@ -10,12 +10,13 @@ fn man_page_is_current() {
 #[test]
 fn man_page_documents_the_records() {
     use banger_lib::records::{
-        fields, FanoutLine, ForwardLine, GcLine, PortForward, SuspendInfo, VmRecord,
+        fields, Disks, FanoutLine, ForwardLine, GcLine, PortForward, SuspendInfo, VmRecord,
     };
     banger_testkit::man::assert_documents(
         &cli::command(),
         &[
             ("vm record", fields::<VmRecord>()),
+            ("disks", fields::<Disks>()),
             ("list line", vec!["uptime_s"]),
             ("fan-out line", fields::<FanoutLine>()),
             ("stop line", vec!["state", "clean", "how"]),
