@@ -9,7 +9,7 @@
 use assert_cmd::Command;
 use banger_testkit::Home;
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn gate(test: &str) -> Option<(PathBuf, PathBuf)> {
     // The one test CI may skip: CI has no Firecracker binary (see
@@ -54,6 +54,21 @@ fn run(home: &Home, args: &[&str], stdin: Option<&Value>) -> Value {
     serde_json::from_slice(&out).unwrap()
 }
 
+/// A VM of 128 MiB with an empty 64 MiB root disk in `home`: enough for
+/// Firecracker to start, pause and save it (the guest need not boot).
+fn tiny_spec(home: &Home, id: &str, kernel: &Path) -> Value {
+    let rootfs = home.path().join(format!("{id}.ext4"));
+    std::fs::File::create(&rootfs)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    json!({
+        "id": id, "kernel": kernel, "cmdline": "console=ttyS0 reboot=k panic=1",
+        "vcpus": 1, "mem_mib": 128, "vsock_cid": 3,
+        "drives": [{"id": "rootfs", "path": rootfs, "root": true}],
+    })
+}
+
 fn alive(rec: &Value) -> bool {
     banger_lib::proc::is_alive(
         rec["pid"].as_u64().unwrap() as u32,
@@ -69,16 +84,7 @@ fn live_real_firecracker_start_pause_snapshot_stop() {
     };
     let _serial = banger_testkit::serial();
     let home = Home::new();
-    let rootfs = home.path().join("rootfs.ext4");
-    std::fs::File::create(&rootfs)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
-    let spec = json!({
-        "id": "live", "kernel": kernel, "cmdline": "console=ttyS0 reboot=k panic=1",
-        "vcpus": 1, "mem_mib": 128, "vsock_cid": 3,
-        "drives": [{"id": "rootfs", "path": rootfs, "root": true}],
-    });
+    let spec = tiny_spec(&home, "live", &kernel);
     // Snapshots of jailed VMs are not supported (yet): this one runs
     // without the jailer whatever BANGER_JAILER says.
     let rec = run(&home, &["start", "--no-jailer"], Some(&spec));
@@ -149,16 +155,7 @@ fn live_real_jailer_confines_firecracker() {
     };
     let _serial = banger_testkit::serial();
     let home = Home::new();
-    let rootfs = home.path().join("rootfs.ext4");
-    std::fs::File::create(&rootfs)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
-    let spec = json!({
-        "id": "jailed", "kernel": kernel, "cmdline": "console=ttyS0 reboot=k panic=1",
-        "vcpus": 1, "mem_mib": 128, "vsock_cid": 3,
-        "drives": [{"id": "rootfs", "path": rootfs, "root": true}],
-    });
+    let spec = tiny_spec(&home, "jailed", &kernel);
     let rec = run(&home, &["start"], Some(&spec));
     eprintln!("jailer {}: {rec}", PathBuf::from(&jailer).display());
     assert!(alive(&rec));
