@@ -93,7 +93,9 @@ RECORDS:
               the forward is taken away), vmm (a VMM that runs while the
               VM's record says it does not: a killed start; it is killed,
               the record left as it is, as the next command on that VM
-              does too)
+              does too), saved-state (a suspend's state no record points
+              at: STATE/vms/NAME/suspended.part, or suspended while the
+              record is not suspended; only that file goes)
     vm        the VM name it belongs to
     detail    the path, or the lease's TAP and address
     removed   false with --dry-run, or when removing it failed

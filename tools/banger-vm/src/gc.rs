@@ -51,7 +51,61 @@ pub fn gc(dry_run: bool) -> Result<Vec<GcLine>> {
         }
     }
     lines.extend(stray_vmms(dry_run)?);
+    lines.extend(stray_states(dry_run)?);
     lines.extend(stray_forwards(dry_run)?);
+    Ok(lines)
+}
+
+/// Saved states no record points at: `suspended.part` (a suspend killed
+/// while saving) and a `suspended` of a VM whose record is not suspended
+/// on it (a suspend killed after the save, before the record said so).
+fn stray_states_of(vm: &str) -> Vec<std::path::PathBuf> {
+    let Ok(Some(rec)) = record::load(vm) else {
+        return Vec::new();
+    };
+    let state = crate::suspend::state_path(vm);
+    let mut part = state.clone().into_os_string();
+    part.push(".part");
+    let mut out = vec![std::path::PathBuf::from(part)];
+    if rec.suspend.as_ref().map(|s| &s.path) != Some(&state) {
+        out.push(state);
+    }
+    out.retain(|p| std::fs::symlink_metadata(p).is_ok());
+    out
+}
+
+fn stray_states(dry_run: bool) -> Result<Vec<GcLine>> {
+    let mut lines = Vec::new();
+    for vm in record::names()? {
+        if stray_states_of(&vm).is_empty() {
+            continue;
+        }
+        // A held lock: a suspend or resume may be writing it right now.
+        let Ok(_lock) = record::lock(&vm, Duration::ZERO) else {
+            continue;
+        };
+        for path in stray_states_of(&vm) {
+            let (removed, error) = if dry_run {
+                (false, None)
+            } else {
+                let r = match std::fs::symlink_metadata(&path) {
+                    Ok(m) if m.is_dir() => std::fs::remove_dir_all(&path),
+                    _ => std::fs::remove_file(&path),
+                };
+                match r {
+                    Ok(()) => (true, None),
+                    Err(e) => (false, Some(e.to_string())),
+                }
+            };
+            lines.push(GcLine {
+                what: "saved-state".into(),
+                vm: vm.clone(),
+                detail: path.display().to_string(),
+                removed,
+                error,
+            });
+        }
+    }
     Ok(lines)
 }
 

@@ -345,3 +345,32 @@ fn start_stop_and_delete_killed_at_each_call_are_finished_by_the_next() {
     fx.assert_nothing_left("box");
     fx.assert_nothing_left("keep");
 }
+
+#[test]
+fn saved_states_no_record_points_at_are_found_and_removed() {
+    let fx = Fx::new();
+    fx.create("box", &[]);
+    // A suspend killed while saving (Firecracker's part dir) and one killed
+    // after the save, before the record said suspended.
+    let dir = fx.vms_dir().join("box");
+    std::fs::create_dir(dir.join("suspended.part")).unwrap();
+    std::fs::write(dir.join("suspended.part/mem"), b"x").unwrap();
+    std::fs::write(dir.join("suspended"), b"state").unwrap();
+
+    let dry = gc_lines(&fx, &["gc", "--dry-run"]);
+    assert_eq!(dry.len(), 2, "{dry:?}");
+    assert!(dry
+        .iter()
+        .all(|l| l["what"] == "saved-state" && l["vm"] == "box" && l["removed"] == false));
+    assert!(dir.join("suspended").exists(), "a dry run removed it");
+
+    let done = gc_lines(&fx, &["gc"]);
+    assert_eq!(done.len(), 2, "{done:?}");
+    assert!(done.iter().all(|l| l["removed"] == true), "{done:?}");
+    assert!(!dir.join("suspended").exists());
+    assert!(!dir.join("suspended.part").exists());
+    assert_eq!(fx.vm_json("box")["state"], "running");
+    assert!(gc_lines(&fx, &["gc", "--dry-run"]).is_empty());
+    assert_ok(&fx.run(&["delete", "box"]));
+    fx.assert_nothing_left("box");
+}
