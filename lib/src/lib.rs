@@ -11,6 +11,7 @@
 pub mod agent;
 pub mod config;
 pub mod console;
+pub mod diskcopy;
 pub mod error;
 pub mod fanout;
 pub mod host;

@@ -3,6 +3,7 @@
 //! behind (`stop` is how both stop a VM). The files only one driver makes
 //! stay in that driver.
 
+pub mod snapshot;
 pub mod stop;
 
 use crate::vmspec::{record_path, run_dir, VmmRecord};

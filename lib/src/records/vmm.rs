@@ -85,3 +85,38 @@ pub struct SuspendLine {
     /// The VMM's `--version` line (its record's `vmm_version`).
     pub vmm_version: String,
 }
+
+/// What a VMM driver's `snapshot create` prints (banger-qemu, banger-fc),
+/// which banger-vm reads: the VM was paused, its state saved into `dir`
+/// and its disks copied (each `--disk ID=DEST`), then it ran on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotLine {
+    pub id: String,
+    /// How the VM is after: `running`, or `paused` when it was paused before.
+    pub state: String,
+    /// The snapshot's dir: QEMU `state` and `spec.json`; Firecracker
+    /// `vmstate`, `memory` and `spec.json`.
+    pub dir: std::path::PathBuf,
+    /// The saved state's size on disk (without the disk copies).
+    pub bytes: u64,
+    /// The disks copied while the VM was paused, in the order asked.
+    #[serde(default)]
+    pub disks: Vec<SnapshotDisk>,
+    /// How long the guest was paused.
+    pub paused_ms: u64,
+    /// The whole snapshot, start to the VM running on.
+    pub ms: u64,
+    /// The VMM's `--version` line (its record's `vmm_version`).
+    pub vmm_version: String,
+}
+
+/// One disk a `snapshot create` copied: the drive's id and the copy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotDisk {
+    pub id: String,
+    pub path: std::path::PathBuf,
+    /// `reflink` or `sparse`.
+    pub method: String,
+}

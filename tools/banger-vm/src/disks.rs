@@ -11,14 +11,9 @@
 use crate::qcow2;
 use banger_lib::records::{Disks, ImageLine};
 use banger_lib::{error::io, hosttools, Error, Result};
-use nix::errno::Errno;
-use nix::unistd::Whence;
-use std::fs::{File, OpenOptions};
-use std::io::IsTerminal;
-use std::os::unix::fs::FileExt;
+use std::fs::OpenOptions;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 /// The disks of a VM in `dir` for `image` under `vmm`: overlays on the
 /// image's files for QEMU, raw files of its own for Firecracker.
@@ -101,130 +96,7 @@ fn overlay(path: &Path, backing: &Path, size: u64) -> Result<()> {
     })
 }
 
-/// How a raw disk was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Reflink,
-    Sparse,
-}
-
-/// Copy `src` to a new file `dst` (which must not exist).
-pub fn copy(src: &Path, dst: &Path) -> Result<Method> {
-    let from = File::open(src).map_err(|e| io(format!("opening {}", src.display()), e))?;
-    let to = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(dst)
-        .map_err(|e| io(format!("creating {}", dst.display()), e))?;
-    let result = (|| {
-        // Any failure to clone falls back to the copy, which reports a
-        // real problem (space, I/O) with the copy's own error.
-        if matches!(banger_lib::host::reflink(&from, &to), Ok(true)) {
-            return Ok(Method::Reflink);
-        }
-        let mut bar = Bar::new(dst);
-        sparse_copy(&from, &to, &mut |at, len| bar.draw(at, len))?;
-        bar.done();
-        to.sync_all()?;
-        Ok(Method::Sparse)
-    })();
-    result.map_err(|e: std::io::Error| {
-        let _ = std::fs::remove_file(dst);
-        let err = io(format!("copying {} to {}", src.display(), dst.display()), e);
-        if err.io_kind() == Some(std::io::ErrorKind::StorageFull) {
-            return err.with_hint("free space in the banger state dir, or use a smaller --disk");
-        }
-        err
-    })
-}
-
-/// A copy's progress on stderr, only when it is a terminal and the copy
-/// takes long enough to be worth a line.
-struct Bar {
-    name: String,
-    tty: bool,
-    started: Instant,
-    last: Option<Instant>,
-}
-
-impl Bar {
-    fn new(dst: &Path) -> Bar {
-        Bar {
-            name: dst
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            tty: std::io::stderr().is_terminal(),
-            started: Instant::now(),
-            last: None,
-        }
-    }
-
-    fn draw(&mut self, at: u64, len: u64) {
-        let now = Instant::now();
-        let early = now - self.started < Duration::from_millis(300);
-        let recent = self
-            .last
-            .is_some_and(|l| now - l < Duration::from_millis(100));
-        if !self.tty || early || recent || len == 0 {
-            return;
-        }
-        self.last = Some(now);
-        eprint!(
-            "\r\x1b[Kdisks: copying {} {}% of {:.1}G (no reflink here: see banger doctor)",
-            self.name,
-            at * 100 / len,
-            len as f64 / f64::from(1u32 << 30)
-        );
-    }
-
-    fn done(&self) {
-        if self.last.is_some() {
-            eprint!("\r\x1b[K");
-        }
-    }
-}
-
-/// Copy the data extents of `from` into `to`, leaving holes as holes;
-/// `progress(offset, len)` after each chunk.
-fn sparse_copy(from: &File, to: &File, progress: &mut dyn FnMut(u64, u64)) -> std::io::Result<()> {
-    let len = from.metadata()?.len();
-    to.set_len(len)?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut pos: u64 = 0;
-    while pos < len {
-        let data = match seek(from, pos, Whence::SeekData) {
-            Ok(d) => d,
-            // ENXIO: no data after pos, the rest is a hole.
-            Err(Errno::ENXIO) => break,
-            // A filesystem without SEEK_DATA: copy everything from here.
-            Err(Errno::EINVAL) => pos,
-            Err(e) => return Err(e.into()),
-        };
-        let hole = seek(from, data, Whence::SeekHole).unwrap_or(len).min(len);
-        let mut at = data;
-        while at < hole {
-            let n = usize::try_from(hole - at).map_or(buf.len(), |left| left.min(buf.len()));
-            let chunk = &mut buf[..n];
-            from.read_exact_at(chunk, at)?;
-            // Zero blocks inside a data extent stay holes in the copy.
-            if chunk.iter().any(|b| *b != 0) {
-                to.write_all_at(chunk, at)?;
-            }
-            at += n as u64;
-            progress(at, len);
-        }
-        pos = hole;
-    }
-    Ok(())
-}
-
-/// lseek(2) with SEEK_DATA or SEEK_HOLE, which std's Seek cannot ask for.
-fn seek(f: &File, offset: u64, whence: Whence) -> nix::Result<u64> {
-    let offset = i64::try_from(offset).map_err(|_| Errno::EOVERFLOW)?;
-    let at = nix::unistd::lseek(f, offset, whence)?;
-    u64::try_from(at).map_err(|_| Errno::EOVERFLOW)
-}
+pub use banger_lib::diskcopy::copy;
 
 /// Extend a raw work disk to `size` bytes (sparse: nothing is written).
 /// The guest grows the filesystem into it when it mounts /root. A file
@@ -342,7 +214,7 @@ fn human(n: u64) -> String {
 
 /// EFBIG from the host filesystem is the size's fault: exit 2, not 1.
 fn too_big(path: &Path, e: std::io::Error) -> Error {
-    if e.raw_os_error() == Some(Errno::EFBIG as i32) {
+    if e.raw_os_error() == Some(nix::errno::Errno::EFBIG as i32) {
         return Error::usage(format!(
             "bad size: {} cannot hold a file that big",
             path.parent().unwrap_or(path).display()
@@ -381,42 +253,6 @@ mod tests {
         ] {
             assert_eq!(parse_size(bad).unwrap_err().exit_code(), 2, "{bad}");
         }
-    }
-
-    #[test]
-    fn sparse_copy_keeps_data_and_holes() {
-        let t = tempfile::tempdir().unwrap();
-        let src = t.path().join("src");
-        {
-            let f = File::create(&src).unwrap();
-            f.set_len(64 << 20).unwrap();
-            f.write_all_at(b"hello", 4096).unwrap();
-            // Written zeros are a data extent, but need no blocks in a copy.
-            f.write_all_at(&[0u8; 1 << 20], 20 << 20).unwrap();
-            f.write_all_at(&[7u8; 10000], 40 << 20).unwrap();
-            // Data up to the end: no hole after the last extent.
-            f.write_all_at(b"end", (64 << 20) - 3).unwrap();
-        }
-        let dst = t.path().join("dst");
-        copy(&src, &dst).unwrap();
-        assert_eq!(std::fs::read(&src).unwrap(), std::fs::read(&dst).unwrap());
-        // Not 64 MiB of blocks: the holes stayed holes.
-        let blocks = std::fs::metadata(&dst).unwrap().blocks() * 512;
-        assert!(blocks < 4 << 20, "copy allocated {blocks} bytes");
-    }
-
-    #[test]
-    fn copy_refuses_an_existing_destination_and_a_missing_source() {
-        let t = tempfile::tempdir().unwrap();
-        let src = t.path().join("src");
-        std::fs::write(&src, b"x").unwrap();
-        let dst = t.path().join("dst");
-        std::fs::write(&dst, b"keep").unwrap();
-        assert_eq!(copy(&src, &dst).unwrap_err().exit_code(), 5);
-        assert_eq!(std::fs::read(&dst).unwrap(), b"keep");
-        let e = copy(&t.path().join("nope"), &t.path().join("d2")).unwrap_err();
-        assert_eq!(e.exit_code(), 3);
-        assert!(!t.path().join("d2").exists());
     }
 
     #[test]
