@@ -58,6 +58,11 @@ pub fn vms_dir() -> PathBuf {
     state_dir().join("vms")
 }
 
+/// Golden snapshots (`banger vm snapshot`): one dir each.
+pub fn snapshots_dir() -> PathBuf {
+    state_dir().join("snapshots")
+}
+
 /// Firecracker's jails (banger-fc under the jailer): `jail_dir()/NAME/VM`,
 /// NAME being the firecracker binary's file name. banger-vm gc looks here
 /// for what a killed VM left.

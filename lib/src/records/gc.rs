@@ -10,7 +10,10 @@ pub struct GcLine {
     /// What was found. banger-vm: `unfinished-create` (a record a killed
     /// create left), `vm-dir` (a VM dir without a record), `run-dir` (a
     /// runtime dir without a record), `jail`, `lease` (a lease without a
-    /// record). banger-net: `intent` (a step a killed command left),
+    /// record), `vmm` (a VMM running under a record that says it is not),
+    /// `saved-state` (a suspend's state no record points at), `snapshot`
+    /// (a snapshot dir without its record: a killed `vm snapshot`).
+    /// banger-net: `intent` (a step a killed command left),
     /// `tap` (a TAP without a lease), `pool-entry`, `nft-element`,
     /// `forwarding`, `tmp-file`, `dns-pid-file`, `dns-tmp-file`.
     pub what: String,

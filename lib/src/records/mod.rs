@@ -13,6 +13,7 @@ pub mod health;
 pub mod hostkeys;
 pub mod image;
 pub mod net;
+pub mod snapshot;
 pub mod vm;
 pub mod vmm;
 

@@ -119,6 +119,10 @@ pub struct VmRecord {
     /// loaded again. Left out otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<SuspendInfo>,
+    /// The golden snapshot it was cloned from (`create --from`); left out
+    /// for VMs made from an image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_snapshot: Option<String>,
 }
 
 /// A suspended VM's saved state and what it was saved from: a resume

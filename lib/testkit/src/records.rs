@@ -47,6 +47,7 @@ pub fn vm(name: &str, state: &str, ip: Option<&str>, uds: Option<&Path>) -> VmRe
         init: Vec::new(),
         forwards: Vec::new(),
         suspend: None,
+        from_snapshot: None,
     }
 }
 

@@ -13,7 +13,8 @@ pub struct Removed {
 }
 
 /// A VM that uses an image: its record names it, or its disks are qcow2
-/// overlays reading the image's files (QEMU VMs).
+/// overlays reading the image's files (QEMU VMs); or a golden snapshot
+/// whose disks are.
 pub struct User {
     pub label: String,
     /// Its disks read the image's files: deleting them breaks the VM.
@@ -47,6 +48,20 @@ pub fn users(img: &Image) -> Result<Vec<User>> {
             }),
         }
     }
+    // A golden snapshot's disks are overlays on the image too, and its
+    // clones get copies of them.
+    let mut seen = Vec::new();
+    for f in &files {
+        for snap in banger_lib::records::snapshot::reading(f)? {
+            if !seen.contains(&snap) {
+                seen.push(snap.clone());
+                vms.push(User {
+                    label: format!("snapshot {snap}"),
+                    reads_files: true,
+                });
+            }
+        }
+    }
     Ok(vms)
 }
 
@@ -66,8 +81,8 @@ pub fn remove(name: &str, force: bool) -> Result<Vec<PathBuf>> {
             "delete those VMs first, or pass --force (a registered image's files stay, so \
              their disks keep working)"
         } else if vms.iter().any(|u| u.reads_files) {
-            "delete those VMs first (banger vm delete NAME): their disks are overlays on the \
-             image's files"
+            "delete those VMs (banger vm delete NAME) and snapshots (banger vm snapshots rm \
+             NAME) first: their disks are overlays on the image's files"
         } else {
             "delete those VMs first, or pass --force (their disks are copies and keep working)"
         };
@@ -82,7 +97,10 @@ pub fn remove(name: &str, force: bool) -> Result<Vec<PathBuf>> {
             "image {name:?} backs the disks of VM {}: they are qcow2 overlays on its files",
             labels(true)
         ))
-        .with_hint("delete those VMs first (banger vm delete NAME); --force cannot help here"));
+        .with_hint(
+            "delete those VMs (banger vm delete NAME) and snapshots (banger vm snapshots rm \
+             NAME) first; --force cannot help here",
+        ));
     }
     delete_files(&img)
 }

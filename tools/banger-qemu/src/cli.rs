@@ -107,6 +107,19 @@ FILES:
   console_log and keeps it under the bundle's console_log_max_mib (default
   16): at half of that the log becomes console_log.1 and a new one starts.
 
+GOLDEN SNAPSHOTS:
+  snapshot create ID --dir DIR [--disk ID=DEST].. pauses the guest, saves
+  its state into DIR/state as suspend does, copies each asked drive (by
+  its id in the spec) to DEST while the guest is still paused (a reflink
+  where the filesystem has one, else a sparse copy), writes DIR/spec.json
+  and lets the guest continue (cont; a completed migration has flushed
+  the drives and cont takes them back). It prints {\"id\", \"state\"
+  (running), \"dir\", \"bytes\", \"disks\": [{\"id\", \"path\",
+  \"method\"}], \"paused_ms\", \"ms\", \"vmm_version\"}. A failure at any
+  point removes DIR/state, the copies and DIR (when it made it) and lets
+  the guest run on. A clone is `restore --from DIR/state` with its own
+  spec of the same shape (its own TAP, MAC, drives, sockets).
+
 RECORDS:
   start prints the VMM record, also kept in RUNTIME/ID/vmm.json:
     {\"schema\":1, \"id\", \"vmm\":\"qemu\", \"accel\":\"kvm\"|\"tcg\", \"pid\",
@@ -229,15 +242,31 @@ pub enum Sub {
         #[arg(long, value_name = "FILE")]
         from: PathBuf,
     },
-    /// Not supported by the qemu driver (exits 1)
-    #[command(trailing_var_arg = true)]
-    Snapshot {
-        #[arg(allow_hyphen_values = true, hide = true)]
-        args: Vec<String>,
-    },
+    /// Golden snapshots of a running VM, which runs on
+    #[command(subcommand)]
+    Snapshot(SnapshotCmd),
     /// Internal: copy a VM's console from its FIFO into the capped console log
     #[command(name = "console-log", hide = true)]
     ConsoleLog(banger_lib::console::LogArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SnapshotCmd {
+    /// Pause, save the state into DIR/state, copy the asked drives, continue
+    Create {
+        id: String,
+        /// The snapshot's directory (made if missing; DIR/state and
+        /// DIR/spec.json must not exist)
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Copy drive ID of the VM's spec to DEST (absolute, must not
+        /// exist) while the guest is paused; repeatable
+        #[arg(long = "disk", value_name = "ID=DEST")]
+        disks: Vec<banger_lib::vmm::snapshot::DiskAsk>,
+        /// Seconds the save may take before it is given up (the VM runs on)
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
 }
 
 #[allow(dead_code)] // used by tests/man.rs

@@ -588,6 +588,10 @@ pub fn launch(text: &str, state_file: Option<&Path>) -> Result<VmmRecord> {
         vmm_log,
         console_log,
     };
+    // `snapshot create` copies drives by the ids the spec gave them.
+    let spec_text = serde_json::to_vec_pretty(&spec).expect("a spec serializes");
+    std::fs::write(record::spec_path(&id), spec_text)
+        .map_err(|e| io("writing the VM's spec", e))?;
     state::store(&record_path(&id), &rec)?;
     undo.armed = false;
     console_logger.watch(pid, pst);

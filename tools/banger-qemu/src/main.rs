@@ -9,12 +9,12 @@ mod control;
 mod launch;
 mod qmp;
 mod record;
+mod snapshot;
 mod suspend;
 
 use banger_lib::output::emit;
 use banger_lib::vmspec::read_stdin;
-use banger_lib::Error;
-use cli::{Cli, Sub};
+use cli::{Cli, SnapshotCmd, Sub};
 
 fn main() {
     let cli = banger_lib::run::parse::<Cli>("banger-qemu");
@@ -37,13 +37,17 @@ fn main() {
             )?),
             Sub::Restore { from } => emit(&launch::launch(&read_stdin()?, Some(&from))?),
             Sub::ConsoleLog(args) => return Ok(banger_lib::console::run_logger(&args)?),
-            Sub::Snapshot { .. } => {
-                return Err(
-                    Error::failed("snapshot is not supported by the qemu driver")
-                        .with_hint("suspend and restore save and load a VM in place")
-                        .into(),
-                )
-            }
+            Sub::Snapshot(SnapshotCmd::Create {
+                id,
+                dir,
+                disks,
+                timeout,
+            }) => emit(&snapshot::create(
+                &id,
+                &dir,
+                &disks,
+                std::time::Duration::from_secs(timeout),
+            )?),
         }
         Ok(0)
     })

@@ -29,6 +29,11 @@ pub fn agent_socket(id: &str) -> PathBuf {
     run_dir(id).join("agent.sock")
 }
 
+/// The resolved spec a VM was started with, kept for `snapshot create`.
+pub fn spec_path(id: &str) -> PathBuf {
+    run_dir(id).join("spec.json")
+}
+
 /// Whether the record's vhost-device-vsock is still running.
 pub fn helper_alive(rec: &VmmRecord) -> Option<bool> {
     match (rec.helper_pid, rec.helper_pid_start_time) {
@@ -56,5 +61,5 @@ pub fn remove_leftovers(id: &str, rec: Option<&VmmRecord>) {
     // Whatever the VMM user left in its directory; remove_dir_all does not
     // follow symlinks it finds there.
     let _ = std::fs::remove_dir_all(vmm_dir(id));
-    VMM.remove_leftovers(id, rec, &[agent_socket(id), pid_file(id)]);
+    VMM.remove_leftovers(id, rec, &[agent_socket(id), pid_file(id), spec_path(id)]);
 }

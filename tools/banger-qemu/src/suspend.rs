@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The name the state file's descriptor has inside QEMU.
-const FD_NAME: &str = "banger-state";
+pub(crate) const FD_NAME: &str = "banger-state";
 /// Loading a saved VM: reading its memory back from a local file.
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -176,13 +176,13 @@ pub fn suspend(id: &str, to: &Path, timeout: Duration) -> Result<SuspendLine> {
     })
 }
 
-fn part_path(to: &Path) -> PathBuf {
+pub(crate) fn part_path(to: &Path) -> PathBuf {
     let mut name = to.file_name().unwrap_or_default().to_os_string();
     name.push(".part");
     to.with_file_name(name)
 }
 
-fn create_exclusive(p: &Path) -> Result<File> {
+pub(crate) fn create_exclusive(p: &Path) -> Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .write(true)
@@ -194,7 +194,7 @@ fn create_exclusive(p: &Path) -> Result<File> {
 }
 
 /// Poll `query-migrate` until the save completed, failed, or the deadline.
-fn wait_saved(q: &mut Qmp, deadline: Instant) -> Result<()> {
+pub(crate) fn wait_saved(q: &mut Qmp, deadline: Instant) -> Result<()> {
     let mut last = Value::Null;
     let done = Backoff::DEFAULT.poll_until(Some(deadline), || {
         let r = match q.execute("query-migrate", None) {

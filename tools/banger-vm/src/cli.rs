@@ -256,6 +256,21 @@ pub enum Cmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Keep a running VM's memory, device state and disk copies as a golden snapshot; the VM runs on
+    Snapshot {
+        name: String,
+        /// The snapshot's name: 1-32 of a-z, 0-9, '-'
+        #[arg(long = "as", value_name = "SNAP")]
+        as_: String,
+    },
+    /// List the golden snapshots (a table on a terminal, JSON lines otherwise), or remove some
+    Snapshots {
+        /// Print JSON lines even on a terminal
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        cmd: Option<SnapshotsCmd>,
+    },
     /// Restore suspended VMs in place and wait for their guest agents
     Resume {
         #[arg(required = true)]
@@ -325,6 +340,15 @@ pub enum Cmd {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum SnapshotsCmd {
+    /// Remove snapshots (their clones are VMs of their own and stay)
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct CreateArgs {
     /// The VM's name: 1-32 of a-z, 0-9, '-'
@@ -333,6 +357,9 @@ pub struct CreateArgs {
     /// Image to make it from (default: the bundle's default image)
     #[arg(long)]
     pub image: Option<String>,
+    /// Clone it from a golden snapshot (vm snapshot): restored, not booted, then given its own identity
+    #[arg(long, value_name = "SNAP", conflicts_with_all = ["image", "no_start"])]
+    pub from: Option<String>,
     /// Virtual CPUs (default: bundle vcpus)
     #[arg(long)]
     pub vcpus: Option<u32>,
@@ -475,6 +502,15 @@ pub enum VmmChoice {
 impl VmmChoice {
     pub fn parse(s: &str) -> Option<VmmChoice> {
         <VmmChoice as ValueEnum>::from_str(s, true).ok()
+    }
+
+    /// The VMM's name as records spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            VmmChoice::Auto => "auto",
+            VmmChoice::Firecracker => "firecracker",
+            VmmChoice::Qemu => "qemu",
+        }
     }
 }
 

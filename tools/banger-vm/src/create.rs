@@ -20,6 +20,9 @@ pub struct Created {
 }
 
 pub fn create(a: &CreateArgs) -> Result<Created> {
+    if let Some(from) = &a.from {
+        return crate::clone::create(a, from);
+    }
     names::validate("VM", &a.name)?;
     let bundle = Bundle::load()?;
     let vcpus = a.vcpus.unwrap_or(bundle.vcpus);
@@ -121,6 +124,7 @@ pub fn create(a: &CreateArgs) -> Result<Created> {
         init: Vec::new(),
         forwards: Vec::new(),
         suspend: None,
+        from_snapshot: None,
     };
     let mut run = Run::new(rec, Mode::Create, a.timeout, bundle.agent_port);
     run.timings = timings;
@@ -174,7 +178,7 @@ fn check_boot_files(kernel: &Path, initrd: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-fn clear_leftovers(dir: &Path) {
+pub fn clear_leftovers(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

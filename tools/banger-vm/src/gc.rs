@@ -52,7 +52,42 @@ pub fn gc(dry_run: bool) -> Result<Vec<GcLine>> {
     }
     lines.extend(stray_vmms(dry_run)?);
     lines.extend(stray_states(dry_run)?);
+    lines.extend(unfinished_snapshots(dry_run)?);
     lines.extend(stray_forwards(dry_run)?);
+    Ok(lines)
+}
+
+/// Snapshot dirs without their record: a `vm snapshot` killed before it
+/// finished (the VM it was taking ran on). A held lock is a snapshot being
+/// made now.
+fn unfinished_snapshots(dry_run: bool) -> Result<Vec<GcLine>> {
+    use banger_lib::records::snapshot as snap;
+    let mut lines = Vec::new();
+    for name in crate::snapshot::unfinished()? {
+        let Ok(_lock) = banger_lib::state::Lock::acquire(&snap::lock_path(&name), Duration::ZERO)
+        else {
+            continue;
+        };
+        let dir = snap::dir(&name);
+        if snap::path(&name).exists() || paths::refuse_symlink(&dir).is_err() {
+            continue;
+        }
+        let (removed, error) = if dry_run {
+            (false, None)
+        } else {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => (true, None),
+                Err(e) => (false, Some(e.to_string())),
+            }
+        };
+        lines.push(GcLine {
+            what: "snapshot".into(),
+            vm: String::new(),
+            detail: dir.display().to_string(),
+            removed,
+            error,
+        });
+    }
     Ok(lines)
 }
 

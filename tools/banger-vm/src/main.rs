@@ -3,6 +3,7 @@
 //! banger-ssh) as processes.
 
 mod cli;
+mod clone;
 mod create;
 mod disks;
 mod forward;
@@ -12,6 +13,7 @@ mod lifecycle;
 mod plumbing;
 mod qcow2;
 mod record;
+mod snapshot;
 mod steps;
 mod stop;
 mod suspend;
@@ -19,7 +21,7 @@ mod view;
 mod vmm;
 
 use banger_lib::{interrupt, names, Result};
-use cli::{Cli, Cmd};
+use cli::{Cli, Cmd, SnapshotsCmd};
 use serde::Serialize;
 
 /// A verb over several VMs: names are checked in each VM's own line.
@@ -46,6 +48,31 @@ fn main() {
             }
             Cmd::Stop(a) => fanout(&a.names, |n| lifecycle::stop(n, a.timeout)),
             Cmd::Suspend { names } => fanout(&names, suspend::suspend),
+            Cmd::Snapshot { name, as_ } => {
+                banger_lib::output::emit(&snapshot::take(&name, &as_)?);
+                0
+            }
+            Cmd::Snapshots {
+                cmd: Some(SnapshotsCmd::Rm { names }),
+                ..
+            } => banger_lib::fanout::run("banger-vm", &names, snapshot::remove),
+            Cmd::Snapshots { json, cmd: None } => {
+                banger_lib::output::print_list(
+                    &snapshot::list()?,
+                    &[
+                        ("name", "name"),
+                        ("source", "source"),
+                        ("image", "image"),
+                        ("vmm", "vmm"),
+                        ("vcpus", "vcpus"),
+                        ("memory_mib", "memory"),
+                        ("bytes", "state bytes"),
+                        ("created_at", "created"),
+                    ],
+                    json,
+                );
+                0
+            }
             Cmd::Resume { names, timeout } => {
                 interrupt::install();
                 fanout(&names, |n| suspend::resume(n, timeout))

@@ -224,3 +224,23 @@ pub fn vmm_restore(tool: &str, spec: &VmSpec, from: &std::path::Path) -> Result<
     let from = from.display().to_string();
     call_typed(tool, &["restore", "--from", &from], Some(&spec), false)
 }
+
+/// A driver's `snapshot create NAME --dir DIR --disk ID=DEST..`: the VM
+/// paused, saved into DIR, the asked drives copied, the VM running on.
+pub fn vmm_snapshot(
+    tool: &str,
+    name: &str,
+    dir: &std::path::Path,
+    disks: &[(&str, &std::path::Path)],
+) -> Result<banger_lib::records::SnapshotLine> {
+    let dir = dir.display().to_string();
+    let asks: Vec<String> = disks
+        .iter()
+        .map(|(id, dest)| format!("{id}={}", dest.display()))
+        .collect();
+    let mut args = vec!["snapshot", "create", name, "--dir", &dir];
+    for a in &asks {
+        args.extend(["--disk", a]);
+    }
+    call_typed(tool, &args, None, false)
+}

@@ -30,6 +30,8 @@ pub enum Step {
     Dns,
     /// The guest agent answers.
     Healthy,
+    /// A clone takes its own identity from its agent (create --from).
+    Identity,
     /// The guest's ssh host keys, from its agent, pinned in its known_hosts.
     Pin,
     /// sshd answers.
@@ -49,6 +51,7 @@ impl Step {
             Step::Vmm => "vmm start",
             Step::Dns => "dns",
             Step::Healthy => "healthy",
+            Step::Identity => "identity",
             Step::Pin => "pin",
             Step::Ssh => "ssh",
             Step::Init => "init",
@@ -65,6 +68,7 @@ impl Step {
             Step::Vmm => "starting the VMM",
             Step::Dns => "starting the .vm DNS server",
             Step::Healthy => "waiting for the guest agent (the guest is booting)",
+            Step::Identity => "giving the clone its own address, hostname, machine-id and keys",
             Step::Pin => "pinning the guest's ssh host keys",
             Step::Ssh => "waiting for sshd",
             Step::Init => "running the --init scripts",
@@ -80,7 +84,10 @@ impl Step {
 
     /// Steps after which the guest console may say why it failed.
     fn shows_console(self) -> bool {
-        matches!(self, Step::Vmm | Step::Healthy | Step::Pin | Step::Ssh)
+        matches!(
+            self,
+            Step::Vmm | Step::Healthy | Step::Identity | Step::Pin | Step::Ssh
+        )
     }
 }
 
@@ -157,6 +164,13 @@ pub struct Run {
     /// A resume: the VMM step restores the VM from this saved state
     /// (removed once the VMM runs it) instead of booting it.
     pub restore: Option<std::path::PathBuf>,
+    /// A clone (create --from): the disks step copies this snapshot's,
+    /// the VMM step restores its state (which stays: it is the
+    /// snapshot's) and the identity step gives the guest its own.
+    pub snapshot: Option<banger_lib::records::snapshot::SnapshotRecord>,
+    /// Held from the disks step until the VMM has loaded the snapshot's
+    /// state: `vm snapshots rm` waits for it.
+    snapshot_lock: Option<banger_lib::state::Lock>,
 }
 
 impl Run {
@@ -175,6 +189,8 @@ impl Run {
             keep_failed: false,
             kept_failure: None,
             restore: None,
+            snapshot: None,
+            snapshot_lock: None,
         }
     }
 
@@ -206,6 +222,7 @@ impl Run {
     fn step(&mut self, step: Step) -> Result<()> {
         let name = self.rec.name.clone();
         match step {
+            Step::Disks if self.snapshot.is_some() => self.clone_disks(),
             Step::Disks => {
                 let image = self
                     .image
@@ -261,12 +278,17 @@ impl Run {
                     None => plumbing::vmm_start(tool, &spec, self.rec.no_jailer)?,
                 };
                 self.made.push(Undo::Vmm);
-                if let Some(from) = self.restore.take() {
+                match self.restore.take() {
+                    // A snapshot's state is the snapshot's: it stays.
+                    Some(_) if self.snapshot.is_some() => self.snapshot_lock = None,
                     // The guest runs on from it: the state is spent, and
                     // loading it again would go back in time under disks
                     // that moved on.
-                    crate::suspend::discard(&from);
-                    self.rec.suspend = None;
+                    Some(from) => {
+                        crate::suspend::discard(&from);
+                        self.rec.suspend = None;
+                    }
+                    None => {}
                 }
                 self.rec.pid = Some(v.pid);
                 self.rec.pid_start_time = Some(v.pid_start_time);
@@ -290,6 +312,7 @@ impl Run {
                 args.extend(["--timeout", &secs]);
                 plumbing::call("banger-health", &args, None, true).map(drop)
             }
+            Step::Identity => crate::clone::apply_identity(&self.rec, self.timeout),
             Step::Pin => {
                 let ep = agent_args(&name, self.rec.agent.as_ref())?;
                 let secs = self.timeout.to_string();
@@ -334,6 +357,25 @@ impl Run {
                 plumbing::call("banger-ssh", &args, None, true).map(drop)
             }
         }
+    }
+
+    /// A clone's disks: copies of its snapshot's, under the snapshot's
+    /// lock (shared: clones of one snapshot are made side by side), which
+    /// stays held until the VMM has loaded the snapshot's state.
+    fn clone_disks(&mut self) -> Result<()> {
+        let snap = self.snapshot.as_ref().expect("a clone");
+        let lock = crate::clone::lock_snapshot(&snap.name)?;
+        self.made.push(Undo::Dirs);
+        record::store(&self.rec)?;
+        for (from, to) in [
+            (&snap.disks.rootfs, &self.rec.disks.rootfs),
+            (&snap.disks.work, &self.rec.disks.work),
+        ] {
+            banger_lib::diskcopy::copy(from, to)?;
+        }
+        disks::check_backing(&self.rec.name, &self.rec.disks)?;
+        self.snapshot_lock = Some(lock);
+        Ok(())
     }
 
     /// Undo what this run made, newest first; a failing undo is reported

@@ -68,7 +68,7 @@ fn vmm_version(vmm: &str) -> Result<String> {
     hosttools::version(&bin, name)
 }
 
-fn kernel_stamp(kernel: &Path) -> Result<(u64, i64)> {
+pub fn kernel_stamp(kernel: &Path) -> Result<(u64, i64)> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(kernel)
         .map_err(|e| banger_lib::error::io(format!("stat {}", kernel.display()), e))?;
@@ -140,6 +140,43 @@ pub fn suspend(name: &str) -> Result<Suspended> {
     })
 }
 
+/// What a saved state (a suspend's or a golden snapshot's) was saved
+/// with: loading it under another VMM binary or kernel fails in the VMM
+/// or hangs the guest, so it is refused up front.
+pub struct Saved<'a> {
+    /// `box`, `snapshot base`.
+    pub subject: String,
+    /// `was suspended`, `was taken`.
+    pub event: &'static str,
+    pub vmm: &'a str,
+    pub vmm_version: &'a str,
+    pub kernel: &'a Path,
+    pub kernel_size: u64,
+    pub kernel_mtime: i64,
+}
+
+impl Saved<'_> {
+    /// Exit 5 naming what changed.
+    pub fn check(&self) -> Result<()> {
+        let now = vmm_version(self.vmm)?;
+        if now != self.vmm_version {
+            return Err(Error::conflict(format!(
+                "{} {} under {:?}, but the VMM is now {now:?}",
+                self.subject, self.event, self.vmm_version
+            )));
+        }
+        if kernel_stamp(self.kernel)? != (self.kernel_size, self.kernel_mtime) {
+            return Err(Error::conflict(format!(
+                "{}'s kernel {} changed since it {}",
+                self.subject,
+                self.kernel.display(),
+                self.event
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Why a suspended VM's state cannot be loaded here and now, if it cannot.
 fn check_resumable(rec: &VmRecord, info: &SuspendInfo) -> Result<()> {
     let name = &rec.name;
@@ -156,22 +193,18 @@ fn check_resumable(rec: &VmRecord, info: &SuspendInfo) -> Result<()> {
             "discard the suspend and boot it afresh: banger vm stop {name} && banger vm start {name}"
         )));
     }
-    let now = vmm_version(&rec.vmm)?;
-    if now != info.vmm_version {
-        return Err(Error::conflict(format!(
-            "{name} was suspended under {:?}, but the VMM is now {now:?}",
-            info.vmm_version
-        ))
-        .with_hint(discard_hint));
-    }
-    let (size, mtime) = kernel_stamp(&rec.kernel)?;
-    if (size, mtime) != (info.kernel_size, info.kernel_mtime) {
-        return Err(Error::conflict(format!(
-            "{name}'s kernel {} changed since it was suspended",
-            rec.kernel.display()
-        ))
-        .with_hint(discard_hint));
-    }
+    let saved = Saved {
+        subject: name.to_string(),
+        event: "was suspended",
+        vmm: &rec.vmm,
+        vmm_version: &info.vmm_version,
+        kernel: &rec.kernel,
+        kernel_size: info.kernel_size,
+        kernel_mtime: info.kernel_mtime,
+    };
+    saved
+        .check()
+        .map_err(|e| e.with_hint(discard_hint.clone()))?;
     if (rec.vcpus, rec.memory_mib) != (info.vcpus, info.memory_mib) {
         return Err(Error::conflict(format!(
             "{name} was suspended with {} vCPUs and {} MiB, its record now says {} and {}",
