@@ -174,11 +174,14 @@ inside() {
   rm -f /tmp/bv-doctor.$$
 
   created=0
+  clones=()
   on_exit() {
     if [ "$created" = 1 ]; then
       say "cleaning up $name ${name_k:-}"
       banger vm delete --force "$name" >/dev/null 2>&1 || true
       [ -n "${name_k:-}" ] && { banger vm delete --force "$name_k" >/dev/null 2>&1 || true; }
+      for c in "${clones[@]}"; do banger vm delete --force "$c" >/dev/null 2>&1 || true; done
+      [ -n "${gold:-}" ] && { banger vm snapshots rm "$gold" >/dev/null 2>&1 || true; }
     fi
     # Only our own namespace's bridge: on --host, other VMs may use it.
     if [ "$INSIDE" = 1 ]; then
@@ -476,6 +479,71 @@ EOS
   banger vm start "$name" | jq -e '.state == "running"' >/dev/null || fail "vm start after a discarded suspend"
   got=$(banger vm ssh "$name" -- "cat /root/verify-marker; pgrep -x sleep || true") || fail "after a fresh boot"
   [ "$got" = "$MARKER" ] || fail "after a discarded suspend and a fresh boot: '$got'"
+
+  step "golden snapshot: $name runs on, with its process and /tmp file"
+  gold=$name-gold
+  sleeper=$(banger vm ssh "$name" -- \
+    "echo $MARKER > /tmp/verify-gold; setsid sleep 100000 </dev/null >/dev/null 2>&1 & echo \$!") \
+    || fail "starting a process in the guest"
+  banger vm snapshot "$name" --as "$gold" > /tmp/bv-snap.$$ || fail "vm snapshot: $(cat /tmp/bv-snap.$$)"
+  say "  $(cat /tmp/bv-snap.$$)"
+  jq -e --arg n "$name" --arg g "$gold" '.name == $g and .source == $n and .bytes > 0' /tmp/bv-snap.$$ \
+    >/dev/null || fail "vm snapshot printed $(cat /tmp/bv-snap.$$)"
+  banger vm show "$name" | jq -e '.state == "running"' >/dev/null || fail "the source stopped running"
+  banger vm ssh "$name" -- "kill -0 $sleeper" || fail "the source lost its process to the snapshot"
+  banger vm snapshots | jq -e --arg g "$gold" 'select(.name == $g)' >/dev/null \
+    || fail "vm snapshots does not list $gold"
+  step "a clone from a snapshot that does not exist: exit 3, nothing made"
+  set +e; banger vm create --name "$name-c0" --from "$name-nosuch" 2>/tmp/bv-snap-err.$$; rc=$?; set -e
+  [ "$rc" = 3 ] || fail "create --from a missing snapshot returned $rc: $(cat /tmp/bv-snap-err.$$)"
+  banger vm show "$name-c0" >/dev/null 2>&1 && fail "a failed clone left a record"
+  clones=()
+  for c in c1 c2; do
+    step "clone $name-$c from $gold: its own hostname, address, machine-id and host key"
+    banger vm create --name "$name-$c" --from "$gold" --timings > /tmp/bv-snap.$$ \
+      || fail "create --from: $(cat /tmp/bv-snap.$$)"
+    clones+=("$name-$c")
+    say "  $(jq -c .timings_ms /tmp/bv-snap.$$)"
+    jq -e --arg g "$gold" '.state == "running" and .from_snapshot == $g' /tmp/bv-snap.$$ >/dev/null \
+      || fail "create --from printed $(cat /tmp/bv-snap.$$)"
+    cip=$(jq -r .ip /tmp/bv-snap.$$)
+    # The process and the file the source had when it was saved, and
+    # the clone's own name and address.
+    got=$(banger vm ssh "$name-$c" -- \
+      "kill -0 $sleeper && cat /tmp/verify-gold && hostname && ip -4 -o addr show dev eth0 | awk '{print \$4}'") \
+      || fail "ssh into $name-$c"
+    [ "$got" = "$MARKER"$'\n'"$name-$c"$'\n'"$cip/24" ] || fail "$name-$c says: '$got'"
+    if command -v dig >/dev/null; then
+      got=$(dig +short +time=2 +tries=2 @"$(jq -r .dns /tmp/bv-snap.$$)" "$name-$c.vm" A || true)
+      [ "$got" = "$cip" ] || fail "dig $name-$c.vm gave '$got', not $cip"
+    fi
+  done
+  step "the clones and the source differ in address, machine-id and ssh host key"
+  ids=$(for v in "$name" "${clones[@]}"; do
+    banger vm ssh "$v" -- "cat /etc/machine-id /etc/ssh/ssh_host_ed25519_key.pub" || echo "unreadable $v"
+  done)
+  [ "$(echo "$ids" | sort -u | wc -l)" = 6 ] || fail "machine-ids or host keys repeat: $ids"
+  ips=$(for v in "$name" "${clones[@]}"; do banger vm show "$v" | jq -r .ip; done | sort -u | wc -l)
+  [ "$ips" = 3 ] || fail "the clones and the source share an address"
+  step "a write in one clone is seen neither in the other nor in the source"
+  banger vm ssh "${clones[0]}" -- "echo $MARKER > /root/verify-clone && sync" || fail "writing in ${clones[0]}"
+  for v in "${clones[1]}" "$name"; do
+    banger vm ssh "$v" -- "test ! -e /root/verify-clone" || fail "$v sees ${clones[0]}'s write"
+  done
+  step "delete the clones and the snapshot"
+  banger vm delete "${clones[@]}" | jq -e 'select(.state == "deleted")' >/dev/null || fail "deleting the clones"
+  # (Not nothing_left: the source's TAP is still there.)
+  for v in "${clones[@]}"; do
+    banger vm show "$v" >/dev/null 2>&1 && fail "$v's record outlived delete"
+    [ -e "${XDG_STATE_HOME:-$HOME/.local/state}/banger/vms/$v" ] && fail "$v's dir outlived delete"
+    banger net lease list | jq -r .vm | grep -Fx -- "$v" >/dev/null && fail "$v's lease outlived delete"
+    pgrep -af -- "-name $v " >/dev/null && fail "$v's VMM outlived delete"
+  done
+  clones=()
+  banger vm snapshots rm "$gold" | jq -e '.ok' >/dev/null || fail "vm snapshots rm $gold"
+  [ -e "${XDG_STATE_HOME:-$HOME/.local/state}/banger/snapshots/$gold" ] && fail "the snapshot's dir outlived rm"
+  banger vm snapshots | jq -e --arg g "$gold" 'select(.name == $g)' >/dev/null && fail "rm left $gold listed"
+  rm -f /tmp/bv-snap.$$ /tmp/bv-snap-err.$$
 
   step "without the guest agent, stop falls back to the power button"
   banger vm ssh "$name" -- "echo $MARKER > /root/verify-synced && sync && systemctl stop banger-vsock-agent" \

@@ -55,6 +55,8 @@ RECORDS:
                     from: a resume refuses a change), bytes (its size),
                     synced (the agent synced the disks first),
                     suspended_at}
+    from_snapshot   the golden snapshot it was cloned from (create --from);
+                    left out otherwise
   list and show add uptime_s (null unless running); create --timings adds
   timings_ms {image, disks, tap, vmm_start, dns, nat, healthy, pin, ssh,
   total}.
@@ -95,7 +97,9 @@ RECORDS:
               the record left as it is, as the next command on that VM
               does too), saved-state (a suspend's state no record points
               at: STATE/vms/NAME/suspended.part, or suspended while the
-              record is not suspended; only that file goes)
+              record is not suspended; only that file goes), snapshot (a
+              snapshot dir without its record: a killed `vm snapshot`;
+              vm is empty)
     vm        the VM name it belongs to
     detail    the path, or the lease's TAP and address
     removed   false with --dry-run, or when removing it failed
@@ -118,6 +122,34 @@ SUSPEND AND RESUME:
   start boots the disks afresh; a start also removes a saved state that
   no record points at (a suspend killed before it recorded the VM as
   suspended). set --vcpus/--memory is refused while suspended. Firecracker VMs under the jailer cannot be suspended yet.
+
+GOLDEN SNAPSHOTS AND CLONES:
+  snapshot NAME --as SNAP asks the agent to sync, then the VM's driver
+  pauses the guest, saves its memory and device state into
+  STATE/snapshots/SNAP and copies its disks there while it is still
+  paused (banger-qemu/banger-fc snapshot create --disk), and the guest
+  runs on. It prints the snapshot record (snapshots/SNAP/snapshot.json,
+  written last):
+    {\"schema\", \"name\", \"source\" (the VM), \"image\", \"vmm\", \"vmm_version\",
+     \"kernel\", \"kernel_size\", \"kernel_mtime\", \"initrd\", \"vcpus\",
+     \"memory_mib\", \"disk_size\", \"nat\", \"isolated\", \"disks\" (as a VM
+     record's: QEMU's are qcow2 overlays on the image's files), \"state\"
+     (QEMU's state file, Firecracker's dir), \"bytes\", \"disk_bytes\",
+     \"paused_ms\", \"created_at\"}
+  snapshots lists them (a table on a terminal, JSON lines otherwise);
+  snapshots rm SNAP.. removes them, one line each; it is refused (exit 5)
+  while a clone is being made from it. banger-image rm refuses an image
+  a snapshot's disks read.
+  create --name B --from SNAP: B gets its own copies of the snapshot's
+  disks, its own TAP, lease, MAC and CID; its VMM loads the snapshot's
+  state (no boot), and once the agent answers, B's identity is sent to it
+  (POST /identity: hostname, address, prefix, gateway, DNS, MAC, a fresh
+  machine-id, the host's time, entropy); the agent applies it and makes
+  new ssh host keys, which are pinned before sshd is waited for. --no-wait
+  skips only the pin and ssh waits. --image, --vcpus, --memory, --disk,
+  --no-start and another --vmm are refused with --from (exit 2); a
+  snapshot taken under another VMM binary or kernel is exit 5, a missing
+  one exit 3. A clone shares no file with its snapshot once made.
 
 WHAT A KILLED COMMAND LEAVES:
   create writes the record (state creating) before it makes anything, so a
@@ -221,6 +253,8 @@ EXAMPLES:
   banger vm list | jq -r 'select(.state == \"running\") | .name'
   banger vm show box | jq -r .ip
   banger vm stop box web; banger vm start box
+  banger vm snapshot box --as gold && banger vm create --name b2 --from gold
+  banger vm snapshots | jq -r .name
   banger vm delete $(banger vm list | jq -r .name)
   banger vm gc --dry-run | jq -c 'select(.removed == false)'";
 

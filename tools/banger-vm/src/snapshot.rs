@@ -128,11 +128,25 @@ pub struct Removed {
     pub removed: PathBuf,
 }
 
-/// `vm snapshots rm SNAP`: its dir goes. A create from it holds its lock
-/// while it copies its disks, so rm waits for that copy to finish.
+/// `vm snapshots rm SNAP`: its dir goes. A clone being made from it holds
+/// its lock (shared) from copying its disks until its VMM has loaded its
+/// state, and `vm snapshot` while it makes it: rm is refused then (exit 5)
+/// rather than pull the files from under them.
 pub fn remove(snap: &str) -> Result<Removed> {
     names::validate("snapshot", snap)?;
-    let _s = rec::lock(snap)?;
+    let _s = banger_lib::state::Lock::acquire(
+        &rec::lock_path(snap),
+        std::time::Duration::from_millis(200),
+    )
+    .map_err(|e| {
+        if e.kind != banger_lib::Kind::Conflict {
+            return e;
+        }
+        Error::conflict(format!(
+            "snapshot {snap} is in use: a clone is being made from it, or it is being made"
+        ))
+        .with_hint("try again once that create or snapshot has finished")
+    })?;
     let dir = rec::dir(snap);
     paths::refuse_symlink(&dir)?;
     if !dir.exists() {
