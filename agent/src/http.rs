@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 /// A request's head: a request line and a few headers; anything bigger is
 /// abuse.
 pub const MAX_REQUEST: usize = 8 * 1024;
-/// A body: only `POST /init` has one (a script in JSON, which may escape
-/// every byte of it as \u00XX).
+/// A body: only `POST /init` (a script in JSON, which may escape every
+/// byte of it as \u00XX) and `POST /identity` (identity.rs bounds its
+/// own far lower) have one.
 pub const MAX_BODY: usize = 6 * crate::init::MAX_SCRIPT + 4096;
 /// The whole request must arrive within this, however it is dripped in.
 pub const READ_DEADLINE: Duration = Duration::from_secs(5);

@@ -3,13 +3,16 @@
 //! serial.rs):
 //! `GET /healthz` so the host can tell a booted, responsive guest from a
 //! hung one, `GET /hostkeys` so the host can pin the guest's ssh host keys
-//! before it first connects, and `POST /sync`, `/shutdown`, `/reboot` so
-//! the host can stop a guest without losing its writes (routes.rs).
+//! before it first connects, `POST /sync`, `/shutdown`, `/reboot` so
+//! the host can stop a guest without losing its writes, `POST /init` for
+//! first-boot scripts, and `POST /identity` so a VM cloned from a memory
+//! snapshot stops being its source (routes.rs).
 
 mod args;
 mod health;
 mod hostkeys;
 mod http;
+mod identity;
 mod init;
 mod power;
 mod routes;

@@ -1,5 +1,6 @@
 //! What `POST /sync`, `/shutdown` and `/reboot` do to the guest: sync(2)
-//! and a signal to init. The effects sit behind `System` so unit tests can
+//! and a signal to init (and, for `/init` and `/identity`, scripts, the
+//! clock and the entropy pool). The effects sit behind `System` so unit tests can
 //! watch them instead of signalling pid 1; which signal to send is a pure
 //! function of the request and the init system.
 
@@ -51,6 +52,10 @@ pub trait System: Sync {
     fn signal_init(&self, sig: c_int) -> io::Result<()>;
     /// Run a first-boot script (init.rs) to its end.
     fn run_init(&self, r: &crate::init::InitRequest) -> io::Result<crate::init::Ran>;
+    /// Set the wall clock to `unix_ns` (identity.rs).
+    fn set_clock(&self, unix_ns: u64) -> io::Result<()>;
+    /// Mix `bytes` into the kernel's entropy pool, credited (identity.rs).
+    fn add_entropy(&self, bytes: &[u8]) -> io::Result<()>;
 }
 
 /// The real guest.
@@ -68,6 +73,14 @@ impl System for Real {
     fn run_init(&self, r: &crate::init::InitRequest) -> io::Result<crate::init::Ran> {
         let c = crate::init::command(r, crate::init::host_mount_ns());
         crate::init::run(c, r.script.as_bytes())
+    }
+
+    fn set_clock(&self, unix_ns: u64) -> io::Result<()> {
+        crate::identity::set_clock(unix_ns)
+    }
+
+    fn add_entropy(&self, bytes: &[u8]) -> io::Result<()> {
+        crate::identity::add_entropy(bytes)
     }
 
     fn signal_init(&self, sig: c_int) -> io::Result<()> {

@@ -8,9 +8,12 @@
 //! | POST   | /shutdown | 202 `{"status":"ok","action":"poweroff"}`  |
 //! | POST   | /reboot   | 202 `{"status":"ok","action":"reboot"}`    |
 //! | POST   | /init     | 200 `{"status":"ok","exit":N,"output":..,"truncated":b}` |
+//! | POST   | /identity | 200 `{"status":"ok","hostname":..,"address":..,"keys":[...]}` |
 //!
 //! `/init` takes `{"name","script","env"?}` (init.rs); a body it cannot
-//! read is 400.
+//! read is 400. `/identity` takes a snapshot clone's new identity
+//! (identity.rs): a bad field is 400 naming it, a step that fails 500
+//! `{"status":"error","step":..,"error":..}`.
 //! A known path with another method is 405 with `Allow`; anything else 404.
 
 use crate::power::{self, Power, System};
@@ -25,6 +28,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/shutdown", "POST"),
     ("/reboot", "POST"),
     ("/init", "POST"),
+    ("/identity", "POST"),
 ];
 
 #[derive(Debug, PartialEq)]
@@ -48,7 +52,7 @@ impl Reply {
         }
     }
 
-    fn json(status: u16, body: serde_json::Value) -> Reply {
+    pub fn json(status: u16, body: serde_json::Value) -> Reply {
         Reply::bytes(status, body.to_string().into_bytes())
     }
 
@@ -87,6 +91,7 @@ pub fn route(method: &str, target: &str, body: &[u8], sys: &dyn System) -> Reply
         "/shutdown" => power(Power::Poweroff, sys),
         "/reboot" => power(Power::Reboot, sys),
         "/init" => init(body, sys),
+        "/identity" => crate::identity::handle(body, sys, &crate::identity::Files::real()),
         _ => Reply::error(404),
     }
 }
@@ -157,6 +162,7 @@ pub fn error_body(status: u16) -> Vec<u8> {
 pub mod fake {
     //! A guest whose effects are recorded, never done.
     use crate::power::System;
+    use std::collections::BTreeMap;
     use std::io;
     use std::sync::{Arc, Mutex};
 
@@ -167,6 +173,11 @@ pub mod fake {
         pub refuse: bool,
         /// What happened, in order; shared with a recording connection.
         pub log: Arc<Mutex<Vec<String>>>,
+        /// The env each script ran with, in order.
+        pub envs: Arc<Mutex<Vec<BTreeMap<String, String>>>>,
+        /// The one effect that fails: "clock", "entropy", or a script's
+        /// name (exit 1); `!` and a script's name: it cannot be started.
+        pub fail: Option<&'static str>,
     }
 
     impl Fake {
@@ -184,11 +195,39 @@ pub mod fake {
         }
         fn run_init(&self, r: &crate::init::InitRequest) -> io::Result<crate::init::Ran> {
             self.log.lock().unwrap().push(format!("init {}", r.name));
+            self.envs.lock().unwrap().push(r.env.clone());
+            if self.fail.and_then(|f| f.strip_prefix('!')) == Some(r.name.as_str()) {
+                return Err(io::Error::from_raw_os_error(libc::ENOENT));
+            }
+            if self.fail == Some(r.name.as_str()) {
+                return Ok(crate::init::Ran {
+                    exit: 1,
+                    output: b"boom\n".to_vec(),
+                    truncated: false,
+                });
+            }
             Ok(crate::init::Ran {
                 exit: r.script.trim().parse().unwrap_or(0),
                 output: r.script.as_bytes().to_vec(),
                 truncated: false,
             })
+        }
+        fn set_clock(&self, unix_ns: u64) -> io::Result<()> {
+            self.log.lock().unwrap().push(format!("clock {unix_ns}"));
+            if self.fail == Some("clock") {
+                return Err(io::Error::from_raw_os_error(libc::EPERM));
+            }
+            Ok(())
+        }
+        fn add_entropy(&self, bytes: &[u8]) -> io::Result<()> {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("entropy {}", bytes.len()));
+            if self.fail == Some("entropy") {
+                return Err(io::Error::from_raw_os_error(libc::EPERM));
+            }
+            Ok(())
         }
         fn signal_init(&self, sig: i32) -> io::Result<()> {
             if self.refuse {
@@ -210,7 +249,7 @@ mod tests {
         for (path, allowed) in ROUTES {
             for method in ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "get"] {
                 let sys = Fake::default();
-                let r = route(method, path, BODY, &sys);
+                let r = route(method, path, body_for(path), &sys);
                 if method == *allowed {
                     assert!(
                         matches!(r.status, 200 | 202),
@@ -240,8 +279,15 @@ mod tests {
         }
     }
 
-    /// A body every route takes (only /init reads one).
+    /// A body every route takes (only /init and /identity read one).
     const BODY: &[u8] = br#"{"name":"x","script":"0"}"#;
+
+    fn body_for(path: &str) -> &'static [u8] {
+        match path {
+            "/identity" => crate::identity::tests::GOOD.as_bytes(),
+            _ => BODY,
+        }
+    }
 
     #[test]
     fn init_runs_the_script_and_answers_with_its_exit_and_output() {
