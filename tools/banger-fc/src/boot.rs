@@ -1,7 +1,7 @@
 //! Starting a VM: from a spec (configure, then InstanceStart) or from a
 //! snapshot (a fresh process loads it and resumes).
 
-use crate::api::{Api, SLOW};
+use crate::api::{Api, QUICK, SLOW};
 use crate::jail::Jail;
 use crate::launch::Launch;
 use crate::{binary, record};
@@ -50,8 +50,23 @@ fn log_for_helpers(spec: &VmSpec) -> Option<std::fs::File> {
         .ok()
 }
 
+/// How this Firecracker runs the VM, beyond its spec: choices of this VMM
+/// alone, which banger-qemu's spec has no use for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Run Firecracker as root, without its jailer.
+    pub no_jailer: bool,
+    /// KVM dirty page tracking, which a Diff snapshot needs (it slows the
+    /// guest's memory writes a little, so it is asked for).
+    pub track_dirty_pages: bool,
+}
+
 /// The requests that configure a fresh Firecracker from a spec, in order.
-pub fn config_requests(spec: &VmSpec) -> Vec<(String, Value)> {
+pub fn config_requests(spec: &VmSpec, opts: Options) -> Vec<(String, Value)> {
+    let mut machine = json!({"vcpu_count": spec.vcpus, "mem_size_mib": spec.mem_mib, "smt": false});
+    if opts.track_dirty_pages {
+        machine["track_dirty_pages"] = json!(true);
+    }
     let mut r = vec![
         (
             "/logger".to_string(),
@@ -61,10 +76,7 @@ pub fn config_requests(spec: &VmSpec) -> Vec<(String, Value)> {
             "/serial".to_string(),
             json!({"serial_out_path": spec.console_log}),
         ),
-        (
-            "/machine-config".to_string(),
-            json!({"vcpu_count": spec.vcpus, "mem_size_mib": spec.mem_mib, "smt": false}),
-        ),
+        ("/machine-config".to_string(), machine),
     ];
     // Firecracker appends root=/dev/vda itself for the root drive.
     let mut boot = json!({"kernel_image_path": spec.kernel, "boot_args": spec.cmdline.trim()});
@@ -113,13 +125,13 @@ pub fn check_raw(spec: &VmSpec) -> Result<()> {
 /// jailer, or firecracker itself) and the API requests it would make, in
 /// order, InstanceStart last, with the paths as that process sees them.
 /// Nothing is made, linked or started.
-pub fn print_argv(text: &str, no_jailer: bool) -> Result<(ProcessLine, Vec<RequestLine>)> {
+pub fn print_argv(text: &str, opts: Options) -> Result<(ProcessLine, Vec<RequestLine>)> {
     let mut spec = VmSpec::parse(text)?;
     spec.resolve("api.sock");
     spec.validate()?;
     check_raw(&spec)?;
     let bin = binary::find()?;
-    let jail = match crate::jail::find(no_jailer)? {
+    let jail = match crate::jail::find(opts.no_jailer)? {
         Some(jailer) => Some(Jail::new(jailer, &bin, &spec)?),
         None => None,
     };
@@ -169,7 +181,7 @@ pub fn print_argv(text: &str, no_jailer: bool) -> Result<(ProcessLine, Vec<Reque
             (line, s)
         }
     };
-    let requests = config_requests(&api_spec)
+    let requests = config_requests(&api_spec, opts)
         .into_iter()
         .chain([(
             "/actions".to_string(),
@@ -186,7 +198,7 @@ pub fn print_argv(text: &str, no_jailer: bool) -> Result<(ProcessLine, Vec<Reque
 
 /// `start`: the spec is the JSON text read from stdin. Under the jailer
 /// when one is found (see jail.rs), unless `no_jailer`.
-pub fn start(text: &str, no_jailer: bool) -> Result<VmmRecord> {
+pub fn start(text: &str, opts: Options) -> Result<VmmRecord> {
     let mut spec = VmSpec::parse(text)?;
     spec.resolve("api.sock");
     spec.validate()?;
@@ -194,7 +206,7 @@ pub fn start(text: &str, no_jailer: bool) -> Result<VmmRecord> {
     let bin = binary::find()?;
     let version = banger_lib::hosttools::version(&bin, "firecracker")?;
     binary::check_version(&bin, &version)?;
-    let jail = match crate::jail::find(no_jailer)? {
+    let jail = match crate::jail::find(opts.no_jailer)? {
         Some(jailer) => Some(Jail::new(jailer, &bin, &spec)?),
         None => None,
     };
@@ -234,7 +246,7 @@ pub fn start(text: &str, no_jailer: bool) -> Result<VmmRecord> {
     let mut launch = Launch::spawn(&vmm_spec, &bin, true, jail).map_err(forget_console)?;
     let booted = (|| -> Result<()> {
         let api = launch.wait_socket()?;
-        for (path, body) in config_requests(&launch.api_spec) {
+        for (path, body) in config_requests(&launch.api_spec, opts) {
             api.put(&path, body)?;
         }
         api.call(
@@ -255,7 +267,7 @@ pub fn start(text: &str, no_jailer: bool) -> Result<VmmRecord> {
 
 /// `snapshot load`: a new process for DIR/spec.json, loaded from
 /// DIR/vmstate and DIR/memory, then resumed.
-pub fn load(id: &str, dir: &Path) -> Result<VmmRecord> {
+pub fn load(id: &str, dir: &Path, opts: Options) -> Result<VmmRecord> {
     // Root loads only what root alone could have written: the spec names
     // the kernel and disks, and the memory file becomes the guest.
     if banger_lib::hosttools::is_root() {
@@ -274,22 +286,23 @@ pub fn load(id: &str, dir: &Path) -> Result<VmmRecord> {
             spec.id
         )));
     }
-    load_spec(spec, dir)
+    load_spec(spec, dir, opts)
 }
 
 /// `restore --from DIR`: the spec on stdin (the VM's own, as for start:
 /// its TAP and vsock socket are this host's now), its state from DIR,
 /// which `suspend` wrote.
-pub fn restore(text: &str, dir: &Path) -> Result<VmmRecord> {
+pub fn restore(text: &str, dir: &Path, opts: Options) -> Result<VmmRecord> {
     if banger_lib::hosttools::is_root() {
         banger_lib::trust::check_dir("suspended state", None, dir)?;
     }
-    load_spec(VmSpec::parse(text)?, dir)
+    load_spec(VmSpec::parse(text)?, dir, opts)
 }
 
 /// A new Firecracker process for `spec`, loaded from DIR/vmstate and
-/// DIR/memory (with the spec's TAP and vsock socket), then resumed.
-fn load_spec(mut spec: VmSpec, dir: &Path) -> Result<VmmRecord> {
+/// DIR/memory (with the spec's TAP and vsock socket), its drives pointed
+/// at the spec's files, then resumed.
+fn load_spec(mut spec: VmSpec, dir: &Path, opts: Options) -> Result<VmmRecord> {
     let id = spec.id.clone();
     let id = id.as_str();
     // Where this host's sockets and logs go is this host's choice, not the
@@ -325,8 +338,14 @@ fn load_spec(mut spec: VmSpec, dir: &Path) -> Result<VmmRecord> {
         let mut body = json!({
             "snapshot_path": dir.join("vmstate"),
             "mem_backend": {"backend_type": "File", "backend_path": dir.join("memory")},
-            "resume_vm": true,
+            // Resumed only once its drives are the spec's: the vmstate
+            // names the files it was made with (a snapshot's disk copies,
+            // or another VM's disks), which this guest must never write.
+            "resume_vm": false,
         });
+        if opts.track_dirty_pages {
+            body["track_dirty_pages"] = json!(true);
+        }
         if let Some(uds) = &spec.vsock_uds {
             body["vsock_override"] = json!({"uds_path": uds});
         }
@@ -334,6 +353,15 @@ fn load_spec(mut spec: VmSpec, dir: &Path) -> Result<VmmRecord> {
             body["network_overrides"] = json!([{"iface_id": "eth0", "host_dev_name": tap}]);
         }
         api.call("PUT", "/snapshot/load", Some(&body), SLOW)?;
+        for d in &spec.drives {
+            api.call(
+                "PATCH",
+                &format!("/drives/{}", d.id),
+                Some(&json!({"drive_id": d.id, "path_on_host": d.path})),
+                QUICK,
+            )?;
+        }
+        api.call("PATCH", "/vm", Some(&json!({"state": "Resumed"})), QUICK)?;
         Ok(())
     })();
     match loaded {

@@ -51,7 +51,11 @@ RECORDS:
             ctrl_alt_del); synced is true when the disks are known to be
             synced: a clean stop, or a kill after the agent's sync
   pause, resume: {\"id\", \"state\":\"paused\"|\"running\"}
-  snapshot create: {\"id\", \"dir\", \"vmstate\", \"memory\", \"state\"}
+  snapshot create: {\"id\", \"state\":\"running\"|\"paused\" (as it was before),
+            \"dir\" (resolved), \"bytes\" (vmstate and memory on disk), \"disks\"
+            ([{\"id\", \"path\", \"method\":\"reflink\"|\"sparse\"}], the --disk
+            copies in the order asked), \"paused_ms\" (how long the guest was
+            paused), \"ms\" (the whole snapshot), \"vmm_version\"}
   snapshot load, restore: the VMM record, as start prints it
   suspend:  {\"id\", \"state\":\"suspended\", \"file\" (the directory), \"bytes\"
             (its files' size on disk), \"ms\" (how long the suspend took)}
@@ -82,6 +86,29 @@ STOP:
   about 25 s at most. The sockets, spec and record are removed whatever
   happened.
 
+SNAPSHOTS AND CLONES:
+  snapshot create ID --dir DIR [--disk DRIVE=DEST]... [--diff] refuses a
+  --disk naming no drive of the VM (exit 2) or a DEST that exists (exit 5)
+  before anything is paused. Then it pauses the VM (PATCH /vm Paused) if
+  it runs, copies each --disk drive to DEST (a reflink where the
+  filesystem has it, else a sparse copy), points each copied drive at its
+  copy (PATCH /drives/ID path_on_host=DEST), writes the snapshot (PUT
+  /snapshot/create: DIR/vmstate, DIR/memory) and DIR/spec.json (the VM's
+  own spec), points the drives back at the VM's own files, and resumes it
+  if it was running. Firecracker's vmstate records each drive's host
+  path, so the snapshot names the copies, never the VM's own disks. A
+  failure points the drives back, removes the snapshot files and the
+  copies, and resumes the VM; should a drive not go back, the VM stays
+  paused (resumed, it would write into the snapshot) and the files stay.
+  --diff writes a Diff snapshot: DIR/memory holds only the pages dirtied
+  since the VM's previous snapshot, so it is only whole layered on the
+  Full snapshot it follows; banger-fc does not merge them. It needs a VM
+  started (or loaded, restored) with --track-dirty-pages (machine-config
+  or load track_dirty_pages); without it --diff is exit 2.
+  restore --from DIR, with a spec on stdin, makes a clone from a snapshot
+  dir as it restores a suspended VM: the spec is the clone's (its id, TAP,
+  vsock socket, and drives naming its own copies of the snapshot's disks).
+
 SUSPEND AND RESTORE:
   suspend ID --to DIR pauses the VM (PATCH /vm Paused), writes a Full
   snapshot (PUT /snapshot/create: DIR.part/vmstate and DIR.part/memory)
@@ -91,8 +118,11 @@ SUSPEND AND RESTORE:
   takes the VM's spec on stdin, as start does (its TAP, vsock socket,
   logs and sockets are this host's), starts a new Firecracker and loads
   DIR (PUT /snapshot/load with mem_backend File, network_overrides for
-  the TAP, vsock_override for the socket, resume_vm). A jailed VM is
-  refused (exit 2). Firecracker refuses a snapshot from another version
+  the TAP, vsock_override for the socket, resume_vm false), points each
+  of the spec's drives at the spec's file (PATCH /drives/ID: the vmstate
+  names the files it was made with, which may be another VM's), then
+  resumes it (PATCH /vm Resumed). `snapshot load` does the same with
+  DIR/spec.json. A jailed VM is refused (exit 2). Firecracker refuses a snapshot from another version
   or machine shape.
 
 JAILER:
@@ -120,7 +150,8 @@ FILES:
   .1 may still hold the end of an earlier boot); vmm.log is appended to. A failed start kills
   the process, removes its sockets and record, and removes the logs it
   created; the error ends with the last lines of Firecracker's output.
-  `snapshot create` writes DIR/vmstate, DIR/memory and DIR/spec.json.
+  `snapshot create` writes DIR/vmstate, DIR/memory and DIR/spec.json,
+  and each --disk copy where it says.
 
 EXIT STATUS:
   0 ok; 1 failed (Firecracker refused a request: its fault_message is
@@ -140,6 +171,8 @@ EXAMPLES:
   banger-vm spec box | banger-fc start --print-argv
   banger-fc status box | jq -r .state
   banger-fc pause box && banger-fc snapshot create box --dir /tmp/snap
+  banger-fc snapshot create box --dir /s/gold --disk rootfs=/s/gold/rootfs.ext4
+  banger-fc restore --from /s/gold < clone-spec.json
   banger-fc stop box --timeout 5 | jq -r .how
   banger-fc stop box --kill
   banger-fc snapshot load box --dir /tmp/snap | jq .
@@ -178,6 +211,10 @@ pub enum Sub {
         /// (the jailer or firecracker) and its API requests, in order
         #[arg(long)]
         print_argv: bool,
+        /// Track dirty guest pages (machine-config track_dirty_pages), which
+        /// `snapshot create --diff` needs; guest memory writes get a little slower
+        #[arg(long)]
+        track_dirty_pages: bool,
     },
     /// Show whether the VM's process is alive and its state
     Status {
@@ -202,7 +239,7 @@ pub enum Sub {
     Pause { id: String },
     /// Resume a paused VM
     Resume { id: String },
-    /// Full snapshots: create from a running VM, load into a new process
+    /// Snapshots: create from a running VM (with disk copies), load into a new process
     #[command(subcommand)]
     Snapshot(SnapshotCmd),
     /// Save the VM (a Full snapshot) into a directory and end Firecracker
@@ -212,11 +249,15 @@ pub enum Sub {
         #[arg(long, value_name = "DIR")]
         to: PathBuf,
     },
-    /// Start Firecracker for the spec on stdin from a directory `suspend` wrote
+    /// Start Firecracker for the spec on stdin from a directory `suspend` or
+    /// `snapshot create` wrote; its drives become the spec's before it runs
     Restore {
-        /// The directory `suspend` wrote
+        /// The directory `suspend` or `snapshot create` wrote
         #[arg(long, value_name = "DIR")]
         from: PathBuf,
+        /// Track dirty guest pages in the restored VM (for later --diff snapshots)
+        #[arg(long)]
+        track_dirty_pages: bool,
     },
     /// Internal: copy a VM's console from its FIFO into the capped console log
     #[command(name = "console-log", hide = true)]
@@ -225,12 +266,24 @@ pub enum Sub {
 
 #[derive(Subcommand, Debug)]
 pub enum SnapshotCmd {
-    /// Pause, write DIR/vmstate and DIR/memory, resume if it was running
+    /// Pause, copy the --disk drives, write DIR/vmstate and DIR/memory,
+    /// resume if it was running
     Create {
         id: String,
         /// Directory for the snapshot files (created)
         #[arg(long)]
         dir: PathBuf,
+        /// Copy drive ID of the VM to DEST (absolute; must not exist) while the
+        /// guest is paused; the snapshot's vmstate then names DEST, not the
+        /// VM's own file. Repeatable
+        #[arg(long = "disk", value_name = "ID=DEST",
+              value_parser = clap::value_parser!(banger_lib::vmm::snapshot::DiskAsk))]
+        disks: Vec<banger_lib::vmm::snapshot::DiskAsk>,
+        /// A Diff snapshot: DIR/memory holds only the pages dirtied since the
+        /// VM's last snapshot, to be layered on a Full one (banger-fc does not
+        /// merge them); needs a VM started with --track-dirty-pages
+        #[arg(long)]
+        diff: bool,
     },
     /// Start a new Firecracker process from DIR and resume the VM
     Load {
@@ -238,6 +291,9 @@ pub enum SnapshotCmd {
         /// A directory written by `snapshot create`
         #[arg(long)]
         dir: PathBuf,
+        /// Track dirty guest pages in the loaded VM (for later --diff snapshots)
+        #[arg(long)]
+        track_dirty_pages: bool,
     },
 }
 

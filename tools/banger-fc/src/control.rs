@@ -2,13 +2,14 @@
 
 use crate::api::{Api, SLOW};
 use crate::record;
-use banger_lib::records::{StopLine, SuspendLine};
+use banger_lib::records::{SnapshotLine, StopLine, SuspendLine};
+use banger_lib::vmm::snapshot::{self, DiskAsk};
 use banger_lib::vmm::stop;
-use banger_lib::vmspec::VmmRecord;
+use banger_lib::vmspec::{Drive, VmSpec, VmmRecord};
 use banger_lib::{paths, proc, Error, Result};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub fn status(id: &str, with_config: bool) -> Result<Value> {
     let rec = record::VMM
@@ -124,9 +125,30 @@ pub fn resume(id: &str) -> Result<Value> {
     Ok(json!({"id": id, "state": "running"}))
 }
 
-/// Pause, write a full snapshot and the spec to load it with, resume when
-/// it was running. A failure removes the files it wrote.
-pub fn snapshot_create(id: &str, dir: &Path) -> Result<Value> {
+/// What `snapshot create` is asked for beyond the VM and its dir.
+#[derive(Debug, Default)]
+pub struct SnapshotAsk {
+    /// `--disk ID=DEST`: drives copied while the guest is paused.
+    pub disks: Vec<DiskAsk>,
+    /// `--diff`: only the pages dirtied since the last snapshot.
+    pub diff: bool,
+}
+
+fn patch_drive(api: &Api, id: &str, path: &Path) -> Result<()> {
+    api.call(
+        "PATCH",
+        &format!("/drives/{id}"),
+        Some(&json!({"drive_id": id, "path_on_host": path})),
+        Duration::from_secs(10),
+    )
+    .map(drop)
+}
+
+/// Pause, copy the asked disks, write a Full (or Diff) snapshot and the
+/// spec to load it with, resume when it was running. A failure removes
+/// the files and copies it made.
+pub fn snapshot_create(id: &str, dir: &Path, ask: &SnapshotAsk) -> Result<SnapshotLine> {
+    let started = Instant::now();
     if let Some(jail) = record::VMM.load(id)?.and_then(|r| r.jail) {
         // Its snapshot files would be written inside the chroot, as the
         // VMM user: not supported yet.
@@ -136,7 +158,30 @@ pub fn snapshot_create(id: &str, dir: &Path) -> Result<Value> {
         ))
         .with_hint("start it with `banger-fc start --no-jailer` to snapshot it"));
     }
-    let (_lock, api) = alive_api(id)?;
+    let (_lock, rec) = record::VMM.lock_alive(id)?;
+    let api = Api::new(
+        rec.api_socket
+            .as_deref()
+            .ok_or_else(|| Error::failed(format!("the record of VM {id} has no api_socket")))?,
+    );
+    let spec_text = std::fs::read_to_string(record::spec_path(id)).map_err(|e| {
+        banger_lib::error::io(format!("reading {}", record::spec_path(id).display()), e)
+    })?;
+    let drives = VmSpec::parse(&spec_text)?.drives;
+    // Everything that can be refused is refused before the guest pauses.
+    snapshot::check(&drives, &ask.disks)?;
+    if ask.diff {
+        let m = api.call("GET", "/machine-config", None, Duration::from_secs(5))?;
+        if m["track_dirty_pages"] != true {
+            return Err(Error::usage(format!(
+                "VM {id} does not track dirty pages; a Diff snapshot needs it"
+            ))
+            .with_hint(
+                "start (or restore) the VM with --track-dirty-pages, or drop --diff for a Full \
+                 snapshot",
+            ));
+        }
+    }
     let files = ["vmstate", "memory", "spec.json"].map(|f| dir.join(f));
     if let Some(f) = files.iter().find(|f| f.exists()) {
         return Err(Error::conflict(format!("{} already exists", f.display()))
@@ -149,14 +194,28 @@ pub fn snapshot_create(id: &str, dir: &Path) -> Result<Value> {
         .map_err(|e| banger_lib::error::io(format!("resolving {}", dir.display()), e))?;
     let files = files.map(|f| dir.join(f.file_name().unwrap()));
     let was = api.state(Duration::from_secs(5))?;
+    let paused_at = Instant::now();
+    let mut disks = Vec::new();
+    // The drives pointed at their copies so far, to point back.
+    let mut moved: Vec<&Drive> = Vec::new();
     let result = (|| -> Result<()> {
         if was == "Running" {
             set_state(&api, "Paused")?;
         }
+        disks = snapshot::copy(&drives, &ask.disks)?;
+        // The vmstate records each drive's host path and a load opens it:
+        // pointed at the copies while it is written, a clone of this
+        // snapshot never opens this VM's own disks.
+        for d in &disks {
+            let drive = drives.iter().find(|x| x.id == d.id).expect("checked");
+            patch_drive(&api, &d.id, &d.path)?;
+            moved.push(drive);
+        }
+        let kind = if ask.diff { "Diff" } else { "Full" };
         api.call(
             "PUT",
             "/snapshot/create",
-            Some(&json!({"snapshot_type": "Full", "snapshot_path": files[0],
+            Some(&json!({"snapshot_type": kind, "snapshot_path": files[0],
                           "mem_file_path": files[1]})),
             SLOW,
         )?;
@@ -164,27 +223,67 @@ pub fn snapshot_create(id: &str, dir: &Path) -> Result<Value> {
             .map_err(|e| banger_lib::error::io(format!("writing {}", files[2].display()), e))?;
         Ok(())
     })();
-    // Back to how it was, whatever happened.
+    // Each drive back on the VM's own file, whatever happened: a guest
+    // resumed on a copy would write into the snapshot.
+    let mut stuck = Vec::new();
+    for d in &moved {
+        if let Err(e) = patch_drive(&api, &d.id, &d.path) {
+            stuck.push(format!("{} ({})", d.id, e.message));
+        }
+    }
+    if !stuck.is_empty() {
+        // Resumed, the guest would write into the copies (which are the
+        // snapshot's), or into deleted files: it stays paused, and the
+        // files stay for whoever sorts it out.
+        return Err(Error::failed(format!(
+            "VM {id} stays paused: drive {} could not be pointed back at its own file",
+            stuck.join(", ")
+        ))
+        .with_hint(format!(
+            "stop it; its snapshot files and disk copies are left in {}",
+            dir.display()
+        )));
+    }
     let resumed = if was == "Running" {
         set_state(&api, "Resumed")
     } else {
         Ok(())
     };
+    let paused_ms = paused_at.elapsed().as_millis() as u64;
     if let Err(e) = result.and(resumed) {
         for f in &files {
             record::VMM.remove_file(f);
         }
+        snapshot::remove(&disks);
         if made_dir {
             let _ = std::fs::remove_dir(&dir);
         }
-        return Err(e);
+        return Err(Error {
+            message: format!("snapshot of VM {id}: {}", e.message),
+            ..e
+        });
     }
     let state = if was == "Running" {
         "running"
     } else {
         "paused"
     };
-    Ok(json!({"id": id, "dir": dir, "vmstate": files[0], "memory": files[1], "state": state}))
+    Ok(SnapshotLine {
+        id: id.to_string(),
+        state: state.into(),
+        bytes: files[..2].iter().map(|f| disk_bytes(f)).sum(),
+        dir,
+        disks,
+        paused_ms,
+        ms: started.elapsed().as_millis() as u64,
+        vmm_version: rec.vmm_version.clone(),
+    })
+}
+
+/// A file's size on disk (a sparse memory file is far smaller than the guest).
+fn disk_bytes(f: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(f).map(|m| m.blocks() * 512).unwrap_or(0)
 }
 
 /// `suspend ID --to DIR`: pause, a Full snapshot into DIR.part (vmstate,
@@ -271,11 +370,7 @@ pub fn suspend(id: &str, to: &Path) -> Result<SuspendLine> {
     record::remove_leftovers(id, Some(&rec));
     let bytes = ["vmstate", "memory", "spec.json"]
         .iter()
-        .filter_map(|f| std::fs::metadata(to.join(f)).ok())
-        .map(|m| {
-            use std::os::unix::fs::MetadataExt;
-            m.blocks() * 512
-        })
+        .map(|f| disk_bytes(&to.join(f)))
         .sum();
     Ok(SuspendLine {
         id: id.to_string(),

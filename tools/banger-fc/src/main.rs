@@ -11,7 +11,16 @@ mod record;
 
 use banger_lib::output::emit;
 use banger_lib::vmspec::read_stdin;
+use boot::Options;
 use cli::{Cli, SnapshotCmd, Sub};
+
+/// A load runs without the jailer (the snapshot's paths are the host's).
+fn tracking(track_dirty_pages: bool) -> Options {
+    Options {
+        no_jailer: true,
+        track_dirty_pages,
+    }
+}
 
 fn main() {
     let cli = banger_lib::run::parse::<Cli>("banger-fc");
@@ -19,13 +28,25 @@ fn main() {
         match cli.sub {
             Sub::Start {
                 no_jailer,
-                print_argv: false,
-            } => emit(&boot::start(&read_stdin()?, no_jailer)?),
+                print_argv,
+                track_dirty_pages,
+            } if !print_argv => emit(&boot::start(
+                &read_stdin()?,
+                Options {
+                    no_jailer,
+                    track_dirty_pages,
+                },
+            )?),
             Sub::Start {
                 no_jailer,
-                print_argv: true,
+                track_dirty_pages,
+                ..
             } => {
-                let (process, requests) = boot::print_argv(&read_stdin()?, no_jailer)?;
+                let opts = Options {
+                    no_jailer,
+                    track_dirty_pages,
+                };
+                let (process, requests) = boot::print_argv(&read_stdin()?, opts)?;
                 emit(&process);
                 for r in requests {
                     emit(&r);
@@ -35,12 +56,30 @@ fn main() {
             Sub::Stop { id, timeout, kill } => emit(&control::stop(&id, timeout, kill)?),
             Sub::Pause { id } => emit(&control::pause(&id)?),
             Sub::Resume { id } => emit(&control::resume(&id)?),
-            Sub::Snapshot(SnapshotCmd::Create { id, dir }) => {
-                emit(&control::snapshot_create(&id, &dir)?)
-            }
-            Sub::Snapshot(SnapshotCmd::Load { id, dir }) => emit(&boot::load(&id, &dir)?),
+            Sub::Snapshot(SnapshotCmd::Create {
+                id,
+                dir,
+                disks,
+                diff,
+            }) => emit(&control::snapshot_create(
+                &id,
+                &dir,
+                &control::SnapshotAsk { disks, diff },
+            )?),
+            Sub::Snapshot(SnapshotCmd::Load {
+                id,
+                dir,
+                track_dirty_pages,
+            }) => emit(&boot::load(&id, &dir, tracking(track_dirty_pages))?),
             Sub::Suspend { id, to } => emit(&control::suspend(&id, &to)?),
-            Sub::Restore { from } => emit(&boot::restore(&read_stdin()?, &from)?),
+            Sub::Restore {
+                from,
+                track_dirty_pages,
+            } => emit(&boot::restore(
+                &read_stdin()?,
+                &from,
+                tracking(track_dirty_pages),
+            )?),
             Sub::ConsoleLog(args) => return Ok(banger_lib::console::run_logger(&args)?),
         }
         Ok(0)

@@ -234,6 +234,7 @@ impl Vmm {
                 ok()
             }
             ("PUT", "/drives/{drive_id}") => self.put_drive(op, b),
+            ("PATCH", "/drives/{drive_id}") => self.patch_drive(op, b),
             ("PUT", "/network-interfaces/{iface_id}") => self.put_net(op, b),
             ("PUT", "/vsock") => {
                 if let Err(e) = self.bind_vsock(b["uds_path"].as_str().unwrap_or("")) {
@@ -292,6 +293,30 @@ impl Vmm {
             return fault("A root block device already exists!");
         }
         self.drives.insert(id, b);
+        ok()
+    }
+
+    /// Firecracker's runtime drive update (running or paused): the file is
+    /// reopened, and a later snapshot records the new path.
+    fn patch_drive(&mut self, op: &Operation, b: Value) -> Reply {
+        if b["drive_id"].as_str() != op.params.get("drive_id").map(String::as_str) {
+            return fault("The id from the path does not match the id from the body!");
+        }
+        let id = b["drive_id"].as_str().unwrap_or_default();
+        let Some(drive) = self.drives.get_mut(id) else {
+            return fault(format!(
+                "Unable to patch the block device: Invalid block device ID: {id}"
+            ));
+        };
+        if let Some(p) = b["path_on_host"].as_str() {
+            let ro = drive["is_read_only"].as_bool().unwrap_or(false);
+            if let Err(e) = std::fs::OpenOptions::new().read(true).write(!ro).open(p) {
+                return fault(format!(
+                    "Unable to patch the block device: Virtio backend error: Error manipulating the backing file: {e} {p}"
+                ));
+            }
+            drive["path_on_host"] = json!(p);
+        }
         ok()
     }
 
@@ -414,7 +439,20 @@ impl Vmm {
         if let Some(m) = c["machine-config"].as_object() {
             self.machine = m.clone();
         }
+        // Dirty page tracking is the load's choice, not the snapshot's.
+        self.machine.insert(
+            "track_dirty_pages".into(),
+            json!(b["track_dirty_pages"] == true || b["enable_diff_snapshots"] == true),
+        );
         for d in c["drives"].as_array().into_iter().flatten() {
+            // Firecracker reopens each drive at the path its vmstate names.
+            let p = d["path_on_host"].as_str().unwrap_or_default();
+            let ro = d["is_read_only"].as_bool().unwrap_or(false);
+            if let Err(e) = std::fs::OpenOptions::new().read(true).write(!ro).open(p) {
+                return fault(format!(
+                    "Cannot restore the microVM state: Block device error: {e} {p}"
+                ));
+            }
             self.drives
                 .insert(d["drive_id"].as_str().unwrap_or("").into(), d.clone());
         }
@@ -599,6 +637,55 @@ mod tests {
             Some(json!({"action_type": "SendCtrlAltDel"})),
         );
         assert_eq!((r.status, r.effect), (204, Effect::CtrlAltDel));
+    }
+
+    #[test]
+    fn drives_patch_at_run_time_and_a_load_reopens_them() {
+        let mut t = T::new();
+        for f in ["vmlinux", "a", "b"] {
+            std::fs::write(t.p(f), f).unwrap();
+        }
+        let (k, a, b) = (t.p("vmlinux"), t.p("a"), t.p("b"));
+        let patch = json!({"drive_id": "rootfs", "path_on_host": b});
+        t.call("PUT", "/boot-source", Some(json!({"kernel_image_path": k})));
+        t.call(
+            "PUT",
+            "/drives/rootfs",
+            Some(json!({"drive_id": "rootfs", "path_on_host": a, "is_root_device": true})),
+        );
+        let r = t.call("PATCH", "/drives/rootfs", Some(patch.clone()));
+        assert_eq!(r.status, 400, "before start");
+        t.call(
+            "PUT",
+            "/actions",
+            Some(json!({"action_type": "InstanceStart"})),
+        );
+        t.call("PATCH", "/vm", Some(json!({"state": "Paused"})));
+        let other = json!({"drive_id": "work", "path_on_host": b});
+        assert_eq!(t.call("PATCH", "/drives/work", Some(other)).status, 400);
+        assert_eq!(t.call("PATCH", "/drives/rootfs", Some(patch)).status, 204);
+        let (s, m) = (t.p("vmstate"), t.p("mem"));
+        let snap = json!({"snapshot_type": "Diff", "snapshot_path": s, "mem_file_path": m});
+        assert_eq!(t.call("PUT", "/snapshot/create", Some(snap)).status, 400);
+        let snap = json!({"snapshot_path": s, "mem_file_path": m});
+        assert_eq!(t.call("PUT", "/snapshot/create", Some(snap)).status, 204);
+
+        // The vmstate names b: a load opens b, and fails without it.
+        let load = json!({"snapshot_path": s, "mem_backend": {"backend_type": "File", "backend_path": m},
+                          "track_dirty_pages": true});
+        std::fs::rename(&b, t.p("b.away")).unwrap();
+        let mut t2 = T::new();
+        assert_eq!(
+            t2.call("PUT", "/snapshot/load", Some(load.clone())).status,
+            400
+        );
+        std::fs::rename(t.p("b.away"), &b).unwrap();
+        let mut t2 = T::new();
+        assert_eq!(t2.call("PUT", "/snapshot/load", Some(load)).status, 204);
+        assert_eq!(t2.state(), "Paused");
+        let cfg = t2.call("GET", "/vm/config", None).body.unwrap();
+        assert_eq!(cfg["drives"][0]["path_on_host"], json!(b));
+        assert_eq!(cfg["machine-config"]["track_dirty_pages"], true);
     }
 
     #[test]

@@ -97,6 +97,8 @@ fn full_lifecycle_with_valid_requests() {
     assert!(t.fake.request_lines().ends_with(&[
         "PUT /logger".into(),
         "PUT /snapshot/load".into(),
+        "PATCH /drives/rootfs".into(),
+        "PATCH /vm".into(),
         "GET /".into()
     ]));
     t.json(&["stop", "box"]);
@@ -380,7 +382,19 @@ fn suspend_and_restore_with_valid_requests() {
         .find(|r| r.1 == "/snapshot/load")
         .expect("PUT /snapshot/load");
     let body = load.2.as_ref().unwrap();
-    assert_eq!(body["resume_vm"], true);
+    // Resumed only after its drives are pointed at the spec's files.
+    assert_eq!(body["resume_vm"], false);
+    let after: Vec<String> = t
+        .fake
+        .request_lines()
+        .into_iter()
+        .skip_while(|l| l != "PUT /snapshot/load")
+        .take(3)
+        .collect();
+    assert_eq!(
+        after,
+        ["PUT /snapshot/load", "PATCH /drives/rootfs", "PATCH /vm"]
+    );
     assert_eq!(body["vsock_override"]["uds_path"], rec["vsock_uds"]);
     assert_eq!(body["mem_backend"]["backend_type"], "File");
 

@@ -1,8 +1,8 @@
 //! banger-fc against a real Firecracker, gated: set BANGER_FIRECRACKER to
 //! a firecracker binary (v1.16 or newer) and BANGER_KERNEL to an ELF vmlinux (default:
 //! the runtime bundle's). On PVM hosts a guest does not finish booting, so
-//! this checks the process and API path: start, pause, snapshot, stop,
-//! load, stop, and that no firecracker is left behind. With BANGER_JAILER
+//! this checks the process and API path: start, pause, snapshot with a
+//! disk copy, a clone restored from it on its own disk, stop, load, stop, and that no firecracker is left behind. With BANGER_JAILER
 //! set to a real jailer too, the jailed VMM's uid, chroot and pid
 //! namespace, and that stop leaves no jail.
 
@@ -69,6 +69,11 @@ fn tiny_spec(home: &Home, id: &str, kernel: &Path) -> Value {
     })
 }
 
+/// The root drive's host path in `status --config`.
+fn drive_path(status: &Value) -> Value {
+    status["config"]["drives"][0]["path_on_host"].clone()
+}
+
 fn alive(rec: &Value) -> bool {
     banger_lib::proc::is_alive(
         rec["pid"].as_u64().unwrap() as u32,
@@ -103,7 +108,8 @@ fn live_real_firecracker_start_pause_snapshot_stop() {
     assert_eq!(run(&home, &["status", "live"], None)["state"], "running");
     assert_eq!(run(&home, &["pause", "live"], None)["state"], "paused");
     let snap = home.path().join("snap");
-    run(
+    let copy = snap.join("rootfs.ext4");
+    let line = run(
         &home,
         &[
             "snapshot",
@@ -111,9 +117,36 @@ fn live_real_firecracker_start_pause_snapshot_stop() {
             "live",
             "--dir",
             snap.to_str().unwrap(),
+            "--disk",
+            &format!("rootfs={}", copy.display()),
         ],
         None,
     );
+    assert_eq!(line["state"], "paused", "{line}");
+    assert_eq!(line["disks"][0]["path"], json!(copy), "{line}");
+    // The vmstate names the copy, not the VM's own disk.
+    let vmstate = std::fs::read(snap.join("vmstate")).unwrap();
+    let holds = |p: &str| vmstate.windows(p.len()).any(|w| w == p.as_bytes());
+    assert!(holds(copy.to_str().unwrap()));
+    assert!(!holds(spec["drives"][0]["path"].as_str().unwrap()));
+    // Firecracker took the drive updates while paused: the source is back
+    // on its own disk.
+    let own = drive_path(&run(&home, &["status", "live", "--config"], None));
+    assert_eq!(own, spec["drives"][0]["path"]);
+    // A clone from the snapshot: a second VM on its own copy of the disk.
+    let clone = tiny_spec(&home, "clone", &kernel);
+    std::fs::copy(&copy, clone["drives"][0]["path"].as_str().unwrap()).unwrap();
+    let crec = run(
+        &home,
+        &["restore", "--from", snap.to_str().unwrap()],
+        Some(&clone),
+    );
+    assert!(alive(&crec));
+    let cstatus = run(&home, &["status", "clone", "--config"], None);
+    assert_eq!(cstatus["state"], "running", "{cstatus}");
+    assert_eq!(drive_path(&cstatus), clone["drives"][0]["path"]);
+    run(&home, &["stop", "clone", "--timeout", "1"], None);
+    assert!(!alive(&crec));
     let stop = run(&home, &["stop", "live", "--timeout", "1"], None);
     assert_ne!(stop["how"], "already_dead", "{stop}");
     assert!(!alive(&rec));

@@ -9,7 +9,9 @@ fn man_page_is_current() {
 
 #[test]
 fn man_page_documents_the_records() {
-    use banger_lib::records::{fields, RequestLine, StopLine, SuspendLine};
+    use banger_lib::records::{
+        fields, RequestLine, SnapshotDisk, SnapshotLine, StopLine, SuspendLine,
+    };
     use banger_lib::vmspec::VmmRecord;
     banger_testkit::man::assert_documents(
         &cli::command(),
@@ -17,6 +19,8 @@ fn man_page_documents_the_records() {
             ("vmm record", fields::<VmmRecord>()),
             ("stop line", fields::<StopLine>()),
             ("suspend line", fields::<SuspendLine>()),
+            ("snapshot line", fields::<SnapshotLine>()),
+            ("snapshot disk", fields::<SnapshotDisk>()),
             ("--print-argv request", fields::<RequestLine>()),
             (
                 "--print-argv process",
