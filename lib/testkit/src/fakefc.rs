@@ -50,12 +50,14 @@ pub mod env {
     /// exits, as Firecracker does when its guest reboots with reboot=k)
     /// and `POST /shutdown` (202, then the guest is halted: it answers
     /// nothing more, ignores Ctrl+Alt+Del, and the fake lives on, as
-    /// Firecracker does on x86). Each request is logged to REQUESTS with
-    /// `"agent": true`.
+    /// Firecracker does on x86), `POST /identity` (200 with no keys: a
+    /// clone's new identity, taken as given). Each request is logged to
+    /// REQUESTS with `"agent": true` and its JSON body.
     pub const AGENT_PORT: &str = "FAKE_FC_AGENT_PORT";
     /// The fake agent's behaviour: `absent` (nothing listens on its port),
     /// `hang` (`OK`, then never an answer), `ignore_shutdown` (202 to
-    /// /reboot and /shutdown, but the guest stays up).
+    /// /reboot and /shutdown, but the guest stays up), `refuse_identity`
+    /// (500 to /identity, at its `hostkeys` step).
     pub const AGENT: &str = "FAKE_FC_AGENT";
 }
 
@@ -138,6 +140,22 @@ impl FakeFc {
                     v["method"].as_str().unwrap_or_default().to_string(),
                     v["path"].as_str().unwrap_or_default().to_string(),
                     Some(v["body"].clone()).filter(|b| !b.is_null()),
+                )
+            })
+            .collect()
+    }
+
+    /// The guest agent's requests: method, path and JSON body.
+    pub fn agent_requests(&self) -> Vec<(String, String, Value)> {
+        read_lines(&self.requests)
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["agent"] == true)
+            .map(|v| {
+                (
+                    v["method"].as_str().unwrap_or_default().to_string(),
+                    v["path"].as_str().unwrap_or_default().to_string(),
+                    v["body"].clone(),
                 )
             })
             .collect()

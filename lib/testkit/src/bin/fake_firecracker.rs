@@ -428,8 +428,9 @@ fn vsock_conn(
     while let Some(req) = read_request(&mut r)? {
         append_line(
             env::REQUESTS,
-            &json!({"method": req.method, "path": req.path, "body": null, "agent": true})
-                .to_string(),
+            &json!({"method": req.method, "path": req.path, "agent": true,
+                    "body": serde_json::from_slice::<Value>(&req.body).unwrap_or(Value::Null)})
+            .to_string(),
         );
         let ignore = mode == "ignore_shutdown";
         let (status, body, after) = match (req.method.as_str(), req.path.as_str()) {
@@ -440,6 +441,20 @@ fn vsock_conn(
                 None,
             ),
             ("POST", "/sync") => (200, json!({"status": "ok", "synced": true}), None),
+            ("POST", "/identity") if mode == "refuse_identity" => (
+                500,
+                json!({"status": "error", "step": "hostkeys", "error": "exit 1: ssh-keygen: no"}),
+                None,
+            ),
+            ("POST", "/identity") => {
+                let b = serde_json::from_slice::<Value>(&req.body).unwrap_or(Value::Null);
+                (
+                    200,
+                    json!({"status": "ok", "hostname": b["hostname"], "address": b["address"],
+                           "keys": []}),
+                    None,
+                )
+            }
             ("POST", "/reboot") => (
                 202,
                 json!({"status": "ok", "action": "reboot"}),

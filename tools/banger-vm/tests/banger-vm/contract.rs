@@ -17,12 +17,10 @@ fn ext4(path: &std::path::Path, size: u64) {
     assert!(ok.success());
 }
 
-#[test]
-fn create_stop_start_delete_through_real_image_fc_and_health() {
-    let t = "create_stop_start_delete_through_real_image_fc_and_health";
-    if !banger_testkit::require_tool(t, "mkfs.ext4") {
-        return;
-    }
+/// The stand-ins but for the real banger-image (an image "debian"
+/// registered from two small ext4 files), banger-fc against the fake
+/// firecracker, and banger-health.
+pub fn real_fc_world() -> (Fx, banger_testkit::fakefc::FakeFc) {
     let mut fx = Fx::new();
     for tool in ["banger-image", "banger-fc", "banger-health"] {
         fx.use_real(tool);
@@ -37,17 +35,26 @@ fn create_stop_start_delete_through_real_image_fc_and_health() {
     let seed = fx.standin.join("real-seed.ext4");
     ext4(&rootfs, 8 << 20);
     ext4(&seed, 8 << 20);
-    let out = {
-        let mut c = std::process::Command::new(banger_testkit::bin("banger-image"));
-        fx.apply(&mut c);
-        c.args(["register", "--name", "debian", "--rootfs"])
-            .arg(&rootfs)
-            .arg("--work-seed")
-            .arg(&seed)
-            .output()
-            .unwrap()
-    };
+    let mut c = std::process::Command::new(banger_testkit::bin("banger-image"));
+    fx.apply(&mut c);
+    let out = c
+        .args(["register", "--name", "debian", "--rootfs"])
+        .arg(&rootfs)
+        .arg("--work-seed")
+        .arg(&seed)
+        .output()
+        .unwrap();
     assert_ok(&out);
+    (fx, fake)
+}
+
+#[test]
+fn create_stop_start_delete_through_real_image_fc_and_health() {
+    let t = "create_stop_start_delete_through_real_image_fc_and_health";
+    if !banger_testkit::require_tool(t, "mkfs.ext4") {
+        return;
+    }
+    let (fx, fake) = real_fc_world();
 
     let rec = fx.create("box", &["--vmm", "firecracker", "--disk", "16M"]);
     assert_eq!(rec["state"], "running");
@@ -99,29 +106,7 @@ fn suspend_resume_through_real_fc_and_health() {
     if !banger_testkit::require_tool(t, "mkfs.ext4") {
         return;
     }
-    let mut fx = Fx::new();
-    for tool in ["banger-image", "banger-fc", "banger-health"] {
-        fx.use_real(tool);
-    }
-    let fake = banger_testkit::fakefc::FakeFc::new();
-    for (k, v) in fake.envs() {
-        fx.env.push((k, v.display().to_string()));
-    }
-    fx.env.push(("STANDIN_TAP".into(), "lo".into()));
-    let rootfs = fx.standin.join("real-rootfs.ext4");
-    let seed = fx.standin.join("real-seed.ext4");
-    ext4(&rootfs, 8 << 20);
-    ext4(&seed, 8 << 20);
-    let mut c = std::process::Command::new(banger_testkit::bin("banger-image"));
-    fx.apply(&mut c);
-    let out = c
-        .args(["register", "--name", "debian", "--rootfs"])
-        .arg(&rootfs)
-        .arg("--work-seed")
-        .arg(&seed)
-        .output()
-        .unwrap();
-    assert_ok(&out);
+    let (fx, fake) = real_fc_world();
     let rec = fx.create(
         "box",
         &["--vmm", "firecracker", "--disk", "16M", "--no-jailer"],

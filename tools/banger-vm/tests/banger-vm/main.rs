@@ -1,6 +1,7 @@
 //! banger-vm's integration tests. One binary per crate: each links the
 //! whole dependency tree, and linking is most of an incremental test build.
 
+mod clone;
 #[allow(dead_code)]
 mod common;
 mod console;
