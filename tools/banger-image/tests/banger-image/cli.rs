@@ -460,3 +460,70 @@ fn list_on_a_terminal_reads_like_ls_h() {
     let out = ok_lines(image(&home).arg("list"));
     assert_eq!(out[0]["size"], 4 << 20);
 }
+
+/// A golden snapshot whose disks are overlays on a built image's files
+/// keeps them too: `rm` is refused (with --force too) and names it, until
+/// the snapshot is gone.
+#[test]
+fn rm_refuses_while_a_snapshot_overlays_the_files() {
+    let home = Home::new();
+    let dir = home.path().join("data/banger/images/built");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["rootfs.ext4", "work-seed.ext4"] {
+        std::fs::write(dir.join(f), b"x").unwrap();
+    }
+    let rec = serde_json::json!({
+        "schema": 1, "name": "built", "managed": true,
+        "rootfs": dir.join("rootfs.ext4"), "work_seed": dir.join("work-seed.ext4"),
+        "kernel": null, "initrd": null, "size": 1, "sha256": "00",
+        "created_at": "2026-01-01T00:00:00Z", "from": "debian:bookworm"
+    });
+    std::fs::write(dir.join("image.json"), rec.to_string()).unwrap();
+    let snap_dir = home.path().join("state/banger/snapshots/gold");
+    std::fs::create_dir_all(&snap_dir).unwrap();
+    let snap = banger_lib::records::snapshot::SnapshotRecord {
+        schema: 1,
+        name: "gold".into(),
+        source: "box".into(),
+        image: "built".into(),
+        vmm: "qemu".into(),
+        vmm_version: "QEMU emulator version 7.2.0".into(),
+        kernel: "/k".into(),
+        kernel_size: 1,
+        kernel_mtime: 1,
+        initrd: None,
+        vcpus: 1,
+        memory_mib: 256,
+        disk_size: 1 << 30,
+        nat: false,
+        isolated: true,
+        disks: banger_lib::records::Disks {
+            rootfs: snap_dir.join("rootfs.qcow2"),
+            work: snap_dir.join("work.qcow2"),
+            rootfs_backing: Some(dir.join("rootfs.ext4")),
+            work_backing: Some(dir.join("work-seed.ext4")),
+        },
+        state: snap_dir.join("state"),
+        bytes: 1,
+        disk_bytes: 1,
+        paused_ms: 1,
+        created_at: "2026-01-01T00:00:00Z".into(),
+    };
+    std::fs::write(
+        snap_dir.join("snapshot.json"),
+        serde_json::to_string(&snap).unwrap(),
+    )
+    .unwrap();
+    for args in [&["rm", "built"][..], &["rm", "--force", "built"][..]] {
+        image(&home)
+            .args(args)
+            .assert()
+            .code(5)
+            .stderr(contains("snapshot gold"))
+            .stderr(contains("banger vm snapshots rm"));
+    }
+    assert!(dir.join("rootfs.ext4").is_file());
+    std::fs::remove_dir_all(&snap_dir).unwrap();
+    image(&home).args(["rm", "built"]).assert().success();
+    assert!(!dir.join("rootfs.ext4").exists());
+}
