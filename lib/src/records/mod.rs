@@ -24,7 +24,9 @@ pub use health::HealthLine;
 pub use hostkeys::{AgentHostKeys, PinLine};
 pub use image::{ImageLine, ImageRecord};
 pub use net::{DnsLine, Forward, Lease, Proto, TapLine};
-pub use vm::{Disks, ForwardLine, InitRun, PortForward, SuspendInfo, VmLine, VmRecord, VmState};
+pub use vm::{
+    Disks, ForwardLine, InitRun, Pending, PortForward, SuspendInfo, VmLine, VmRecord, VmState,
+};
 pub use vmm::{
     FdLine, ProcessLine, RequestLine, SnapshotDisk, SnapshotLine, StopLine, SuspendLine,
 };

@@ -123,6 +123,26 @@ pub struct VmRecord {
     /// for VMs made from an image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_snapshot: Option<String>,
+    /// A suspend, resume or snapshot under way (left out otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Pending>,
+}
+
+/// A suspend, resume or snapshot under way: written before the driver
+/// touches the guest and cleared by the store that says how it ended.
+/// One a killed command left is finished by the next command on the VM
+/// (banger-vm's pending.rs): the guest is never left paused, a saved
+/// state is never loaded twice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, tag = "op", rename_all = "lowercase")]
+pub enum Pending {
+    /// The guest is being saved to `info.path`; `info` is what the record
+    /// keeps once it is (`bytes` then filled in).
+    Suspend { info: SuspendInfo },
+    /// The suspended guest is being restored from its saved state.
+    Resume,
+    /// A golden snapshot of it is being taken.
+    Snapshot { snapshot: String },
 }
 
 /// A suspended VM's saved state and what it was saved from: a resume

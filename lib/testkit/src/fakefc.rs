@@ -38,6 +38,9 @@ pub mod env {
     /// `PATTERN`: never answer this request (keep running);
     /// `startup`: never create the API socket.
     pub const HANG: &str = "FAKE_FC_HANG";
+    /// Milliseconds to wait before answering each request (API and
+    /// agent), so a test can act while one is in flight.
+    pub const SLOW_MS: &str = "FAKE_FC_SLOW_MS";
     /// `1`: answer InstanceStart, then exit as if the guest crashed.
     pub const EXIT_AFTER_START: &str = "FAKE_FC_EXIT_AFTER_START";
     /// `1`: accept SendCtrlAltDel but keep running (a guest that ignores it).

@@ -48,6 +48,7 @@ pub fn vm(name: &str, state: &str, ip: Option<&str>, uds: Option<&Path>) -> VmRe
         forwards: Vec::new(),
         suspend: None,
         from_snapshot: None,
+        pending: None,
     }
 }
 

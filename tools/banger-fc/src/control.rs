@@ -119,8 +119,19 @@ pub fn pause(id: &str) -> Result<Value> {
     Ok(json!({"id": id, "state": "paused"}))
 }
 
+/// Resumed; a paused VM's drives are first put back on the spec's files:
+/// a `snapshot create` killed between its PATCHes leaves them on the
+/// snapshot's copies, which the guest must never write.
 pub fn resume(id: &str) -> Result<Value> {
     let (_lock, api) = alive_api(id)?;
+    if api.state(Duration::from_secs(5))? == "Paused" {
+        if let Ok(text) = std::fs::read_to_string(record::spec_path(id)) {
+            let spec = banger_lib::vmspec::VmSpec::parse(&text)?;
+            for d in &spec.drives {
+                patch_drive(&api, &d.id, &d.path)?;
+            }
+        }
+    }
     set_state(&api, "Resumed")?;
     Ok(json!({"id": id, "state": "running"}))
 }

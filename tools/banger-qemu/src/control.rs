@@ -107,8 +107,36 @@ pub fn pause(id: &str) -> Result<Value> {
     Ok(json!({"id": id, "state": "paused"}))
 }
 
+/// `cont`, after cancelling a save still under way: a suspend or snapshot
+/// killed mid-save leaves QEMU paused and migrating into its file, and
+/// QEMU refuses `cont` until the migration has ended.
 pub fn resume(id: &str) -> Result<Value> {
     let (_lock, mut q) = alive_qmp(id)?;
+    let migrating = |q: &mut crate::qmp::Qmp| -> Result<bool> {
+        let r = q.execute("query-migrate", None)?;
+        let status = r.get("status").and_then(Value::as_str).unwrap_or("");
+        Ok(matches!(
+            status,
+            "setup" | "active" | "pre-switchover" | "device" | "cancelling"
+        ))
+    };
+    if migrating(&mut q)? {
+        q.execute("migrate_cancel", None)?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let ended =
+            banger_lib::wait::Backoff::DEFAULT.poll_until(Some(deadline), || {
+                match migrating(&mut q) {
+                    Ok(true) => None,
+                    Ok(false) => Some(Ok(())),
+                    Err(e) => Some(Err(e)),
+                }
+            });
+        ended.unwrap_or_else(|| {
+            Err(Error::failed(format!(
+                "VM {id}'s save did not stop within 30 s of migrate_cancel"
+            )))
+        })?;
+    }
     q.execute("cont", None)?;
     Ok(json!({"id": id, "state": "running"}))
 }

@@ -57,6 +57,10 @@ RECORDS:
                     suspended_at}
     from_snapshot   the golden snapshot it was cloned from (create --from);
                     left out otherwise
+    pending         a suspend, resume or snapshot under way: {op: suspend,
+                    info (the suspend it will record)}, {op: resume} or
+                    {op: snapshot, snapshot}; left out otherwise (see WHAT A
+                    KILLED COMMAND LEAVES)
   list and show add uptime_s (null unless running); create --timings adds
   timings_ms {image, disks, tap, vmm_start, dns, nat, healthy, pin, ssh,
   total}.
@@ -160,6 +164,16 @@ WHAT A KILLED COMMAND LEAVES:
   `gc` kills that VMM. gc skips any VM whose lock is held (a command is at
   work on it) and never touches a VM with a finished record, or the VMM of
   a VM whose record says it runs.
+  suspend, resume and snapshot write their intent (pending) before the
+  driver touches the guest. The next command on that VM waits for the
+  driver the killed command called (drivers finish what they started),
+  then: a suspend whose state is whole on disk is recorded suspended (a
+  VMM still there is killed); one cut short lets the guest run on (the
+  driver cancels the save and resumes it) and drops the partial state; a
+  resume whose VMM runs the restored guest is adopted (running, the state
+  spent), else the VM stays suspended; a snapshot lets the guest run on
+  and removes the snapshot's dir unless its record was written. A killed
+  create --from is an unfinished create like any other.
 
 FIRST-BOOT SCRIPTS:
   create --init FILE (repeatable) runs each script once, in order, as root,

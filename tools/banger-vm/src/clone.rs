@@ -139,6 +139,7 @@ pub fn create(a: &CreateArgs, from: &str) -> Result<Created> {
         forwards: Vec::new(),
         suspend: None,
         from_snapshot: Some(snap.name.clone()),
+        pending: None,
     };
     let nat = rec.nat;
     let mut run = Run::new(rec, Mode::Create, a.timeout, bundle.agent_port);

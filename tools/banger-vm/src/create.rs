@@ -125,6 +125,7 @@ pub fn create(a: &CreateArgs) -> Result<Created> {
         forwards: Vec::new(),
         suspend: None,
         from_snapshot: None,
+        pending: None,
     };
     let mut run = Run::new(rec, Mode::Create, a.timeout, bundle.agent_port);
     run.timings = timings;

@@ -10,6 +10,7 @@ mod forward;
 mod gc;
 mod init;
 mod lifecycle;
+mod pending;
 mod plumbing;
 mod qcow2;
 mod record;

@@ -91,6 +91,7 @@ pub fn reconcile_all() {
 /// Reconcile one VM, waiting up to `timeout` for its lock.
 pub fn reconcile(name: &str, timeout: Duration) -> Result<()> {
     match load(name)? {
+        Some(r) if r.pending.is_some() => {}
         Some(r) if r.state == State::Running && !r.vmm_alive() => {}
         _ => return Ok(()),
     }
@@ -105,6 +106,9 @@ pub fn reconcile(name: &str, timeout: Duration) -> Result<()> {
 /// record is what the user was told, and the next start makes a new one.
 pub fn reconcile_locked(name: &str) -> Result<VmRecord> {
     let mut rec = load_existing(name)?;
+    if let Some(p) = rec.pending.clone() {
+        crate::pending::finish(&mut rec, p)?;
+    }
     if rec.state == State::Running && !rec.vmm_alive() {
         rec.state = State::Crashed;
         store(&rec)?;

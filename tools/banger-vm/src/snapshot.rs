@@ -53,6 +53,13 @@ pub fn take(name: &str, snap: &str) -> Result<SnapshotRecord> {
         rootfs_backing: vm.disks.rootfs_backing.clone(),
         work_backing: vm.disks.work_backing.clone(),
     };
+    // Killed from here on, the next command on the VM lets its guest run
+    // on and removes this dir (pending.rs).
+    let mut vm = vm;
+    vm.pending = Some(banger_lib::records::Pending::Snapshot {
+        snapshot: snap.to_string(),
+    });
+    record::store(&vm)?;
     let made = (|| -> Result<SnapshotRecord> {
         // What the guest wrote reaches its disks before they are copied.
         if let Some(ep) = &vm.agent {
@@ -97,6 +104,8 @@ pub fn take(name: &str, snap: &str) -> Result<SnapshotRecord> {
         state::store(&rec::path(snap), &r)?;
         Ok(r)
     })();
+    vm.pending = None;
+    record::store(&vm)?;
     made.map_err(|e| {
         let _ = std::fs::remove_dir_all(&dir);
         crate::steps::step_error(name, "snapshot", "vmm snapshot", e)

@@ -287,6 +287,7 @@ impl Run {
                     Some(from) => {
                         crate::suspend::discard(&from);
                         self.rec.suspend = None;
+                        self.rec.pending = None;
                     }
                     None => {}
                 }

@@ -15,6 +15,7 @@ use crate::record::{self, State, VmLine, VmRecord};
 use crate::steps::{step_error, Mode, Run, Step};
 use crate::{plumbing, vmm};
 use banger_lib::records::vm::SuspendInfo;
+use banger_lib::records::Pending;
 use banger_lib::{host, hosttools, proc, Error, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -107,24 +108,42 @@ pub fn suspend(name: &str) -> Result<Suspended> {
     let path = state_path(name);
     // What a killed suspend left: no record points at it.
     discard(&path);
-    let s = plumbing::vmm_suspend(vmm::tool(&rec.vmm), name, &path)
-        .map_err(|e| step_error(name, "suspend", "vmm suspend", e))?;
+    let mut info = SuspendInfo {
+        path: path.clone(),
+        // As its driver recorded it at start (the running binary's).
+        vmm_version: match crate::pending::driver_record(name) {
+            Some(v) => v.vmm_version,
+            None => vmm_version(&rec.vmm)?,
+        },
+        kernel_size,
+        kernel_mtime,
+        vcpus: rec.vcpus,
+        memory_mib: rec.memory_mib,
+        bytes: 0,
+        synced,
+        suspended_at: proc::now_rfc3339(),
+    };
+    // Killed from here on, the next command finds the guest paused or
+    // saved (pending.rs).
+    rec.pending = Some(Pending::Suspend { info: info.clone() });
+    record::store(&rec)?;
+    let s = match plumbing::vmm_suspend(vmm::tool(&rec.vmm), name, &path) {
+        Ok(s) => s,
+        Err(e) => {
+            rec.pending = None;
+            record::store(&rec)?;
+            return Err(step_error(name, "suspend", "vmm suspend", e));
+        }
+    };
+    info.vmm_version = s.vmm_version;
+    info.bytes = s.bytes;
     rec.state = State::Suspended;
     rec.pid = None;
     rec.pid_start_time = None;
     rec.agent = None;
     rec.vsock_uds = None;
-    rec.suspend = Some(SuspendInfo {
-        path,
-        vmm_version: s.vmm_version,
-        kernel_size,
-        kernel_mtime,
-        vcpus: rec.vcpus,
-        memory_mib: rec.memory_mib,
-        bytes: s.bytes,
-        synced,
-        suspended_at: proc::now_rfc3339(),
-    });
+    rec.suspend = Some(info);
+    rec.pending = None;
     record::store(&rec)?;
     // Its port forwards lead nowhere while suspended; resume puts them back.
     if !rec.forwards.is_empty() {
@@ -246,6 +265,11 @@ pub fn resume_locked(rec: VmRecord, timeout: u64) -> Result<VmLine> {
     })?;
     check_resumable(&rec, &info).map_err(|e| step_error(&name, "resume", "check", e))?;
     let agent_port = banger_lib::config::Bundle::load()?.agent_port;
+    let mut rec = rec;
+    // Killed from here on, the next command adopts a VMM that restored it
+    // or leaves it suspended (pending.rs); the VMM step clears this.
+    rec.pending = Some(Pending::Resume);
+    record::store(&rec)?;
     let nat = rec.nat;
     let forwards = !rec.forwards.is_empty();
     let mut run = Run::new(rec, Mode::Start, timeout, agent_port);
@@ -254,10 +278,15 @@ pub fn resume_locked(rec: VmRecord, timeout: u64) -> Result<VmLine> {
     // ssh wait: the guest's sshd and keys are the ones pinned at boot.
     let mut steps = crate::steps::boot(nat, forwards, false);
     steps.push(Step::Healthy);
-    run.run(&steps).map_err(|e| {
+    if let Err(e) = run.run(&steps) {
+        if let Ok(Some(mut r)) = record::load(&name) {
+            if r.pending.take().is_some() {
+                record::store(&r)?;
+            }
+        }
         let m = e.message.replacen("start ", "resume ", 1);
-        e.reword(m)
-    })?;
+        return Err(e.reword(m));
+    }
     Ok(record::line(&run.rec))
 }
 

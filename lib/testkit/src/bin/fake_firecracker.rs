@@ -160,6 +160,15 @@ fn append_line(var: &str, line: &str) {
     }
 }
 
+fn slow() {
+    if let Some(ms) = std::env::var(env::SLOW_MS)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
 fn hang() -> ! {
     loop {
         std::thread::park();
@@ -283,6 +292,7 @@ impl Server {
                 return (400, Some(json!({ "fault_message": e })), Effect::None);
             }
         };
+        slow();
         if matches(env::DIE, &req.method, &req.path, &text) {
             self.logger.log("fake-firecracker: dying as told");
             std::process::exit(1);
@@ -432,6 +442,7 @@ fn vsock_conn(
                     "body": serde_json::from_slice::<Value>(&req.body).unwrap_or(Value::Null)})
             .to_string(),
         );
+        slow();
         let ignore = mode == "ignore_shutdown";
         let (status, body, after) = match (req.method.as_str(), req.path.as_str()) {
             ("GET", "/healthz") => (

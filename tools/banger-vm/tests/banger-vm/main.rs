@@ -8,6 +8,7 @@ mod console;
 mod contract;
 mod forward;
 mod gc;
+mod killed;
 mod lifecycle;
 mod live;
 mod man;
