@@ -44,7 +44,6 @@ set -euo pipefail
 RUNS=5 VMM=qemu CONC=10 SIZES=0 BARE=1 LIFE=1 INSIDE=0
 ROOTFS= SEED= KERNEL= INITRD= KEY=
 here=$(cd "$(dirname "$0")/../.." && pwd)
-guest=$here/target/guest
 while [ $# -gt 0 ]; do
   case "$1" in
     -n) RUNS=$2; shift ;;
@@ -79,43 +78,13 @@ fi
 [ -n "${BANGER_BIN:-}" ] || die "no banger build: make build (or set BANGER_BIN)" 4
 export BANGER_BIN PATH="$BANGER_BIN:$PATH"
 
+. "$here/tools/banger-vm/bench-world.sh"
 if [ "$INSIDE" = 0 ]; then
-  [ "$(id -u)" = 0 ] || die "run it as root (network namespace, TAPs, VMs)" 4
-  for t in jq ip python3; do command -v $t >/dev/null || die "$t is missing" 4; done
-  ROOTFS=${ROOTFS:-$guest/data/banger/images/debian/rootfs.ext4}
-  SEED=${SEED:-$guest/data/banger/images/debian/work-seed.ext4}
-  KERNEL=${KERNEL:-$guest/kernel/vmlinux}
-  INITRD=${INITRD:-$guest/kernel/initrd.img}
-  KEY=${KEY:-$guest/id_ed25519}
-  for f in "$ROOTFS" "$SEED" "$KERNEL" "$KEY"; do
-    [ -f "$f" ] || die "$f is missing: build the test image and kernel (make test-live), or name yours with --rootfs, --work-seed, --kernel, --initrd, --key" 4
-  done
-  # The world: XDG dirs, runtime dir, bundle; short (socket paths).
-  world=$(mktemp -d /tmp/bgrb.XXXXXX)
-  ns=bgr-bench-$$
-  cleanup() {
-    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-    ip netns del "$ns" 2>/dev/null || true
-    rm -rf "$world"
-  }
-  trap cleanup EXIT
-  ip netns add "$ns"
-  ip -n "$ns" link set lo up
-  mkdir -p "$world/runtime"
-  jq --arg k "$KERNEL" --arg i "$INITRD" --arg s "$KEY" --arg v "$VMM" \
-     --arg a "$here/target/x86_64-unknown-linux-gnu/agent/banger-vsock-agent" \
-     '.kernel = $k | .initrd = $i | .ssh_key = $s | .vmm = $v | .agent_path = $a' \
-     "$here/runtime/bundle.json" > "$world/runtime/bundle.json"
-  args=(--inside -n "$RUNS" --vmm "$VMM" --concurrent "$CONC" --rootfs "$ROOTFS" --work-seed "$SEED")
+  args=(-n "$RUNS" --vmm "$VMM" --concurrent "$CONC")
   [ "$SIZES" = 1 ] && args+=(--sizes)
   [ "$BARE" = 0 ] && args+=(--no-bare)
   [ "$LIFE" = 0 ] && args+=(--no-life)
-  set +e
-  ip netns exec "$ns" env -u XDG_RUNTIME_DIR \
-    XDG_CONFIG_HOME="$world/config" XDG_DATA_HOME="$world/data" \
-    XDG_STATE_HOME="$world/state" XDG_RUNTIME_DIR="$world/run" \
-    BANGER_RUNTIME="$world/runtime" WORLD="$world" "$0" "${args[@]}"
-  exit $?
+  bench_world_enter "${args[@]}"
 fi
 
 # --- inside the namespace and the world ---------------------------------
@@ -130,9 +99,7 @@ finish() {
   banger-net teardown >/dev/null 2>&1 || true
 }
 trap finish EXIT
-banger-net setup >/dev/null
-banger-image register --name bench --rootfs "$ROOTFS" --work-seed "$SEED" >/dev/null
-banger-image default bench >/dev/null
+bench_world_inside
 base=(--image bench --vmm "$VMM")
 
 # Per phase min/median/p90/max of the lines of $results with bench=$1.
