@@ -235,21 +235,15 @@ pub fn handle(body: &[u8], sys: &dyn System, files: &Files) -> Reply {
 
 /// Run every step in order; the first to fail stops the rest.
 pub fn apply(id: &Identity, sys: &dyn System, hosts: &Path) -> Result<(), (&'static str, String)> {
-    let fail = |step: &'static str| move |e: String| (step, e);
     sys.set_clock(id.time_ns)
         .map_err(|e| ("clock", format!("cannot set the clock: {e}")))?;
     sys.add_entropy(&id.entropy)
         .map_err(|e| ("entropy", format!("cannot add entropy: {e}")))?;
-    let env = env(id);
-    script(sys, "network", NETWORK, env.clone()).map_err(fail("network"))?;
     let old = read_hosts(hosts)
         .map_err(|e| ("hostname", format!("cannot read {}: {e}", hosts.display())))?;
-    let mut with_hosts = env.clone();
-    with_hosts.insert("BANGER_HOSTS".into(), rewrite_hosts(&old, &id.hostname));
-    script(sys, "hostname", HOSTNAME, with_hosts).map_err(fail("hostname"))?;
-    script(sys, "machine-id", MACHINE_ID, env.clone()).map_err(fail("machine-id"))?;
-    script(sys, "hostkeys", HOSTKEYS, env).map_err(fail("hostkeys"))?;
-    Ok(())
+    let mut env = env(id);
+    env.insert("BANGER_HOSTS".into(), rewrite_hosts(&old, &id.hostname));
+    run_script(sys, env)
 }
 
 /// What every step's script is given: the checked values, in the forms
@@ -312,90 +306,104 @@ fn read_hosts(path: &Path) -> io::Result<String> {
     Ok(text)
 }
 
-fn script(
+/// The steps SCRIPT takes, in its order; each names itself first with a
+/// `banger-step NAME` line on stderr.
+pub const SCRIPT_STEPS: [&str; 4] = ["network", "hostname", "machine-id", "hostkeys"];
+
+fn run_script(
     sys: &dyn System,
-    step: &str,
-    text: &str,
     env: BTreeMap<String, String>,
-) -> Result<(), String> {
+) -> Result<(), (&'static str, String)> {
     let req = InitRequest {
-        name: format!("identity-{step}"),
-        script: text.into(),
+        name: "identity".into(),
+        script: SCRIPT.into(),
         env,
     };
     match sys.run_init(&req) {
         Ok(Ran { exit: 0, .. }) => Ok(()),
         Ok(ran) => {
             let out = String::from_utf8_lossy(&ran.output);
-            let out = out.trim_end();
-            let mut from = out.len().saturating_sub(MAX_ERROR_OUTPUT);
-            while !out.is_char_boundary(from) {
+            let (step, rest) = failed_step(&out);
+            let rest = rest.trim_end();
+            let mut from = rest.len().saturating_sub(MAX_ERROR_OUTPUT);
+            while !rest.is_char_boundary(from) {
                 from += 1;
             }
-            Err(format!("exit {}: {}", ran.exit, &out[from..]))
+            Err((step, format!("exit {}: {}", ran.exit, &rest[from..])))
         }
-        Err(e) => Err(format!("cannot run the {step} script: {e}")),
+        Err(e) => Err((
+            SCRIPT_STEPS[0],
+            format!("cannot run the identity script: {e}"),
+        )),
     }
 }
 
-/// The old address goes, not just gets a sibling: the source VM still has
-/// it. A default route leaves with its address, so it is put back; the
-/// neighbour cache holds the source's view of the bridge.
-const NETWORK: &str = r#"set -eu
-ip link set dev "$BANGER_IF" address "$BANGER_MAC"
-ip addr flush dev "$BANGER_IF" scope global
-ip addr add "$BANGER_ADDR/$BANGER_PREFIX" dev "$BANGER_IF"
-ip link set dev "$BANGER_IF" up
-if [ -n "$BANGER_GW" ]; then
-    ip route replace default via "$BANGER_GW" dev "$BANGER_IF"
-fi
-ip neigh flush dev "$BANGER_IF"
-"#;
+/// The step a failed SCRIPT was at (the last it named; the first when it
+/// named none), and its output without the step lines.
+pub fn failed_step(out: &str) -> (&'static str, String) {
+    let mut step = SCRIPT_STEPS[0];
+    let mut rest = String::new();
+    for line in out.lines() {
+        match line
+            .strip_prefix("banger-step ")
+            .and_then(|n| SCRIPT_STEPS.iter().find(|s| **s == n))
+        {
+            Some(s) => step = s,
+            None => {
+                rest.push_str(line);
+                rest.push('\n');
+            }
+        }
+    }
+    (step, rest)
+}
 
-/// resolv.conf may be a symlink (systemd-resolved, resolvconf): replace
-/// the link, not what it points at. No dns leaves it as it was.
-const HOSTNAME: &str = r#"set -eu
-hostname "$BANGER_HOSTNAME"
+/// One shell for the four steps that write /etc and move the network,
+/// running as few programs as it can (one `ip -batch`, builtins for the
+/// rest): every process costs under emulation, and a clone waits on this.
+///
+/// network: the old address goes, not just gets a sibling (the source VM
+/// still has it); a default route leaves with its address, so it is put
+/// back; the neighbour cache holds the source's view of the bridge.
+/// hostname: resolv.conf may be a symlink (systemd-resolved, resolvconf):
+/// the link is replaced, not what it points at; no dns leaves it alone.
+/// machine-id: D-Bus keeps its own copy where it is not a link to /etc's.
+/// hostkeys: ed25519 only, as rootfs/customize.sh makes them; SIGHUP makes
+/// sshd re-exec itself (same pid) and so read the new key.
+pub const SCRIPT: &str = r#"set -eu
+step() { echo "banger-step $1" >&2; }
+step network
+{
+    echo "link set dev $BANGER_IF address $BANGER_MAC"
+    echo "addr flush dev $BANGER_IF scope global"
+    echo "addr add $BANGER_ADDR/$BANGER_PREFIX dev $BANGER_IF"
+    echo "link set dev $BANGER_IF up"
+    if [ -n "$BANGER_GW" ]; then
+        echo "route replace default via $BANGER_GW dev $BANGER_IF"
+    fi
+    echo "neigh flush dev $BANGER_IF"
+} | ip -batch -
+step hostname
+printf '%s' "$BANGER_HOSTNAME" > /proc/sys/kernel/hostname
 printf '%s\n' "$BANGER_HOSTNAME" > /etc/hostname
 printf '%s' "$BANGER_HOSTS" > /etc/hosts
 if [ -n "$BANGER_DNS" ]; then
-    rm -f /etc/resolv.conf
+    if [ -L /etc/resolv.conf ]; then rm -f /etc/resolv.conf; fi
     for ns in $BANGER_DNS; do
         printf 'nameserver %s\n' "$ns"
     done > /etc/resolv.conf
 fi
-"#;
-
-/// D-Bus keeps its own copy where it is not a link to /etc's.
-const MACHINE_ID: &str = r#"set -eu
+step machine-id
 printf '%s\n' "$BANGER_MACHINE_ID" > /etc/machine-id
 if [ -f /var/lib/dbus/machine-id ] && [ ! -L /var/lib/dbus/machine-id ]; then
     printf '%s\n' "$BANGER_MACHINE_ID" > /var/lib/dbus/machine-id
 fi
-"#;
-
-/// ed25519 only, as rootfs/customize.sh makes them. SIGHUP makes sshd
-/// re-exec itself and so read the new key; until its pid file names a
-/// live process again, a connection may meet no sshd or the old key.
-const HOSTKEYS: &str = r#"set -eu
+step hostkeys
 rm -f /etc/ssh/ssh_host_*
 ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key
 if [ -f /run/sshd.pid ]; then
-    kill -HUP "$(cat /run/sshd.pid)"
-    tries=0
-    while :; do
-        sleep 0.1
-        pid=$(cat /run/sshd.pid 2>/dev/null || true)
-        case "$pid" in
-            '' | *[!0-9]*) ;;
-            *) if kill -0 "$pid" 2>/dev/null; then break; fi ;;
-        esac
-        tries=$((tries + 1))
-        if [ "$tries" -ge 50 ]; then
-            echo "sshd did not come back within 5 s of SIGHUP" >&2
-            exit 1
-        fi
-    done
+    read -r pid < /run/sshd.pid
+    kill -HUP "$pid"
 fi
 "#;
 
@@ -631,17 +639,12 @@ pub mod tests {
         std::fs::write(d.path().join("hosts"), "127.0.0.1 localhost\n127.0.1.1 a\n").unwrap();
         assert_eq!(handle(GOOD.as_bytes(), &sys, &files(&d)).status, 200);
         let envs = sys.envs.lock().unwrap().clone();
-        assert_eq!(envs.len(), 4);
-        for (i, e) in envs.iter().enumerate() {
-            let mut want = want.clone();
-            if i == 1 {
-                want.insert(
-                    "BANGER_HOSTS".into(),
-                    "127.0.0.1 localhost\n127.0.1.1 b\n".into(),
-                );
-            }
-            assert_eq!(*e, want, "script {i}");
-        }
+        let mut with_hosts = want.clone();
+        with_hosts.insert(
+            "BANGER_HOSTS".into(),
+            "127.0.0.1 localhost\n127.0.1.1 b\n".into(),
+        );
+        assert_eq!(envs, [with_hosts]);
         // Every value is one a shell takes literally (no NUL, no newline,
         // plain names), as /init's scripts are held to.
         let req = InitRequest {
@@ -677,59 +680,66 @@ pub mod tests {
         );
         assert_eq!(
             sys.events(),
-            [
-                "clock 1764700000000000000",
-                "entropy 32",
-                "init identity-network",
-                "init identity-hostname",
-                "init identity-machine-id",
-                "init identity-hostkeys",
-            ]
+            ["clock 1764700000000000000", "entropy 32", "init identity"]
         );
-        // The steps as named in STEPS, in its order.
-        let named: Vec<String> = sys
-            .events()
+        // The script names its steps in STEPS' order, each once.
+        let at: Vec<usize> = SCRIPT_STEPS
             .iter()
-            .map(|e| {
-                let (what, arg) = e.split_once(' ').unwrap();
-                match what {
-                    "init" => arg.trim_start_matches("identity-").to_string(),
-                    _ => what.to_string(),
-                }
+            .map(|s| {
+                let marker = format!("\nstep {s}\n");
+                assert_eq!(SCRIPT.matches(&marker).count(), 1, "{s}");
+                SCRIPT.find(&marker).unwrap()
             })
             .collect();
-        assert_eq!(named, STEPS);
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?}");
+        assert_eq!(&STEPS[2..], SCRIPT_STEPS);
+    }
+
+    #[test]
+    fn a_failed_script_names_the_step_it_was_at() {
+        let out = "banger-step network\nbanger-step hostname\nsh: cannot create /etc/hosts\n";
+        assert_eq!(
+            failed_step(out),
+            ("hostname", "sh: cannot create /etc/hosts\n".into())
+        );
+        assert_eq!(failed_step("boom\n"), ("network", "boom\n".into()));
+        // A step name the script does not have is output, not a step.
+        assert_eq!(
+            failed_step("banger-step network\nbanger-step evil\n").0,
+            "network"
+        );
+        let sys = Fake {
+            fail: Some("identity"),
+            ..Fake::default()
+        };
+        let d = tempfile::tempdir().unwrap();
+        let v = reply_json(&handle(GOOD.as_bytes(), &sys, &files(&d)));
+        assert_eq!(
+            (v["step"].clone(), v["error"].clone()),
+            (json!("network"), json!("exit 1: boom"))
+        );
     }
 
     #[test]
     fn the_first_failing_step_stops_the_rest_and_is_named() {
-        for (i, step) in STEPS.iter().enumerate() {
-            for cannot_start in [false, true] {
-                let fail: &'static str = match (*step, cannot_start) {
-                    ("clock" | "entropy", true) => continue,
-                    ("clock" | "entropy", false) => step,
-                    (_, false) => String::leak(format!("identity-{step}")),
-                    (_, true) => String::leak(format!("!identity-{step}")),
-                };
-                let sys = Fake {
-                    fail: Some(fail),
-                    ..Fake::default()
-                };
-                let d = tempfile::tempdir().unwrap();
-                let r = handle(GOOD.as_bytes(), &sys, &files(&d));
-                let v = reply_json(&r);
-                assert_eq!(r.status, 500, "{fail}: {v}");
-                assert_eq!(v["status"], "error");
-                assert_eq!(v["step"], *step, "{v}");
-                let e = v["error"].as_str().unwrap();
-                if i >= 2 && !cannot_start {
-                    assert_eq!(e, "exit 1: boom", "{v}");
-                } else {
-                    assert!(!e.is_empty());
-                }
-                // It was tried, and nothing after it was.
-                assert_eq!(sys.events().len(), i + 1, "{fail}: {:?}", sys.events());
-            }
+        for (fail, step, tried) in [
+            ("clock", "clock", 1),
+            ("entropy", "entropy", 2),
+            ("!identity", "network", 3),
+        ] {
+            let sys = Fake {
+                fail: Some(fail),
+                ..Fake::default()
+            };
+            let d = tempfile::tempdir().unwrap();
+            let r = handle(GOOD.as_bytes(), &sys, &files(&d));
+            let v = reply_json(&r);
+            assert_eq!(r.status, 500, "{fail}: {v}");
+            assert_eq!(v["status"], "error");
+            assert_eq!(v["step"], step, "{v}");
+            assert!(!v["error"].as_str().unwrap().is_empty());
+            // It was tried, and nothing after it was.
+            assert_eq!(sys.events().len(), tried, "{fail}: {:?}", sys.events());
         }
     }
 
@@ -741,7 +751,7 @@ pub mod tests {
         let r = handle(GOOD.as_bytes(), &sys, &files(&d));
         assert_eq!(r.status, 500);
         assert_eq!(reply_json(&r)["step"], "hostname");
-        assert_eq!(sys.events().last().unwrap(), "init identity-network");
+        assert_eq!(sys.events().last().unwrap(), "entropy 32");
     }
 
     #[test]
@@ -779,13 +789,11 @@ pub mod tests {
 
     #[test]
     fn the_scripts_are_valid_sh() {
-        for s in [NETWORK, HOSTNAME, MACHINE_ID, HOSTKEYS] {
-            let out = std::process::Command::new("/bin/sh")
-                .args(["-n", "-c", s])
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{s}\n{out:?}");
-        }
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-n", "-c", SCRIPT])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
     }
 
     #[test]
