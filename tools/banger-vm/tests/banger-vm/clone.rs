@@ -263,3 +263,81 @@ fn clones_refuse_bad_input_and_leave_nothing() {
     fake.assert_valid();
     fx.assert_nothing_left("box");
 }
+
+/// A tmpfs mounted for one test, unmounted (lazily) when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mounting a tmpfs on {}", at.display());
+        Tmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The snapshots dir full (a 256 KiB tmpfs over it): `vm snapshot` fails
+/// with a clear error while the disks are copied, the source runs on
+/// (not paused, its drives its own), and nothing of the snapshot is left.
+/// Root: it mounts the tmpfs.
+#[test]
+fn a_full_disk_during_a_snapshot_leaves_the_source_running_and_nothing_behind() {
+    let t = "a_full_disk_during_a_snapshot_leaves_the_source_running_and_nothing_behind";
+    if !banger_testkit::require_root(t) || !banger_testkit::require_tool(t, "mkfs.ext4") {
+        return;
+    }
+    let (fx, fake) = real_fc_world();
+    fx.create(
+        "box",
+        &["--vmm", "firecracker", "--disk", "16M", "--no-jailer"],
+    );
+    let snaps = snapshots_dir(&fx);
+    let full = Tmpfs::mount(&snaps, "256k");
+    let out = fx.run(&["snapshot", "box", "--as", "gold"]);
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("snapshot box failed"), "{err}");
+    assert!(
+        err.contains("No space left") || err.contains("space"),
+        "{err}"
+    );
+    let rec = fx.vm_json("box");
+    assert_eq!(rec["state"], "running");
+    assert!(rec.get("pending").is_none(), "{rec}");
+    let mut c = std::process::Command::new(banger_testkit::bin("banger-fc"));
+    fx.apply(&mut c);
+    let st = c.args(["status", "box", "--config"]).output().unwrap();
+    assert_ok(&st);
+    let st = json_lines(&st).remove(0);
+    assert_eq!(st["state"], "running", "{st}");
+    for d in st["config"]["drives"].as_array().unwrap() {
+        let p = d["path_on_host"].as_str().unwrap();
+        assert!(p.contains("/vms/box/"), "box writes {p}");
+    }
+    let left: Vec<_> = std::fs::read_dir(&snaps)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != ".locks")
+        .collect();
+    assert!(left.is_empty(), "left in the snapshots dir: {left:?}");
+    drop(full);
+    // With room again, it works.
+    assert_ok(&fx.run(&["snapshot", "box", "--as", "gold"]));
+    assert_ok(&fx.run(&["snapshots", "rm", "gold"]));
+    assert_ok(&fx.run(&["delete", "box"]));
+    fake.assert_valid();
+    fx.assert_nothing_left("box");
+}
