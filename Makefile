@@ -59,7 +59,8 @@ bench-create:
 	$(CARGO) build --release --workspace --bins
 	BANGER_BIN=$(CURDIR)/target/release tools/banger-vm/bench-create.sh -n $(RUNS)
 
-# One VM suspended and resumed RUNS times: suspend time, state size,
+# One VM suspended and resumed RUNS times, then RUNS clones from a golden
+# snapshot of it: suspend time, state size, clone create-to-ssh,
 # resume-to-agent time, beside the same VM's cold create.
 bench-snapshot:
 	$(CARGO) build --release --workspace --bins
