@@ -24,19 +24,7 @@ use std::time::{Duration, Instant};
 
 pub fn create(id: &str, dir: &Path, asks: &[DiskAsk], timeout: Duration) -> Result<SnapshotLine> {
     let started = Instant::now();
-    let (_lock, rec) = record::VMM.lock_alive(id)?;
-    let sock = rec
-        .qmp_socket
-        .clone()
-        .ok_or_else(|| Error::failed(format!("the record of VM {id} has no qmp_socket")))?;
-    if rec.helper_pid.is_some() {
-        return Err(Error::failed(format!(
-            "VM {id} runs with vhost-device-vsock, which QEMU cannot save"
-        ))
-        .with_hint(format!(
-            "restart it to move it to the serial agent channel: banger vm restart {id}"
-        )));
-    }
+    let (_lock, rec, sock) = crate::suspend::lock_saveable(id)?;
     let spec_file = record::spec_path(id);
     let spec_text = std::fs::read_to_string(&spec_file).map_err(|e| {
         io(format!("reading {}", spec_file.display()), e).with_hint(format!(

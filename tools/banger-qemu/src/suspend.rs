@@ -91,19 +91,7 @@ pub fn load_state(q: &mut Qmp, file: &File) -> Result<String> {
 /// A failure before the save completed leaves the VM running and no file.
 pub fn suspend(id: &str, to: &Path, timeout: Duration) -> Result<SuspendLine> {
     let started = Instant::now();
-    let (_lock, rec) = record::VMM.lock_alive(id)?;
-    let sock = rec
-        .qmp_socket
-        .clone()
-        .ok_or_else(|| Error::failed(format!("the record of VM {id} has no qmp_socket")))?;
-    if rec.helper_pid.is_some() {
-        return Err(Error::failed(format!(
-            "VM {id} runs with vhost-device-vsock, which QEMU cannot save"
-        ))
-        .with_hint(format!(
-            "restart it to move it to the serial agent channel: banger vm restart {id}"
-        )));
-    }
+    let (_lock, rec, sock) = lock_saveable(id)?;
     if to.exists() {
         return Err(Error::conflict(format!("{} already exists", to.display()))
             .with_hint("remove it, or resume the VM it belongs to"));
@@ -174,6 +162,30 @@ pub fn suspend(id: &str, to: &Path, timeout: Duration) -> Result<SuspendLine> {
         ms: started.elapsed().as_millis() as u64,
         vmm_version: rec.vmm_version.clone(),
     })
+}
+
+/// A running VM QEMU can save, under its lock: its record and QMP socket.
+pub(crate) fn lock_saveable(
+    id: &str,
+) -> Result<(
+    banger_lib::state::Lock,
+    banger_lib::vmspec::VmmRecord,
+    PathBuf,
+)> {
+    let (lock, rec) = record::VMM.lock_alive(id)?;
+    let sock = rec
+        .qmp_socket
+        .clone()
+        .ok_or_else(|| Error::failed(format!("the record of VM {id} has no qmp_socket")))?;
+    if rec.helper_pid.is_some() {
+        return Err(Error::failed(format!(
+            "VM {id} runs with vhost-device-vsock, which QEMU cannot save"
+        ))
+        .with_hint(format!(
+            "restart it to move it to the serial agent channel: banger vm restart {id}"
+        )));
+    }
+    Ok((lock, rec, sock))
 }
 
 pub(crate) fn part_path(to: &Path) -> PathBuf {

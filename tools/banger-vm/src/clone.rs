@@ -11,11 +11,11 @@
 
 use crate::cli::{CreateArgs, VmmChoice};
 use crate::create::Created;
-use crate::record::{self, State, VmRecord};
+use crate::record::{self, VmRecord};
 use crate::steps::{self, Mode, Run, Step};
 use banger_lib::records::snapshot::{self as snaprec, SnapshotRecord};
 use banger_lib::records::Disks;
-use banger_lib::{config::Bundle, interrupt, names, proc, state, Error, Result};
+use banger_lib::{config::Bundle, interrupt, names, state, Error, Result};
 use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
@@ -101,46 +101,25 @@ pub fn create(a: &CreateArgs, from: &str) -> Result<Created> {
     crate::create::clear_leftovers(&record::vm_dir(&name));
     let dir = record::vm_dir(&name);
     let in_dir = |p: &Path| dir.join(p.file_name().unwrap_or_default());
-    let rec = VmRecord {
-        schema: state::SCHEMA,
-        name: name.clone(),
-        image: snap.image.clone(),
-        vmm: snap.vmm.clone(),
-        state: State::Creating,
-        ip: None,
-        prefix: None,
-        gateway: None,
-        dns: None,
-        mac: None,
-        tap: None,
-        nat: a.nat || snap.nat,
-        isolated: !a.no_isolate,
-        vsock_cid: None,
-        vsock_uds: None,
-        agent: None,
-        pid: None,
-        pid_start_time: None,
-        vcpus: snap.vcpus,
-        memory_mib: snap.memory_mib,
-        disk_size: snap.disk_size,
-        disks: Disks {
-            rootfs: in_dir(&snap.disks.rootfs),
-            work: in_dir(&snap.disks.work),
-            rootfs_backing: snap.disks.rootfs_backing.clone(),
-            work_backing: snap.disks.work_backing.clone(),
-        },
-        kernel: snap.kernel.clone(),
-        initrd: snap.initrd.clone(),
-        cmdline: String::new(),
-        created_at: proc::now_rfc3339(),
-        started_at: None,
-        no_jailer: a.no_jailer,
-        init: Vec::new(),
-        forwards: Vec::new(),
-        suspend: None,
-        from_snapshot: Some(snap.name.clone()),
-        pending: None,
+    let disks = Disks {
+        rootfs: in_dir(&snap.disks.rootfs),
+        work: in_dir(&snap.disks.work),
+        rootfs_backing: snap.disks.rootfs_backing.clone(),
+        work_backing: snap.disks.work_backing.clone(),
     };
+    let mut rec = crate::create::creating(
+        &name,
+        &snap.image,
+        &snap.vmm,
+        disks,
+        snap.kernel.clone(),
+        snap.initrd.clone(),
+    );
+    rec.nat = a.nat || snap.nat;
+    rec.isolated = !a.no_isolate;
+    (rec.vcpus, rec.memory_mib, rec.disk_size) = (snap.vcpus, snap.memory_mib, snap.disk_size);
+    rec.no_jailer = a.no_jailer;
+    rec.from_snapshot = Some(snap.name.clone());
     let nat = rec.nat;
     let mut run = Run::new(rec, Mode::Create, a.timeout, bundle.agent_port);
     run.restore = Some(snap.state.clone());
@@ -160,17 +139,7 @@ pub fn create(a: &CreateArgs, from: &str) -> Result<Created> {
         list.push(Step::Init);
     }
     run.run(&list)?;
-    if let Some(e) = run.kept_failure.take() {
-        banger_lib::output::emit(&record::line(&run.rec));
-        return Err(e.with_hint(format!(
-            "the VM is kept: banger vm logs --init {0}; banger vm ssh {0}",
-            run.rec.name
-        )));
-    }
-    Ok(Created {
-        line: record::line(&run.rec),
-        timings_ms: a.timings.then(|| run.timings.finish()),
-    })
+    crate::create::finish(run, a.timings)
 }
 
 /// The snapshot's lock, shared: clones of one snapshot are made side by

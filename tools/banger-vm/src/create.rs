@@ -91,42 +91,11 @@ pub fn create(a: &CreateArgs) -> Result<Created> {
 
     let dir = record::vm_dir(&name);
     let disks = disks::plan(&dir, &image, &vmm);
-    let rec = VmRecord {
-        schema: state::SCHEMA,
-        name: name.clone(),
-        image: image.name.clone(),
-        vmm,
-        // Until the last step: a create killed before then is found by gc.
-        state: State::Creating,
-        ip: None,
-        prefix: None,
-        gateway: None,
-        dns: None,
-        mac: None,
-        tap: None,
-        nat: a.nat,
-        isolated: !a.no_isolate,
-        vsock_cid: None,
-        vsock_uds: None,
-        agent: None,
-        pid: None,
-        pid_start_time: None,
-        vcpus,
-        memory_mib: memory,
-        disk_size,
-        disks,
-        kernel,
-        initrd,
-        cmdline: String::new(),
-        created_at: proc::now_rfc3339(),
-        started_at: None,
-        no_jailer: a.no_jailer,
-        init: Vec::new(),
-        forwards: Vec::new(),
-        suspend: None,
-        from_snapshot: None,
-        pending: None,
-    };
+    let mut rec = creating(&name, &image.name, &vmm, disks, kernel, initrd);
+    rec.nat = a.nat;
+    rec.isolated = !a.no_isolate;
+    (rec.vcpus, rec.memory_mib, rec.disk_size) = (vcpus, memory, disk_size);
+    rec.no_jailer = a.no_jailer;
     let mut run = Run::new(rec, Mode::Create, a.timeout, bundle.agent_port);
     run.timings = timings;
     run.image = Some(image);
@@ -146,6 +115,59 @@ pub fn create(a: &CreateArgs) -> Result<Created> {
         }
     }
     run.run(&list)?;
+    finish(run, a.timings)
+}
+
+/// A new VM's record before its first step: `creating` (a create killed
+/// before its last step is found by gc), nothing leased or running yet.
+pub fn creating(
+    name: &str,
+    image: &str,
+    vmm: &str,
+    disks: banger_lib::records::Disks,
+    kernel: std::path::PathBuf,
+    initrd: Option<std::path::PathBuf>,
+) -> VmRecord {
+    VmRecord {
+        schema: state::SCHEMA,
+        name: name.to_string(),
+        image: image.to_string(),
+        vmm: vmm.to_string(),
+        state: State::Creating,
+        ip: None,
+        prefix: None,
+        gateway: None,
+        dns: None,
+        mac: None,
+        tap: None,
+        nat: false,
+        isolated: true,
+        vsock_cid: None,
+        vsock_uds: None,
+        agent: None,
+        pid: None,
+        pid_start_time: None,
+        vcpus: 1,
+        memory_mib: 0,
+        disk_size: 0,
+        disks,
+        kernel,
+        initrd,
+        cmdline: String::new(),
+        created_at: proc::now_rfc3339(),
+        started_at: None,
+        no_jailer: false,
+        init: Vec::new(),
+        forwards: Vec::new(),
+        suspend: None,
+        from_snapshot: None,
+        pending: None,
+    }
+}
+
+/// What a create prints once its steps ran; with --keep-failed and a
+/// failed init script, the record and then that failure.
+pub fn finish(mut run: Run, timings: bool) -> Result<Created> {
     if let Some(e) = run.kept_failure.take() {
         // --keep-failed: the VM stays, as the failed script left it.
         banger_lib::output::emit(&record::line(&run.rec));
@@ -160,7 +182,7 @@ pub fn create(a: &CreateArgs) -> Result<Created> {
     }
     Ok(Created {
         line: record::line(&run.rec),
-        timings_ms: a.timings.then(|| run.timings.finish()),
+        timings_ms: timings.then(|| run.timings.finish()),
     })
 }
 

@@ -43,15 +43,7 @@ pub fn finish(rec: &mut VmRecord, p: Pending) -> Result<()> {
                     crate::stop::stop_vmm(tool, &name, crate::stop::StopMode::Kill)?;
                 }
                 info.bytes = on_disk(&info.path);
-                rec.state = State::Suspended;
-                rec.pid = None;
-                rec.pid_start_time = None;
-                rec.agent = None;
-                rec.vsock_uds = None;
-                rec.suspend = Some(info);
-                if !rec.forwards.is_empty() {
-                    let _ = crate::forward::net_remove_all(&name);
-                }
+                return suspend::mark_suspended(rec, info);
             } else {
                 suspend::discard(&info.path);
             }

@@ -137,21 +137,7 @@ pub fn suspend(name: &str) -> Result<Suspended> {
     };
     info.vmm_version = s.vmm_version;
     info.bytes = s.bytes;
-    rec.state = State::Suspended;
-    rec.pid = None;
-    rec.pid_start_time = None;
-    rec.agent = None;
-    rec.vsock_uds = None;
-    rec.suspend = Some(info);
-    rec.pending = None;
-    record::store(&rec)?;
-    // Its port forwards lead nowhere while suspended; resume puts them back.
-    if !rec.forwards.is_empty() {
-        if let Err(e) = crate::forward::net_remove_all(name) {
-            eprintln!("banger-vm: warning: {name}: its port forwards are still in force: {e}");
-            eprintln!("hint: banger gc takes them away");
-        }
-    }
+    mark_suspended(&mut rec, info)?;
     Ok(Suspended {
         state: State::Suspended,
         bytes: s.bytes,
@@ -194,6 +180,28 @@ impl Saved<'_> {
         }
         Ok(())
     }
+}
+
+/// Record a VM whose guest is saved in `info.path` and whose VMM is gone
+/// as suspended. Its port forwards lead nowhere while suspended; resume
+/// puts them back.
+pub fn mark_suspended(rec: &mut VmRecord, info: SuspendInfo) -> Result<()> {
+    rec.state = State::Suspended;
+    rec.pid = None;
+    rec.pid_start_time = None;
+    rec.agent = None;
+    rec.vsock_uds = None;
+    rec.suspend = Some(info);
+    rec.pending = None;
+    record::store(rec)?;
+    if !rec.forwards.is_empty() {
+        if let Err(e) = crate::forward::net_remove_all(&rec.name) {
+            let name = &rec.name;
+            eprintln!("banger-vm: warning: {name}: its port forwards are still in force: {e}");
+            eprintln!("hint: banger gc takes them away");
+        }
+    }
+    Ok(())
 }
 
 /// Why a suspended VM's state cannot be loaded here and now, if it cannot.

@@ -206,12 +206,8 @@ fn rm_refuses_while_a_vm_uses_it() {
     assert!(rootfs.is_file());
 }
 
-/// A VM whose qcow2 overlay disks read a built image's files keeps them:
-/// `rm` is refused, with --force too, and nothing is deleted; a VM that
-/// only names the image in its record does not stop --force.
-#[test]
-fn rm_refuses_even_with_force_while_a_vm_overlays_the_files() {
-    let home = Home::new();
+/// A managed image `built` with stand-in files; its dir.
+fn built_image(home: &Home) -> std::path::PathBuf {
     let dir = home.path().join("data/banger/images/built");
     std::fs::create_dir_all(&dir).unwrap();
     for f in ["rootfs.ext4", "work-seed.ext4"] {
@@ -224,6 +220,16 @@ fn rm_refuses_even_with_force_while_a_vm_overlays_the_files() {
         "created_at": "2026-01-01T00:00:00Z", "from": "debian:bookworm"
     });
     std::fs::write(dir.join("image.json"), rec.to_string()).unwrap();
+    dir
+}
+
+/// A VM whose qcow2 overlay disks read a built image's files keeps them:
+/// `rm` is refused, with --force too, and nothing is deleted; a VM that
+/// only names the image in its record does not stop --force.
+#[test]
+fn rm_refuses_even_with_force_while_a_vm_overlays_the_files() {
+    let home = Home::new();
+    let dir = built_image(&home);
     // A VM made from another image name whose overlay still reads this
     // image's work seed (the link is the file, not the name).
     let mut vm = banger_testkit::records::vm("box", "stopped", None, None);
@@ -467,18 +473,7 @@ fn list_on_a_terminal_reads_like_ls_h() {
 #[test]
 fn rm_refuses_while_a_snapshot_overlays_the_files() {
     let home = Home::new();
-    let dir = home.path().join("data/banger/images/built");
-    std::fs::create_dir_all(&dir).unwrap();
-    for f in ["rootfs.ext4", "work-seed.ext4"] {
-        std::fs::write(dir.join(f), b"x").unwrap();
-    }
-    let rec = serde_json::json!({
-        "schema": 1, "name": "built", "managed": true,
-        "rootfs": dir.join("rootfs.ext4"), "work_seed": dir.join("work-seed.ext4"),
-        "kernel": null, "initrd": null, "size": 1, "sha256": "00",
-        "created_at": "2026-01-01T00:00:00Z", "from": "debian:bookworm"
-    });
-    std::fs::write(dir.join("image.json"), rec.to_string()).unwrap();
+    let dir = built_image(&home);
     let snap_dir = home.path().join("state/banger/snapshots/gold");
     std::fs::create_dir_all(&snap_dir).unwrap();
     let snap = banger_lib::records::snapshot::SnapshotRecord {

@@ -66,19 +66,25 @@ fn assert_no_gc(fx: &Fx, ctx: &str) {
     );
 }
 
+/// The real-Firecracker world with a running VM `box`, each of whose
+/// requests takes a moment: a kill lands while one is in flight.
+fn slow_fc_box() -> (Fx, FakeFc) {
+    let (mut fx, fake) = real_fc_world();
+    fx.env.push(("FAKE_FC_SLOW_MS".into(), "30".into()));
+    fx.create(
+        "box",
+        &["--vmm", "firecracker", "--disk", "16M", "--no-jailer"],
+    );
+    (fx, fake)
+}
+
 #[test]
 fn suspend_and_resume_killed_after_each_request_are_finished_by_the_next() {
     let t = "suspend_and_resume_killed_after_each_request_are_finished_by_the_next";
     if !banger_testkit::require_tool(t, "mkfs.ext4") {
         return;
     }
-    let (mut fx, fake) = real_fc_world();
-    // Each request takes a moment: the kill lands while it is in flight.
-    fx.env.push(("FAKE_FC_SLOW_MS".into(), "30".into()));
-    fx.create(
-        "box",
-        &["--vmm", "firecracker", "--disk", "16M", "--no-jailer"],
-    );
+    let (fx, fake) = slow_fc_box();
     let saved = fx.vms_dir().join("box/suspended");
     let suspends = requests_of(&fx, &fake, &["suspend", "box"]);
     let resumes = requests_of(&fx, &fake, &["resume", "box"]);
@@ -144,13 +150,7 @@ fn snapshot_and_clone_killed_after_each_request_leave_nothing_half_made() {
     if !banger_testkit::require_tool(t, "mkfs.ext4") {
         return;
     }
-    let (mut fx, fake) = real_fc_world();
-    // Each request takes a moment: the kill lands while it is in flight.
-    fx.env.push(("FAKE_FC_SLOW_MS".into(), "30".into()));
-    fx.create(
-        "box",
-        &["--vmm", "firecracker", "--disk", "16M", "--no-jailer"],
-    );
+    let (fx, fake) = slow_fc_box();
     let snaps = fx.vms_dir().parent().unwrap().join("snapshots");
     let takes = requests_of(&fx, &fake, &["snapshot", "box", "--as", "gold"]);
     for at in 1..=takes {
