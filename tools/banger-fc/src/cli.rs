@@ -255,6 +255,10 @@ pub enum Sub {
         /// The directory `suspend` or `snapshot create` wrote
         #[arg(long, value_name = "DIR")]
         from: PathBuf,
+        /// Refuse a state saved under the jailer rather than load it in a
+        /// jail (one saved without it always loads without it)
+        #[arg(long)]
+        no_jailer: bool,
         /// Track dirty guest pages in the restored VM (for later --diff snapshots)
         #[arg(long)]
         track_dirty_pages: bool,
@@ -291,6 +295,10 @@ pub enum SnapshotCmd {
         /// A directory written by `snapshot create`
         #[arg(long)]
         dir: PathBuf,
+        /// Refuse a snapshot saved under the jailer rather than load it in
+        /// a jail (one saved without it always loads without it)
+        #[arg(long)]
+        no_jailer: bool,
         /// Track dirty guest pages in the loaded VM (for later --diff snapshots)
         #[arg(long)]
         track_dirty_pages: bool,
