@@ -575,4 +575,41 @@ mod tests {
             Path::new("/s/jail/firecracker/web/root/firecracker.pid")
         );
     }
+
+    /// What the VMM user may leave in its outbox instead of a file: a
+    /// symlink or a second link to a host file. Neither is followed nor
+    /// changed; the entry moved out is removed.
+    #[test]
+    fn outbox_takes_files_and_refuses_links_as_root() {
+        use std::os::unix::fs::PermissionsExt;
+        if !banger_testkit::require_root("outbox_takes_files_and_refuses_links_as_root") {
+            return;
+        }
+        let home = banger_testkit::Home::new();
+        let jail = home.path().join("jail");
+        std::fs::create_dir_all(jail.join("root")).unwrap();
+        let (out_dir, host) = (home.path().join("out"), home.path().join("host"));
+        std::fs::create_dir(&out_dir).unwrap();
+        std::fs::write(&host, "host file").unwrap();
+        std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let outbox = Outbox::make(&jail).unwrap();
+        let inbox = jail.join("root/snapshot");
+        assert_eq!(std::fs::metadata(&inbox).unwrap().mode() & 0o7777, 0o700);
+        std::fs::write(inbox.join("vmstate"), "state").unwrap();
+        std::os::unix::fs::symlink(&host, inbox.join("memory")).unwrap();
+        std::fs::hard_link(&host, inbox.join("other")).unwrap();
+
+        outbox.take("vmstate", &out_dir.join("vmstate")).unwrap();
+        let m = std::fs::metadata(out_dir.join("vmstate")).unwrap();
+        assert_eq!((m.uid(), m.mode() & 0o7777), (0, 0o600));
+        for f in ["memory", "other"] {
+            assert!(outbox.take(f, &out_dir.join(f)).is_err(), "{f}");
+            assert!(std::fs::symlink_metadata(out_dir.join(f)).is_err(), "{f}");
+        }
+        let m = std::fs::metadata(&host).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o644, "the host file was changed");
+        assert_eq!(std::fs::read_to_string(&host).unwrap(), "host file");
+        drop(outbox);
+        assert!(!inbox.exists(), "the outbox is left");
+    }
 }
