@@ -299,6 +299,43 @@ pub fn restore(text: &str, dir: &Path, opts: Options) -> Result<VmmRecord> {
     load_spec(VmSpec::parse(text)?, dir, opts)
 }
 
+/// The jail a snapshot loads in: a vmstate names the drives as its VM
+/// saw them, so a snapshot is loaded the way it was made. One written
+/// under the jailer (its JAILED_MARK) names the chroot's /drive-ID and
+/// loads only in a jail, where the spec's drives are linked at those
+/// paths; one written without it names host paths, absent from a chroot,
+/// and loads without the jailer as it always has.
+fn load_jail(spec: &VmSpec, dir: &Path, bin: &Path, opts: Options) -> Result<Option<Jail>> {
+    if !dir.join(crate::jail::JAILED_MARK).exists() {
+        return Ok(None);
+    }
+    let made_jailed = || {
+        format!(
+            "{} was saved from a VM under the jailer: its vmstate names the drives inside a jail",
+            dir.display()
+        )
+    };
+    if opts.no_jailer {
+        return Err(
+            Error::usage(format!("{}; it loads only under the jailer", made_jailed()))
+                .with_hint("drop --no-jailer"),
+        );
+    }
+    match crate::jail::find(false)? {
+        Some(jailer) => Ok(Some(Jail {
+            state: Some(dir.to_path_buf()),
+            ..Jail::new(jailer, bin, spec)?
+        })),
+        None => Err(Error::prereq(format!(
+            "{}; there is no jailer to load it in",
+            made_jailed()
+        ))
+        .with_hint(
+            "run it as root with the jailer found (BANGER_JAILER, or the bundle's `jailer`)",
+        )),
+    }
+}
+
 /// A new Firecracker process for `spec`, loaded from DIR/vmstate and
 /// DIR/memory (with the spec's TAP and vsock socket), its drives pointed
 /// at the spec's files, then resumed.
@@ -325,19 +362,28 @@ fn load_spec(mut spec: VmSpec, dir: &Path, opts: Options) -> Result<VmmRecord> {
     let bin = binary::find()?;
     let version = banger_lib::hosttools::version(&bin, "firecracker")?;
     binary::check_version(&bin, &version)?;
+    let jail = load_jail(&spec, dir, &bin, opts)?;
+    if let Some(j) = &jail {
+        spec = j.host_spec(&spec);
+    }
     let _lock = record::VMM.lock(id)?;
     ensure_not_running(id)?;
-    // Not under the jailer yet: the snapshot's paths are the host's.
-    let mut launch = Launch::spawn(&spec, &bin, false, None)?;
+    let (vmstate, memory) = match &jail {
+        Some(_) => (crate::jail::VMSTATE.into(), crate::jail::MEMORY.into()),
+        None => (dir.join("vmstate"), dir.join("memory")),
+    };
+    let mut launch = Launch::spawn(&spec, &bin, false, jail)?;
     let loaded = (|| -> Result<()> {
         let api: Api = launch.wait_socket()?;
+        // Paths as Firecracker sees them (in its chroot, under the jailer).
+        let inside = &launch.api_spec;
         api.put(
             "/logger",
             json!({"level": "Info", "show_level": true, "show_log_origin": false}),
         )?;
         let mut body = json!({
-            "snapshot_path": dir.join("vmstate"),
-            "mem_backend": {"backend_type": "File", "backend_path": dir.join("memory")},
+            "snapshot_path": vmstate,
+            "mem_backend": {"backend_type": "File", "backend_path": memory},
             // Resumed only once its drives are the spec's: the vmstate
             // names the files it was made with (a snapshot's disk copies,
             // or another VM's disks), which this guest must never write.
@@ -346,14 +392,14 @@ fn load_spec(mut spec: VmSpec, dir: &Path, opts: Options) -> Result<VmmRecord> {
         if opts.track_dirty_pages {
             body["track_dirty_pages"] = json!(true);
         }
-        if let Some(uds) = &spec.vsock_uds {
+        if let Some(uds) = &inside.vsock_uds {
             body["vsock_override"] = json!({"uds_path": uds});
         }
-        if let Some(tap) = &spec.tap {
+        if let Some(tap) = &inside.tap {
             body["network_overrides"] = json!([{"iface_id": "eth0", "host_dev_name": tap}]);
         }
         api.call("PUT", "/snapshot/load", Some(&body), SLOW)?;
-        for d in &spec.drives {
+        for d in &inside.drives {
             api.call(
                 "PATCH",
                 &format!("/drives/{}", d.id),

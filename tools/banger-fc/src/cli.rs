@@ -96,7 +96,8 @@ SNAPSHOTS AND CLONES:
   /snapshot/create: DIR/vmstate, DIR/memory) and DIR/spec.json (the VM's
   own spec), points the drives back at the VM's own files, and resumes it
   if it was running. Firecracker's vmstate records each drive's host
-  path, so the snapshot names the copies, never the VM's own disks. A
+  path, so the snapshot names the copies, never the VM's own disks (a
+  jailed VM's drives are not pointed anywhere: see JAILER). A
   failure points the drives back, removes the snapshot files and the
   copies, and resumes the VM; should a drive not go back, the VM stays
   paused (resumed, it would write into the snapshot) and the files stay.
@@ -122,8 +123,8 @@ SUSPEND AND RESTORE:
   of the spec's drives at the spec's file (PATCH /drives/ID: the vmstate
   names the files it was made with, which may be another VM's), then
   resumes it (PATCH /vm Resumed). `snapshot load` does the same with
-  DIR/spec.json. A jailed VM is refused (exit 2). Firecracker refuses a snapshot from another version
-  or machine shape.
+  DIR/spec.json. Firecracker refuses a snapshot from another version
+  or machine shape. For jailed VMs see JAILER.
 
 JAILER:
   Run as root with a jailer found (BANGER_JAILER, else the bundle's
@@ -138,8 +139,22 @@ JAILER:
   is copied); writable drives and the console log become the VMM user's.
   stop, a failed start, and a later start of the same VM remove the jail
   and its cgroup. --no-jailer runs Firecracker as root as before (for
-  debugging); without root or a jailer it runs as the caller. Snapshots of
-  a jailed VM are refused; `snapshot load` runs without the jailer.
+  debugging); without root or a jailer it runs as the caller.
+  snapshot create and suspend of a jailed VM: Firecracker writes vmstate
+  and memory into /snapshot in its chroot (made by root, the VMM user's,
+  0700), whence they are moved (renamed, or copied across filesystems)
+  to DIR as root's, 0600; anything there but a regular file of one link
+  is refused. The vmstate names the drives as the chroot has them
+  (/drive-ID), where every jail links its own VM's drive: --disk copies
+  the drives while paused without pointing them at the copies, and a
+  clone restored in its own jail opens its own disks. The dir gets a
+  file `jailed`. restore and snapshot load of such a dir start Firecracker
+  in a new jail as start does, with vmstate and memory in it (hard-linked
+  when the VMM user can read but not write them, else copied: root's,
+  its group, 0440; they go with the jail), load /vmstate and /memory and
+  point the drives at /drive-ID. Without a jailer it is exit 4, with
+  --no-jailer exit 2. A dir without `jailed` (saved without the jailer;
+  its vmstate names host paths) loads without the jailer, as before.
 
 FILES:
   Firecracker writes the guest console into a FIFO, STATE/vms/ID/console.fifo;
@@ -150,8 +165,8 @@ FILES:
   .1 may still hold the end of an earlier boot); vmm.log is appended to. A failed start kills
   the process, removes its sockets and record, and removes the logs it
   created; the error ends with the last lines of Firecracker's output.
-  `snapshot create` writes DIR/vmstate, DIR/memory and DIR/spec.json,
-  and each --disk copy where it says.
+  `snapshot create` writes DIR/vmstate, DIR/memory and DIR/spec.json
+  (and DIR/jailed for a jailed VM), and each --disk copy where it says.
 
 EXIT STATUS:
   0 ok; 1 failed (Firecracker refused a request: its fault_message is
@@ -255,6 +270,10 @@ pub enum Sub {
         /// The directory `suspend` or `snapshot create` wrote
         #[arg(long, value_name = "DIR")]
         from: PathBuf,
+        /// Refuse a state saved under the jailer rather than load it in a
+        /// jail (one saved without it always loads without it)
+        #[arg(long)]
+        no_jailer: bool,
         /// Track dirty guest pages in the restored VM (for later --diff snapshots)
         #[arg(long)]
         track_dirty_pages: bool,
@@ -291,6 +310,10 @@ pub enum SnapshotCmd {
         /// A directory written by `snapshot create`
         #[arg(long)]
         dir: PathBuf,
+        /// Refuse a snapshot saved under the jailer rather than load it in
+        /// a jail (one saved without it always loads without it)
+        #[arg(long)]
+        no_jailer: bool,
         /// Track dirty guest pages in the loaded VM (for later --diff snapshots)
         #[arg(long)]
         track_dirty_pages: bool,

@@ -1,6 +1,7 @@
 //! status, stop, pause, resume and snapshot create on a running VM.
 
 use crate::api::{Api, SLOW};
+use crate::jail::{self, Outbox};
 use crate::record;
 use banger_lib::records::{SnapshotLine, StopLine, SuspendLine};
 use banger_lib::vmm::snapshot::{self, DiskAsk};
@@ -121,10 +122,17 @@ pub fn pause(id: &str) -> Result<Value> {
 
 /// Resumed; a paused VM's drives are first put back on the spec's files:
 /// a `snapshot create` killed between its PATCHes leaves them on the
-/// snapshot's copies, which the guest must never write.
+/// snapshot's copies, which the guest must never write. A jailed VM's
+/// drives are never moved (and the spec's host paths are not in its
+/// chroot).
 pub fn resume(id: &str) -> Result<Value> {
-    let (_lock, api) = alive_api(id)?;
-    if api.state(Duration::from_secs(5))? == "Paused" {
+    let (_lock, rec) = record::VMM.lock_alive(id)?;
+    let sock = rec
+        .api_socket
+        .as_deref()
+        .ok_or_else(|| Error::failed(format!("the record of VM {id} has no api_socket")))?;
+    let api = Api::new(sock);
+    if rec.jail.is_none() && api.state(Duration::from_secs(5))? == "Paused" {
         if let Ok(text) = std::fs::read_to_string(record::spec_path(id)) {
             let spec = banger_lib::vmspec::VmSpec::parse(&text)?;
             for d in &spec.drives {
@@ -160,15 +168,6 @@ fn patch_drive(api: &Api, id: &str, path: &Path) -> Result<()> {
 /// the files and copies it made.
 pub fn snapshot_create(id: &str, dir: &Path, ask: &SnapshotAsk) -> Result<SnapshotLine> {
     let started = Instant::now();
-    if let Some(jail) = record::VMM.load(id)?.and_then(|r| r.jail) {
-        // Its snapshot files would be written inside the chroot, as the
-        // VMM user: not supported yet.
-        return Err(Error::usage(format!(
-            "VM {id} runs under the jailer (in {}); snapshots of jailed VMs are not supported",
-            jail.display()
-        ))
-        .with_hint("start it with `banger-fc start --no-jailer` to snapshot it"));
-    }
     let (_lock, rec) = record::VMM.lock_alive(id)?;
     let api = Api::new(
         rec.api_socket
@@ -193,7 +192,8 @@ pub fn snapshot_create(id: &str, dir: &Path, ask: &SnapshotAsk) -> Result<Snapsh
             ));
         }
     }
-    let files = ["vmstate", "memory", "spec.json"].map(|f| dir.join(f));
+    let jail = rec.jail.as_deref();
+    let files = ["vmstate", "memory", "spec.json", jail::JAILED_MARK].map(|f| dir.join(f));
     if let Some(f) = files.iter().find(|f| f.exists()) {
         return Err(Error::conflict(format!("{} already exists", f.display()))
             .with_hint("remove it or choose another --dir"));
@@ -214,24 +214,26 @@ pub fn snapshot_create(id: &str, dir: &Path, ask: &SnapshotAsk) -> Result<Snapsh
             set_state(&api, "Paused")?;
         }
         disks = snapshot::copy(&drives, &ask.disks)?;
-        // The vmstate records each drive's host path and a load opens it:
+        // The vmstate records each drive's path and a load opens it:
         // pointed at the copies while it is written, a clone of this
-        // snapshot never opens this VM's own disks.
-        for d in &disks {
-            let drive = drives.iter().find(|x| x.id == d.id).expect("checked");
-            patch_drive(&api, &d.id, &d.path)?;
-            moved.push(drive);
+        // snapshot never opens this VM's own disks. A jailed VM's vmstate
+        // names its chroot's /drive-ID, which is what every jail links its
+        // own VM's drive as: the clone's jail holds the clone's disks
+        // there, so its drives stay where they are.
+        if jail.is_none() {
+            for d in &disks {
+                let drive = drives.iter().find(|x| x.id == d.id).expect("checked");
+                patch_drive(&api, &d.id, &d.path)?;
+                moved.push(drive);
+            }
         }
         let kind = if ask.diff { "Diff" } else { "Full" };
-        api.call(
-            "PUT",
-            "/snapshot/create",
-            Some(&json!({"snapshot_type": kind, "snapshot_path": files[0],
-                          "mem_file_path": files[1]})),
-            SLOW,
-        )?;
+        write_snapshot(&api, jail, kind, &files[0], &files[1])?;
         std::fs::copy(record::spec_path(id), &files[2])
             .map_err(|e| banger_lib::error::io(format!("writing {}", files[2].display()), e))?;
+        if jail.is_some() {
+            jail::mark_jailed(&dir)?;
+        }
         Ok(())
     })();
     // Each drive back on the VM's own file, whatever happened: a guest
@@ -291,6 +293,34 @@ pub fn snapshot_create(id: &str, dir: &Path, ask: &SnapshotAsk) -> Result<Snapsh
     })
 }
 
+/// PUT /snapshot/create into `vmstate` and `memory`. A jailed Firecracker
+/// can write only inside its chroot, as the VMM user: it writes into an
+/// Outbox there, whence the files move out as root's.
+fn write_snapshot(
+    api: &Api,
+    jail: Option<&Path>,
+    kind: &str,
+    vmstate: &Path,
+    memory: &Path,
+) -> Result<()> {
+    let outbox = jail.map(Outbox::make).transpose()?;
+    let (s, m) = match &outbox {
+        Some(o) => (o.inside("vmstate"), o.inside("memory")),
+        None => (vmstate.to_path_buf(), memory.to_path_buf()),
+    };
+    api.call(
+        "PUT",
+        "/snapshot/create",
+        Some(&json!({"snapshot_type": kind, "snapshot_path": s, "mem_file_path": m})),
+        SLOW,
+    )?;
+    if let Some(o) = &outbox {
+        o.take("vmstate", vmstate)?;
+        o.take("memory", memory)?;
+    }
+    Ok(())
+}
+
 /// A file's size on disk (a sparse memory file is far smaller than the guest).
 fn disk_bytes(f: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
@@ -303,13 +333,6 @@ fn disk_bytes(f: &Path) -> u64 {
 /// whole removes DIR.part and resumes the VM.
 pub fn suspend(id: &str, to: &Path) -> Result<SuspendLine> {
     let started = std::time::Instant::now();
-    if let Some(jail) = record::VMM.load(id)?.and_then(|r| r.jail) {
-        return Err(Error::usage(format!(
-            "VM {id} runs under the jailer (in {}); suspending jailed VMs is not supported",
-            jail.display()
-        ))
-        .with_hint("start it with `banger-fc start --no-jailer` to suspend it"));
-    }
     let (_lock, rec) = record::VMM.lock_alive(id)?;
     let api = Api::new(
         rec.api_socket
@@ -335,17 +358,20 @@ pub fn suspend(id: &str, to: &Path) -> Result<SuspendLine> {
         if was == "Running" {
             set_state(&api, "Paused")?;
         }
-        api.call(
-            "PUT",
-            "/snapshot/create",
-            Some(&json!({"snapshot_type": "Full",
-                          "snapshot_path": part.join("vmstate"),
-                          "mem_file_path": part.join("memory")})),
-            SLOW,
+        let jail = rec.jail.as_deref();
+        write_snapshot(
+            &api,
+            jail,
+            "Full",
+            &part.join("vmstate"),
+            &part.join("memory"),
         )?;
         std::fs::copy(record::spec_path(id), part.join("spec.json")).map_err(|e| {
             banger_lib::error::io(format!("writing {}", part.join("spec.json").display()), e)
         })?;
+        if jail.is_some() {
+            jail::mark_jailed(&part)?;
+        }
         for f in ["vmstate", "memory", "spec.json"] {
             if let Ok(file) = std::fs::File::open(part.join(f)) {
                 let _ = file.sync_all();

@@ -11,6 +11,13 @@
 //! writes are given to the user. Its API socket and the vsock socket are
 //! made inside the chroot, where the host reaches them by the host path.
 //! Everything goes on stop, delete, or a failed start (`remove`).
+//!
+//! Snapshots: a jailed Firecracker writes one into a dir of its chroot
+//! (`Outbox`), whence banger-fc moves the files out as root's. A restored
+//! VM gets the vmstate and memory in its chroot (`Jail::state`) beside
+//! its drives, which are where every jail puts them (`/drive-ID`): what
+//! a jailed vmstate names, so a snapshot of one jailed VM loads in the
+//! jail of any other with that VM's own drives.
 
 use banger_lib::vmmuser::{self, VmmUser};
 use banger_lib::vmspec::VmSpec;
@@ -24,6 +31,23 @@ pub const API_SOCKET: &str = "/run/firecracker.socket";
 /// The vsock socket inside the jail.
 const VSOCK: &str = "/vsock.sock";
 const CONSOLE: &str = "/console.log";
+/// A restored VM's vmstate and memory inside its jail.
+pub const VMSTATE: &str = "/vmstate";
+pub const MEMORY: &str = "/memory";
+/// Where a jailed Firecracker writes a snapshot.
+const OUTBOX: &str = "/snapshot";
+/// In a snapshot dir: its vmstate was written under the jailer and names
+/// the drives where a jail puts them, which only a jail can load.
+pub const JAILED_MARK: &str = "jailed";
+const JAILED_TEXT: &str = "This snapshot was written by Firecracker under its jailer: \
+its vmstate names the drives where a jail puts them (/drive-ID), so banger-fc loads it \
+only in a jail.\n";
+
+/// Mark the snapshot in `dir` as a jailed VM's.
+pub fn mark_jailed(dir: &Path) -> Result<()> {
+    let p = dir.join(JAILED_MARK);
+    std::fs::write(&p, JAILED_TEXT).map_err(|e| io(format!("writing {}", p.display()), e))
+}
 /// The cgroup (under the v2 root) the VMs' cgroups are made in.
 pub const CGROUP_PARENT: &str = "banger";
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -99,6 +123,8 @@ pub struct Jail {
     /// `BASE/NAME/ID/root`: the chroot.
     pub root: PathBuf,
     pub limits: Option<Limits>,
+    /// For a restore: the dir whose vmstate and memory go into the jail.
+    pub state: Option<PathBuf>,
 }
 
 impl Jail {
@@ -123,6 +149,7 @@ impl Jail {
             dir,
             root,
             limits: cgroup_v2().then(|| limits(spec)),
+            state: None,
         })
     }
 
@@ -178,10 +205,51 @@ impl Jail {
         for (d, jailed) in spec.drives.iter().zip(&inside.drives) {
             self.link_in(&d.path, &jailed.path, !d.read_only)?;
         }
-        if let (Some(host), Some(jailed)) = (&spec.console_log, &inside.console_log) {
-            self.link_in(host, jailed, true)?;
+        match &self.state {
+            Some(dir) => {
+                self.put_state(&dir.join("vmstate"), VMSTATE)?;
+                self.put_state(&dir.join("memory"), MEMORY)?;
+            }
+            // A loaded Firecracker is given no serial output path: the
+            // console log stays out of the jail (and root's).
+            None => {
+                if let (Some(host), Some(jailed)) = (&spec.console_log, &inside.console_log) {
+                    self.link_in(host, jailed, true)?;
+                }
+            }
         }
         Ok(inside)
+    }
+
+    /// Put a snapshot file in the jail, readable by the VMM user and never
+    /// writable by it: Firecracker maps the memory MAP_PRIVATE, so the file
+    /// stays for the VM's life and goes with the jail. Hard-linked when
+    /// the user can already read it (a link shares the original's mode),
+    /// else copied as root's, group the user's, 0440.
+    fn put_state(&self, host: &Path, inside: &str) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let to = self.host(inside);
+        let m = std::fs::metadata(host).map_err(|e| io(format!("stat {}", host.display()), e))?;
+        if self.user_reads(&m) && !self.user_writes(&m) && std::fs::hard_link(host, &to).is_ok() {
+            return Ok(());
+        }
+        banger_lib::diskcopy::copy(host, &to)?;
+        let f = std::fs::File::open(&to).map_err(|e| io(format!("opening {}", to.display()), e))?;
+        std::os::unix::fs::fchown(&f, Some(0), Some(self.user.gid.as_raw()))
+            .and_then(|()| f.set_permissions(std::fs::Permissions::from_mode(0o440)))
+            .map_err(|e| io(format!("giving {} to the VMM user", to.display()), e))
+    }
+
+    fn user_reads(&self, m: &std::fs::Metadata) -> bool {
+        m.mode() & 0o004 != 0
+            || m.uid() == self.user.uid.as_raw() && m.mode() & 0o400 != 0
+            || m.gid() == self.user.gid.as_raw() && m.mode() & 0o040 != 0
+    }
+
+    fn user_writes(&self, m: &std::fs::Metadata) -> bool {
+        m.mode() & 0o002 != 0
+            || m.uid() == self.user.uid.as_raw()
+            || m.gid() == self.user.gid.as_raw() && m.mode() & 0o020 != 0
     }
 
     /// Hard-link `host` into the chroot as `inside` (a read-only file on
@@ -215,10 +283,7 @@ impl Jail {
                 .map_err(|e| Error::failed(format!("chown {}: {e}", to.display())))?;
         } else {
             let m = std::fs::metadata(&to).map_err(|e| io(format!("stat {}", to.display()), e))?;
-            let readable = m.mode() & 0o004 != 0
-                || m.uid() == self.user.uid.as_raw() && m.mode() & 0o400 != 0
-                || m.gid() == self.user.gid.as_raw() && m.mode() & 0o040 != 0;
-            if !readable {
+            if !self.user_reads(&m) {
                 return Err(Error::prereq(format!(
                     "{} is not readable by the VMM user {}",
                     host.display(),
@@ -295,6 +360,151 @@ fn remove_dirs(dir: &Path, id: &str) {
     let _ = std::fs::remove_dir(Path::new(CGROUP_ROOT).join(CGROUP_PARENT).join(id));
 }
 
+/// A dir in a running VM's chroot for its Firecracker to write a snapshot
+/// into, made by root and given to the VMM user (0700). The user owns the
+/// chroot and may swap anything in it for a symlink, a hard link or a
+/// FIFO: the dir is held open and its files are reached through that fd,
+/// never by a path through the chroot, and checked once out of the
+/// user's reach. It is removed when dropped.
+pub struct Outbox {
+    dir: std::fs::File,
+    host: PathBuf,
+}
+
+fn open_flags(extra: nix::libc::c_int) -> std::fs::OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | extra);
+    o
+}
+
+impl Outbox {
+    /// In the jail `jail_dir` (the record's "jail"), for the user the
+    /// jailer gave its root to.
+    pub fn make(jail_dir: &Path) -> Result<Outbox> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let root = jail_dir.join("root");
+        let owner = std::fs::symlink_metadata(&root)
+            .map_err(|e| io(format!("stat {}", root.display()), e))?;
+        let host = root.join(&OUTBOX[1..]);
+        // One a killed snapshot left; a symlink is removed, not followed.
+        let _ = std::fs::remove_dir_all(&host);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&host)
+            .map_err(|e| io(format!("creating {}", host.display()), e))?;
+        let out = Outbox {
+            dir: open_flags(nix::libc::O_DIRECTORY)
+                .open(&host)
+                .map_err(|e| io(format!("opening {}", host.display()), e))?,
+            host,
+        };
+        let m = out
+            .dir
+            .metadata()
+            .map_err(|e| io(format!("stat {}", out.host.display()), e))?;
+        if m.uid() != 0 {
+            return Err(Error::failed(format!(
+                "{} was replaced while it was made",
+                out.host.display()
+            )));
+        }
+        std::os::unix::fs::fchown(&out.dir, Some(owner.uid()), Some(owner.gid()))
+            .and_then(|()| {
+                out.dir
+                    .set_permissions(std::fs::Permissions::from_mode(0o700))
+            })
+            .map_err(|e| io(format!("giving {} to the VMM user", out.host.display()), e))?;
+        Ok(out)
+    }
+
+    /// File `name` in it as the jailed Firecracker sees it.
+    pub fn inside(&self, name: &str) -> PathBuf {
+        Path::new(OUTBOX).join(name)
+    }
+
+    /// Move `name` out to `to` (a new path in a root-owned dir): renamed,
+    /// or copied across filesystems; then root's, 0600. Anything but a
+    /// regular file with one link (a link to a drive, a device, a FIFO)
+    /// is refused and its entry at `to` removed.
+    pub fn take(&self, name: &str, to: &Path) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let what = || format!("moving {} to {}", self.inside(name).display(), to.display());
+        let dest_dir = to.parent().unwrap_or(Path::new("/"));
+        let dest_dir = open_flags(nix::libc::O_DIRECTORY)
+            .open(dest_dir)
+            .map_err(|e| io(format!("opening {}", dest_dir.display()), e))?;
+        let file_name = to.file_name().unwrap_or_default();
+        let mut renamed = nix::fcntl::renameat2(
+            &self.dir,
+            name,
+            &dest_dir,
+            file_name,
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        );
+        if renamed == Err(nix::errno::Errno::EINVAL) {
+            // A filesystem without RENAME_NOREPLACE; `to` was checked free.
+            renamed = nix::fcntl::renameat(&self.dir, name, &dest_dir, file_name);
+        }
+        match renamed {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EXDEV) => self.copy_out(name, to).map_err(|e| io(what(), e))?,
+            Err(e) => return Err(io(what(), e.into())),
+        }
+        // Out of the user's reach now: what is at `to` stays what it is.
+        let checked = (|| -> std::io::Result<()> {
+            let f = open_flags(nix::libc::O_NONBLOCK).open(to)?;
+            let m = f.metadata()?;
+            if !m.is_file() || m.nlink() != 1 {
+                return Err(std::io::Error::other(
+                    "the VMM left something other than a file of its own",
+                ));
+            }
+            std::os::unix::fs::fchown(&f, Some(0), Some(0))?;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        })();
+        checked.map_err(|e| {
+            let _ = std::fs::remove_file(to);
+            io(what(), e)
+        })
+    }
+
+    fn copy_out(&self, name: &str, to: &Path) -> std::io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let from = nix::fcntl::openat(
+            &self.dir,
+            name,
+            nix::fcntl::OFlag::O_RDONLY
+                | nix::fcntl::OFlag::O_NOFOLLOW
+                | nix::fcntl::OFlag::O_NONBLOCK
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        let mut from = std::fs::File::from(from);
+        if !from.metadata()?.is_file() {
+            return Err(std::io::Error::other("not a regular file"));
+        }
+        let mut dest = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(to)?;
+        let copied = std::io::copy(&mut from, &mut dest).and_then(|_| dest.sync_all());
+        if copied.is_err() {
+            let _ = std::fs::remove_file(to);
+        }
+        copied
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.host);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,6 +529,7 @@ mod tests {
             dir: "/s/jail/firecracker/web".into(),
             root: "/s/jail/firecracker/web/root".into(),
             limits,
+            state: None,
         }
     }
 
@@ -363,5 +574,42 @@ mod tests {
             jail(None).pid_file(),
             Path::new("/s/jail/firecracker/web/root/firecracker.pid")
         );
+    }
+
+    /// What the VMM user may leave in its outbox instead of a file: a
+    /// symlink or a second link to a host file. Neither is followed nor
+    /// changed; the entry moved out is removed.
+    #[test]
+    fn outbox_takes_files_and_refuses_links_as_root() {
+        use std::os::unix::fs::PermissionsExt;
+        if !banger_testkit::require_root("outbox_takes_files_and_refuses_links_as_root") {
+            return;
+        }
+        let home = banger_testkit::Home::new();
+        let jail = home.path().join("jail");
+        std::fs::create_dir_all(jail.join("root")).unwrap();
+        let (out_dir, host) = (home.path().join("out"), home.path().join("host"));
+        std::fs::create_dir(&out_dir).unwrap();
+        std::fs::write(&host, "host file").unwrap();
+        std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let outbox = Outbox::make(&jail).unwrap();
+        let inbox = jail.join("root/snapshot");
+        assert_eq!(std::fs::metadata(&inbox).unwrap().mode() & 0o7777, 0o700);
+        std::fs::write(inbox.join("vmstate"), "state").unwrap();
+        std::os::unix::fs::symlink(&host, inbox.join("memory")).unwrap();
+        std::fs::hard_link(&host, inbox.join("other")).unwrap();
+
+        outbox.take("vmstate", &out_dir.join("vmstate")).unwrap();
+        let m = std::fs::metadata(out_dir.join("vmstate")).unwrap();
+        assert_eq!((m.uid(), m.mode() & 0o7777), (0, 0o600));
+        for f in ["memory", "other"] {
+            assert!(outbox.take(f, &out_dir.join(f)).is_err(), "{f}");
+            assert!(std::fs::symlink_metadata(out_dir.join(f)).is_err(), "{f}");
+        }
+        let m = std::fs::metadata(&host).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o644, "the host file was changed");
+        assert_eq!(std::fs::read_to_string(&host).unwrap(), "host file");
+        drop(outbox);
+        assert!(!inbox.exists(), "the outbox is left");
     }
 }

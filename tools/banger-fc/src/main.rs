@@ -14,14 +14,6 @@ use banger_lib::vmspec::read_stdin;
 use boot::Options;
 use cli::{Cli, SnapshotCmd, Sub};
 
-/// A load runs without the jailer (the snapshot's paths are the host's).
-fn tracking(track_dirty_pages: bool) -> Options {
-    Options {
-        no_jailer: true,
-        track_dirty_pages,
-    }
-}
-
 fn main() {
     let cli = banger_lib::run::parse::<Cli>("banger-fc");
     banger_lib::run::main("banger-fc", || {
@@ -69,16 +61,28 @@ fn main() {
             Sub::Snapshot(SnapshotCmd::Load {
                 id,
                 dir,
+                no_jailer,
                 track_dirty_pages,
-            }) => emit(&boot::load(&id, &dir, tracking(track_dirty_pages))?),
+            }) => emit(&boot::load(
+                &id,
+                &dir,
+                Options {
+                    no_jailer,
+                    track_dirty_pages,
+                },
+            )?),
             Sub::Suspend { id, to } => emit(&control::suspend(&id, &to)?),
             Sub::Restore {
                 from,
+                no_jailer,
                 track_dirty_pages,
             } => emit(&boot::restore(
                 &read_stdin()?,
                 &from,
-                tracking(track_dirty_pages),
+                Options {
+                    no_jailer,
+                    track_dirty_pages,
+                },
             )?),
             Sub::ConsoleLog(args) => return Ok(banger_lib::console::run_logger(&args)?),
         }

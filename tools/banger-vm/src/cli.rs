@@ -125,7 +125,7 @@ SUSPEND AND RESUME:
   stop of a suspended VM discards the state (how: discarded); the next
   start boots the disks afresh; a start also removes a saved state that
   no record points at (a suspend killed before it recorded the VM as
-  suspended). set --vcpus/--memory is refused while suspended. Firecracker VMs under the jailer cannot be suspended yet.
+  suspended). set --vcpus/--memory is refused while suspended.
 
 GOLDEN SNAPSHOTS AND CLONES:
   snapshot NAME --as SNAP asks the agent to sync, then the VM's driver

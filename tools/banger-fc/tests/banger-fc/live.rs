@@ -4,11 +4,13 @@
 //! this checks the process and API path: start, pause, snapshot with a
 //! disk copy, a clone restored from it on its own disk, stop, load, stop, and that no firecracker is left behind. With BANGER_JAILER
 //! set to a real jailer too, the jailed VMM's uid, chroot and pid
-//! namespace, and that stop leaves no jail.
+//! namespace; a jailed golden snapshot and a clone in its own jail;
+//! suspend and restore into a new jail; and that stop leaves no jail.
 
 use assert_cmd::Command;
 use banger_testkit::Home;
 use serde_json::{json, Value};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 fn gate(test: &str) -> Option<(PathBuf, PathBuf)> {
@@ -90,8 +92,8 @@ fn live_real_firecracker_start_pause_snapshot_stop() {
     let _serial = banger_testkit::serial();
     let home = Home::new();
     let spec = tiny_spec(&home, "live", &kernel);
-    // Snapshots of jailed VMs are not supported (yet): this one runs
-    // without the jailer whatever BANGER_JAILER says.
+    // The unjailed path (snapshots of jailed VMs are
+    // live_real_jailer_confines_firecracker's), whatever BANGER_JAILER says.
     let rec = run(&home, &["start", "--no-jailer"], Some(&spec));
     assert!(alive(&rec));
     // Any Firecracker banger-fc supports (v1.16 or newer; start refuses
@@ -171,8 +173,9 @@ fn status_field(pid: u32, key: &str) -> String {
 /// A real Firecracker behind a real jailer (BANGER_JAILER; the jailer
 /// execs Firecracker inside the chroot, so Firecracker must be linked
 /// statically): the VMM runs as the VMM user, chrooted in its jail, in a
-/// pid namespace of its own, its API answers through the chroot, and stop
-/// leaves nothing of the jail.
+/// pid namespace of its own, its API answers through the chroot; a golden
+/// snapshot of it restores a clone in a jail of its own; suspended, it is
+/// restored into a new jail; and stop leaves nothing of the jail.
 #[test]
 fn live_real_jailer_confines_firecracker() {
     let test = "live_real_jailer_confines_firecracker";
@@ -192,6 +195,93 @@ fn live_real_jailer_confines_firecracker() {
     let rec = run(&home, &["start"], Some(&spec));
     eprintln!("jailer {}: {rec}", PathBuf::from(&jailer).display());
     assert!(alive(&rec));
+    let jail = assert_jailed(&rec);
+    let pid = rec["pid"].as_u64().unwrap() as u32;
+    // Filter mode: Firecracker installs its filters on its threads (a
+    // static glibc build here gets the empty default policy, still mode 2).
+    assert_eq!(status_field(pid, "Seccomp:"), "2");
+    assert_eq!(run(&home, &["status", "jailed"], None)["state"], "running");
+    assert_eq!(run(&home, &["pause", "jailed"], None)["state"], "paused");
+
+    // A golden snapshot: written in the jail, moved out as root's; its
+    // vmstate names the chroot's drive, which a clone's jail makes its own.
+    let gold = home.path().join("gold");
+    let copy = gold.join("rootfs.ext4");
+    let line = run(
+        &home,
+        &[
+            "snapshot",
+            "create",
+            "jailed",
+            "--dir",
+            gold.to_str().unwrap(),
+            "--disk",
+            &format!("rootfs={}", copy.display()),
+        ],
+        None,
+    );
+    assert_eq!(line["state"], "paused", "{line}");
+    let vmstate = std::fs::read(gold.join("vmstate")).unwrap();
+    let holds = |p: &str| vmstate.windows(p.len()).any(|w| w == p.as_bytes());
+    assert!(holds("/drive-rootfs"));
+    assert!(!holds(spec["drives"][0]["path"].as_str().unwrap()));
+    assert!(!holds(copy.to_str().unwrap()));
+    for f in ["vmstate", "memory"] {
+        let m = std::fs::metadata(gold.join(f)).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 0, 0o600), "{f}");
+    }
+    assert!(!jail.join("root/snapshot").exists(), "the outbox is left");
+    let clone = tiny_spec(&home, "clone", &kernel);
+    std::fs::copy(&copy, clone["drives"][0]["path"].as_str().unwrap()).unwrap();
+    let crec = run(
+        &home,
+        &["restore", "--from", gold.to_str().unwrap()],
+        Some(&clone),
+    );
+    let clone_jail = assert_jailed(&crec);
+    assert_ne!(clone_jail, jail);
+    let cstatus = run(&home, &["status", "clone", "--config"], None);
+    assert_eq!(cstatus["state"], "running", "{cstatus}");
+    assert_eq!(drive_path(&cstatus), "/drive-rootfs");
+    let linked = std::fs::metadata(clone_jail.join("root/drive-rootfs")).unwrap();
+    let own = std::fs::metadata(clone["drives"][0]["path"].as_str().unwrap()).unwrap();
+    assert_eq!((linked.dev(), linked.ino()), (own.dev(), own.ino()));
+    run(&home, &["stop", "clone", "--timeout", "1"], None);
+    assert!(!alive(&crec));
+    assert!(
+        !clone_jail.exists(),
+        "the jail {} is left",
+        clone_jail.display()
+    );
+
+    // Suspended from the jail, restored into a new one.
+    let saved = home.path().join("jailed.suspend");
+    let s = run(
+        &home,
+        &["suspend", "jailed", "--to", saved.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(s["state"], "suspended", "{s}");
+    assert!(!alive(&rec));
+    assert!(!jail.exists(), "the jail {} is left", jail.display());
+    let back = run(
+        &home,
+        &["restore", "--from", saved.to_str().unwrap()],
+        Some(&spec),
+    );
+    assert_eq!(assert_jailed(&back), jail);
+    assert_eq!(run(&home, &["status", "jailed"], None)["state"], "running");
+    let stop = run(&home, &["stop", "jailed", "--timeout", "1"], None);
+    assert_ne!(stop["how"], "already_dead", "{stop}");
+    assert!(!alive(&back));
+    assert!(!jail.exists(), "the jail {} is left", jail.display());
+    assert!(!home.path().join("run/banger/jailed").exists());
+}
+
+/// The process of `rec` runs as the VMM user, its root the jail's, in a
+/// pid namespace of its own; the jail's dir.
+fn assert_jailed(rec: &Value) -> PathBuf {
+    assert!(alive(rec));
     let pid = rec["pid"].as_u64().unwrap() as u32;
     let jail = PathBuf::from(rec["jail"].as_str().expect("a jail in the record"));
     let user = banger_lib::vmmuser::lookup(banger_lib::vmmuser::DEFAULT).unwrap();
@@ -203,7 +293,6 @@ fn live_real_jailer_confines_firecracker() {
     );
     // Its root is the jail's (in its own mount namespace, where the
     // jailer pivoted into it, so compared by inode, not by name).
-    use std::os::unix::fs::MetadataExt;
     let (seen, want) = (
         std::fs::metadata(format!("/proc/{pid}/root/")).unwrap(),
         std::fs::metadata(jail.join("root")).unwrap(),
@@ -214,14 +303,5 @@ fn live_real_jailer_confines_firecracker() {
         std::fs::read_link("/proc/self/ns/pid").unwrap(),
         "not in a pid namespace of its own"
     );
-    // Filter mode: Firecracker installs its filters on its threads (a
-    // static glibc build here gets the empty default policy, still mode 2).
-    assert_eq!(status_field(pid, "Seccomp:"), "2");
-    assert_eq!(run(&home, &["status", "jailed"], None)["state"], "running");
-    assert_eq!(run(&home, &["pause", "jailed"], None)["state"], "paused");
-    let stop = run(&home, &["stop", "jailed", "--timeout", "1"], None);
-    assert_ne!(stop["how"], "already_dead", "{stop}");
-    assert!(!alive(&rec));
-    assert!(!jail.exists(), "the jail {} is left", jail.display());
-    assert!(!home.path().join("run/banger/jailed").exists());
+    jail
 }
