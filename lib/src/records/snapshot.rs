@@ -34,6 +34,10 @@ pub struct SnapshotRecord {
     /// The source's NAT and isolation when saved (a clone's defaults).
     pub nat: bool,
     pub isolated: bool,
+    /// The source ran Firecracker without its jailer: its state names host
+    /// paths, so clones run without it too. Left out when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_jailer: bool,
     /// The disks copied while the source was paused: a clone gets its own
     /// copies of these.
     pub disks: Disks,

@@ -136,7 +136,8 @@ GOLDEN SNAPSHOTS AND CLONES:
   written last):
     {\"schema\", \"name\", \"source\" (the VM), \"image\", \"vmm\", \"vmm_version\",
      \"kernel\", \"kernel_size\", \"kernel_mtime\", \"initrd\", \"vcpus\",
-     \"memory_mib\", \"disk_size\", \"nat\", \"isolated\", \"disks\" (as a VM
+     \"memory_mib\", \"disk_size\", \"nat\", \"isolated\", \"no_jailer\" (only
+     when true: clones run without the jailer too), \"disks\" (as a VM
      record's: QEMU's are qcow2 overlays on the image's files), \"state\"
      (QEMU's state file, Firecracker's dir), \"bytes\", \"disk_bytes\",
      \"paused_ms\", \"created_at\"}

@@ -118,7 +118,7 @@ pub fn create(a: &CreateArgs, from: &str) -> Result<Created> {
     rec.nat = a.nat || snap.nat;
     rec.isolated = !a.no_isolate;
     (rec.vcpus, rec.memory_mib, rec.disk_size) = (snap.vcpus, snap.memory_mib, snap.disk_size);
-    rec.no_jailer = a.no_jailer;
+    rec.no_jailer = a.no_jailer || snap.no_jailer;
     rec.from_snapshot = Some(snap.name.clone());
     let nat = rec.nat;
     let mut run = Run::new(rec, Mode::Create, a.timeout, bundle.agent_port);

@@ -91,6 +91,7 @@ pub fn take(name: &str, snap: &str) -> Result<SnapshotRecord> {
             disk_size: vm.disk_size,
             nat: vm.nat,
             isolated: vm.isolated,
+            no_jailer: vm.no_jailer,
             disk_bytes: [&disks.rootfs, &disks.work]
                 .iter()
                 .map(|p| on_disk(p))

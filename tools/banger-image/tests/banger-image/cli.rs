@@ -492,6 +492,7 @@ fn rm_refuses_while_a_snapshot_overlays_the_files() {
         disk_size: 1 << 30,
         nat: false,
         isolated: true,
+        no_jailer: false,
         disks: banger_lib::records::Disks {
             rootfs: snap_dir.join("rootfs.qcow2"),
             work: snap_dir.join("work.qcow2"),

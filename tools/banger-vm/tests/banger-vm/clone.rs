@@ -47,6 +47,7 @@ fn snapshot_then_two_clones_each_with_its_own_identity() {
         "{snap}"
     );
     assert!(snap["bytes"].as_u64().unwrap() > 0, "{snap}");
+    assert_eq!(snap["no_jailer"], true, "{snap}");
     let dir = snapshots_dir(&fx).join("gold");
     for f in [
         "snapshot.json",
@@ -84,6 +85,9 @@ fn snapshot_then_two_clones_each_with_its_own_identity() {
             "{rec}"
         );
         assert!(rec["timings_ms"]["identity"].is_number(), "{rec}");
+        // Its source ran without the jailer: so does it (the state names
+        // host paths).
+        assert_eq!(rec["no_jailer"], true, "{rec}");
         // Its own disks, copies of the snapshot's.
         let root = PathBuf::from(rec["disks"]["rootfs"].as_str().unwrap());
         assert!(root.starts_with(fx.vms_dir().join(name)), "{rec}");
