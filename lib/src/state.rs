@@ -50,9 +50,11 @@ impl Lock {
             .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(|e| not_a_symlink(io(format!("opening lock {}", path.display()), e), path))?;
-        // Start at 2 ms: an uncontended hand-over between two commands
-        // should cost next to nothing.
-        let backoff = Backoff::new(Duration::from_millis(2), Duration::from_millis(100));
+        // A hand-over between commands should cost next to nothing: a
+        // waiter polls every few ms at most (a try_lock is one syscall),
+        // or ten concurrent creates queue on banger-net's lock for far
+        // longer than its holders hold it.
+        let backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(10));
         let got = backoff.poll(timeout, || match file.try_lock() {
             Ok(()) => Some(Ok(())),
             Err(TryLockError::WouldBlock) => None,

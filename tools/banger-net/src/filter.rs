@@ -237,9 +237,22 @@ pub fn exists() -> bool {
 }
 
 /// The tables hold what this version's rules name (a table an older
-/// banger made lacks the forwards map, and filling it would fail).
+/// banger made lacks the forwards map, and filling it would fail). One
+/// nft run, not one per object: it is on every `tap acquire`, under
+/// banger-net's lock.
 fn current() -> bool {
-    exists() && nft::object_exists("map", "inet", TABLE, "forwards")
+    let Some(v) = nft::list_json(&["ruleset"]) else {
+        return false;
+    };
+    let items = v["nftables"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let has = |kind: &str, family: &str, name: &str| {
+        items.iter().any(|i| {
+            let o = &i[kind];
+            let table = if kind == "table" { &o["name"] } else { &o["table"] };
+            o["family"] == family && table == TABLE && (kind == "table" || o["name"] == name)
+        })
+    };
+    has("table", "bridge", TABLE) && has("map", "inet", "forwards")
 }
 
 /// Both tables made afresh (a stale or half-present one replaced) with

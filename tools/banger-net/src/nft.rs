@@ -50,16 +50,6 @@ pub fn table_exists(family: &str, name: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Whether `KIND FAMILY TABLE NAME` (a set or map) exists.
-pub fn object_exists(kind: &str, family: &str, table: &str, name: &str) -> bool {
-    nft()
-        .args(["list", kind, family, table, name])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// `nft -j list ARGS`, parsed; None when nft fails (no such table).
 pub fn list_json(args: &[&str]) -> Option<serde_json::Value> {
     let out = nft()
