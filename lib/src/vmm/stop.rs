@@ -23,6 +23,10 @@ pub const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a driver does to its VMM.
 pub trait Vmm {
+    /// Let a guest the VMM holds paused (a pause, a save cut short) run, so
+    /// it can hear the shutdown requests; a paused guest would otherwise
+    /// sit out the whole timeout and be killed. Best effort.
+    fn wake(&mut self) {}
     /// The VMM's own shutdown request (QMP system_powerdown, Firecracker's
     /// SendCtrlAltDel); true when the VMM took it.
     fn request_shutdown(&mut self) -> bool;
@@ -201,6 +205,9 @@ pub fn verb(
 /// Carry out a stop. On a kill after the timeout, a warning on stderr says
 /// so and whether the disks were synced first.
 pub fn run(plan: &Plan, vmm: &mut dyn Vmm) -> Result<Outcome> {
+    if !plan.kill {
+        vmm.wake();
+    }
     let start = Instant::now();
     let mut p = Progress {
         has_agent: plan.agent.is_some(),

@@ -68,6 +68,9 @@ RECORDS:
             {\"method\":\"PUT\", \"path\", \"body\"}
 
 STOP:
+  A paused guest is let run first (PATCH /vm Resumed; an unjailed one's
+  drives put back on the spec's files), so it hears what follows; --kill
+  does not.
   stop asks the guest agent (the record's agent endpoint) to reboot with
   POST /reboot, allowing it 2 s to answer, and waits for firecracker to
   exit. Reboot, not power off: on x86 Firecracker has no ACPI power

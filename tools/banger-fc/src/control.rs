@@ -50,6 +50,14 @@ struct Firecracker<'a> {
 }
 
 impl stop::Vmm for Firecracker<'_> {
+    fn wake(&mut self) {
+        if let Some(s) = self.rec.api_socket.as_deref() {
+            if let Err(e) = run_on(self.rec, &Api::new(s), false) {
+                eprintln!("banger-fc: warning: VM {}: {}", self.rec.id, e.message);
+            }
+        }
+    }
+
     fn request_shutdown(&mut self) -> bool {
         self.rec.api_socket.as_deref().is_some_and(|s| {
             Api::new(s)
@@ -131,17 +139,28 @@ pub fn resume(id: &str) -> Result<Value> {
         .api_socket
         .as_deref()
         .ok_or_else(|| Error::failed(format!("the record of VM {id} has no api_socket")))?;
-    let api = Api::new(sock);
-    if rec.jail.is_none() && api.state(Duration::from_secs(5))? == "Paused" {
-        if let Ok(text) = std::fs::read_to_string(record::spec_path(id)) {
+    run_on(&rec, &Api::new(sock), true)?;
+    Ok(json!({"id": id, "state": "running"}))
+}
+
+/// Let a paused guest run (`always`: send Resumed whatever the state).
+/// An unjailed paused VM's drives are first put back on the spec's files:
+/// a `snapshot create` killed between its PATCHes leaves them on the
+/// snapshot's copies, which the guest must never write.
+fn run_on(rec: &VmmRecord, api: &Api, always: bool) -> Result<()> {
+    let paused = api.state(Duration::from_secs(5))? == "Paused";
+    if rec.jail.is_none() && paused {
+        if let Ok(text) = std::fs::read_to_string(record::spec_path(&rec.id)) {
             let spec = banger_lib::vmspec::VmSpec::parse(&text)?;
             for d in &spec.drives {
-                patch_drive(&api, &d.id, &d.path)?;
+                patch_drive(api, &d.id, &d.path)?;
             }
         }
     }
-    set_state(&api, "Resumed")?;
-    Ok(json!({"id": id, "state": "running"}))
+    if paused || always {
+        set_state(api, "Resumed")?;
+    }
+    Ok(())
 }
 
 /// What `snapshot create` is asked for beyond the VM and its dir.

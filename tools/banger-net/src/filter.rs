@@ -248,7 +248,11 @@ fn current() -> bool {
     let has = |kind: &str, family: &str, name: &str| {
         items.iter().any(|i| {
             let o = &i[kind];
-            let table = if kind == "table" { &o["name"] } else { &o["table"] };
+            let table = if kind == "table" {
+                &o["name"]
+            } else {
+                &o["table"]
+            };
             o["family"] == family && table == TABLE && (kind == "table" || o["name"] == name)
         })
     };

@@ -86,6 +86,8 @@ PRIVILEGES:
   sandbox.
 
 STOP:
+  A paused guest (pause, or a save cut short: the save is cancelled) is
+  let run first (cont), so it hears what follows; --kill does not.
   stop asks the guest agent (the record's agent endpoint) to power off with
   POST /shutdown, allowing it 2 s to answer, and waits for QEMU to exit
   (the guest's poweroff ends QEMU). When the agent does not answer, stop

@@ -44,6 +44,14 @@ struct Qemu<'a> {
 }
 
 impl stop::Vmm for Qemu<'_> {
+    fn wake(&mut self) {
+        if let Ok(mut q) = qmp(self.rec) {
+            if let Err(e) = run_on(&mut q, &self.rec.id) {
+                eprintln!("banger-qemu: warning: VM {}: {}", self.rec.id, e.message);
+            }
+        }
+    }
+
     fn request_shutdown(&mut self) -> bool {
         qmp(self.rec)
             .and_then(|mut q| q.execute("system_powerdown", None))
@@ -107,11 +115,24 @@ pub fn pause(id: &str) -> Result<Value> {
     Ok(json!({"id": id, "state": "paused"}))
 }
 
-/// `cont`, after cancelling a save still under way: a suspend or snapshot
-/// killed mid-save leaves QEMU paused and migrating into its file, and
-/// QEMU refuses `cont` until the migration has ended.
+/// `cont`, after cancelling a save still under way (`run_on`).
 pub fn resume(id: &str) -> Result<Value> {
     let (_lock, mut q) = alive_qmp(id)?;
+    run_on(&mut q, id)?;
+    Ok(json!({"id": id, "state": "running"}))
+}
+
+/// Let a paused guest run: a suspend or snapshot killed mid-save leaves
+/// QEMU paused and migrating into its file, and QEMU refuses `cont` until
+/// the migration has ended, so it is cancelled first. A guest in any
+/// other state (running, shut down) is left alone.
+fn run_on(q: &mut Qmp, id: &str) -> Result<()> {
+    if !matches!(
+        q.run_state()?.as_str(),
+        "paused" | "postmigrate" | "finish-migrate"
+    ) {
+        return Ok(());
+    }
     let migrating = |q: &mut crate::qmp::Qmp| -> Result<bool> {
         let r = q.execute("query-migrate", None)?;
         let status = r.get("status").and_then(Value::as_str).unwrap_or("");
@@ -120,16 +141,14 @@ pub fn resume(id: &str) -> Result<Value> {
             "setup" | "active" | "pre-switchover" | "device" | "cancelling"
         ))
     };
-    if migrating(&mut q)? {
+    if migrating(q)? {
         q.execute("migrate_cancel", None)?;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         let ended =
-            banger_lib::wait::Backoff::DEFAULT.poll_until(Some(deadline), || {
-                match migrating(&mut q) {
-                    Ok(true) => None,
-                    Ok(false) => Some(Ok(())),
-                    Err(e) => Some(Err(e)),
-                }
+            banger_lib::wait::Backoff::DEFAULT.poll_until(Some(deadline), || match migrating(q) {
+                Ok(true) => None,
+                Ok(false) => Some(Ok(())),
+                Err(e) => Some(Err(e)),
             });
         ended.unwrap_or_else(|| {
             Err(Error::failed(format!(
@@ -137,6 +156,5 @@ pub fn resume(id: &str) -> Result<Value> {
             )))
         })?;
     }
-    q.execute("cont", None)?;
-    Ok(json!({"id": id, "state": "running"}))
+    q.execute("cont", None).map(drop)
 }

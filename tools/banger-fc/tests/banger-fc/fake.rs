@@ -107,6 +107,30 @@ fn full_lifecycle_with_valid_requests() {
     t.assert_nothing_left_but_logs("box");
 }
 
+/// A paused guest hears no shutdown request: stop lets it run first, so
+/// its agent powers it off cleanly instead of the timeout and a kill.
+#[test]
+fn stop_of_a_paused_vm_wakes_it_and_stops_it_through_its_agent() {
+    let t = T::new();
+    t.start(&t.spec("box")).success();
+    assert_eq!(t.json(&["pause", "box"])["state"], "paused");
+    let stop = t.json(&["stop", "box", "--timeout", "30"]);
+    assert_eq!(
+        (&stop["how"], &stop["clean"]),
+        (&json!("agent"), &json!(true)),
+        "{stop}"
+    );
+    let lines = t.fake.request_lines();
+    let resumed = lines.iter().rposition(|l| l == "PATCH /vm").unwrap();
+    let asked = lines
+        .iter()
+        .rposition(|l| l == "agent POST /reboot")
+        .unwrap();
+    assert!(resumed < asked, "{lines:?}");
+    t.fake.assert_valid();
+    t.assert_nothing_left_but_logs("box");
+}
+
 #[test]
 fn a_running_vm_is_a_conflict() {
     let t = T::new();

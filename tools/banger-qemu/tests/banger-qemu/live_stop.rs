@@ -122,3 +122,30 @@ fn live_stop_kill_ends_qemu_without_asking_the_guest() {
     assert!(!console(&rec).contains(POWER_DOWN), "{}", console(&rec));
     assert_gone(&rec);
 }
+
+/// A paused guest hears no power button: stop lets it run first, so it
+/// still shuts down cleanly instead of sitting out the timeout.
+#[test]
+fn live_stop_of_a_paused_guest_wakes_it_first() {
+    if !gate("live_stop_of_a_paused_guest_wakes_it_first") {
+        return;
+    }
+    let _serial = banger_testkit::serial();
+    let home = Home::new();
+    let rec = boot(&home, "psd");
+    assert_eq!(
+        json_line(&qemu(&home, &["pause", "psd"], None))["state"],
+        "paused"
+    );
+    assert_eq!(
+        json_line(&qemu(&home, &["status", "psd"], None))["state"],
+        "paused"
+    );
+    let out = qemu(&home, &["stop", "psd", "--timeout", "120"], None);
+    assert_eq!(
+        json_line(&out),
+        json!({"id": "psd", "stopped": true, "how": "acpi", "clean": true, "synced": true})
+    );
+    assert!(console(&rec).contains(POWER_DOWN), "{}", console(&rec));
+    assert_gone(&rec);
+}
