@@ -15,7 +15,7 @@ use crate::record::{self, VmRecord};
 use crate::steps::{self, Mode, Run, Step};
 use banger_lib::records::snapshot::{self as snaprec, SnapshotRecord};
 use banger_lib::records::Disks;
-use banger_lib::{config::Bundle, interrupt, names, state, Error, Result};
+use banger_lib::{config::Bundle, names, state, Error, Result};
 use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
@@ -88,17 +88,8 @@ pub fn create(a: &CreateArgs, from: &str) -> Result<Created> {
     let env = crate::init::parse_env(&a.env)?;
     let bundle = Bundle::load()?;
 
-    interrupt::install();
     let name = a.name.clone();
-    let _lock = record::lock(&name, state::default_lock_timeout())?;
-    if record::load(&name)?.is_some() {
-        return Err(
-            Error::conflict(format!("a VM named {name} already exists")).with_hint(format!(
-                "pick another --name, or remove it: banger vm delete {name}"
-            )),
-        );
-    }
-    crate::create::clear_leftovers(&record::vm_dir(&name));
+    let _lock = crate::create::claim(&name)?;
     let dir = record::vm_dir(&name);
     let in_dir = |p: &Path| dir.join(p.file_name().unwrap_or_default());
     let disks = Disks {

@@ -39,19 +39,8 @@ pub fn create(a: &CreateArgs) -> Result<Created> {
     let scripts = crate::init::load(&a.init)?;
     let env = crate::init::parse_env(&a.env)?;
 
-    interrupt::install();
     let name = a.name.clone();
-    let _lock = record::lock(&name, state::default_lock_timeout())?;
-    if record::load(&name)?.is_some() {
-        return Err(
-            Error::conflict(format!("a VM named {name} already exists")).with_hint(format!(
-                "pick another --name, or remove it: banger vm delete {name}"
-            )),
-        );
-    }
-    // Leftovers of a create that was killed outright (SIGKILL) before it
-    // wrote a record: nobody owns them, we hold the lock.
-    clear_leftovers(&record::vm_dir(&name));
+    let _lock = claim(&name)?;
 
     let mut timings = steps::Timings::new();
     steps::progress(&name, "image");
@@ -116,6 +105,23 @@ pub fn create(a: &CreateArgs) -> Result<Created> {
     }
     run.run(&list)?;
     finish(run, a.timings)
+}
+
+/// The new VM's name, locked for this create: a VM of that name is exit 5,
+/// and what a create killed before its record left under it goes (nobody
+/// owns it, we hold the lock). Ctrl-C from here on undoes the create.
+pub fn claim(name: &str) -> Result<state::Lock> {
+    interrupt::install();
+    let lock = record::lock(name, state::default_lock_timeout())?;
+    if record::load(name)?.is_some() {
+        return Err(
+            Error::conflict(format!("a VM named {name} already exists")).with_hint(format!(
+                "pick another --name, or remove it: banger vm delete {name}"
+            )),
+        );
+    }
+    clear_leftovers(&record::vm_dir(name));
+    Ok(lock)
 }
 
 /// A new VM's record before its first step: `creating` (a create killed
@@ -201,7 +207,7 @@ fn check_boot_files(kernel: &Path, initrd: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-pub fn clear_leftovers(dir: &Path) {
+fn clear_leftovers(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
