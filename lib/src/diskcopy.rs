@@ -139,6 +139,21 @@ fn seek(f: &File, offset: u64, whence: Whence) -> nix::Result<u64> {
     u64::try_from(at).map_err(|_| Errno::EOVERFLOW)
 }
 
+/// Bytes a file takes on disk (its allocated blocks: a sparse disk or
+/// memory file is far smaller than its length), or a directory's files
+/// together; 0 for what cannot be read.
+pub fn on_disk(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::read_dir(p) {
+        Ok(d) => d
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.blocks() * 512)
+            .sum(),
+        Err(_) => std::fs::metadata(p).map_or(0, |m| m.blocks() * 512),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +193,21 @@ mod tests {
         let e = copy(&t.path().join("nope"), &t.path().join("d2")).unwrap_err();
         assert_eq!(e.exit_code(), 3);
         assert!(!t.path().join("d2").exists());
+    }
+
+    #[test]
+    fn on_disk_counts_blocks_not_length_and_a_dirs_files_together() {
+        let t = tempfile::tempdir().unwrap();
+        let sparse = t.path().join("sparse");
+        let f = File::create(&sparse).unwrap();
+        f.set_len(64 << 20).unwrap();
+        f.write_all_at(&[1u8; 8192], 0).unwrap();
+        f.sync_all().unwrap();
+        let one = on_disk(&sparse);
+        assert!((8192..1 << 20).contains(&one), "{one}");
+        std::fs::write(t.path().join("b"), [2u8; 4096]).unwrap();
+        let both = on_disk(t.path());
+        assert!(both >= one + 4096, "{both} vs {one}");
+        assert_eq!(on_disk(&t.path().join("none")), 0);
     }
 }

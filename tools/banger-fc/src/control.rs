@@ -303,7 +303,10 @@ pub fn snapshot_create(id: &str, dir: &Path, ask: &SnapshotAsk) -> Result<Snapsh
     Ok(SnapshotLine {
         id: id.to_string(),
         state: state.into(),
-        bytes: files[..2].iter().map(|f| disk_bytes(f)).sum(),
+        bytes: files[..2]
+            .iter()
+            .map(|f| banger_lib::diskcopy::on_disk(f))
+            .sum(),
         dir,
         disks,
         paused_ms,
@@ -338,12 +341,6 @@ fn write_snapshot(
         o.take("memory", memory)?;
     }
     Ok(())
-}
-
-/// A file's size on disk (a sparse memory file is far smaller than the guest).
-fn disk_bytes(f: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(f).map(|m| m.blocks() * 512).unwrap_or(0)
 }
 
 /// `suspend ID --to DIR`: pause, a Full snapshot into DIR.part (vmstate,
@@ -426,7 +423,7 @@ pub fn suspend(id: &str, to: &Path) -> Result<SuspendLine> {
     record::remove_leftovers(id, Some(&rec));
     let bytes = ["vmstate", "memory", "spec.json"]
         .iter()
-        .map(|f| disk_bytes(&to.join(f)))
+        .map(|f| banger_lib::diskcopy::on_disk(&to.join(f)))
         .sum();
     Ok(SuspendLine {
         id: id.to_string(),

@@ -42,7 +42,7 @@ pub fn finish(rec: &mut VmRecord, p: Pending) -> Result<()> {
                 if rec.vmm_alive() {
                     crate::stop::stop_vmm(tool, &name, crate::stop::StopMode::Kill)?;
                 }
-                info.bytes = on_disk(&info.path);
+                info.bytes = banger_lib::diskcopy::on_disk(&info.path);
                 return suspend::mark_suspended(rec, info);
             } else {
                 suspend::discard(&info.path);
@@ -102,17 +102,4 @@ pub fn driver_record(name: &str) -> Option<banger_lib::vmspec::VmmRecord> {
     let text = std::fs::read_to_string(banger_lib::vmspec::record_path(name)).ok()?;
     let v: banger_lib::vmspec::VmmRecord = serde_json::from_str(&text).ok()?;
     proc::is_alive(v.pid, v.pid_start_time).then_some(v)
-}
-
-/// Bytes a file or a directory's files take on disk.
-fn on_disk(p: &std::path::Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    match std::fs::read_dir(p) {
-        Ok(d) => d
-            .flatten()
-            .filter_map(|e| e.metadata().ok())
-            .map(|m| m.blocks() * 512)
-            .sum(),
-        Err(_) => std::fs::metadata(p).map_or(0, |m| m.blocks() * 512),
-    }
 }

@@ -94,7 +94,7 @@ pub fn take(name: &str, snap: &str) -> Result<SnapshotRecord> {
             no_jailer: vm.no_jailer,
             disk_bytes: [&disks.rootfs, &disks.work]
                 .iter()
-                .map(|p| on_disk(p))
+                .map(|p| banger_lib::diskcopy::on_disk(p))
                 .sum(),
             disks: disks.clone(),
             state,
@@ -111,12 +111,6 @@ pub fn take(name: &str, snap: &str) -> Result<SnapshotRecord> {
         let _ = std::fs::remove_dir_all(&dir);
         crate::steps::step_error(name, "snapshot", "vmm snapshot", e)
     })
-}
-
-/// Bytes a file takes on disk (its allocated blocks).
-fn on_disk(p: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(p).map_or(0, |m| m.blocks() * 512)
 }
 
 /// `vm snapshots`: every snapshot's record.
