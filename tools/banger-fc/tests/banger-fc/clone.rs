@@ -3,6 +3,7 @@
 //! source VM's own files, and a restored VM runs on the files of its spec.
 
 use crate::common::{stderr, T};
+use assert_cmd::Command;
 use banger_lib::records::SnapshotLine;
 use banger_testkit::fakefc::env;
 use serde_json::{json, Value};
@@ -20,8 +21,26 @@ fn two_drive_spec(t: &T, id: &str) -> Value {
     s
 }
 
-fn snapshot_line(t: &T, args: &[&str]) -> SnapshotLine {
-    let out = t.cmd(args).assert().success().get_output().stdout.clone();
+/// `snapshot create ID --dir DIR`, a `--disk ID=DEST` per disk, then `extra`.
+fn snapshot_create(
+    t: &T,
+    id: &str,
+    dir: &Path,
+    disks: &[(&str, &Path)],
+    extra: &[&str],
+) -> Command {
+    let mut args: Vec<String> = vec!["snapshot".into(), "create".into(), id.into()];
+    args.extend(["--dir".into(), dir.display().to_string()]);
+    for (drive, dest) in disks {
+        args.extend(["--disk".into(), format!("{drive}={}", dest.display())]);
+    }
+    args.extend(extra.iter().map(|e| e.to_string()));
+    t.cmd(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// The one SnapshotLine a `snapshot create` that must succeed printed.
+fn snapshot_line(mut c: Command) -> SnapshotLine {
+    let out = c.assert().success().get_output().stdout.clone();
     let text = String::from_utf8(out).unwrap();
     assert_eq!(text.lines().count(), 1, "one line: {text}");
     serde_json::from_str(&text).unwrap()
@@ -61,20 +80,11 @@ fn snapshot_create_with_disks_then_a_clone_runs_on_its_own_copies() {
     let snap = t.home.path().join("golden");
     let (root_copy, work_copy) = (snap.join("rootfs.ext4"), snap.join("work.ext4"));
     let before = t.fake.requests().len();
-    let line = snapshot_line(
-        &t,
-        &[
-            "snapshot",
-            "create",
-            "src",
-            "--dir",
-            snap.to_str().unwrap(),
-            "--disk",
-            &format!("rootfs={}", root_copy.display()),
-            "--disk",
-            &format!("work={}", work_copy.display()),
-        ],
-    );
+    let disks = [
+        ("rootfs", root_copy.as_path()),
+        ("work", work_copy.as_path()),
+    ];
+    let line = snapshot_line(snapshot_create(&t, "src", &snap, &disks, &[]));
     assert_eq!(line.id, "src");
     assert_eq!(line.state, "running");
     assert_eq!(line.dir, snap.canonicalize().unwrap());
@@ -146,17 +156,11 @@ fn snapshot_create_with_disks_then_a_clone_runs_on_its_own_copies() {
     std::fs::copy(&work_copy, path_of(&clone, 1)).unwrap();
     clone["drives"][0]["path"] = json!(own_root);
     let before = t.fake.requests().len();
-    let rec: Value = {
-        let out = t
-            .cmd(&["restore", "--from", snap.to_str().unwrap()])
+    let rec = crate::common::record(
+        t.cmd(&["restore", "--from", snap.to_str().unwrap()])
             .write_stdin(clone.to_string())
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        serde_json::from_slice(&out).unwrap()
-    };
+            .assert(),
+    );
     assert_eq!(rec["id"], "clone");
     let reqs = since(&t, before);
     let lines: Vec<&str> = reqs.iter().map(|r| r.0.as_str()).collect();
@@ -196,31 +200,14 @@ fn snapshot_create_refuses_bad_disk_asks_before_pausing() {
     t.start(&two_drive_spec(&t, "box")).success();
     let snap = t.home.path().join("snap");
     let before = t.fake.requests().len();
-    let a = t
-        .cmd(&[
-            "snapshot",
-            "create",
-            "box",
-            "--dir",
-            snap.to_str().unwrap(),
-            "--disk",
-            &format!("data={}", snap.join("data.ext4").display()),
-        ])
+    let data = snap.join("data.ext4");
+    let a = snapshot_create(&t, "box", &snap, &[("data", &data)], &[])
         .assert()
         .code(2);
     assert!(stderr(&a).contains("no drive \"data\""), "{}", stderr(&a));
     let taken = t.home.path().join("taken.ext4");
     std::fs::write(&taken, b"mine").unwrap();
-    let a = t
-        .cmd(&[
-            "snapshot",
-            "create",
-            "box",
-            "--dir",
-            snap.to_str().unwrap(),
-            "--disk",
-            &format!("work={}", taken.display()),
-        ])
+    let a = snapshot_create(&t, "box", &snap, &[("work", &taken)], &[])
         .assert()
         .code(5);
     assert!(stderr(&a).contains("already exists"), "{}", stderr(&a));
@@ -253,16 +240,7 @@ fn a_failed_snapshot_removes_the_copies_and_puts_the_drives_back() {
     let snap = t.home.path().join("snap");
     let copy = snap.join("work.ext4");
     let before = t.fake.requests().len();
-    let a = t
-        .cmd(&[
-            "snapshot",
-            "create",
-            "box",
-            "--dir",
-            snap.to_str().unwrap(),
-            "--disk",
-            &format!("work={}", copy.display()),
-        ])
+    let a = snapshot_create(&t, "box", &snap, &[("work", &copy)], &[])
         .assert()
         .code(1);
     assert!(stderr(&a).contains("/snapshot/create"), "{}", stderr(&a));
@@ -296,10 +274,7 @@ fn a_paused_vm_stays_paused_and_plain_snapshots_print_the_line() {
     t.start(&t.spec("box")).success();
     t.json(&["pause", "box"]);
     let snap = t.home.path().join("snap");
-    let line = snapshot_line(
-        &t,
-        &["snapshot", "create", "box", "--dir", snap.to_str().unwrap()],
-    );
+    let line = snapshot_line(snapshot_create(&t, "box", &snap, &[], &[]));
     assert_eq!(line.state, "paused");
     assert!(line.disks.is_empty());
     assert_eq!(t.json(&["status", "box"])["state"], "paused");
@@ -318,15 +293,7 @@ fn diff_snapshots_need_dirty_page_tracking() {
     t.start(&t.spec("plain")).success();
     let snap = t.home.path().join("snap");
     let before = t.fake.requests().len();
-    let a = t
-        .cmd(&[
-            "snapshot",
-            "create",
-            "plain",
-            "--dir",
-            snap.to_str().unwrap(),
-            "--diff",
-        ])
+    let a = snapshot_create(&t, "plain", &snap, &[], &["--diff"])
         .assert()
         .code(2);
     assert!(stderr(&a).contains("--track-dirty-pages"), "{}", stderr(&a));
@@ -349,17 +316,7 @@ fn diff_snapshots_need_dirty_page_tracking() {
         .unwrap();
     assert_eq!(machine.2.unwrap()["track_dirty_pages"], true);
     let before = t.fake.requests().len();
-    let line = snapshot_line(
-        &t,
-        &[
-            "snapshot",
-            "create",
-            "dirty",
-            "--dir",
-            snap.to_str().unwrap(),
-            "--diff",
-        ],
-    );
+    let line = snapshot_line(snapshot_create(&t, "dirty", &snap, &[], &["--diff"]));
     assert_eq!(line.state, "running");
     let create = since(&t, before)
         .into_iter()
@@ -384,17 +341,7 @@ fn diff_snapshots_need_dirty_page_tracking() {
         .unwrap();
     assert_eq!(load.1["track_dirty_pages"], true);
     let snap2 = t.home.path().join("snap2");
-    snapshot_line(
-        &t,
-        &[
-            "snapshot",
-            "create",
-            "dirty",
-            "--dir",
-            snap2.to_str().unwrap(),
-            "--diff",
-        ],
-    );
+    snapshot_line(snapshot_create(&t, "dirty", &snap2, &[], &["--diff"]));
     t.json(&["stop", "dirty"]);
     t.fake.assert_valid();
 }

@@ -399,26 +399,8 @@ fn suspend_and_restore_with_valid_requests() {
     assert_ne!(back["pid"], rec["pid"]);
     assert_eq!(back["agent"], rec["agent"]);
     assert_eq!(t.json(&["status", "box"])["state"], "running");
-    let reqs = t.fake.requests();
-    let load = reqs
-        .iter()
-        .rev()
-        .find(|r| r.1 == "/snapshot/load")
-        .expect("PUT /snapshot/load");
-    let body = load.2.as_ref().unwrap();
     // Resumed only after its drives are pointed at the spec's files.
-    assert_eq!(body["resume_vm"], false);
-    let after: Vec<String> = t
-        .fake
-        .request_lines()
-        .into_iter()
-        .skip_while(|l| l != "PUT /snapshot/load")
-        .take(3)
-        .collect();
-    assert_eq!(
-        after,
-        ["PUT /snapshot/load", "PATCH /drives/rootfs", "PATCH /vm"]
-    );
+    let body = crate::common::assert_loaded_paused_then_resumed(&t);
     assert_eq!(body["vsock_override"]["uds_path"], rec["vsock_uds"]);
     assert_eq!(body["mem_backend"]["backend_type"], "File");
 

@@ -5,7 +5,7 @@
 //! stop leaves nothing of the jail. Snapshots and suspends are written in
 //! the jail and moved out as root's; a restore loads them in a new jail.
 
-use crate::common::{stderr, T};
+use crate::common::{record, stderr, T};
 use banger_lib::vmmuser;
 use banger_testkit::fakefc::env;
 use serde_json::{json, Value};
@@ -42,13 +42,7 @@ fn jailed_firecracker_runs_unprivileged_in_its_chroot_and_leaves_nothing_as_root
         return;
     };
     let user = vmmuser::lookup(vmmuser::DEFAULT).unwrap();
-    let out = t
-        .start(&t.spec("box"))
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let rec: Value = serde_json::from_slice(&out).unwrap();
+    let rec = record(t.start(&t.spec("box")));
     let jail = PathBuf::from(rec["jail"].as_str().expect("a jail in the record"));
     let root = jail.join("root");
     assert_eq!(
@@ -135,15 +129,11 @@ fn no_jailer_runs_firecracker_as_before_as_root() {
     let Some((t, log)) = jailed(test) else {
         return;
     };
-    let out = t
-        .cmd(&["start", "--no-jailer"])
-        .write_stdin(t.spec("box").to_string())
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let rec: Value = serde_json::from_slice(&out).unwrap();
+    let rec = record(
+        t.cmd(&["start", "--no-jailer"])
+            .write_stdin(t.spec("box").to_string())
+            .assert(),
+    );
     assert!(rec.get("jail").is_none(), "{rec}");
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "", "the jailer ran");
     let pid = rec["pid"].as_u64().unwrap() as u32;
@@ -212,10 +202,6 @@ fn a_named_jailer_that_is_missing_is_a_prerequisite_as_root() {
     assert!(err.contains("--no-jailer"), "{err}");
     assert!(t.fake.requests().is_empty(), "firecracker ran");
     t.assert_nothing_left("box");
-}
-
-fn record(a: assert_cmd::assert::Assert) -> Value {
-    serde_json::from_slice(&a.success().get_output().stdout.clone()).unwrap()
 }
 
 /// The process of `rec` runs as the VMM user, rooted in its jail, in a
@@ -305,18 +291,7 @@ fn jailed_suspend_then_restore_in_a_new_jail_as_root() {
     assert_eq!(load["snapshot_path"], "/vmstate");
     assert_eq!(load["mem_backend"]["backend_path"], "/memory");
     assert_eq!(load["vsock_override"]["uds_path"], "/vsock.sock");
-    assert_eq!(load["resume_vm"], false);
-    let after: Vec<String> = t
-        .fake
-        .request_lines()
-        .into_iter()
-        .skip_while(|l| l != "PUT /snapshot/load")
-        .take(3)
-        .collect();
-    assert_eq!(
-        after,
-        ["PUT /snapshot/load", "PATCH /drives/rootfs", "PATCH /vm"]
-    );
+    assert_eq!(crate::common::assert_loaded_paused_then_resumed(&t), load);
     assert_eq!(
         last_body(&t, "/drives/rootfs")["path_on_host"],
         "/drive-rootfs"

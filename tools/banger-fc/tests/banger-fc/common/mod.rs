@@ -127,6 +127,36 @@ impl T {
     }
 }
 
+/// The one JSON line a command that must succeed printed.
+pub fn record(a: assert_cmd::assert::Assert) -> Value {
+    serde_json::from_slice(&a.success().get_output().stdout.clone()).unwrap()
+}
+
+/// The last load the fake got resumed nothing itself: the drives were
+/// pointed at the spec's files first, then the VM resumed. Its body.
+pub fn assert_loaded_paused_then_resumed(t: &T) -> Value {
+    let load = t
+        .fake
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.1 == "/snapshot/load")
+        .expect("PUT /snapshot/load");
+    let body = load.2.expect("a load body");
+    assert_eq!(body["resume_vm"], false);
+    let lines = t.fake.request_lines();
+    let at = lines
+        .iter()
+        .rposition(|l| l == "PUT /snapshot/load")
+        .unwrap();
+    let after = &lines[at..(at + 3).min(lines.len())];
+    assert_eq!(
+        after,
+        ["PUT /snapshot/load", "PATCH /drives/rootfs", "PATCH /vm"]
+    );
+    body
+}
+
 pub fn stderr(a: &assert_cmd::assert::Assert) -> String {
     String::from_utf8_lossy(&a.get_output().stderr).to_string()
 }
