@@ -236,27 +236,14 @@ pub fn exists() -> bool {
     nft::table_exists("bridge", TABLE) && nft::table_exists("inet", TABLE)
 }
 
-/// The tables hold what this version's rules name (a table an older
-/// banger made lacks the forwards map, and filling it would fail). One
-/// nft run, not one per object: it is on every `tap acquire`, under
-/// banger-net's lock.
-fn current() -> bool {
-    let Some(v) = nft::list_json(&["ruleset"]) else {
-        return false;
-    };
-    let items = v["nftables"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    let has = |kind: &str, family: &str, name: &str| {
-        items.iter().any(|i| {
-            let o = &i[kind];
-            let table = if kind == "table" {
-                &o["name"]
-            } else {
-                &o["table"]
-            };
-            o["family"] == family && table == TABLE && (kind == "table" || o["name"] == name)
-        })
-    };
-    has("table", "bridge", TABLE) && has("map", "inet", "forwards")
+/// Fill the sets of tables this version made. It fails, changing nothing
+/// (one transaction), where a table or set is missing, as in a table an
+/// older banger made (it lacks the forwards map): the caller installs
+/// them then. Trying first spares the listing of the ruleset on every
+/// `tap acquire`, under banger-net's lock.
+fn refill(cfg: &NetCfg, st: &NetState) -> Result<()> {
+    nft::apply(&elements(cfg, st)?)?;
+    crate::forward::sync_localnet(cfg, st)
 }
 
 /// Both tables made afresh (a stale or half-present one replaced) with
@@ -283,19 +270,16 @@ pub fn install(cfg: &NetCfg, st: &NetState) -> Result<bool> {
 /// Bring the sets in line with the state; the tables too if they are gone.
 pub fn sync(cfg: &NetCfg, st: &NetState) -> Result<()> {
     nft::require("the guests' packet filter")?;
-    if current() {
-        nft::apply(&elements(cfg, st)?)?;
-        crate::forward::sync_localnet(cfg, st)
-    } else {
-        install(cfg, st).map(drop)
+    if refill(cfg, st).is_ok() {
+        return Ok(());
     }
+    install(cfg, st).map(drop)
 }
 
 /// `sync` where the tables exist (the bridge is set up); nothing else.
 pub fn sync_if_present(cfg: &NetCfg, st: &NetState) -> Result<()> {
-    if current() {
-        nft::apply(&elements(cfg, st)?)?;
-        crate::forward::sync_localnet(cfg, st)
+    if refill(cfg, st).is_ok() {
+        Ok(())
     } else if exists() {
         install(cfg, st).map(drop)
     } else {

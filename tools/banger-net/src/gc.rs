@@ -80,7 +80,7 @@ fn find(cfg: &NetCfg, nl: &Nl, dry_run: bool) -> Result<Vec<Fix>> {
     let mut found = {
         let _lock = lock(dry_run)?;
         let mut plan = netstate::load()?;
-        let mut found = recover::run(cfg, nl, &mut plan, true)?;
+        let mut found = recover::run(cfg, nl, &mut plan, true, recover::NatSet::Check)?;
         found.extend(stale_elements(cfg, &plan));
         found
     };
@@ -95,7 +95,7 @@ fn remove(cfg: &NetCfg, nl: &Nl, found: &[Fix]) -> Option<String> {
     let mut first = None;
     let r = netstate::lock().and_then(|_lock| {
         let mut st = netstate::load()?;
-        recover::run(cfg, nl, &mut st, false)?;
+        recover::run(cfg, nl, &mut st, false, recover::NatSet::Check)?;
         if found.iter().any(|f| f.what == "nft-element") {
             crate::filter::sync_if_present(cfg, &st)?;
         }

@@ -12,6 +12,7 @@
 //! exist, before the command does its own work.
 
 use crate::netcfg::NetCfg;
+use crate::recover::NatSet;
 use crate::netlink::Nl;
 use banger_lib::Result;
 use serde::{Deserialize, Serialize};
@@ -171,9 +172,29 @@ pub fn lock() -> Result<banger_lib::state::Lock> {
 /// is undone or finished from the state last stored, as the next command
 /// would do, so a failure leaves nothing half made either.
 pub fn update<R>(cfg: &NetCfg, nl: &Nl, f: impl FnOnce(&mut NetState) -> Result<R>) -> Result<R> {
+    update_with(cfg, nl, NatSet::Check, f)
+}
+
+/// `update` for a command whose `f` rewrites every filter set from the
+/// state (filter::sync) before it succeeds: the recovery does not read
+/// the NAT set first, one nft run less under the lock.
+pub fn update_refilling<R>(
+    cfg: &NetCfg,
+    nl: &Nl,
+    f: impl FnOnce(&mut NetState) -> Result<R>,
+) -> Result<R> {
+    update_with(cfg, nl, NatSet::Refilled, f)
+}
+
+fn update_with<R>(
+    cfg: &NetCfg,
+    nl: &Nl,
+    nat_set: NatSet,
+    f: impl FnOnce(&mut NetState) -> Result<R>,
+) -> Result<R> {
     let _lock = lock()?;
     let mut st = load()?;
-    let fixed = crate::recover::run(cfg, nl, &mut st, false)?;
+    let fixed = crate::recover::run(cfg, nl, &mut st, false, nat_set)?;
     if !fixed.is_empty() {
         for x in &fixed {
             eprintln!("banger-net: recovered: {} {}", x.what, x.detail);
@@ -190,7 +211,7 @@ pub fn update<R>(cfg: &NetCfg, nl: &Nl, f: impl FnOnce(&mut NetState) -> Result<
         }
         Err(e) if !st.intents.is_empty() => {
             let mut last = load()?;
-            match crate::recover::run(cfg, nl, &mut last, false).and_then(|_| store(&last)) {
+            match crate::recover::run(cfg, nl, &mut last, false, NatSet::Check).and_then(|_| store(&last)) {
                 Ok(()) => {}
                 Err(e2) => eprintln!(
                     "banger-net: warning: undoing the failed step: {}; the next command retries",

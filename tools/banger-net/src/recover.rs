@@ -17,7 +17,9 @@
 //!    left mid-way; IPv4 forwarding goes back off when no VM has NAT and
 //!    no port forward needs routing, and banger had turned it on.
 //! 5. A bridge left half set up gets its address, filter and link up.
-//! 6. The NAT set is read (one nft run) for addresses of no NAT lease.
+//! 6. The NAT set is read (one nft run) for addresses of no NAT lease,
+//!    unless the command rewrites every set itself right after
+//!    (`NatSet::Refilled`: `tap acquire`, on every create, under the lock).
 //!    When anything was found, the filter's sets are rewritten from the
 //!    state (one nft transaction), which removes any element without a
 //!    lease (a NAT guest address included).
@@ -48,10 +50,24 @@ pub fn banger_name(name: &str) -> bool {
     name.strip_prefix(LEASED).is_some_and(num) || name.strip_prefix(POOLED).is_some_and(num)
 }
 
+/// Whether step 6 reads the NAT set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatSet {
+    Check,
+    /// The command refills every set from the state once it has its lock.
+    Refilled,
+}
+
 /// Resolve `st`'s intents and reconcile it with the links; with `dry`,
 /// only say what that would do (nothing changes, in the kernel or `st`'s
 /// file; `st` itself is changed as it would be).
-pub fn run(cfg: &NetCfg, nl: &Nl, st: &mut NetState, dry: bool) -> Result<Vec<Fix>> {
+pub fn run(
+    cfg: &NetCfg,
+    nl: &Nl,
+    st: &mut NetState,
+    dry: bool,
+    nat_set: NatSet,
+) -> Result<Vec<Fix>> {
     let mut fixed = Vec::new();
     let intents = std::mem::take(&mut st.intents);
     let mut named: Vec<String> = Vec::new();
@@ -175,6 +191,7 @@ pub fn run(cfg: &NetCfg, nl: &Nl, st: &mut NetState, dry: bool) -> Result<Vec<Fi
     // The one element whose leftover does harm unasked (the next VM given
     // that address would be masqueraded): checked every time, one nft run.
     if bridge.is_some()
+        && nat_set == NatSet::Check
         && banger_lib::hosttools::which("nft").is_some()
         && banger_lib::hosttools::has_net_admin()
     {

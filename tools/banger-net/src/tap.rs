@@ -130,7 +130,7 @@ pub fn acquire(cfg: &NetCfg, vm: &str, isolated: bool) -> Result<Lease> {
     hosttools::require_net_admin("tap acquire")?;
     crate::nft::require("tap acquire")?;
     let nl = Nl::new()?;
-    netstate::update(cfg, &nl, |st| {
+    netstate::update_refilling(cfg, &nl, |st| {
         let bridge = ensure_bridge(cfg, &nl, st)?;
         if let Some(i) = st.leases.iter().position(|l| l.vm == vm) {
             let tap = st.leases[i].tap.clone();
