@@ -56,7 +56,9 @@ enum Answer {
 pub fn fetch(name: &str, ep: &Endpoint, timeout: Duration) -> Result<Vec<String>> {
     let deadline = Instant::now() + timeout;
     let mut last = None;
-    let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+    // The guest makes them while create waits on them: ask often (a
+    // request on the host's own socket; the agent reads two files).
+    let backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(100));
     let got = backoff.poll_until(Some(deadline), || {
         let left = deadline.saturating_duration_since(Instant::now());
         match ask(

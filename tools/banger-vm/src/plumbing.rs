@@ -25,62 +25,116 @@ pub fn call(
     stdin: Option<&Value>,
     interruptible: bool,
 ) -> Result<Vec<Value>> {
-    let mut cmd = sibling::command(tool)?;
-    cmd.args(args).process_group(0);
-    if interruptible {
-        // A wait serves this command alone: if banger-vm is killed outright
-        // (SIGKILL, OOM), the wait must not poll on. Tools that make
-        // something are left to finish it, so a kill never cuts one short.
-        // SAFETY: the closure runs between fork and exec, where only
-        // async-signal-safe calls are sound; it makes one prctl(2) call
-        // and allocates nothing.
-        unsafe {
-            cmd.pre_exec(banger_lib::proc::pre_exec_die_with_parent);
+    Call::spawn(tool, args, stdin, interruptible)?.wait()
+}
+
+/// A tool running while banger-vm does something else (a wait started
+/// early); `wait` for its lines. Dropped unwaited, it is killed with its
+/// group: the run it served failed or was cut short.
+pub struct Call {
+    tool: String,
+    args: Vec<String>,
+    interruptible: bool,
+    group: Option<Pid>,
+    rx: Option<mpsc::Receiver<Finished>>,
+}
+
+type Finished = (std::io::Result<std::process::ExitStatus>, String, String);
+
+impl Call {
+    pub fn spawn(
+        tool: &str,
+        args: &[&str],
+        stdin: Option<&Value>,
+        interruptible: bool,
+    ) -> Result<Call> {
+        let mut cmd = sibling::command(tool)?;
+        cmd.args(args).process_group(0);
+        if interruptible {
+            // A wait serves this command alone: if banger-vm is killed
+            // outright (SIGKILL, OOM), the wait must not poll on. Tools that
+            // make something are left to finish it, so a kill never cuts
+            // one short.
+            // SAFETY: the closure runs between fork and exec, where only
+            // async-signal-safe calls are sound; it makes one prctl(2) call
+            // and allocates nothing.
+            unsafe {
+                cmd.pre_exec(banger_lib::proc::pre_exec_die_with_parent);
+            }
         }
-    }
-    let mut child = sibling::spawn(&mut cmd, tool, stdin)?;
-    // It leads its own group (process_group(0)), so its pid names the group.
-    let group = i32::try_from(child.id()).ok().map(Pid::from_raw);
-    let mut out = child.stdout.take().expect("piped stdout");
-    let mut err = child.stderr.take().expect("piped stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut o = String::new();
-        let mut e = String::new();
-        let eh = std::thread::spawn(move || {
-            let _ = err.read_to_string(&mut e);
-            e
+        let mut child = sibling::spawn(&mut cmd, tool, stdin)?;
+        // It leads its own group (process_group(0)), so its pid names the group.
+        let group = i32::try_from(child.id()).ok().map(Pid::from_raw);
+        let mut out = child.stdout.take().expect("piped stdout");
+        let mut err = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut o = String::new();
+            let mut e = String::new();
+            let eh = std::thread::spawn(move || {
+                let _ = err.read_to_string(&mut e);
+                e
+            });
+            let _ = out.read_to_string(&mut o);
+            let e = eh.join().unwrap_or_default();
+            let status = child.wait();
+            let _ = tx.send((status, o, e));
         });
-        let _ = out.read_to_string(&mut o);
-        let e = eh.join().unwrap_or_default();
-        let status = child.wait();
-        let _ = tx.send((status, o, e));
-    });
-    let (status, stdout, stderr) = loop {
-        match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(r) => break r,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if interruptible && interrupt::requested() {
-                    if let Some(group) = group {
-                        // The whole group: a script's children too.
-                        let _ = killpg(group, Signal::SIGKILL);
+        Ok(Call {
+            tool: tool.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            interruptible,
+            group,
+            rx: Some(rx),
+        })
+    }
+
+    /// Its JSON lines once it ends; its error if it failed.
+    pub fn wait(mut self) -> Result<Vec<Value>> {
+        let tool = self.tool.clone();
+        let rx = self.rx.take().expect("waited once");
+        let (status, stdout, stderr) = loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(r) => break r,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if self.interruptible && interrupt::requested() {
+                        self.kill();
                     }
                 }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(Error::failed(format!("running {tool}: lost the process")))
+                }
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(Error::failed(format!("running {tool}: lost the process")))
+        };
+        let status = status.map_err(|e| Error::failed(format!("running {tool}: {e}")))?;
+        if self.interruptible && interrupt::requested() {
+            return Err(interrupt::error());
+        }
+        if !status.success() {
+            let code = status.code().unwrap_or(1);
+            let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+            return Err(sibling::tool_error(&tool, &args, code, &stderr));
+        }
+        sibling::parse_lines(&tool, &stdout)
+    }
+
+    fn kill(&self) {
+        if let Some(group) = self.group {
+            // The whole group: a script's children too.
+            let _ = killpg(group, Signal::SIGKILL);
+        }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        // Not once it has ended: its group id may name another group.
+        if let Some(rx) = &self.rx {
+            if let Err(mpsc::TryRecvError::Empty) = rx.try_recv() {
+                self.kill();
             }
         }
-    };
-    let status = status.map_err(|e| Error::failed(format!("running {tool}: {e}")))?;
-    if interruptible && interrupt::requested() {
-        return Err(interrupt::error());
     }
-    if !status.success() {
-        let code = status.code().unwrap_or(1);
-        return Err(sibling::tool_error(tool, args, code, &stderr));
-    }
-    sibling::parse_lines(tool, &stdout)
 }
 
 /// `call` for a tool that prints exactly one record.

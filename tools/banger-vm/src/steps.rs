@@ -171,6 +171,10 @@ pub struct Run {
     /// Held from the disks step until the VMM has loaded the snapshot's
     /// state: `vm snapshots rm` waits for it.
     snapshot_lock: Option<banger_lib::state::Lock>,
+    /// The wait for sshd, started with the pin step (sshd answers only
+    /// after the guest made the keys the pin step fetches, so the two
+    /// overlap and neither's polling adds to the other's).
+    ssh_wait: Option<plumbing::Call>,
 }
 
 impl Run {
@@ -191,13 +195,20 @@ impl Run {
             restore: None,
             snapshot: None,
             snapshot_lock: None,
+            ssh_wait: None,
         }
     }
 
     /// Run `steps` in order. On failure (or Ctrl-C) undo what this run
     /// made, newest first, and return the error naming the step.
     pub fn run(&mut self, steps: &[Step]) -> Result<()> {
-        for &step in steps {
+        for (i, &step) in steps.iter().enumerate() {
+            if step == Step::Pin && steps.get(i + 1) == Some(&Step::Ssh) {
+                match self.ssh_wait_call() {
+                    Ok(c) => self.ssh_wait = Some(c),
+                    Err(e) => eprintln!("banger-vm: warning: {}: {e}", self.rec.name),
+                }
+            }
             let ticker = Ticker::start(&self.rec.name, step.doing());
             let r = interrupt::check().and_then(|_| self.step(step));
             drop(ticker);
@@ -351,13 +362,18 @@ impl Run {
                     r => r,
                 }
             }
-            Step::Ssh => {
-                let ip = self.rec.ip.clone().unwrap_or_default();
-                let secs = self.timeout.to_string();
-                let args = ["wait", &name, "--ip", &ip, "--timeout", &secs];
-                plumbing::call("banger-ssh", &args, None, true).map(drop)
-            }
+            Step::Ssh => match self.ssh_wait.take() {
+                Some(c) => c.wait().map(drop),
+                None => self.ssh_wait_call()?.wait().map(drop),
+            },
         }
+    }
+
+    fn ssh_wait_call(&self) -> Result<plumbing::Call> {
+        let ip = self.rec.ip.clone().unwrap_or_default();
+        let secs = self.timeout.to_string();
+        let args = ["wait", &self.rec.name, "--ip", &ip, "--timeout", &secs];
+        plumbing::Call::spawn("banger-ssh", &args, None, true)
     }
 
     /// A clone's disks: copies of its snapshot's, under the snapshot's
@@ -382,6 +398,8 @@ impl Run {
     /// Undo what this run made, newest first; a failing undo is reported
     /// and the rest still run. A start's VM goes back to how it was.
     fn undo(&mut self) {
+        // A wait started early serves this run alone.
+        self.ssh_wait = None;
         let name = self.rec.name.clone();
         while let Some(u) = self.made.pop() {
             let r = match u {

@@ -116,7 +116,18 @@ banger-health)
   esac ;;
 banger-ssh)
   case "$1" in
-  wait|forget|pin) ;;
+  wait)
+    # SSH_WAIT_PID: say so, then wait on for a minute (a guest whose sshd
+    # never answers).
+    if [ -n "$SSH_WAIT_PID" ]; then echo $$ >"$SSH_WAIT_PID"; sleep 60; fi ;;
+  pin)
+    # PIN_FAIL: fail once the ssh wait has begun (a poll, 5 s at most).
+    if [ -n "$PIN_FAIL" ]; then
+      i=0
+      while [ ! -s "$SSH_WAIT_PID" ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i + 1)); done
+      fail 1 "no host keys"
+    fi ;;
+  forget) ;;
   *) shift; [ "$1" = -- ] && shift; exec sh -c "$*" ;;
   esac ;;
 esac

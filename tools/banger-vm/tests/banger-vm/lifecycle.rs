@@ -25,7 +25,10 @@ fn create_show_stop_start_delete() {
     // The steps in order, through the plumbing: NAT before the guest runs;
     // the waits get the endpoints, they read no record.
     let log = fx.log();
-    let calls: Vec<&str> = log.lines().collect();
+    let mut calls: Vec<&str> = log.lines().collect();
+    // The host keys are pinned, from the agent, while the wait for sshd's
+    // banner (which logs in nowhere) runs beside it: either may log first.
+    calls[6..].sort();
     let uds = fx.home.path().join("run/banger/box/vsock.sock");
     assert_eq!(
         calls,
@@ -39,7 +42,6 @@ fn create_show_stop_start_delete() {
                 "banger-health wait box --uds {} --port 52 --timeout 180",
                 uds.display()
             ),
-            // The host keys are pinned, from the agent, before any ssh.
             &format!(
                 "banger-ssh pin box --uds {} --port 52 --ip 172.30.0.10 --timeout 180 --rekey",
                 uds.display()
@@ -189,6 +191,29 @@ fn the_vmm_dying_during_boot_is_undone() {
     assert!(err.contains("failed at step healthy"), "{err}");
     // The console tail is shown before the log is removed.
     assert!(err.contains("standin console: box booting"), "{err}");
+    fx.assert_nothing_left("box");
+}
+
+#[test]
+fn the_ssh_wait_runs_beside_the_pin_and_ends_with_a_failed_one() {
+    let fx = Fx::new();
+    let pidfile = fx.standin.join("ssh-wait.pid");
+    let out = fx.run_with(
+        &["create", "--name", "box"],
+        &[
+            ("PIN_FAIL", "1"),
+            ("SSH_WAIT_PID", pidfile.to_str().unwrap()),
+        ],
+    );
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("failed at step pin"), "{}", stderr(&out));
+    // The wait for sshd had begun while the pin step ran...
+    let pid = banger_lib::proc::read_pid_file(&pidfile).expect("the ssh wait began with the pin");
+    // ...and the failed create did not leave it polling.
+    let gone = banger_testkit::poll(Duration::from_secs(10), || {
+        matches!(banger_lib::proc::state(pid), None | Some('Z')).then_some(())
+    });
+    assert!(gone.is_some(), "banger-ssh wait (pid {pid}) outlived the create");
     fx.assert_nothing_left("box");
 }
 
