@@ -12,8 +12,8 @@
 //! exist, before the command does its own work.
 
 use crate::netcfg::NetCfg;
-use crate::recover::NatSet;
 use crate::netlink::Nl;
+use crate::recover::NatSet;
 use banger_lib::Result;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -211,7 +211,9 @@ fn update_with<R>(
         }
         Err(e) if !st.intents.is_empty() => {
             let mut last = load()?;
-            match crate::recover::run(cfg, nl, &mut last, false, NatSet::Check).and_then(|_| store(&last)) {
+            match crate::recover::run(cfg, nl, &mut last, false, NatSet::Check)
+                .and_then(|_| store(&last))
+            {
                 Ok(()) => {}
                 Err(e2) => eprintln!(
                     "banger-net: warning: undoing the failed step: {}; the next command retries",

@@ -28,9 +28,10 @@ pub fn call(
     Call::spawn(tool, args, stdin, interruptible)?.wait()
 }
 
-/// A tool running while banger-vm does something else (a wait started
-/// early); `wait` for its lines. Dropped unwaited, it is killed with its
-/// group: the run it served failed or was cut short.
+/// A tool running while banger-vm does something else; `wait` for its
+/// lines. Dropped unwaited, an interruptible one (a wait) is killed with
+/// its group, since the run it served failed or was cut short; any other
+/// is left to finish what it makes.
 pub struct Call {
     tool: String,
     args: Vec<String>,
@@ -129,7 +130,7 @@ impl Call {
 impl Drop for Call {
     fn drop(&mut self) {
         // Not once it has ended: its group id may name another group.
-        if let Some(rx) = &self.rx {
+        if let Some(rx) = self.rx.as_ref().filter(|_| self.interruptible) {
             if let Err(mpsc::TryRecvError::Empty) = rx.try_recv() {
                 self.kill();
             }

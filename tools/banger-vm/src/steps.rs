@@ -175,6 +175,9 @@ pub struct Run {
     /// after the guest made the keys the pin step fetches, so the two
     /// overlap and neither's polling adds to the other's).
     ssh_wait: Option<plumbing::Call>,
+    /// `dns ensure`, run beside the wait for the guest agent (the guest
+    /// asks for no .vm name before its agent answers); finished after it.
+    dns: Option<Result<plumbing::Call>>,
 }
 
 impl Run {
@@ -196,6 +199,7 @@ impl Run {
             snapshot: None,
             snapshot_lock: None,
             ssh_wait: None,
+            dns: None,
         }
     }
 
@@ -203,6 +207,16 @@ impl Run {
     /// made, newest first, and return the error naming the step.
     pub fn run(&mut self, steps: &[Step]) -> Result<()> {
         for (i, &step) in steps.iter().enumerate() {
+            if step == Step::Dns && steps.get(i + 1) == Some(&Step::Healthy) {
+                self.dns = Some(plumbing::Call::spawn(
+                    "banger-net",
+                    &["dns", "ensure"],
+                    None,
+                    false,
+                ));
+                self.timings.mark(step.timing_key());
+                continue;
+            }
             if step == Step::Pin && steps.get(i + 1) == Some(&Step::Ssh) {
                 match self.ssh_wait_call() {
                     Ok(c) => self.ssh_wait = Some(c),
@@ -311,8 +325,8 @@ impl Run {
                 record::store(&self.rec)
             }
             Step::Dns => {
-                if let Err(e) = plumbing::run("banger-net", &["dns", "ensure"]) {
-                    eprintln!("banger-vm: warning: {name}: {name}.vm will not resolve: {e}");
+                if let Err(e) = plumbing::call("banger-net", &["dns", "ensure"], None, false) {
+                    self.dns_warning(e);
                 }
                 Ok(())
             }
@@ -322,7 +336,15 @@ impl Run {
                 let mut args = vec!["wait", &name];
                 args.extend(ep.iter().map(String::as_str));
                 args.extend(["--timeout", &secs]);
-                plumbing::call("banger-health", &args, None, true).map(drop)
+                plumbing::call("banger-health", &args, None, true)?;
+                if let Some(e) = self
+                    .dns
+                    .take()
+                    .and_then(|d| d.and_then(plumbing::Call::wait).err())
+                {
+                    self.dns_warning(e);
+                }
+                Ok(())
             }
             Step::Identity => crate::clone::apply_identity(&self.rec, self.timeout),
             Step::Pin => {
@@ -369,6 +391,11 @@ impl Run {
         }
     }
 
+    fn dns_warning(&self, e: Error) {
+        let name = &self.rec.name;
+        eprintln!("banger-vm: warning: {name}: {name}.vm will not resolve: {e}");
+    }
+
     fn ssh_wait_call(&self) -> Result<plumbing::Call> {
         let ip = self.rec.ip.clone().unwrap_or_default();
         let secs = self.timeout.to_string();
@@ -398,8 +425,9 @@ impl Run {
     /// Undo what this run made, newest first; a failing undo is reported
     /// and the rest still run. A start's VM goes back to how it was.
     fn undo(&mut self) {
-        // A wait started early serves this run alone.
+        // A wait started early serves this run alone; dns ensure finishes.
         self.ssh_wait = None;
+        self.dns = None;
         let name = self.rec.name.clone();
         while let Some(u) = self.made.pop() {
             let r = match u {

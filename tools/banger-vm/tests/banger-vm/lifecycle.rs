@@ -26,8 +26,11 @@ fn create_show_stop_start_delete() {
     // the waits get the endpoints, they read no record.
     let log = fx.log();
     let mut calls: Vec<&str> = log.lines().collect();
-    // The host keys are pinned, from the agent, while the wait for sshd's
-    // banner (which logs in nowhere) runs beside it: either may log first.
+    // DNS is ensured while the guest agent is waited for, and the host
+    // keys are pinned, from the agent, while the wait for sshd's banner
+    // (which logs in nowhere) runs beside it: in each pair either may log
+    // first.
+    calls[4..6].sort();
     calls[6..].sort();
     let uds = fx.home.path().join("run/banger/box/vsock.sock");
     assert_eq!(
@@ -37,11 +40,11 @@ fn create_show_stop_start_delete() {
             "banger-net tap acquire --vm box",
             "banger-net nat enable --vm box",
             "banger-qemu start",
-            "banger-net dns ensure",
             &format!(
                 "banger-health wait box --uds {} --port 52 --timeout 180",
                 uds.display()
             ),
+            "banger-net dns ensure",
             &format!(
                 "banger-ssh pin box --uds {} --port 52 --ip 172.30.0.10 --timeout 180 --rekey",
                 uds.display()
@@ -206,14 +209,21 @@ fn the_ssh_wait_runs_beside_the_pin_and_ends_with_a_failed_one() {
         ],
     );
     assert_code(&out, 1);
-    assert!(stderr(&out).contains("failed at step pin"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("failed at step pin"),
+        "{}",
+        stderr(&out)
+    );
     // The wait for sshd had begun while the pin step ran...
     let pid = banger_lib::proc::read_pid_file(&pidfile).expect("the ssh wait began with the pin");
     // ...and the failed create did not leave it polling.
     let gone = banger_testkit::poll(Duration::from_secs(10), || {
         matches!(banger_lib::proc::state(pid), None | Some('Z')).then_some(())
     });
-    assert!(gone.is_some(), "banger-ssh wait (pid {pid}) outlived the create");
+    assert!(
+        gone.is_some(),
+        "banger-ssh wait (pid {pid}) outlived the create"
+    );
     fx.assert_nothing_left("box");
 }
 
