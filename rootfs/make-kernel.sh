@@ -2,7 +2,8 @@
 # The guest kernel and initramfs from Debian's own packages, for Firecracker
 # and QEMU alike:
 #   OUT/vmlinux      ELF kernel (both VMMs boot an uncompressed ELF; QEMU via PVH)
-#   OUT/initrd.img   busybox initramfs: loads the virtio/vsock/console modules, then
+#   OUT/initrd.img   busybox initramfs: loads the virtio/console modules (vsock
+#                    ones only for a vsock device: Firecracker), then
 #                    switch_roots to root=, or without root= runs as a tiny
 #                    initramfs-only guest (tests) under busybox init
 #   OUT/kernel.json  what was built: package, version, modules
@@ -161,12 +162,27 @@ mount -t sysfs sysfs /sys
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 log() { echo "banger-init: $*"; }
 
+# Each program run here is a fork (and often an exec) that costs tens of
+# ms in an emulated guest: shell builtins wherever they do.
+
+# A virtio device of type 19 (vsock): Firecracker's agent channel. QEMU's
+# is a virtio-serial port, and its guests need no vsock modules.
+has_vsock() {
+  for d in /sys/bus/virtio/devices/*/device; do
+    [ -r "$d" ] && read -r id <"$d" && [ "$id" = 0x0013 ] && return 0
+  done
+  return 1
+}
 while read -r m; do
+  case $m in
+    vsock|vmw_vsock_*) has_vsock || continue ;;
+  esac
   insmod "/lib/modules/$m.ko" 2>/dev/null || log "insmod $m failed"
 done </lib/modules/load.list
 
 root= fstype=ext4 mode=ro init=/sbin/init ip= hostname=
-for arg in $(cat /proc/cmdline); do
+read -r cmdline </proc/cmdline
+for arg in $cmdline; do
   case $arg in
     root=*) root=${arg#root=} ;;
     rootfstype=*) fstype=${arg#rootfstype=} ;;
@@ -184,11 +200,12 @@ if [ -n "$ip" ]; then
 $ip
 IP
   iface=${iface:-eth0}
-  [ -n "$hostname" ] && hostname "$hostname"
+  [ -n "$hostname" ] && echo "$hostname" >/proc/sys/kernel/hostname
   ip link set lo up
   case $mask in
     *.*) bits=0
-         for o in $(echo "$mask" | tr . ' '); do
+         ifs=$IFS; IFS=.; set -- $mask; IFS=$ifs
+         for o in "$@"; do
            while [ "$o" -gt 0 ]; do bits=$((bits + (o & 1))); o=$((o >> 1)); done
          done ;;
     '') bits=24 ;;
@@ -213,12 +230,22 @@ etc_from_ip() {
   [ -n "$ip" ] && [ "$mode" = rw ] && [ -d "$e" ] || return 1
   if [ -n "$hostname" ]; then
     echo "$hostname" >"$e/hostname"
-    touch "$e/hosts"
-    sed -i '/^127\.0\.1\.1[[:space:]]/d' "$e/hosts"
-    echo "127.0.1.1 $hostname" >>"$e/hosts"
+    # hosts without its 127.0.1.1 line, then this guest's.
+    hosts=
+    if [ -f "$e/hosts" ]; then
+      while IFS= read -r line || [ -n "$line" ]; do
+        case $line in
+          127.0.1.1[[:space:]]*) ;;
+          *) hosts="$hosts$line
+" ;;
+        esac
+      done <"$e/hosts"
+    fi
+    printf '%s127.0.1.1 %s\n' "$hosts" "$hostname" >"$e/hosts"
   fi
   if [ -n "$dns0$dns1" ]; then
-    rm -f "$e/resolv.conf"
+    # A link (systemd-resolved's) is replaced, not written through.
+    [ -L "$e/resolv.conf" ] && rm -f "$e/resolv.conf"
     for d in $dns0 $dns1; do echo "nameserver $d"; done >"$e/resolv.conf"
   fi
 }
@@ -242,7 +269,13 @@ if [ -n "$root" ]; then
   etc_from_ip && echo "$ip" >/run/banger/ipconfig.done
   # The work disk, where the image's fstab puts it (it says nofail: a
   # guest without one still boots).
-  if [ -b /dev/vdb ] && grep -qE '^/dev/vdb[[:space:]]+/root[[:space:]]' /newroot/etc/fstab 2>/dev/null; then
+  work=
+  if [ -b /dev/vdb ] && [ -r /newroot/etc/fstab ]; then
+    while read -r fdev fdir _; do
+      [ "$fdev" = /dev/vdb ] && [ "$fdir" = /root ] && work=1
+    done </newroot/etc/fstab
+  fi
+  if [ -n "$work" ]; then
     mount -t ext4 /dev/vdb /newroot/root && log "/dev/vdb on /root" || log "mounting /dev/vdb on /root failed"
   fi
   mount --move /dev /newroot/dev 2>/dev/null || umount /dev

@@ -37,8 +37,13 @@ HOW QEMU RUNS:
   /dev/kvm that is not PVM (/sys/module/kvm_pvm), else -accel tcg.
   Under TCG the microvm machine gives the guest no working timer
   calibration, so `tsc_early_khz=HOST_KHZ lapic_timer_period=4000000`
-  (HZ=250, as Debian's kernels) is added to the command line unless it
-  sets them. A stop, a failed start, and a stop after a crash end QEMU
+  (HZ=250, as Debian's kernels) is added to the command line, and with
+  it what speeds an emulated guest's boot by about a second:
+  `tsc=reliable` (the TSC sync check fails under emulation),
+  `mitigations=off` (TCG runs no speculation of the guest's code),
+  `cryptomgr.notests`, `init_on_alloc=0` and
+  `initcall_blacklist=crypto_kdf108_init` (a 0.2 s self-test). A command
+  line that sets one of these keeps its own. A stop, a failed start, and a stop after a crash end QEMU
   and remove its sockets (and the vhost-device-vsock helper that a VM
   started by an older banger-qemu may still have).
 
