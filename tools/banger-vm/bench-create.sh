@@ -31,10 +31,12 @@
 #   {"bench":"summary","of":"create"|"bare","phase","min","median","p90","max"}
 #   {"bench":"compare","banger_median","bare_median","banger_own","ratio"}
 #       banger's own part: create's median minus the bare run's
-#   {"bench":"concurrent","creates":1|N,"own_median","own_max",
+#   {"bench":"concurrent","mode","creates":1|N,"own_median","own_max",
 #    "total_median","total_max","vmm_start_median","phase_medians"}
-#       `vm create --no-wait` alone, then N at once; own is what banger does
-#       besides the VMM driver (image + disks + tap + nat + dns)
+#       `vm create --no-start` alone, then N at once (mode no-start: no
+#       emulator on the cores), then the same with --no-wait (the VMMs
+#       start, and the guests booted first load the cores); own is what
+#       banger does besides the VMM driver (image + disks + tap + nat + dns)
 #   {"bench":"disks","image","size","data","min","median","max"}   (--sizes)
 #       the disks phase of `vm create --no-start` (max(RUNS, 10) runs) for
 #       the image and for a copy grown to 8G with 3G of random data in it
@@ -276,25 +278,28 @@ if [ "$BARE" = 1 ]; then
       ratio: (if $r > 0 then ($b / $r * 100 | round / 100) else null end)}' | tee -a "$results"
 fi
 
-# C. Creates that do not wait for the guest, one, then CONC at once.
-concurrent() { # N
-  local n=$1 tmp pids=() names=()
+# C. Creates side by side, one, then CONC at once, in two modes:
+# --no-start (disks, lease and record: banger's work alone, no emulator on
+# the cores) and --no-wait (the VMMs start too, and the guests that booted
+# first take the cores from the creates still at work).
+concurrent() { # N MODE
+  local n=$1 mode=$2 tmp pids=() names=()
   tmp=$(mktemp -d "$WORLD/conc.XXXX")
   for i in $(seq 1 "$n"); do
     names+=("cc$n-$i"); made+=("cc$n-$i")
-    banger-vm create --name "cc$n-$i" --no-wait --timings "${base[@]}" >"$tmp/$i" &
+    banger-vm create --name "cc$n-$i" "--$mode" --timings "${base[@]}" >"$tmp/$i" &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p"; done
   banger-vm delete "${names[@]}" >/dev/null
-  cat "$tmp"/* | jq -s -c --argjson n "$n" '
+  cat "$tmp"/* | jq -s -c --argjson n "$n" --arg mode "$mode" '
     map(.timings_ms | {own: ((.image // 0) + (.disks // 0) + (.tap // 0) + (.nat // 0) + (.dns // 0)
                              | . * 10 | round / 10),
-                       total, vmm_start,
+                       total, vmm_start: (.vmm_start // 0),
                        phases: {image: (.image // 0), disks: (.disks // 0), tap: (.tap // 0),
                                 dns: (.dns // 0)}})
     | def med(f): map(f) | sort | .[(length / 2 | floor)];
-      {bench: "concurrent", creates: $n,
+      {bench: "concurrent", mode: $mode, creates: $n,
        own_median: med(.own), own_max: (map(.own) | max),
        total_median: med(.total), total_max: (map(.total) | max),
        vmm_start_median: med(.vmm_start),
@@ -303,16 +308,18 @@ concurrent() { # N
   rm -rf "$tmp"
 }
 if [ "$CONC" -gt 0 ]; then
-  say "one create --no-wait, three times"
-  for _ in 1 2 3; do concurrent 1; done | jq -s -c \
-    '{bench: "concurrent", creates: 1, own_median: (map(.own_median) | sort | .[1]),
-      own_max: (map(.own_max) | max), total_median: (map(.total_median) | sort | .[1]),
-      total_max: (map(.total_max) | max), vmm_start_median: (map(.vmm_start_median) | sort | .[1]),
-      phase_medians: (map(.phase_medians) | {image: (map(.image) | sort | .[1]),
-        disks: (map(.disks) | sort | .[1]), tap: (map(.tap) | sort | .[1]),
-        dns: (map(.dns) | sort | .[1])})}' | out
-  say "$CONC creates --no-wait at once"
-  concurrent "$CONC" | out
+  for mode in no-start no-wait; do
+    say "one create --$mode, three times"
+    for _ in 1 2 3; do concurrent 1 "$mode"; done | jq -s -c \
+      '{bench: "concurrent", mode: .[0].mode, creates: 1, own_median: (map(.own_median) | sort | .[1]),
+        own_max: (map(.own_max) | max), total_median: (map(.total_median) | sort | .[1]),
+        total_max: (map(.total_max) | max), vmm_start_median: (map(.vmm_start_median) | sort | .[1]),
+        phase_medians: (map(.phase_medians) | {image: (map(.image) | sort | .[1]),
+          disks: (map(.disks) | sort | .[1]), tap: (map(.tap) | sort | .[1]),
+          dns: (map(.dns) | sort | .[1])})}' | out
+    say "$CONC creates --$mode at once"
+    concurrent "$CONC" "$mode" | out
+  done
 fi
 
 # D. The disks phase for a small and a big image.
