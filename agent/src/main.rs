@@ -53,20 +53,34 @@ fn main() -> ExitCode {
 }
 
 /// vsock and, in a thread, the virtio-serial port (looked for until it
-/// appears). A guest without vsock (QEMU) keeps serving its port; with
-/// neither, the agent exits so init restarts it once the modules are in.
+/// appears). A guest without vsock (QEMU: banger's initramfs loads the
+/// vsock modules only for a vsock device) keeps serving its port; with
+/// neither yet (another initramfs, whose udev loads the modules later),
+/// vsock is tried again every 2 s, in this process: exiting to be
+/// restarted would leave the unit failing, and leave a port that appears
+/// meanwhile unserved for the restart's delay.
 fn serve_both(port: u32) -> std::io::Result<()> {
     let serial = std::thread::Builder::new()
         .name("serial".into())
         .spawn(|| serial::serve_forever(&power::Real))?;
-    let err = match server::serve_vsock(port, &power::Real) {
-        Ok(()) => return Ok(()),
-        Err(e) => e,
-    };
-    if serial::find_port().is_none() {
-        return Err(err);
+    let mut said = false;
+    loop {
+        let err = match server::serve_vsock(port, &power::Real) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if serial::find_port().is_some() {
+            eprintln!("banger-vsock-agent: {err}; serving the virtio-serial port only");
+            break;
+        }
+        if !said {
+            eprintln!(
+                "banger-vsock-agent: {err}, and no virtio-serial port yet: looking for either"
+            );
+            said = true;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
     }
-    eprintln!("banger-vsock-agent: {err}; serving the virtio-serial port only");
     let _ = serial.join();
     Ok(())
 }
