@@ -82,7 +82,7 @@ pub fn finish(rec: &mut VmRecord, p: Pending) -> Result<()> {
 /// A killed banger-vm leaves the driver it called to finish its own work
 /// (plumbing.rs): judge what it left only once it is done, which its lock
 /// says. A shared lock, never made here: a VMM long gone has no lock file.
-fn wait_for_driver(name: &str) {
+pub fn wait_for_driver(name: &str) {
     let lock = banger_lib::state::lock_path(&banger_lib::vmspec::record_path(name));
     drop(banger_lib::state::Lock::try_shared(
         &lock,

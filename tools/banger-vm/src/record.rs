@@ -113,6 +113,11 @@ pub fn reconcile_locked(name: &str) -> Result<VmRecord> {
         rec.state = State::Crashed;
         store(&rec)?;
     }
+    if !matches!(rec.state, State::Running | State::Creating) {
+        // A start killed while its driver was starting the VMM: that
+        // driver finishes, so what runs for the VM is judged once it has.
+        crate::pending::wait_for_driver(name);
+    }
     if let Some(pid) = stray_vmm(&rec) {
         eprintln!(
             "banger-vm: {name}: killing VMM pid {pid} left by a killed command (the record says {})",

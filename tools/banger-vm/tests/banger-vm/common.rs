@@ -76,7 +76,15 @@ banger-qemu|banger-fc)
   start)
     spec=$(cat); id=$(echo "$spec" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
     echo "$spec" > "$S/spec-$id.json"
-    setsid sleep 1000 </dev/null >/dev/null 2>&1 &
+    # DRIVER_HOLD=FILE: hold the driver's lock, as the real ones do for a
+    # whole start, and go on once FILE exists (saying so in FILE.held).
+    mkdir -p "$XDG_RUNTIME_DIR/banger/$id"
+    exec 8>"$XDG_RUNTIME_DIR/banger/$id/vmm.json.lock"; flock 8
+    if [ -n "$DRIVER_HOLD" ]; then
+      touch "$DRIVER_HOLD.held"
+      while [ ! -e "$DRIVER_HOLD" ]; do sleep 0.01; done
+    fi
+    setsid sleep 1000 </dev/null >/dev/null 2>&1 8>&- &
     pid=$!
     echo $pid > "$S/vmm/$id.pid"; echo $pid >> "$S/all-pids"
     st=$(awk '{print $22}' /proc/$pid/stat)
@@ -92,7 +100,10 @@ banger-qemu|banger-fc)
     mkdir -p "$XDG_RUNTIME_DIR/banger/$id"
     sed -e "s|__ID__|$id|g" -e "s|__VMM__|$vmm|" -e "s|4294967001|$pid|" \
         -e "s|18446744073709551001|$st|" -e "s|__RUN__|$XDG_RUNTIME_DIR|g" "$T/vmm.json" \
-      | tee "$XDG_RUNTIME_DIR/banger/$id/vmm.json" ;;
+      >"$XDG_RUNTIME_DIR/banger/$id/vmm.json"
+    # The record first, then the line: a caller gone meanwhile does not
+    # keep the record from being written.
+    cat "$XDG_RUNTIME_DIR/banger/$id/vmm.json" ;;
   stop)
     f="$S/vmm/$2.pid"
     [ -f "$f" ] || fail 3 "no VM $2"

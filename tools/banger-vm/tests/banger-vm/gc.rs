@@ -260,6 +260,53 @@ fn a_vmm_the_record_does_not_account_for_is_killed_by_gc_and_by_start() {
     fx.assert_nothing_left("keep");
 }
 
+#[test]
+fn a_start_waits_for_the_driver_a_killed_start_left_at_work() {
+    let fx = Fx::new();
+    fx.create("keep", &[]);
+    fx.create("box", &[]);
+    assert_ok(&fx.run(&["stop", "box"]));
+    // A start killed while its driver holds the driver's lock, starting
+    // the VMM; the driver goes on (tools that make something finish).
+    let go = fx.standin.join("go");
+    let mut killed = fx
+        .cmd(&["start", "box"])
+        .env("DRIVER_HOLD", &go)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let held = go.with_extension("held");
+    let got = banger_testkit::poll(std::time::Duration::from_secs(30), || {
+        held.exists().then_some(())
+    });
+    assert!(
+        got.is_some(),
+        "the driver never took its lock: {}",
+        fx.log()
+    );
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    // The next start waits for that driver before it judges what runs
+    // for the VM: it finds the VMM the driver made and kills it, and only
+    // then starts its own.
+    let next = fx
+        .cmd(&["start", "box"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::fs::write(&go, "").unwrap();
+    let out = next.wait_with_output().unwrap();
+    assert_ok(&out);
+    assert!(stderr(&out).contains("killing VMM"), "{}", stderr(&out));
+    assert_vmms(&fx, 2, "the killed start's VMM went");
+    assert_eq!(fx.vm_json("box")["state"], "running");
+    assert_ok(&fx.run(&["delete", "box", "keep"]));
+    fx.assert_nothing_left("box");
+    fx.assert_nothing_left("keep");
+}
+
 /// The calls `args` makes, in order, each once.
 fn calls_of(fx: &Fx, args: &[&str]) -> Vec<String> {
     fx.clear_log();
