@@ -174,7 +174,7 @@ pub struct Run {
     /// The wait for sshd, started with the pin step (sshd answers only
     /// after the guest made the keys the pin step fetches, so the two
     /// overlap and neither's polling adds to the other's).
-    ssh_wait: Option<plumbing::Call>,
+    ssh_wait: Option<Result<plumbing::Call>>,
     /// `dns ensure`, run beside the wait for the guest agent (the guest
     /// asks for no .vm name before its agent answers); finished after it.
     dns: Option<Result<plumbing::Call>>,
@@ -218,10 +218,7 @@ impl Run {
                 continue;
             }
             if step == Step::Pin && steps.get(i + 1) == Some(&Step::Ssh) {
-                match self.ssh_wait_call() {
-                    Ok(c) => self.ssh_wait = Some(c),
-                    Err(e) => eprintln!("banger-vm: warning: {}: {e}", self.rec.name),
-                }
+                self.ssh_wait = Some(self.ssh_wait_call());
             }
             let ticker = Ticker::start(&self.rec.name, step.doing());
             let r = interrupt::check().and_then(|_| self.step(step));
@@ -385,7 +382,7 @@ impl Run {
                 }
             }
             Step::Ssh => match self.ssh_wait.take() {
-                Some(c) => c.wait().map(drop),
+                Some(started) => started.and_then(plumbing::Call::wait).map(drop),
                 None => self.ssh_wait_call()?.wait().map(drop),
             },
         }
