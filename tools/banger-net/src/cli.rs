@@ -261,7 +261,7 @@ pub enum Cmd {
 
 #[derive(Subcommand, Debug)]
 pub enum TapCmd {
-    /// Lease a TAP and the lowest free address to VM (the same lease again if it has one); sets up the bridge if needed
+    /// Lease a TAP and the lowest free address to VM (the same lease again if it has one); sets up the bridge if needed; a new lease clears the host's stale ARP entry for its address
     Acquire {
         #[arg(long, value_name = "NAME")]
         vm: String,

@@ -1,6 +1,6 @@
-//! Links, addresses and routes over rtnetlink. rtnetlink is async; a
-//! current-thread tokio runtime lives here so no other module (and no other
-//! crate) sees tokio.
+//! Links, addresses, routes and neighbours over rtnetlink. rtnetlink is
+//! async; a current-thread tokio runtime lives here so no other module (and
+//! no other crate) sees tokio.
 
 use banger_lib::Error;
 use futures_util::TryStreamExt;
@@ -8,7 +8,9 @@ use nix::errno::Errno;
 use rtnetlink::packet_route::{
     address::AddressAttribute,
     link::{LinkAttribute, LinkMessage},
+    neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage},
     route::{RouteAddress, RouteAttribute},
+    AddressFamily,
 };
 use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, RouteMessageBuilder};
 use std::net::{IpAddr, Ipv4Addr};
@@ -185,6 +187,25 @@ impl Nl {
                     .execute(),
             )
             .map_err(|e| nl_err(&format!("adding {ip}/{prefix}"), e))
+    }
+
+    /// Forget the host's neighbour (ARP) entry for `ip` on link `index`,
+    /// whatever its state; none there is no error.
+    pub fn del_neighbour(&self, index: u32, ip: Ipv4Addr) -> banger_lib::Result<()> {
+        let mut msg = NeighbourMessage::default();
+        msg.header.family = AddressFamily::Inet;
+        msg.header.ifindex = index;
+        msg.attributes
+            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+        match self.rt.block_on(self.h.neighbours().del(msg).execute()) {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(m))
+                if matches!(errno(&m), Errno::ENOENT | Errno::ESRCH) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(nl_err(&format!("deleting the neighbour entry for {ip}"), e)),
+        }
     }
 
     /// IPv4 routes of the main table.

@@ -178,8 +178,28 @@ pub fn acquire(cfg: &NetCfg, vm: &str, isolated: bool) -> Result<Lease> {
             }
             return Err(e);
         }
+        forget_neighbour(&nl, bridge, &lease);
         Ok(lease)
     })
+}
+
+/// The host may still have the address's last VM's MAC in its neighbour
+/// table (a released address goes to another VM, so another MAC), and
+/// would send the new guest's first packets there for seconds, until
+/// probing fails: a guest that announces itself (gratuitous ARP) fixes
+/// that, but one need not. The address is banger's to lease, so whatever
+/// entry the bridge has for it, permanent or not, is stale now.
+///
+/// After the filter's sync, so only a lease that stands clears anything.
+/// Best effort: a failure is a warning on stderr, not the acquire's. The
+/// lease is sound and the filter knows it; failing now would undo it over
+/// an entry that (unless someone made it permanent) costs those seconds
+/// and no more. No fault point: it changes no state of banger's, and
+/// doing it again is harmless.
+fn forget_neighbour(nl: &Nl, bridge: u32, lease: &Lease) {
+    if let Err(e) = nl.del_neighbour(bridge, lease.ip) {
+        eprintln!("banger-net: warning: {}", e.message);
+    }
 }
 
 /// Cut `vm` off from the other guests, or (isolated false) let it reach

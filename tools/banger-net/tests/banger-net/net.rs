@@ -89,6 +89,72 @@ fn twenty_concurrent_acquires_as_root() {
     }
 }
 
+/// The MACs the host's neighbour table names for `ip` on banger0.
+fn neighbour_macs(n: &Net, ip: &str) -> Vec<String> {
+    let out = n.ns.sh(&format!("ip -j neigh show dev banger0 to {ip}"));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["lladdr"].as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn a_reused_address_forgets_the_old_mac_as_root() {
+    if !gated("a_reused_address_forgets_the_old_mac_as_root") {
+        return;
+    }
+    let n = Net::new();
+    // A running VM keeps the bridge's carrier up (on carrier loss the
+    // kernel flushes the bridge's neighbours itself), and a pooled TAP is
+    // reused, not re-added. A pinned bridge MAC keeps the kernel from
+    // changing it, and so from flushing the neighbours, when ports come
+    // and go: what is left to forget the old MAC is banger-net.
+    let _keep = n.guest("keep", &[]);
+    n.ns.sh("ip link set banger0 address 02:00:00:00:00:01");
+    // No entry to forget is no warning either.
+    let out = n.run(&["tap", "acquire", "--vm", "a"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !err.contains("warning"), "{err}");
+    let ip = lines(&out)[0]["ip"].as_str().unwrap().to_string();
+    n.ok(&["tap", "release", "--vm", "a"]);
+    // Another address's entry stays.
+    n.ns.sh("ip neigh replace 172.30.0.250 lladdr 02:00:00:00:00:aa dev banger0 nud stale");
+    // What the host remembers of the address's last VM, in the states it
+    // can be in then; a permanent one too, as the address is banger's.
+    let old = "02:00:00:00:00:99";
+    let mut prev = None;
+    for (vm, nud) in [("b", "stale"), ("c", "reachable"), ("d", "permanent")] {
+        if let Some(p) = prev {
+            n.ok(&["tap", "release", "--vm", p]);
+        }
+        n.ns.sh(&format!(
+            "ip neigh replace {ip} lladdr {old} dev banger0 nud {nud}"
+        ));
+        assert_eq!(neighbour_macs(&n, &ip), vec![old]);
+        let l = &n.ok(&["tap", "acquire", "--vm", vm])[0];
+        assert_eq!(l["ip"], ip.as_str(), "{vm} gets the released address");
+        let macs = neighbour_macs(&n, &ip);
+        assert!(!macs.iter().any(|m| m == old), "{nud}: still {macs:?}");
+        prev = Some(vm);
+    }
+    // Asked again, the same lease: its entry (its own MAC) is left alone.
+    let mac = n.ok(&["tap", "acquire", "--vm", "d"])[0]["mac"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    n.ns.sh(&format!(
+        "ip neigh replace {ip} lladdr {mac} dev banger0 nud stale"
+    ));
+    n.ok(&["tap", "acquire", "--vm", "d"]);
+    assert_eq!(neighbour_macs(&n, &ip), vec![mac]);
+    assert_eq!(
+        neighbour_macs(&n, "172.30.0.250"),
+        vec!["02:00:00:00:00:aa"]
+    );
+}
+
 #[test]
 fn bad_input_fails_cleanly_as_root() {
     if !gated("bad_input_fails_cleanly_as_root") {
