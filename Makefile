@@ -10,10 +10,12 @@ AGENT_TARGET := x86_64-unknown-linux-gnu
 AGENT := target/$(AGENT_TARGET)/agent/banger-vsock-agent
 
 .PHONY: help build agent kernel test test-live man install clean runtime-bundle \
-        runtime-local rootfs rootfs-void verify-void bench-create bench-snapshot soak
+        runtime-local rootfs rootfs-void verify-void bench-create bench-snapshot soak \
+        kernel-debian
 
 help:
 	@echo "make build | agent | test | test-live | man | install | clean"
+	@echo "make kernel | kernel-debian"
 	@echo "make runtime-bundle RUNTIME_MANIFEST=path | runtime-local | rootfs | rootfs-void | bench-create | bench-snapshot | soak"
 
 build: agent
@@ -66,15 +68,22 @@ bench-snapshot:
 	$(CARGO) build --release --workspace --bins
 	BANGER_BIN=$(CURDIR)/target/release tools/banger-vm/bench-snapshot.sh -n $(RUNS)
 
-# The guest kernel (ELF vmlinux) and initramfs from Debian's packages.
+# banger's guest kernel (ELF vmlinux, no initramfs needed), built from
+# Debian's linux-source with rootfs/guest-kernel.config: ~10 min on 2 cores.
 kernel:
+	rootfs/build-kernel.sh runtime
+
+# Instead: Debian's packaged cloud kernel and banger's busybox initramfs
+# loading its modules (a download, no build; a slower boot).
+kernel-debian:
 	rootfs/make-kernel.sh runtime
 
-# A runtime bundle made on this machine alone: the guest kernel from
-# Debian's packages, a fresh ed25519 key, the agent, and the default Debian
-# image (root; kept if it exists: `banger-image rm debian` to rebuild).
+# A runtime bundle made on this machine alone: banger's guest kernel built
+# from Debian's linux-source, a fresh ed25519 key, the agent, and the
+# default Debian image (root; kept if it exists: `banger-image rm debian`
+# to rebuild).
 runtime-local: agent
-	rootfs/make-kernel.sh runtime
+	rootfs/build-kernel.sh runtime
 	[ -f runtime/id_ed25519 ] || ssh-keygen -q -t ed25519 -N '' -C banger -f runtime/id_ed25519
 	install -m 0755 $(AGENT) runtime/banger-vsock-agent
 	$(CARGO) build --release -p banger-image
@@ -128,7 +137,7 @@ install: build
 # banger-image build runs the rootfs scripts from beside the runtime dir.
 	install -d $(DESTDIR)$(PREFIX)/lib/banger/rootfs
 	install -m 0755 rootfs/*.sh rootfs/banger-ipconfig $(DESTDIR)$(PREFIX)/lib/banger/rootfs/
-	install -m 0644 rootfs/*.service $(DESTDIR)$(PREFIX)/lib/banger/rootfs/
+	install -m 0644 rootfs/*.service rootfs/guest-kernel.config $(DESTDIR)$(PREFIX)/lib/banger/rootfs/
 
 clean:
 	$(CARGO) clean

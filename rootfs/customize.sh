@@ -42,10 +42,12 @@ ExecStart=/usr/bin/ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_k
 WantedBy=multi-user.target
 UNIT
 
-# Network from the kernel's ip= argument: the Debian cloud kernel has no IP
-# autoconfig. banger's initramfs applies it (make-kernel.sh) and says so in
-# /run/banger/ipconfig.done; this unit does it in userspace for a kernel
-# booted without that initramfs. Nothing waits for it but network.target.
+# Network from the kernel's ip= argument. banger's own kernel
+# (build-kernel.sh) applies the address, route and hostname itself, and
+# this unit writes hostname, hosts and resolv.conf; with Debian's packaged
+# kernel (no IP autoconfig) banger's initramfs does all of it
+# (make-kernel.sh) and says so in /run/banger/ipconfig.done, and this unit
+# is skipped. Nothing waits for it but network.target.
 install -m 0755 $B/banger-ipconfig /usr/local/sbin/banger-ipconfig
 cat > /etc/systemd/system/banger-ipconfig.service <<'UNIT'
 [Unit]
@@ -71,9 +73,9 @@ printf '127.0.0.1 localhost\n127.0.1.1 banger\n::1 localhost ip6-localhost ip6-l
 
 # Disks: root on the first, the VM's work disk (from work-seed) at /root.
 # Nothing waits for udev to announce vdb (the kernel makes /dev/vdb as soon
-# as virtio_blk finds it): banger's initramfs mounts /root as this line
-# says before systemd starts, and banger-mount-work (below) does it for a
-# kernel booted without that initramfs; hence noauto. nofail: a guest
+# as virtio_blk finds it): banger-mount-work (below) mounts /root as this
+# line says, and banger's initramfs for the packaged kernel does it before
+# systemd starts; hence noauto. nofail: a guest
 # booted without a work disk still comes up.
 cat > /etc/fstab <<'FSTAB'
 # banger guest
@@ -144,8 +146,9 @@ fi
 # its timeout and kill the VMM with writes in flight. Nothing else here
 # would react: systemd-logind, the usual handler, needs D-Bus, which this
 # image does not carry (logind would not even start). acpid is the lean
-# choice: one small daemon and no bus; the initramfs loads the `button` and
-# `evdev` modules it listens to. acpid.path starts it as soon as
+# choice: one small daemon and no bus; the `button` and `evdev` drivers it
+# listens to are built into banger's kernel (the initramfs loads them for
+# the packaged kernel). acpid.path starts it as soon as
 # /etc/acpi/events has a rule (early, at paths.target), and it does not
 # hold up the boot. `systemctl poweroff` reaches pid 1 over systemd's
 # private socket, so it needs no D-Bus either.
@@ -170,15 +173,20 @@ UNIT
 # critical-chain` / `blame` in a guest under QEMU/TCG (README, Benchmarks).
 #
 # The work disk at /root without udev, for a kernel booted without
-# banger's initramfs (which has mounted it already): wait for the kernel's
-# /dev/vdb, then mount it as fstab says.
+# banger's initramfs (which has mounted it already; banger's own kernel
+# needs none): wait for the kernel's /dev/vdb, then mount it as fstab says.
 cat > /usr/local/sbin/banger-mount-work <<'SH'
-#!/bin/bash
-# Mount the work disk (/dev/vdb) at /root once the kernel has it.
-set -u
-for _ in $(seq 900); do [ -b /dev/vdb ] && break; sleep 0.1; done
-[ -b /dev/vdb ] || { echo "banger-mount-work: no /dev/vdb after 90 s; /root stays on the root disk"; exit 0; }
-mount /root
+#!/bin/sh
+# Mount the work disk (/dev/vdb) at /root once the kernel has it. sshd
+# waits for this: sh and builtins (bash and seq cost tens of ms each to
+# start under TCG).
+i=0
+while [ ! -b /dev/vdb ]; do
+  [ $i -lt 900 ] || { echo "banger-mount-work: no /dev/vdb after 90 s; /root stays on the root disk"; exit 0; }
+  sleep 0.1
+  i=$((i + 1))
+done
+exec mount /root
 SH
 chmod 0755 /usr/local/sbin/banger-mount-work
 cat > /etc/systemd/system/banger-mount-work.service <<'UNIT'
@@ -230,7 +238,7 @@ WantedBy=multi-user.target
 UNIT
 # sshd needs its host key and the work disk at /root, not the rest of
 # sysinit.target nor network.target (it listens on the wildcard address;
-# the initramfs configured eth0 already): no default dependencies, Debian's
+# the kernel or the initramfs configured eth0 already): no default dependencies, Debian's
 # unit copied without its After= line (a drop-in can add ordering, not
 # remove it), and no config test before it starts (`sshd -t`: one more
 # sshd start, slow under TCG; a bad config fails the start itself). banger
@@ -255,8 +263,8 @@ DefaultDependencies=no
 UNIT
 # udev's coldplug of the devices present at boot (executing rules and
 # helpers for each, seconds under TCG) waits until the agent and sshd are
-# up: neither needs it, the initramfs loaded the modules and the kernel
-# made the device nodes.
+# up: neither needs it, the drivers are built into banger's kernel (or the
+# initramfs loaded them) and the kernel made the device nodes.
 for u in systemd-udevd.service systemd-udev-trigger.service; do
   mkdir -p "/etc/systemd/system/$u.d"
   printf '[Unit]\nAfter=ssh.service banger-vsock-agent.service\n' \
@@ -301,8 +309,9 @@ done
 #   systemd-pcrphase-initrd.service
 #                                 no TPM to measure boot phases into
 #   systemd-fsck-root.service systemd-fsckd.service systemd-fsckd.socket
-#                                 the root is mounted rw by the initramfs
-#                                 (the journal replays on mount); fsck-root
+#                                 the root is mounted rw by the kernel or
+#                                 the initramfs (the journal replays on
+#                                 mount); fsck-root
 #                                 only runs for a read-only root
 #   systemd-firstboot.service systemd-machine-id-commit.service
 #                                 the image is configured when built, and
@@ -313,14 +322,16 @@ done
 #   systemd-udev-settle.service   deprecated; nothing here waits for it
 #   rc-local.service kmod-static-nodes.service
 #                                 no /etc/rc.local; no modules for the
-#                                 guest's kernel in the image (the
-#                                 initramfs loads them)
+#                                 guest's kernel in the image (banger's
+#                                 has none; the initramfs loads the
+#                                 packaged kernel's)
 #   initrd-cleanup.service initrd-parse-etc.service
 #   initrd-switch-root.service initrd-udevadm-cleanup-db.service
 #   initrd.target initrd-fs.target initrd-root-fs.target
 #   initrd-root-device.target initrd-switch-root.target initrd-usr-fs.target
-#                                 units of a systemd initramfs; banger's is
-#                                 busybox
+#                                 units of a systemd initramfs; banger's
+#                                 kernel needs none, its initramfs for the
+#                                 packaged kernel is busybox
 #   systemd-initctl.socket systemd-initctl.service
 #   systemd-journald-audit.socket
 #                                 SysV /dev/initctl (systemctl does not use

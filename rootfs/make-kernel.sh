@@ -303,7 +303,7 @@ chmod 755 "$root/init"
 kernel_json=$(printf '{"package":"%s","version":"%s","kernel_release":"%s","modules":"%s"}' \
   "$real" "$version" "$kver" "${load_list[*]}")
 # Install atomically enough: stamp last, so a half-done run is redone.
-rm -f "$out/.make-kernel.stamp"
+rm -f "$out/.make-kernel.stamp" "$out/.build-kernel.stamp"
 mv "$work/vmlinux" "$out/vmlinux"
 mv "$work/initrd.img" "$out/initrd.img"
 echo "$kernel_json" >"$out/kernel.json"

@@ -1,7 +1,7 @@
 # Sourced by bench-create.sh and bench-snapshot.sh: the world a benchmark
 # runs in. Outside (INSIDE=0): check root and the test image, make a
 # network namespace and private XDG dirs with a bundle naming the image's
-# kernel, initrd and key, and run "$0" --inside ARGS there. Inside: set up
+# kernel, initrd (if any) and key, and run "$0" --inside ARGS there. Inside: set up
 # banger-net and register the image as the default, `bench`.
 #
 # Needs: here (the checkout), VMM, ROOTFS, SEED, KERNEL, INITRD, KEY (empty
@@ -13,8 +13,11 @@ bench_world_enter() { # ARGS... (for "$0" --inside)
   for t in jq ip python3; do command -v $t >/dev/null || die "$t is missing" 4; done
   ROOTFS=${ROOTFS:-$guest/data/banger/images/debian/rootfs.ext4}
   SEED=${SEED:-$guest/data/banger/images/debian/work-seed.ext4}
-  KERNEL=${KERNEL:-$guest/kernel/vmlinux}
-  INITRD=${INITRD:-$guest/kernel/initrd.img}
+  # banger's own kernel, no initramfs (as make runtime-local installs it);
+  # --kernel/--initrd name another, e.g. the packaged one under
+  # $guest/kernel/ with its initrd.img.
+  KERNEL=${KERNEL:-$guest/kernel-built/vmlinux}
+  INITRD=${INITRD:-}
   KEY=${KEY:-$guest/id_ed25519}
   for f in "$ROOTFS" "$SEED" "$KERNEL" "$KEY"; do
     [ -f "$f" ] || die "$f is missing: build the test image and kernel (make test-live), or name yours with --rootfs, --work-seed, --kernel, --initrd, --key" 4
@@ -31,7 +34,8 @@ bench_world_enter() { # ARGS... (for "$0" --inside)
   ip netns add "$ns"
   ip -n "$ns" link set lo up
   mkdir -p "$world/runtime"
-  jq --arg k "$KERNEL" --arg i "$INITRD" --arg s "$KEY" --arg v "$VMM" \
+  # No initrd: a name this runtime dir does not have.
+  jq --arg k "$KERNEL" --arg i "${INITRD:-initrd.img}" --arg s "$KEY" --arg v "$VMM" \
      --arg a "$here/target/x86_64-unknown-linux-gnu/agent/banger-vsock-agent" \
      '.kernel = $k | .initrd = $i | .ssh_key = $s | .vmm = $v | .agent_path = $a' \
      "$here/runtime/bundle.json" > "$world/runtime/bundle.json"

@@ -1,7 +1,9 @@
-//! The guest kernel and initramfs for live tests: rootfs/make-kernel.sh
-//! run once into `target/guest/kernel/` (under a lock, so parallel tests
-//! and test binaries build it once; the script itself skips the work when
-//! its output is current), plus initrds with extra files appended.
+//! Guest kernels for live tests, each built once under a lock (parallel
+//! tests and test binaries build it once; the scripts skip the work when
+//! their output is current): Debian's packaged kernel and banger's
+//! busybox initramfs (rootfs/make-kernel.sh, `target/guest/kernel/`), plus
+//! initrds with extra files appended; and banger's own kernel with
+//! everything built in (rootfs/build-kernel.sh, `target/guest/kernel-built/`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -53,6 +55,51 @@ pub fn kernel() -> Kernel {
             k.vmlinux.is_file() && k.initrd.is_file(),
             "{k:?} incomplete"
         );
+        k
+    })
+    .clone()
+}
+
+/// banger's own guest kernel (rootfs/build-kernel.sh): everything a
+/// microVM needs built in, booted with no initramfs.
+#[derive(Debug, Clone)]
+pub struct BuiltKernel {
+    pub dir: PathBuf,
+    pub vmlinux: PathBuf,
+}
+
+/// Build (once per source version and config) and return banger's own
+/// guest kernel in `target/guest/kernel-built/`; its source tree stays in
+/// `target/guest/kernel-build/` for the next build. About ten minutes on
+/// two cores the first time. Panics when the script fails, with its
+/// output.
+pub fn built_kernel() -> BuiltKernel {
+    static K: OnceLock<BuiltKernel> = OnceLock::new();
+    K.get_or_init(|| {
+        let guest = crate::workspace_root().join("target/guest");
+        let dir = guest.join("kernel-built");
+        std::fs::create_dir_all(&dir).expect("creating target/guest/kernel-built");
+        let _lock = banger_lib::state::Lock::acquire(
+            &dir.with_extension("lock"),
+            Duration::from_secs(3600),
+        )
+        .expect("locking target/guest/kernel-built");
+        let script = crate::workspace_root().join("rootfs/build-kernel.sh");
+        let out = Command::new(&script)
+            .arg(&dir)
+            .env("KERNEL_BUILD_DIR", guest.join("kernel-build"))
+            .output()
+            .expect("running rootfs/build-kernel.sh");
+        assert!(
+            out.status.success(),
+            "rootfs/build-kernel.sh failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let k = BuiltKernel {
+            vmlinux: dir.join("vmlinux"),
+            dir,
+        };
+        assert!(k.vmlinux.is_file(), "{k:?} incomplete");
         k
     })
     .clone()

@@ -118,9 +118,31 @@ pub fn kernel(b: &Bundle) -> Check {
     bundle_file("kernel", b, &b.kernel)
 }
 
-/// The initrd named by the bundle (none configured is fine).
+/// The initrd named by the bundle (none configured is fine). None is
+/// needed beside banger's own kernel (rootfs/build-kernel.sh), whose
+/// kernel.json says `"initrd": null`: banger then boots without one.
 pub fn initrd(b: &Bundle) -> Check {
-    bundle_file("initrd", b, &b.initrd)
+    let c = bundle_file("initrd", b, &b.initrd);
+    if !c.ok && !b.path(&b.initrd).exists() && builtin_kernel(&b.path(&b.kernel)) {
+        return Check::pass(
+            "initrd",
+            true,
+            "none: the kernel has its drivers built in (kernel.json)",
+        );
+    }
+    c
+}
+
+/// Whether the kernel.json beside `kernel` (what build-kernel.sh wrote)
+/// says that kernel boots with no initramfs.
+fn builtin_kernel(kernel: &Path) -> bool {
+    let Some(meta) = kernel.parent().map(|d| d.join("kernel.json")) else {
+        return false;
+    };
+    std::fs::read_to_string(meta)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|v| v.get("initrd").is_some_and(|i| i.is_null()))
 }
 
 /// The default image, as `banger-image default` prints it (the user's
@@ -697,5 +719,14 @@ mod tests {
         assert!(kernel(&b).ok);
         let initrd = initrd(&b);
         assert!(!initrd.ok && initrd.required);
+        // A packaged kernel's kernel.json: its initramfs is still needed.
+        let meta = t.path().join("kernel.json");
+        std::fs::write(&meta, r#"{"package":"linux-image-cloud-amd64"}"#).unwrap();
+        assert!(!initrd(&b).ok);
+        // banger's own kernel needs none.
+        std::fs::write(&meta, r#"{"package":"linux-source-6.1","initrd":null}"#).unwrap();
+        let none = initrd(&b);
+        assert!(none.ok, "{none:?}");
+        assert!(none.detail.contains("built in"), "{}", none.detail);
     }
 }

@@ -7,7 +7,9 @@ CHECKS (in order; * required, ? required in some set-ups):
   runtime bundle *  bundle.json and config load; the ssh key,
                     its .pub and the guest agent exist
   kernel *          the guest kernel the bundle names
-  initrd *          the initrd the bundle names
+  initrd *          the initrd the bundle names; none is needed
+                    when the kernel.json beside the kernel says
+                    \"initrd\": null (banger's own kernel)
   default image *   `banger-image default` (else the bundle's
                     default_image) exists: `banger-image show`,
                     else its image.json

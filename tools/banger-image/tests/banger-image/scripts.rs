@@ -46,7 +46,7 @@ fn ipconfig(ns: &NetNs, cmdline: &str) -> (tempfile::TempDir, String) {
     std::fs::write(&cl, cmdline).unwrap();
     let o = ns
         .command("unshare")
-        .args(["-u", "bash"])
+        .args(["-u", "sh"])
         .arg(workspace_root().join("rootfs/banger-ipconfig"))
         .env("BANGER_CMDLINE", &cl)
         .env("BANGER_ETC", etc.path())
