@@ -717,8 +717,8 @@ mod tests {
         }
         assert!(bundle_complete(&b).ok);
         assert!(kernel(&b).ok);
-        let initrd = initrd(&b);
-        assert!(!initrd.ok && initrd.required);
+        let missing = initrd(&b);
+        assert!(!missing.ok && missing.required);
         // A packaged kernel's kernel.json: its initramfs is still needed.
         let meta = t.path().join("kernel.json");
         std::fs::write(&meta, r#"{"package":"linux-image-cloud-amd64"}"#).unwrap();
