@@ -29,23 +29,7 @@ pub const INITRAMFS_READY: &str = "banger-init: initramfs guest ready";
 pub fn kernel() -> Kernel {
     static K: OnceLock<Kernel> = OnceLock::new();
     K.get_or_init(|| {
-        let dir = crate::workspace_root().join("target/guest/kernel");
-        std::fs::create_dir_all(&dir).expect("creating target/guest/kernel");
-        let _lock = banger_lib::state::Lock::acquire(
-            &dir.with_extension("lock"),
-            Duration::from_secs(1800),
-        )
-        .expect("locking target/guest/kernel");
-        let script = crate::workspace_root().join("rootfs/make-kernel.sh");
-        let out = Command::new(&script)
-            .arg(&dir)
-            .output()
-            .expect("running rootfs/make-kernel.sh");
-        assert!(
-            out.status.success(),
-            "rootfs/make-kernel.sh failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let dir = run_kernel_script("make-kernel.sh", "kernel", &[]);
         let k = Kernel {
             vmlinux: dir.join("vmlinux"),
             initrd: dir.join("initrd.img"),
@@ -76,24 +60,11 @@ pub struct BuiltKernel {
 pub fn built_kernel() -> BuiltKernel {
     static K: OnceLock<BuiltKernel> = OnceLock::new();
     K.get_or_init(|| {
-        let guest = crate::workspace_root().join("target/guest");
-        let dir = guest.join("kernel-built");
-        std::fs::create_dir_all(&dir).expect("creating target/guest/kernel-built");
-        let _lock = banger_lib::state::Lock::acquire(
-            &dir.with_extension("lock"),
-            Duration::from_secs(3600),
-        )
-        .expect("locking target/guest/kernel-built");
-        let script = crate::workspace_root().join("rootfs/build-kernel.sh");
-        let out = Command::new(&script)
-            .arg(&dir)
-            .env("KERNEL_BUILD_DIR", guest.join("kernel-build"))
-            .output()
-            .expect("running rootfs/build-kernel.sh");
-        assert!(
-            out.status.success(),
-            "rootfs/build-kernel.sh failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
+        let build = crate::workspace_root().join("target/guest/kernel-build");
+        let dir = run_kernel_script(
+            "build-kernel.sh",
+            "kernel-built",
+            &[("KERNEL_BUILD_DIR", &build)],
         );
         let k = BuiltKernel {
             vmlinux: dir.join("vmlinux"),
@@ -103,6 +74,32 @@ pub fn built_kernel() -> BuiltKernel {
         k
     })
     .clone()
+}
+
+/// Run rootfs/SCRIPT into target/guest/OUT under OUT's lock (one build for
+/// every test binary; the scripts skip the work when OUT is current).
+fn run_kernel_script(script: &str, out: &str, env: &[(&str, &Path)]) -> PathBuf {
+    let dir = crate::workspace_root().join("target/guest").join(out);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    // A kernel build takes about ten minutes on two cores.
+    let _lock =
+        banger_lib::state::Lock::acquire(&dir.with_extension("lock"), Duration::from_secs(3600))
+            .unwrap_or_else(|e| panic!("locking {}: {e}", dir.display()));
+    let path = crate::workspace_root().join("rootfs").join(script);
+    let mut cmd = Command::new(&path);
+    cmd.arg(&dir);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running rootfs/{script}: {e}"));
+    assert!(
+        o.status.success(),
+        "rootfs/{script} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    dir
 }
 
 /// Write `out`: `base` with a gzip'd newc cpio of `extra` appended, each
