@@ -93,7 +93,7 @@ while IFS= read -r line; do
 done <"$config"
 [ -z "$bad" ] || die "the kernel's config did not take:$bad"
 
-say "building $(make -s kernelrelease) with $jobs jobs (about 10 minutes on two cores)"
+say "building vmlinux with $jobs jobs (about 10 minutes on two cores)"
 make -j"$jobs" vmlinux >"$build/make.log" 2>&1 \
   || { tail -40 "$build/make.log" >&2; die "make vmlinux failed (log: $build/make.log)"; }
 release=$(make -s kernelrelease)
