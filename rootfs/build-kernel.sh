@@ -74,10 +74,16 @@ if [ "$(cat "$build/source.version" 2>/dev/null)" != "$package $version" ]; then
 fi
 
 cd "$src"
+# The config is made beside .config and replaces it only when it differs:
+# a rewritten .config, even an identical one, makes make rebuild it all.
+export KCONFIG_CONFIG=.config.next
 make -s tinyconfig >/dev/null
-scripts/kconfig/merge_config.sh -m .config "$config" >"$build/merge.log" 2>&1 \
+scripts/kconfig/merge_config.sh -m .config.next "$config" >"$build/merge.log" 2>&1 \
   || { cat "$build/merge.log" >&2; die "merging $config failed"; }
 make -s olddefconfig >/dev/null 2>&1
+unset KCONFIG_CONFIG
+if cmp -s .config.next .config; then rm -f .config.next; else mv .config.next .config; fi
+rm -f .config.next.old
 # Every option asked for must be what olddefconfig kept: a renamed option
 # or an unmet dependency would otherwise drop it without a word.
 bad=
