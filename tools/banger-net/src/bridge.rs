@@ -14,6 +14,9 @@ pub struct SetupLine {
     pub gateway: String,
     pub created: bool,
     pub address_added: bool,
+    /// Whether the bridge's MAC had to be set: made with it, or a bridge
+    /// from an older banger, which had its ports' lowest.
+    pub mac_set: bool,
     /// Whether banger's nftables tables had to be made (they are remade
     /// from the settings either way).
     pub filter_installed: bool,
@@ -46,9 +49,10 @@ fn check_overlap(cfg: &NetCfg, nl: &Nl, bridge_index: Option<u32>) -> Result<()>
     Ok(())
 }
 
-/// Make the bridge, its address and the guests' filter; change nothing
-/// that is already right. The filter goes in before the bridge is up, so
-/// no guest ever sends through an unfiltered bridge.
+/// Make the bridge (with its fixed MAC, netcfg::bridge_mac), its address
+/// and the guests' filter; change nothing that is already right. The
+/// filter goes in before the bridge is up, so no guest ever sends through
+/// an unfiltered bridge.
 pub fn setup(cfg: &NetCfg, nl: &Nl) -> Result<SetupLine> {
     hosttools::require_net_admin("setting up the bridge")?;
     crate::nft::require("the guests' packet filter")?;
@@ -74,6 +78,7 @@ pub fn setup_steps(
         gateway: cfg.gateway.to_string(),
         created: false,
         address_added: false,
+        mac_set: false,
         filter_installed: false,
         changed: false,
     };
@@ -85,11 +90,13 @@ pub fn setup_steps(
     if !has_addr {
         check_overlap(cfg, nl, existing.as_ref().map(|l| l.index))?;
     }
+    let mac = crate::netcfg::bridge_mac(&cfg.bridge);
     let link = match existing {
         Some(l) => l,
         None => {
-            nl.add_bridge(&cfg.bridge)?;
+            nl.add_bridge(&cfg.bridge, mac)?;
             line.created = true;
+            line.mac_set = true;
             nl.link(&cfg.bridge)?
                 .ok_or_else(|| Error::failed(format!("bridge {} vanished", cfg.bridge)))?
         }
@@ -102,6 +109,13 @@ pub fn setup_steps(
     };
     if line.created {
         crate::fault::point("creating the bridge");
+    }
+    // A bridge made by an older banger (or changed by hand): the gateway's
+    // MAC changes once now, and no more as TAPs come and go.
+    if link.mac != mac {
+        nl.set_mac(link.index, mac).map_err(undo)?;
+        line.mac_set = true;
+        crate::fault::point("setting the bridge's MAC");
     }
     if !has_addr {
         nl.add_addr(link.index, cfg.gateway, cfg.prefix)
@@ -117,7 +131,8 @@ pub fn setup_steps(
         nl.set_up(link.index).map_err(undo)?;
         crate::fault::point("bringing the bridge up");
     }
-    line.changed = line.created || line.address_added || line.filter_installed || !link.up;
+    line.changed =
+        line.created || line.address_added || line.mac_set || line.filter_installed || !link.up;
     register_resolved(cfg);
     Ok(line)
 }

@@ -68,8 +68,12 @@ RECORDS (one JSON object per line on stdout):
   tap release: {\"vm\", \"tap\", \"ip\", \"pooled_as\"} (pooled_as: the
     tap-pool-N name the TAP went back to the pool as, or null if deleted).
   setup: {\"bridge\", \"subnet\", \"gateway\", \"created\", \"address_added\",
-    \"filter_installed\", \"changed\"}; changed is false when nothing was to
-    do; filter_installed: banger's tables had to be made.
+    \"mac_set\", \"filter_installed\", \"changed\"}; changed is false when
+    nothing was to do; filter_installed: banger's tables had to be made;
+    mac_set: the bridge's MAC had to be set. That MAC (the gateway's, as
+    guests see it) is fixed, derived from the bridge name, so it does not
+    change as TAPs come and go; setup (or tap acquire) sets it on a bridge
+    made by an older banger.
   teardown: {\"bridge\", \"removed\" (links), \"tables_removed\",
     \"dns_stopped\", \"forwarding_disabled\", \"changed\"}.
   status: one line per thing, each with \"kind\":
@@ -201,7 +205,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
-    /// Create the bridge with the gateway address and the guests' packet filter (idempotent)
+    /// Create the bridge with its fixed MAC, the gateway address and the guests' packet filter (idempotent)
     Setup,
     /// Remove the bridge, every banger TAP, banger's nftables tables and the DNS server
     Teardown {

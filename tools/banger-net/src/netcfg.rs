@@ -125,6 +125,17 @@ pub fn mac_for(vm: &str) -> String {
     )
 }
 
+/// The bridge's own MAC (the gateway's, as guests see it), stable for a
+/// bridge name. Set when the bridge is made, so the kernel keeps it:
+/// without one, a bridge takes the lowest MAC of its ports and changes it
+/// as TAPs come and go, and every guest's ARP entry for the gateway goes
+/// stale. Locally administered unicast like a VM's (mac_for), but 0a: where
+/// a VM's is 02:, so it never equals one.
+pub fn bridge_mac(bridge: &str) -> [u8; 6] {
+    let h = Sha256::digest(format!("banger-bridge-mac:{bridge}").as_bytes());
+    [0x0a, h[0], h[1], h[2], h[3], h[4]]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +194,18 @@ mod tests {
         // Pinned: a VM keeps its MAC across banger upgrades (sha256 of
         // "banger-mac:web" starts 99 66 d4 8c 1a).
         assert_eq!(mac_for("web"), "02:99:66:d4:8c:1a");
+    }
+
+    #[test]
+    fn the_bridge_mac_is_stable_local_unicast_and_no_vms() {
+        let m = bridge_mac("banger0");
+        assert_eq!(m, bridge_mac("banger0"));
+        assert_ne!(m, bridge_mac("banger1"));
+        // Locally administered, unicast.
+        assert_eq!(m[0] & 0b11, 0b10);
+        // Pinned: guests keep the gateway's MAC across banger upgrades
+        // (sha256 of "banger-bridge-mac:banger0" starts de 89 36 83 0e).
+        assert_eq!(m, [0x0a, 0xde, 0x89, 0x36, 0x83, 0x0e]);
+        assert!(!mac_for("banger0").starts_with("0a:"));
     }
 }

@@ -26,6 +26,8 @@ pub struct Link {
     pub name: String,
     pub master: Option<u32>,
     pub up: bool,
+    /// Its hardware address (IFLA_ADDRESS; empty when it has none).
+    pub mac: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,10 +101,23 @@ impl Nl {
         }
     }
 
-    pub fn add_bridge(&self, name: &str) -> banger_lib::Result<()> {
+    /// Make a bridge with its MAC, in one request: the kernel keeps a MAC
+    /// given so (addr_assign_type NET_ADDR_SET) whatever its ports are.
+    pub fn add_bridge(&self, name: &str, mac: [u8; 6]) -> banger_lib::Result<()> {
+        let msg = LinkBridge::new(name).address(mac.to_vec()).build();
         self.rt
-            .block_on(self.h.link().add(LinkBridge::new(name).build()).execute())
+            .block_on(self.h.link().add(msg).execute())
             .map_err(|e| nl_err(&format!("creating bridge {name}"), e))
+    }
+
+    /// Set a link's MAC (which the kernel then keeps, as add_bridge's).
+    pub fn set_mac(&self, index: u32, mac: [u8; 6]) -> banger_lib::Result<()> {
+        let msg = LinkUnspec::new_with_index(index)
+            .address(mac.to_vec())
+            .build();
+        self.rt
+            .block_on(self.h.link().set(msg).execute())
+            .map_err(|e| nl_err("setting a link's MAC", e))
     }
 
     pub fn set_up(&self, index: u32) -> banger_lib::Result<()> {
@@ -251,10 +266,12 @@ impl Nl {
 fn to_link(m: LinkMessage) -> Link {
     let mut name = String::new();
     let mut master = None;
+    let mut mac = Vec::new();
     for a in &m.attributes {
         match a {
             LinkAttribute::IfName(n) => name = n.clone(),
             LinkAttribute::Controller(c) => master = Some(*c),
+            LinkAttribute::Address(a) => mac = a.clone(),
             _ => {}
         }
     }
@@ -266,5 +283,6 @@ fn to_link(m: LinkMessage) -> Link {
             .header
             .flags
             .contains(rtnetlink::packet_route::link::LinkFlags::Up),
+        mac,
     }
 }

@@ -35,9 +35,15 @@ fn bridge_index(cfg: &NetCfg, nl: &Nl) -> Result<u32> {
 }
 
 /// The bridge is there, or set it up now (inside a net.json update).
+/// A bridge without banger's MAC (an older banger's, which takes its
+/// ports' lowest) is set up again too: the link's attributes come with the
+/// lookup, so that costs no request when the MAC is right.
 fn ensure_bridge(cfg: &NetCfg, nl: &Nl, st: &mut NetState) -> Result<u32> {
     let has = match nl.link(&cfg.bridge)? {
-        Some(l) => l.up && nl.addrs_v4(l.index)?.contains(&(cfg.gateway, cfg.prefix)),
+        Some(l) => {
+            l.up && l.mac == crate::netcfg::bridge_mac(&cfg.bridge)
+                && nl.addrs_v4(l.index)?.contains(&(cfg.gateway, cfg.prefix))
+        }
         None => false,
     };
     if !has {

@@ -107,12 +107,10 @@ fn a_reused_address_forgets_the_old_mac_as_root() {
     }
     let n = Net::new();
     // A running VM keeps the bridge's carrier up (on carrier loss the
-    // kernel flushes the bridge's neighbours itself), and a pooled TAP is
-    // reused, not re-added. A pinned bridge MAC keeps the kernel from
-    // changing it, and so from flushing the neighbours, when ports come
+    // kernel flushes the bridge's neighbours itself), and the bridge's
+    // fixed MAC does not change (which would flush them too) as ports come
     // and go: what is left to forget the old MAC is banger-net.
     let _keep = n.guest("keep", &[]);
-    n.ns.sh("ip link set banger0 address 02:00:00:00:00:01");
     // No entry to forget is no warning either.
     let out = n.run(&["tap", "acquire", "--vm", "a"]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -153,6 +151,100 @@ fn a_reused_address_forgets_the_old_mac_as_root() {
         neighbour_macs(&n, "172.30.0.250"),
         vec!["02:00:00:00:00:aa"]
     );
+}
+
+/// banger0's MAC: derived from the bridge name (sha256 of
+/// "banger-bridge-mac:banger0"), never a VM's (theirs start 02:).
+const BRIDGE_MAC: &str = "0a:de:89:36:83:0e";
+
+/// How the kernel got the bridge's MAC (/sys/.../addr_assign_type): 3 is
+/// NET_ADDR_SET, set by hand or netlink, which the bridge then keeps
+/// whatever ports come and go.
+fn addr_assign_type(n: &Net) -> String {
+    n.ns.sh("cat /sys/class/net/banger0/addr_assign_type")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn the_bridge_keeps_its_mac_as_taps_come_and_go_as_root() {
+    if !gated("the_bridge_keeps_its_mac_as_taps_come_and_go_as_root") {
+        return;
+    }
+    let n = Net::new();
+    let line = &n.ok(&["setup"])[0];
+    assert_eq!(line["mac_set"], true, "{line}");
+    assert_eq!(n.bridge_mac(), BRIDGE_MAC);
+    assert_eq!(addr_assign_type(&n), "3", "the kernel keeps a set MAC");
+    let links = n.ns.sh("ip -j -d link show banger0");
+    assert!(links.contains(BRIDGE_MAC), "{links}");
+    let check = |when: &str| assert_eq!(n.bridge_mac(), BRIDGE_MAC, "{when}");
+    // New TAPs (random MACs, some lower than the bridge's), released into
+    // the pool and out of it, deleted; TAPs the bridge would take its MAC
+    // from first made and then deleted.
+    for pool in [0, 2] {
+        n.config(&format!(r#"{{"pool_size": {pool}}}"#));
+        for round in 0..2 {
+            for vm in ["a", "b", "c", "d"] {
+                n.ok(&["tap", "acquire", "--vm", vm]);
+                check(&format!("pool {pool} round {round}: {vm} acquired"));
+            }
+            for vm in ["b", "a", "d", "c"] {
+                n.ok(&["tap", "release", "--vm", vm]);
+                check(&format!("pool {pool} round {round}: {vm} released"));
+            }
+        }
+        n.ok(&["pool", "fill", "--size", "3"]);
+        check(&format!("pool {pool}: filled"));
+        n.ok(&["pool", "drain"]);
+        check(&format!("pool {pool}: drained"));
+    }
+    // A TAP whose MAC is lower than any the bridge could derive.
+    n.ok(&["tap", "acquire", "--vm", "low"]);
+    n.ns.sh("ip link set bgr-0 address 02:00:00:00:00:01");
+    n.ok(&["tap", "acquire", "--vm", "other"]);
+    check("a TAP with the lowest MAC");
+    n.ok(&["tap", "release", "--vm", "low"]);
+    check("the TAP with the lowest MAC released");
+    // Nothing to do: setup says so.
+    let again = &n.ok(&["setup"])[0];
+    assert_eq!(again["changed"], false, "{again}");
+    assert_eq!(again["mac_set"], false, "{again}");
+    assert_eq!(addr_assign_type(&n), "3");
+}
+
+#[test]
+fn setup_and_acquire_give_an_older_bridge_its_mac_as_root() {
+    if !gated("setup_and_acquire_give_an_older_bridge_its_mac_as_root") {
+        return;
+    }
+    let n = Net::new();
+    // A bridge as an older banger made it: no MAC of its own, so it has
+    // its port's; up, with the gateway address.
+    n.ns.sh(
+        "ip link add banger0 type bridge && ip addr add 172.30.0.1/24 dev banger0 \
+         && ip link add old0 type veth peer name old1 && ip link set old0 master banger0 \
+         && ip link set banger0 up",
+    );
+    assert_ne!(addr_assign_type(&n), "3");
+    assert_ne!(n.bridge_mac(), BRIDGE_MAC);
+    let line = &n.ok(&["setup"])[0];
+    assert_eq!(line["created"], false, "{line}");
+    assert_eq!(line["address_added"], false, "{line}");
+    assert_eq!(line["mac_set"], true, "{line}");
+    assert_eq!(line["changed"], true, "{line}");
+    assert_eq!(n.bridge_mac(), BRIDGE_MAC);
+    assert_eq!(addr_assign_type(&n), "3");
+    let again = &n.ok(&["setup"])[0];
+    assert_eq!(again["mac_set"], false, "{again}");
+    assert_eq!(again["changed"], false, "{again}");
+    // An acquire on a bridge whose MAC is not banger's sets it too (it
+    // reads the bridge's link anyway, so it costs nothing when right).
+    n.ns.sh("ip link set banger0 address 02:00:00:00:00:01");
+    n.ok(&["tap", "acquire", "--vm", "web"]);
+    assert_eq!(n.bridge_mac(), BRIDGE_MAC);
+    n.ok(&["tap", "acquire", "--vm", "web"]);
+    assert_eq!(n.bridge_mac(), BRIDGE_MAC);
 }
 
 #[test]
