@@ -273,6 +273,47 @@ fn setup_and_teardown_killed_at_each_step_leave_nothing_as_root() {
         n.assert_no_leaks(&format!("setup killed at {at}"));
         assert!(at < 30);
     }
+    // An older banger's bridge (its port's MAC, not banger's): setup
+    // killed after each change, then an acquire finishes it.
+    let mut points = Vec::new();
+    for at in 1.. {
+        let n = Net::new();
+        n.ns.sh(
+            "ip link add banger0 type bridge && ip addr add 172.30.0.1/24 dev banger0 \
+             && ip link add old0 type veth peer name old1 && ip link set old0 master banger0 \
+             && ip link set banger0 up",
+        );
+        let older = n.bridge_mac();
+        let out = n
+            .cmd(&["setup"])
+            .env("BANGER_NET_FAULT", at.to_string())
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break;
+        }
+        points.push(String::from_utf8_lossy(&out.stderr).into_owned());
+        let ctx = format!("setup of an older bridge killed at {at}");
+        assert_eq!(out.status.signal(), Some(9), "{ctx}");
+        n.ok(&["tap", "acquire", "--vm", "web"]);
+        let mac = n.bridge_mac();
+        assert_ne!(mac, older, "{ctx}: the bridge kept its port's MAC");
+        assert_eq!(
+            n.ns.sh("cat /sys/class/net/banger0/addr_assign_type")
+                .trim(),
+            "3",
+            "{ctx}: the bridge's MAC is not a set one ({mac})"
+        );
+        assert!(n.ns.try_sh("nft list table inet banger").status.success());
+        n.assert_no_leaks(&ctx);
+        assert!(at < 30);
+    }
+    assert!(
+        points
+            .iter()
+            .any(|e| e.contains("setting the bridge's MAC")),
+        "setup of an older bridge was never killed after setting its MAC: {points:?}"
+    );
     for at in 1.. {
         let n = Net::new();
         n.ok(&["pool", "fill"]);
