@@ -76,11 +76,20 @@ fi
 cd "$src"
 # The config is made beside .config and replaces it only when it differs:
 # a rewritten .config, even an identical one, makes make rebuild it all.
+# tinyconfig's steps are spelled out: its tiny.config step merges onto
+# .config whatever KCONFIG_CONFIG says, so in a fresh tree it would start
+# from an empty file and the result would be all defaults.
 export KCONFIG_CONFIG=.config.next
-make -s tinyconfig >/dev/null
-scripts/kconfig/merge_config.sh -m .config.next "$config" >"$build/merge.log" 2>&1 \
-  || { cat "$build/merge.log" >&2; die "merging $config failed"; }
-make -s olddefconfig >/dev/null 2>&1
+rm -f .config.next
+merge() {
+  scripts/kconfig/merge_config.sh -m .config.next "$@" >"$build/merge.log" 2>&1 \
+    || { cat "$build/merge.log" >&2; die "merging $* failed"; }
+  make -s olddefconfig >/dev/null 2>&1 || die "make olddefconfig failed"
+}
+KCONFIG_ALLCONFIG=kernel/configs/tiny-base.config make -s allnoconfig >/dev/null 2>&1 \
+  || die "make allnoconfig failed"
+merge kernel/configs/tiny.config arch/x86/configs/tiny.config
+merge "$config"
 unset KCONFIG_CONFIG
 if cmp -s .config.next .config; then rm -f .config.next; else mv .config.next .config; fi
 rm -f .config.next.old
