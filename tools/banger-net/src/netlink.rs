@@ -102,9 +102,11 @@ impl Nl {
     }
 
     /// Make a bridge with its MAC, in one request: the kernel keeps a MAC
-    /// given so (addr_assign_type NET_ADDR_SET) whatever its ports are.
+    /// given so (addr_assign_type NET_ADDR_SET) whatever its ports are. It
+    /// is made down (rtnetlink's builder would make it up): setup brings
+    /// it up once the guests' filter is in.
     pub fn add_bridge(&self, name: &str, mac: [u8; 6]) -> banger_lib::Result<()> {
-        let msg = LinkBridge::new(name).address(mac.to_vec()).build();
+        let msg = LinkBridge::new(name).down().address(mac.to_vec()).build();
         self.rt
             .block_on(self.h.link().add(msg).execute())
             .map_err(|e| nl_err(&format!("creating bridge {name}"), e))

@@ -265,6 +265,16 @@ fn setup_and_teardown_killed_at_each_step_leave_nothing_as_root() {
             break;
         }
         assert_eq!(out.status.signal(), Some(9), "setup killed at {at}");
+        // No guest may send through an unfiltered bridge: until the
+        // filter is in, the bridge is down (or not made yet).
+        if !n.ns.try_sh("nft list table inet banger").status.success() {
+            let link = n.ns.try_sh("ip -j link show banger0");
+            let flags = String::from_utf8_lossy(&link.stdout).into_owned();
+            assert!(
+                !flags.contains("\"UP\""),
+                "setup killed at {at}: the bridge is up without its filter: {flags}"
+            );
+        }
         // The next command finishes it: the bridge has its address and
         // filter before it is up.
         n.ok(&["tap", "acquire", "--vm", "web"]);
