@@ -27,6 +27,13 @@ pub const MAX_BODY: usize = 16 * 1024;
 const MIN_ENTROPY: usize = 32;
 const MAX_ENTROPY: usize = 512;
 const MAX_DNS: usize = 3;
+/// An ed25519 key in OpenSSH's format is about 400 base64 characters, its
+/// public half 68.
+const MAX_HOST_KEY: usize = 2048;
+const MAX_HOST_KEY_PUB: usize = 256;
+/// Base64 of the length-prefixed "ssh-ed25519" that starts an ed25519
+/// public key blob.
+const ED25519_PUB_PREFIX: &str = "AAAAC3NzaC1lZDI1NTE5";
 /// /etc/hosts is read whole into an environment variable.
 const MAX_HOSTS: u64 = 64 * 1024;
 /// Of a failed script's output, what goes into the 500 (its end, where
@@ -46,6 +53,18 @@ pub struct Identity {
     pub machine_id: String,
     pub time_ns: u64,
     pub entropy: Vec<u8>,
+    /// The new ssh host key, made by the host (which pays no emulation for
+    /// it); None: the script makes one with ssh-keygen (an older host).
+    pub host_key: Option<HostKey>,
+}
+
+/// An ed25519 host key, each half the base64 of its OpenSSH blob on one
+/// line (the private key's PEM body without its line breaks, which
+/// OpenSSH reads as well).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostKey {
+    pub private: String,
+    pub public: String,
 }
 
 /// The body as sent, each field still untyped: serde's type errors do not
@@ -63,6 +82,7 @@ struct Raw {
     machine_id: Option<Value>,
     time_ns: Option<Value>,
     entropy: Option<Value>,
+    host_key: Option<Value>,
 }
 
 /// Read and check a request body; the error names the field.
@@ -135,6 +155,10 @@ pub fn parse(body: &[u8]) -> Result<Identity, String> {
     let entropy = hex(&string("entropy", raw.entropy)?)
         .filter(|b| (MIN_ENTROPY..=MAX_ENTROPY).contains(&b.len()))
         .ok_or_else(|| format!("entropy: must be {MIN_ENTROPY} to {MAX_ENTROPY} bytes in hex"))?;
+    let host_key = match raw.host_key {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(host_key(v)?),
+    };
     Ok(Identity {
         hostname,
         interface,
@@ -146,7 +170,41 @@ pub fn parse(body: &[u8]) -> Result<Identity, String> {
         machine_id,
         time_ns,
         entropy,
+        host_key,
     })
+}
+
+/// `{"private": B64, "public": B64}`: an ed25519 key, each half checked
+/// as base64 of a bounded size, the public one as ed25519's.
+fn host_key(v: Value) -> Result<HostKey, String> {
+    let bad = || {
+        "host_key: must be {\"private\": BASE64, \"public\": BASE64}, an ed25519 \
+         key's OpenSSH blobs"
+            .to_string()
+    };
+    let Value::Object(mut m) = v else {
+        return Err(bad());
+    };
+    let mut half = |k: &str, max: usize| match m.remove(k) {
+        Some(Value::String(s)) if is_base64(&s) && s.len() <= max => Ok(s),
+        _ => Err(bad()),
+    };
+    let private = half("private", MAX_HOST_KEY)?;
+    let public = half("public", MAX_HOST_KEY_PUB)?;
+    if !m.is_empty() || !public.starts_with(ED25519_PUB_PREFIX) {
+        return Err(bad());
+    }
+    Ok(HostKey { private, public })
+}
+
+fn is_base64(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    !body.is_empty()
+        && s.len() - body.len() <= 2
+        && s.len().is_multiple_of(4)
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
 fn string(field: &str, v: Option<Value>) -> Result<String, String> {
@@ -263,6 +321,20 @@ pub fn env(id: &Identity) -> BTreeMap<String, String> {
             ("BANGER_DNS", dns.join(" ")),
             ("BANGER_MAC", id.mac.clone()),
             ("BANGER_MACHINE_ID", id.machine_id.clone()),
+            (
+                "BANGER_HOSTKEY",
+                id.host_key
+                    .as_ref()
+                    .map(|k| k.private.clone())
+                    .unwrap_or_default(),
+            ),
+            (
+                "BANGER_HOSTKEY_PUB",
+                id.host_key
+                    .as_ref()
+                    .map(|k| k.public.clone())
+                    .unwrap_or_default(),
+            ),
         ]
         .map(|(k, v)| (k.to_string(), v)),
     )
@@ -368,7 +440,9 @@ pub fn failed_step(out: &str) -> (&'static str, String) {
 /// hostname: resolv.conf may be a symlink (systemd-resolved, resolvconf):
 /// the link is replaced, not what it points at; no dns leaves it alone.
 /// machine-id: D-Bus keeps its own copy where it is not a link to /etc's.
-/// hostkeys: ed25519 only, as rootfs/customize.sh makes them. Before
+/// hostkeys: ed25519 only, as rootfs/customize.sh makes them: the host's
+/// when it sent one (ssh-keygen costs about 0.25 s under TCG), the private
+/// half written under umask 077 as sshd demands. Before
 /// OpenSSH 9.8, the sshd that each connection re-executes loads the host
 /// keys itself, so the next connection presents the new key with no
 /// restart (a SIGHUP would close the listener while sshd re-execs, about
@@ -405,7 +479,16 @@ if [ -f /var/lib/dbus/machine-id ] && [ ! -L /var/lib/dbus/machine-id ]; then
 fi
 step hostkeys
 rm -f /etc/ssh/ssh_host_*
-ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key
+if [ -n "$BANGER_HOSTKEY" ]; then
+    umask 077
+    printf '%s\n%s\n%s\n' "-----BEGIN OPENSSH PRIVATE KEY-----" "$BANGER_HOSTKEY" \
+        "-----END OPENSSH PRIVATE KEY-----" > /etc/ssh/ssh_host_ed25519_key
+    umask 022
+    printf 'ssh-ed25519 %s root@%s\n' "$BANGER_HOSTKEY_PUB" "$BANGER_HOSTNAME" \
+        > /etc/ssh/ssh_host_ed25519_key.pub
+else
+    ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key
+fi
 for session in /usr/lib/openssh/sshd-session /usr/libexec/sshd-session \
     /usr/libexec/openssh/sshd-session /usr/lib/ssh/sshd-session; do
     if [ -e "$session" ] && [ -f /run/sshd.pid ]; then
@@ -526,6 +609,26 @@ pub mod tests {
         assert_eq!(id.interface, "eth0");
         assert_eq!(id.gateway, None);
         assert!(id.dns.is_empty());
+        assert_eq!(id.host_key, None);
+        // The host's key, when it sends one.
+        let mut m = good();
+        m.insert("host_key".into(), host_key_json());
+        let id = parse(&body(&m)).unwrap();
+        assert_eq!(
+            id.host_key,
+            Some(HostKey {
+                private: PRIVATE.into(),
+                public: PUBLIC.into()
+            })
+        );
+    }
+
+    /// A real key's blobs (ssh-keygen -t ed25519, the PEM body on one line).
+    const PRIVATE: &str = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZWQyNTUxOQAAACBCpyLP2Xz2B6eHVxjwN//XobBVEihtUXTR44YVry8u3gAAAIh/jDTQf4w00AAAAAtzc2gtZWQyNTUxOQAAACBCpyLP2Xz2B6eHVxjwN//XobBVEihtUXTR44YVry8u3gAAAEBtOMF2toe+vlPAc0UhIo0UUWEthMfEKju2aeIRWEaLeUKnIs/ZfPYHp4dXGPA3/9ehsFUSKG1RdNHjhhWvLy7eAAAAAAECAwQF";
+    const PUBLIC: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIEKnIs/ZfPYHp4dXGPA3/9ehsFUSKG1RdNHjhhWvLy7e";
+
+    fn host_key_json() -> Value {
+        json!({"private": PRIVATE, "public": PUBLIC})
     }
 
     #[test]
@@ -584,6 +687,35 @@ pub mod tests {
             ("entropy", json!("0".repeat(65))),
             ("entropy", json!("zz".repeat(32))),
             ("entropy", json!(7)),
+            ("host_key", json!(PRIVATE)),
+            ("host_key", json!({"private": PRIVATE})),
+            ("host_key", json!({"public": PUBLIC})),
+            (
+                "host_key",
+                json!({"private": PRIVATE, "public": PUBLIC, "x": 1}),
+            ),
+            ("host_key", json!({"private": 5, "public": PUBLIC})),
+            ("host_key", json!({"private": "", "public": PUBLIC})),
+            (
+                "host_key",
+                json!({"private": format!("{PRIVATE}\n"), "public": PUBLIC}),
+            ),
+            ("host_key", json!({"private": "AA$A", "public": PUBLIC})),
+            ("host_key", json!({"private": "AAA", "public": PUBLIC})),
+            ("host_key", json!({"private": "A===", "public": PUBLIC})),
+            (
+                "host_key",
+                json!({"private": "A".repeat(2052), "public": PUBLIC}),
+            ),
+            // Not ed25519 (an RSA blob's start).
+            (
+                "host_key",
+                json!({"private": PRIVATE, "public": "AAAAB3NzaC1yc2EAAAADAQAB"}),
+            ),
+            (
+                "host_key",
+                json!({"private": PRIVATE, "public": format!("{PUBLIC} root@b")}),
+            ),
         ];
         for (field, v) in cases {
             let mut m = good();
@@ -637,6 +769,8 @@ pub mod tests {
             ("BANGER_DNS", "172.16.0.1 9.9.9.9"),
             ("BANGER_MAC", "02:ab:cd:00:00:05"),
             ("BANGER_MACHINE_ID", "0123456789abcdef0123456789abcdef"),
+            ("BANGER_HOSTKEY", ""),
+            ("BANGER_HOSTKEY_PUB", ""),
         ]
         .into_iter()
         .map(|(k, v)| (k.into(), v.into()))
@@ -669,6 +803,18 @@ pub mod tests {
         let e = env(&parse(&body(&m)).unwrap());
         assert_eq!(e["BANGER_GW"], "");
         assert_eq!(e["BANGER_DNS"], "");
+        // The host's key: both halves, each one line the script writes.
+        let mut m = good();
+        m.insert("host_key".into(), host_key_json());
+        let e = env(&parse(&body(&m)).unwrap());
+        assert_eq!(e["BANGER_HOSTKEY"], PRIVATE);
+        assert_eq!(e["BANGER_HOSTKEY_PUB"], PUBLIC);
+        let req = InitRequest {
+            name: "x".into(),
+            script: String::new(),
+            env: e,
+        };
+        assert!(crate::init::check(&req).is_ok());
     }
 
     #[test]
@@ -803,6 +949,90 @@ pub mod tests {
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
+    }
+
+    /// The hostkeys step as the guest runs it, its /etc/ssh moved to `dir`.
+    fn run_hostkeys_step(dir: &Path, env: &[(&str, &str)]) -> std::process::Output {
+        let from = SCRIPT.find("step hostkeys\n").unwrap();
+        let to = SCRIPT.find("for session in").unwrap();
+        let step = SCRIPT[from..to].replace("/etc/ssh/", &format!("{}/", dir.display()));
+        std::process::Command::new("/bin/sh")
+            .args([
+                "-c",
+                &format!("set -eu\nstep() {{ :; }}\numask 022\n{step}"),
+            ])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_hostkeys_step_writes_the_hosts_key_as_sshd_reads_it() {
+        let Ok(keygen) = which_ssh_keygen() else {
+            eprintln!("SKIPPED: no ssh-keygen");
+            return;
+        };
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("ssh_host_rsa_key"), "old").unwrap();
+        let out = run_hostkeys_step(
+            d.path(),
+            &[
+                ("BANGER_HOSTKEY", PRIVATE),
+                ("BANGER_HOSTKEY_PUB", PUBLIC),
+                ("BANGER_HOSTNAME", "b"),
+            ],
+        );
+        assert!(out.status.success(), "{out:?}");
+        let key = d.path().join("ssh_host_ed25519_key");
+        // OpenSSH reads the one-line PEM body and refuses a key others can
+        // read.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&key), 0o600);
+        assert_eq!(mode(&key.with_extension("pub")), 0o644);
+        let derived = std::process::Command::new(&keygen)
+            .args(["-y", "-f"])
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(derived.status.success(), "{derived:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&derived.stdout)
+                .split_whitespace()
+                .nth(1),
+            Some(PUBLIC)
+        );
+        assert_eq!(
+            std::fs::read_to_string(key.with_extension("pub")).unwrap(),
+            format!("ssh-ed25519 {PUBLIC} root@b\n")
+        );
+        // The old keys are gone.
+        assert!(!d.path().join("ssh_host_rsa_key").exists());
+
+        // No key from the host (an older one): ssh-keygen makes it.
+        let d = tempfile::tempdir().unwrap();
+        let out = run_hostkeys_step(
+            d.path(),
+            &[
+                ("BANGER_HOSTKEY", ""),
+                ("BANGER_HOSTKEY_PUB", ""),
+                ("BANGER_HOSTNAME", "b"),
+            ],
+        );
+        assert!(out.status.success(), "{out:?}");
+        let pubkey = std::fs::read_to_string(d.path().join("ssh_host_ed25519_key.pub")).unwrap();
+        assert!(pubkey.starts_with("ssh-ed25519 "), "{pubkey}");
+        assert!(!pubkey.contains(PUBLIC));
+    }
+
+    fn which_ssh_keygen() -> Result<PathBuf, ()> {
+        ["/usr/bin/ssh-keygen", "/bin/ssh-keygen"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+            .ok_or(())
     }
 
     #[test]

@@ -60,7 +60,8 @@ pub mod env {
     /// The fake agent's behaviour: `absent` (nothing listens on its port),
     /// `hang` (`OK`, then never an answer), `ignore_shutdown` (202 to
     /// /reboot and /shutdown, but the guest stays up), `refuse_identity`
-    /// (500 to /identity, at its `hostkeys` step).
+    /// (500 to /identity, at its `hostkeys` step), `old_identity` (400 to
+    /// an /identity with `host_key`, as an agent from before that field).
     pub const AGENT: &str = "FAKE_FC_AGENT";
 }
 

@@ -149,8 +149,10 @@ GOLDEN SNAPSHOTS AND CLONES:
   disks, its own TAP, lease, MAC and CID; its VMM loads the snapshot's
   state (no boot), and once the agent answers, B's identity is sent to it
   (POST /identity: hostname, address, prefix, gateway, DNS, MAC, a fresh
-  machine-id, the host's time, entropy); the agent applies it and makes
-  new ssh host keys, which are pinned before sshd is waited for. --no-wait
+  machine-id, the host's time, entropy, a new ssh host key made on the
+  host); the agent applies it and writes the key, which is pinned before
+  sshd is waited for (an older agent that refuses the key is sent the
+  identity again without it and makes its own). --no-wait
   skips only the pin and ssh waits. --image, --vcpus, --memory, --disk,
   --no-start and another --vmm are refused with --from (exit 2); a
   snapshot taken under another VMM binary or kernel is exit 5, a missing

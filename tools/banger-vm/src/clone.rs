@@ -4,8 +4,10 @@
 //! source was when it was saved, under the source's identity. Right after
 //! the agent answers, the identity step sends it the clone's own
 //! (hostname, address, gateway, DNS, MAC, a fresh machine-id, the host's
-//! time, fresh entropy); the agent applies it and makes new ssh host keys,
-//! which are pinned as for any new VM before sshd is waited for. Until
+//! time, fresh entropy, a new ssh host key made here, where it costs no
+//! emulation); the agent applies it and writes the key (an older agent
+//! makes its own), which is pinned as for any new VM before sshd is
+//! waited for. Until
 //! then the guest's packets carry the source's MAC and address, which the
 //! bridge's anti-spoofing rules drop.
 
@@ -160,6 +162,51 @@ fn random_hex(bytes: usize) -> Result<String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// A new ed25519 host key for the guest, as the agent takes it: the
+/// private key's PEM body on one line and the public key's blob, both
+/// base64. ssh-keygen writes it in the VM's directory, which the key
+/// leaves at once (a killed create's directory goes with its undo).
+fn host_key(rec: &VmRecord) -> Result<serde_json::Value> {
+    let keygen = banger_lib::hosttools::which("ssh-keygen").ok_or_else(|| {
+        Error::failed("ssh-keygen is missing").with_hint("install openssh-client")
+    })?;
+    let path = record::vm_dir(&rec.name).join("hostkey.new");
+    let pub_path = path.with_extension("new.pub");
+    let remove = || {
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(&pub_path);
+    };
+    remove();
+    let out = std::process::Command::new(keygen)
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "", "-f"])
+        .arg(&path)
+        .stdin(std::process::Stdio::null())
+        .output();
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|e| banger_lib::error::io("reading the new host key", e))
+    };
+    let keys = match out {
+        Ok(o) if o.status.success() => read(&path).and_then(|k| Ok((k, read(&pub_path)?))),
+        Ok(o) => Err(Error::failed(format!(
+            "ssh-keygen failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ))),
+        Err(e) => Err(banger_lib::error::io("running ssh-keygen", e)),
+    };
+    remove();
+    let (private, public) = keys?;
+    let body: String = private
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let public = public
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    Ok(json!({"private": body, "public": public}))
+}
+
 /// The body of the agent's `POST /identity` for this VM.
 pub fn identity(rec: &VmRecord) -> Result<serde_json::Value> {
     let need = |v: &Option<String>, what: &str| {
@@ -184,6 +231,7 @@ pub fn identity(rec: &VmRecord) -> Result<serde_json::Value> {
         "machine_id": machine_id,
         "time_ns": time_ns,
         "entropy": random_hex(64)?,
+        "host_key": host_key(rec)?,
     }))
 }
 
@@ -193,17 +241,38 @@ pub fn apply_identity(rec: &VmRecord, timeout: u64) -> Result<()> {
         .agent
         .as_ref()
         .ok_or_else(|| Error::failed(format!("{}'s VMM gave no guest agent endpoint", rec.name)))?;
-    let body = identity(rec)?;
-    // Making a host key and moving the network take a few seconds under
-    // emulation; never longer than the create's own wait.
+    let mut body = identity(rec)?;
+    // Moving the network (and, for an older agent, making a host key)
+    // takes a few seconds under emulation; never longer than the create's
+    // own wait.
     let wait = Duration::from_secs(timeout.clamp(10, 120));
-    let r = banger_lib::agent::request_with(ep, "POST", "/identity", Some(&body), 64 << 10, wait)?;
-    if !r.ok() {
-        let why = r
-            .body
+    let post = |body: &serde_json::Value| {
+        banger_lib::agent::request_with(ep, "POST", "/identity", Some(body), 64 << 10, wait)
+    };
+    let mut r = post(&body)?;
+    // An agent from before host_key (in a snapshot taken then) refuses
+    // the field it does not know, before changing anything: it makes its
+    // own key instead.
+    let error = |r: &banger_lib::agent::Reply| {
+        r.body
             .get("error")
             .and_then(|e| e.as_str())
-            .unwrap_or("no reason given");
+            .unwrap_or("")
+            .to_string()
+    };
+    if r.status == 400 && error(&r).contains("unknown field `host_key`") {
+        if let Some(m) = body.as_object_mut() {
+            m.remove("host_key");
+        }
+        r = post(&body)?;
+    }
+    if !r.ok() {
+        let why = error(&r);
+        let why = if why.is_empty() {
+            "no reason given"
+        } else {
+            &why
+        };
         let at = r.body.get("step").and_then(|s| s.as_str()).unwrap_or("");
         return Err(Error::failed(format!(
             "the guest agent did not take its new identity (HTTP {}{}{}): {why}",

@@ -457,6 +457,19 @@ fn vsock_conn(
                 json!({"status": "error", "step": "hostkeys", "error": "exit 1: ssh-keygen: no"}),
                 None,
             ),
+            // An agent from before host_key: serde's deny_unknown_fields.
+            ("POST", "/identity")
+                if mode == "old_identity"
+                    && serde_json::from_slice::<Value>(&req.body)
+                        .is_ok_and(|b| b.get("host_key").is_some()) =>
+            {
+                (
+                    400,
+                    json!({"status": "error", "error": "bad identity request: unknown field \
+                           `host_key`, expected one of `hostname`, `interface`"}),
+                    None,
+                )
+            }
             ("POST", "/identity") => {
                 let b = serde_json::from_slice::<Value>(&req.body).unwrap_or(Value::Null);
                 (

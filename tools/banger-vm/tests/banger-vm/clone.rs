@@ -119,6 +119,25 @@ fn snapshot_then_two_clones_each_with_its_own_identity() {
     }
     assert_ne!(ids[0]["machine_id"], ids[1]["machine_id"]);
     assert_ne!(ids[0]["entropy"], ids[1]["entropy"]);
+    // Each its own ed25519 host key, made on the host: the PEM body on one
+    // line, the public blob ed25519's, and neither file left behind.
+    for id in &ids {
+        let private = id["host_key"]["private"].as_str().unwrap();
+        assert!(private.starts_with("b3BlbnNzaC1rZXktdjE"), "{id}"); // openssh-key-v1
+        assert!(!private.contains('\n') && !private.contains('-'), "{id}");
+        let public = id["host_key"]["public"].as_str().unwrap();
+        assert!(public.starts_with("AAAAC3NzaC1lZDI1NTE5"), "{id}");
+    }
+    assert_ne!(ids[0]["host_key"], ids[1]["host_key"]);
+    for c in ["c1", "c2"] {
+        let left: Vec<_> = std::fs::read_dir(fx.vms_dir().join(c))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("hostkey"))
+            .collect();
+        assert!(left.is_empty(), "{c}: {left:?}");
+    }
     // Each restore put its own disks under the snapshot's vmstate.
     let patched: Vec<String> = fake
         .requests()
@@ -133,6 +152,22 @@ fn snapshot_then_two_clones_each_with_its_own_identity() {
             "{name}: {patched:?}"
         );
     }
+
+    // A snapshot taken with an agent from before host_key: it refuses the
+    // field (400, nothing changed), and the identity is sent again
+    // without it, for the agent to make its own key.
+    let out = fx.run_with(
+        &["create", "--name", "c3", "--from", "gold"],
+        &[("FAKE_FC_AGENT", "old_identity")],
+    );
+    assert_ok(&out);
+    let ids = identities(&fake);
+    let c3: Vec<_> = ids.iter().filter(|b| b["hostname"] == "c3").collect();
+    assert_eq!(c3.len(), 2, "{c3:?}");
+    assert!(c3[0].get("host_key").is_some() && c3[1].get("host_key").is_none());
+    assert_eq!(c3[0]["machine_id"], c3[1]["machine_id"]);
+    assert_ok(&fx.run(&["delete", "c3"]));
+    fx.assert_nothing_left("c3");
 
     // rm while no clone is being made; the clones stay whole.
     let out = fx.run(&["snapshots", "rm", "gold"]);
