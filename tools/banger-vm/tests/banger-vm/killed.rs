@@ -211,3 +211,62 @@ fn snapshot_and_clone_killed_after_each_request_leave_nothing_half_made() {
         fx.assert_nothing_left(n);
     }
 }
+
+/// A clone's host key is made on the host, in the VM's directory, and
+/// read and removed at once: a create killed right after ssh-keygen wrote
+/// it leaves the key files in that directory, which the delete (or gc)
+/// takes with the rest.
+#[test]
+fn clone_killed_right_after_its_host_key_is_made_leaves_nothing() {
+    let t = "clone_killed_right_after_its_host_key_is_made_leaves_nothing";
+    if !banger_testkit::require_tool(t, "mkfs.ext4")
+        || !banger_testkit::require_tool(t, "ssh-keygen")
+    {
+        return;
+    }
+    let (fx, _fake) = slow_fc_box();
+    assert_ok(&fx.run(&["snapshot", "box", "--as", "gold"]));
+    // An ssh-keygen that does its work, then kills banger-vm (its parent).
+    let bin = tempfile::tempdir().unwrap();
+    let real = banger_lib::hosttools::which("ssh-keygen").unwrap();
+    let wrapper = bin.path().join("ssh-keygen");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n{} \"$@\" || exit\nkill -9 $PPID\n",
+            real.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = fx.run_with(
+        &["create", "--name", "c1", "--from", "gold"],
+        &[("PATH", &path)],
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(9), "{}", stderr(&out));
+    // The kill came after the key was written, before it was removed.
+    let key = fx.vms_dir().join("c1/hostkey.new");
+    assert!(key.is_file() && key.with_extension("new.pub").is_file());
+    let out = fx.run(&["delete", "c1"]);
+    assert!(
+        out.status.success() || out.status.code() == Some(3),
+        "{}",
+        stderr(&out)
+    );
+    fx.assert_nothing_left("c1");
+    assert_no_gc(&fx, "clone killed after ssh-keygen");
+    // The snapshot still makes clones, with the real ssh-keygen.
+    assert_eq!(fx.create("c1", &["--from", "gold"])["state"], "running");
+    assert_ok(&fx.run(&["delete", "box", "c1"]));
+    assert_ok(&fx.run(&["snapshots", "rm", "gold"]));
+    for n in ["box", "c1"] {
+        fx.assert_nothing_left(n);
+    }
+}
