@@ -65,6 +65,17 @@ fn walk(case: &Case) {
     n.assert_no_leaks(case.name);
 }
 
+/// `args` run with a kill after its change number `at`; None when it
+/// finished first (no change left to kill after).
+fn killed_at(n: &Net, args: &[&str], at: usize) -> Option<std::process::Output> {
+    let out = n
+        .cmd(args)
+        .env("BANGER_NET_FAULT", at.to_string())
+        .output()
+        .unwrap();
+    (!out.status.success()).then_some(out)
+}
+
 fn release(n: &Net, vm: &str) {
     let _ = n.run(&["tap", "release", "--vm", vm]);
 }
@@ -256,14 +267,9 @@ fn setup_and_teardown_killed_at_each_step_leave_nothing_as_root() {
     }
     for at in 1.. {
         let n = Net::new();
-        let out = n
-            .cmd(&["setup"])
-            .env("BANGER_NET_FAULT", at.to_string())
-            .output()
-            .unwrap();
-        if out.status.success() {
+        let Some(out) = killed_at(&n, &["setup"], at) else {
             break;
-        }
+        };
         assert_eq!(out.status.signal(), Some(9), "setup killed at {at}");
         // No guest may send through an unfiltered bridge: until the
         // filter is in, the bridge is down (or not made yet).
@@ -294,14 +300,9 @@ fn setup_and_teardown_killed_at_each_step_leave_nothing_as_root() {
              && ip link set banger0 up",
         );
         let older = n.bridge_mac();
-        let out = n
-            .cmd(&["setup"])
-            .env("BANGER_NET_FAULT", at.to_string())
-            .output()
-            .unwrap();
-        if out.status.success() {
+        let Some(out) = killed_at(&n, &["setup"], at) else {
             break;
-        }
+        };
         points.push(String::from_utf8_lossy(&out.stderr).into_owned());
         let ctx = format!("setup of an older bridge killed at {at}");
         assert_eq!(out.status.signal(), Some(9), "{ctx}");
@@ -329,14 +330,9 @@ fn setup_and_teardown_killed_at_each_step_leave_nothing_as_root() {
         n.ok(&["pool", "fill"]);
         n.ok(&["tap", "acquire", "--vm", "web"]);
         n.ok(&["nat", "enable", "--vm", "web", "--uplink", "lo"]);
-        let out = n
-            .cmd(&["teardown", "--force"])
-            .env("BANGER_NET_FAULT", at.to_string())
-            .output()
-            .unwrap();
-        if out.status.success() {
+        let Some(out) = killed_at(&n, &["teardown", "--force"], at) else {
             break;
-        }
+        };
         assert_eq!(out.status.signal(), Some(9), "teardown killed at {at}");
         // gc finishes it: nothing of banger's is left.
         n.ok(&["gc"]);
